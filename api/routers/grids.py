@@ -1,0 +1,71 @@
+"""Grids of a plan, as GeoJSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+
+from api.deps import get_store
+from gridgeo.errors import InvalidCoordinates, NotFound
+from gridgeo.store import Store, schema
+
+router = APIRouter(prefix="/v1/grids", tags=["grids"])
+
+GEOJSON = "application/geo+json"
+
+
+def _bbox(value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = [float(v) for v in value.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
+        raise InvalidCoordinates(f"bbox {value!r} must be min_lon,min_lat,max_lon,max_lat")
+    return parts
+
+
+def _feature_collection(frame, **meta) -> Response:
+    frame = frame.drop(columns=["plan_id"], errors="ignore")
+    body = json.loads(frame.to_json(drop_id=True)) if len(frame) else {"type": "FeatureCollection", "features": []}
+    body.update(meta)
+    return Response(json.dumps(body, ensure_ascii=False), media_type=GEOJSON)
+
+
+@router.get("", summary="Grids of the plan in force, as GeoJSON",
+            responses={200: {"content": {GEOJSON: {}}}})
+def list_grids(
+    store: Annotated[Store, Depends(get_store)],
+    village: Annotated[str | None, Query(description="Village or community code (12 digits), or a township code prefix.")] = None,
+    bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (WGS84).")] = None,
+    at: Annotated[dt.date | None, Query(description="Date whose plan answers (default today).")] = None,
+    plan: Annotated[str | None, Query(description="Plan version instead of a date.")] = None,
+):
+    """A FeatureCollection of grids, with the plan version that answered."""
+    box = _bbox(bbox)
+    where = schema.grids.c.village_code.startswith(village) if village else None
+    frame = store.read("grids", at=at, plan=plan, where=where)
+    if box is not None and len(frame):
+        frame = frame.cx[box[0]:box[2], box[1]:box[3]]
+    return _feature_collection(frame, plan_version=frame.attrs.get("plan_version"))
+
+
+@router.get("/{code}", summary="One grid, as a GeoJSON Feature", responses={200: {"content": {GEOJSON: {}}}})
+def get_grid(
+    code: str,
+    store: Annotated[Store, Depends(get_store)],
+    at: Annotated[dt.date | None, Query(description="Date whose plan answers (default today).")] = None,
+    plan: Annotated[str | None, Query(description="Plan version instead of a date.")] = None,
+):
+    """The grid with this 15-digit code in the plan in force (or the one asked for)."""
+    frame = store.read("grids", at=at, plan=plan, where=schema.grids.c.code == code)
+    if len(frame) == 0:
+        raise NotFound(f"no grid {code!r} in plan {frame.attrs.get('plan_version')}")
+    feature = json.loads(frame.drop(columns=["plan_id"]).to_json(drop_id=True))["features"][0]
+    feature["properties"]["plan_version"] = frame.attrs.get("plan_version")
+    return Response(json.dumps(feature, ensure_ascii=False), media_type=GEOJSON)
