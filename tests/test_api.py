@@ -1,0 +1,83 @@
+"""The minimal HTTP API over both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import get_store
+from api.main import create_app
+from conftest import V1, V2
+from gridgeo.io import import_files
+
+
+@pytest.fixture
+def client(store, tiny):
+    import_files(store, [tiny["gpkg"], tiny["staff"], tiny["categories"]],
+                 plan_version="v1", effective_from=dt.date(2024, 1, 1))
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: store
+    with TestClient(app) as c:
+        yield c
+
+
+def test_health(client, store):
+    r = client.get("/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok" and body["database"] == store.dialect
+    assert body["plan_in_force"] == "v1" and body["schema"] == "0001"
+
+
+def test_health_reports_a_broken_database(tmp_path):
+    from gridgeo.store import Store
+
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: Store(f"sqlite:///{tmp_path / 'none.db'}")
+    r = TestClient(app).get("/health")
+    assert r.status_code == 503 and "gridgeo init" in r.json()["detail"]
+
+
+def test_docs_and_openapi(client):
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert "/v1/grids" in spec["paths"] and "/v1/grids/{code}" in spec["paths"]
+
+
+def test_grids_geojson(client):
+    r = client.get("/v1/grids")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")
+    fc = r.json()
+    assert fc["type"] == "FeatureCollection" and fc["plan_version"] == "v1"
+    assert [f["properties"]["code"] for f in fc["features"]] == [V1 + "001", V1 + "002", V2 + "001", V2 + "002"]
+    assert fc["features"][0]["geometry"]["type"] == "Polygon"
+    assert fc["features"][0]["properties"]["name"] == "东村一网格"
+
+
+def test_grids_filters(client):
+    assert len(client.get("/v1/grids", params={"village": V2}).json()["features"]) == 2
+    # A bbox over the east half of V2 only.
+    got = client.get("/v1/grids", params={"bbox": "119.416,28.401,119.419,28.409"}).json()
+    assert [f["properties"]["code"] for f in got["features"]] == [V2 + "002"]
+    # Before the plan took effect nothing answers.
+    before = client.get("/v1/grids", params={"at": "2023-06-01"}).json()
+    assert before["features"] == [] and before["plan_version"] is None
+
+
+def test_bad_bbox_is_a_problem(client):
+    r = client.get("/v1/grids", params={"bbox": "1,2,3"})
+    assert r.status_code == 422
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "bbox" in r.json()["detail"]
+
+
+def test_one_grid_and_404(client):
+    r = client.get(f"/v1/grids/{V1}002")
+    assert r.status_code == 200
+    assert r.json()["properties"]["households"] == 2 and r.json()["properties"]["plan_version"] == "v1"
+    r = client.get("/v1/grids/331124201201999")
+    assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"
+    r = client.get("/v1/grids/x", params={"at": "not-a-date"})
+    assert r.status_code == 422 and r.json()["title"] == "invalid request"
