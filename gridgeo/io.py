@@ -8,6 +8,7 @@ then writes, in one transaction: when anything is wrong nothing is written and
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -612,9 +613,12 @@ def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = No
         kwargs = {"layer": layer} if fmt == "GPKG" and layer else {}
         if fmt == "GPKG" and path.exists():
             kwargs["append"] = False
-        if fmt == "ESRI Shapefile":
-            kwargs["encoding"] = "UTF-8"
-        pyogrio.write_dataframe(frame, path, driver=fmt, **kwargs)
+        with warnings.catch_warnings():
+            if fmt == "ESRI Shapefile":
+                kwargs["encoding"] = "UTF-8"
+                # Field names are cut to 10 characters; the importer maps them back.
+                warnings.filterwarnings("ignore", message="Normalized/laundered field name")
+            pyogrio.write_dataframe(frame, path, driver=fmt, **kwargs)
     return path
 
 
