@@ -154,3 +154,21 @@ def tiny(tmp_path):
     )
     return {"gpkg": path, "staff": staff, "categories": categories, "divisions": div,
             "grids": grids, "households": households, "dir": tmp_path}
+
+
+@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def sample_store(request, tmp_path_factory):
+    """The sample township loaded once per session on each database; treat it as read-only."""
+    from gridgeo.sample import load_sample
+
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path_factory.mktemp('sample') / 'sample.db'}")
+        s.migrate()
+    else:
+        s = Store(request.getfixturevalue("pg_url"))
+        _truncate(s)
+    load_sample(s)
+    yield s
+    if request.param == "postgresql":
+        _truncate(s)
+    s.close()

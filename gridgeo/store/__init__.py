@@ -170,7 +170,7 @@ class Store:
             )
             .select_from(plans.outerjoin(g, g.c.plan_id == plans.c.id))
             .group_by(plans.c.id)
-            .order_by(plans.c.effective_from, plans.c.id)
+            .order_by(plans.c.effective_from.asc().nulls_last(), plans.c.id)
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
