@@ -18,6 +18,7 @@ def create_app() -> FastAPI:
     problems.install(app)
     app.include_router(health.router)
     app.include_router(grids.router)
+    # -- further routers, one line each --
     return app
 
 

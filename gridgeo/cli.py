@@ -270,5 +270,9 @@ def serve(
                 log_level="info")
 
 
+# -- commands defined in their own modules register here, one line each -----------------
+# (each module holds the commands of one capability: locate, plan, events, report, map ...)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
