@@ -270,8 +270,24 @@ def serve(
                 log_level="info")
 
 
-# -- commands defined in their own modules register here, one line each -----------------
-# (each module holds the commands of one capability: locate, plan, events, report, map ...)
+# -- commands defined in their own modules ---------------------------------------------
+# Core capabilities (locate, plan, events, report ...) register from gridgeo modules, one
+# line each below. Layers above the core (maps) register through the "gridgeo.cli" entry
+# point group, so that the core never imports them.
+_CORE_COMMANDS: list[str] = []
+
+
+def _register_commands() -> None:
+    import importlib
+    from importlib.metadata import entry_points
+
+    for module in _CORE_COMMANDS:
+        importlib.import_module(module).register(app)
+    for ep in entry_points(group="gridgeo.cli"):
+        ep.load()(app)
+
+
+_register_commands()
 
 
 if __name__ == "__main__":  # pragma: no cover
