@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI  # noqa: F401  (the type of what create_app returns)
+from fastapi_offline import FastAPIOffline
 
 from api import problems
 from api.routers import grids, health
@@ -10,7 +11,9 @@ from gridgeo import __version__
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with no
+    # network, like everything else gridgeo shows.
+    app = FastAPIOffline(
         title="gridgeo",
         version=__version__,
         description="Grid management for grassroots governance (网格化管理): grids, lookups, events.",

@@ -81,3 +81,14 @@ def test_one_grid_and_404(client):
     assert r.status_code == 404 and r.json()["type"] == "/problems/not-found"
     r = client.get("/v1/grids/x", params={"at": "not-a-date"})
     assert r.status_code == 422 and r.json()["title"] == "invalid request"
+
+
+def test_docs_need_no_network(client):
+    """The docs page loads its scripts from this server, not from a CDN."""
+    html = client.get("/docs").text
+    assert "cdn.jsdelivr" not in html and "unpkg" not in html
+    import re
+
+    for src in re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html):
+        assert src.startswith("/"), src
+        assert client.get(src).status_code == 200, src
