@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI  # noqa: F401  (the type of what create_app returns)
+from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import problems
