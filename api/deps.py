@@ -9,6 +9,14 @@ from gridgeo.store import Store
 
 
 @lru_cache(maxsize=1)
-def get_store() -> Store:
-    """The process-wide store, opened on first use from ``GRIDGEO_DATABASE_URL``."""
+def _open_store() -> Store:
     return Store(get_settings().database_url)
+
+
+async def get_store() -> Store:
+    """The process-wide store, opened on first use from ``GRIDGEO_DATABASE_URL``.
+
+    A coroutine on purpose: FastAPI runs plain-function dependencies in a thread pool,
+    which costs more than the lookups it would serve.
+    """
+    return _open_store()

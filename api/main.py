@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.routers import grids, health
+from api.routers import grids, health, lookup
 from gridgeo import __version__
 
 
@@ -22,6 +22,7 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(grids.router)
     # -- further routers, one line each --
+    app.include_router(lookup.router)
     return app
 
 

@@ -15,6 +15,7 @@ from gridgeo.errors import (
     StoreError,
     UnknownCRS,
 )
+from gridgeo.locate import LocateResult, Locator, locate_frame
 
 __version__ = "0.1.0"
 
@@ -24,9 +25,12 @@ __all__ = [
     "ImportFailed",
     "InvalidCoordinates",
     "InvalidGeometry",
+    "LocateResult",
+    "Locator",
     "NotFound",
     "OutsideJurisdiction",
     "StoreError",
     "UnknownCRS",
     "__version__",
+    "locate_frame",
 ]

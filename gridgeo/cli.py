@@ -254,6 +254,7 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL for more than one).")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
 ) -> None:
     """Serve the HTTP API (docs at /docs) with uvicorn."""
     import uvicorn
@@ -267,14 +268,16 @@ def serve(
     if workers > 1 and url.startswith("sqlite"):
         err.print("[yellow]warning:[/yellow] several workers on SQLite serialise their writes; use PostgreSQL")
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, reload=reload,
-                log_level="info")
+                log_level="info", access_log=access_log)
 
 
 # -- commands defined in their own modules ---------------------------------------------
 # Core capabilities (locate, plan, events, report ...) register from gridgeo modules, one
 # line each below. Layers above the core (maps) register through the "gridgeo.cli" entry
 # point group, so that the core never imports them.
-_CORE_COMMANDS: list[str] = []
+_CORE_COMMANDS: list[str] = [
+    "gridgeo.cli_locate",
+]
 
 
 def _register_commands() -> None:
@@ -284,11 +287,13 @@ def _register_commands() -> None:
     for module in _CORE_COMMANDS:
         importlib.import_module(module).register(app)
     for ep in entry_points(group="gridgeo.cli"):
-        ep.load()(app)
+        try:
+            register = ep.load()
+        except ImportError as exc:  # a plugin that is not installed must not take the CLI down
+            err.print(f"[yellow]warning:[/yellow] command plugin {ep.name!r} not loaded: {exc}")
+            continue
+        register(app)
 
 
 _register_commands()
 
-
-if __name__ == "__main__":  # pragma: no cover
-    app()

@@ -24,6 +24,10 @@ class Settings(BaseSettings):
     area_tolerance_m2: float = 1.0
     #: Distance, in metres, within which a point outside every grid is snapped to one.
     snap_tolerance_m: float = 50.0
+    #: Staffing rule of the planner: one grid worker per this many households (rounded up).
+    households_per_worker: int = 200
+    #: Where built indexes (locators) are saved so that new workers load them.
+    cache_dir: Path = Path(".gridgeo-cache")
     #: Echo SQL statements (debugging).
     echo_sql: bool = False
 

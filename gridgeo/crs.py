@@ -99,9 +99,8 @@ def _china():
 
 def in_china(lon, lat) -> np.ndarray:
     """Whether each point lies in mainland China (see the module notes for the outline)."""
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    inside = np.zeros(np.broadcast(lon, lat).shape, dtype=bool)
+    lon, lat = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    inside = np.zeros(lon.shape, dtype=bool)
     finite = np.isfinite(lon) & np.isfinite(lat)
     # A bounding box test first: most callers pass points that are all far inside or far out.
     box = finite & (lon > 72.0) & (lon < 137.0) & (lat > 17.0) & (lat < 55.0)
@@ -218,8 +217,10 @@ def convert(lon, lat, src: str, dst: str) -> tuple[np.ndarray, np.ndarray]:
         return lon, lat
     # The offset applies where the WGS84 position is in China. Going forward that is the
     # input; going back it is the result, so the inverse is computed for every finite
-    # point first and undone where its result falls outside: round trips stay exact even
-    # near the outline.
+    # point first and undone where its result falls outside. Round trips are exact for
+    # points inside the outline; within about a kilometre of it GCJ-02 is not one-to-one
+    # (a point just outside and its shifted neighbour just inside share one image), and
+    # the shifted one is taken.
     finite = np.isfinite(lon) & np.isfinite(lat)
     i, j = _ORDER.index(src), _ORDER.index(dst)
     stepdir = 1 if j > i else -1

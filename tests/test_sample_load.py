@@ -63,7 +63,7 @@ def test_init_sample_then_serve(tmp_path):
     assert "holds data already" in r.output
     port = _free_port()
     env = dict(os.environ, GRIDGEO_DATABASE_URL=db)
-    proc = subprocess.Popen([sys.executable, "-m", "gridgeo.cli", "serve", "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "gridgeo", "serve", "--port", str(port)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{port}"

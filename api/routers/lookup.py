@@ -1,0 +1,148 @@
+"""Point-in-grid lookups: one point (GET) or up to 100,000 (POST)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from functools import lru_cache
+from typing import Annotated, Any
+
+import numpy as np
+from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.deps import get_store
+from gridgeo.errors import GridgeoError, InvalidCoordinates
+from gridgeo.lookup import MAX_BATCH, Lookup
+from gridgeo.store import Store
+
+router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
+
+
+class BatchTooLarge(GridgeoError):
+    status = 413
+    code = "batch-too-large"
+
+
+class MalformedBody(GridgeoError):
+    status = 422
+    code = "malformed-body"
+
+
+@lru_cache(maxsize=8)
+def _lookup_for(store: Store) -> Lookup:
+    return Lookup(store)
+
+
+async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
+    """One Lookup (and so one set of locators) per store and process."""
+    return _lookup_for(store)
+
+
+def _json(body: Any) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False, allow_nan=False), media_type="application/json")
+
+
+@router.get("", summary="Which grid holds a point")
+async def lookup_one(
+    lookup: Annotated[Lookup, Depends(get_lookup)],
+    lon: Annotated[float, Query(description="Longitude in degrees.")],
+    lat: Annotated[float, Query(description="Latitude in degrees.")],
+    crs: Annotated[str, Query(description="wgs84, cgcs2000, gcj02 or bd09.")] = "wgs84",
+    at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date (default today).")] = None,
+):
+    """The grid, village, township and staff for a point, with the plan version that
+    answered. A point within the snapping tolerance (50 m) of a grid is snapped to it and
+    says so. 404 outside the jurisdiction; 422 for NaN, out-of-range or swapped
+    coordinates and unknown coordinate systems."""
+    return Response(lookup.one_json(lon, lat, crs=crs, at=at), media_type="application/json")
+
+
+_BATCH_EXAMPLES = {
+    "points": {"summary": "Pairs", "value": {"crs": "gcj02", "points": [[119.45, 28.44], [119.46, 28.45]]}},
+    "columns": {"summary": "Columns", "value": {"lon": [119.45, 119.46], "lat": [28.44, 28.45]}},
+    "geojson": {
+        "summary": "GeoJSON",
+        "value": {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": {"id": "a"}, "geometry": {"type": "Point", "coordinates": [119.45, 28.44]}}]},
+    },
+}
+
+
+def _parse_batch(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list | None]:
+    """(lon, lat, crs, feature ids) from one of the three accepted shapes."""
+    if not isinstance(body, dict):
+        raise MalformedBody("the body must be a JSON object: {points: [[lon, lat], ...]}, "
+                            "{lon: [...], lat: [...]} or a GeoJSON FeatureCollection")
+    crs = body.get("crs")
+    if isinstance(crs, dict):  # GeoJSON-style {"type": "name", "properties": {"name": ...}}
+        crs = (crs.get("properties") or {}).get("name")
+    ids = None
+    if body.get("type") == "FeatureCollection":
+        feats = body.get("features")
+        if not isinstance(feats, list):
+            raise MalformedBody("a FeatureCollection needs a features array")
+        _check_size(len(feats))
+        coords = []
+        ids = []
+        for i, f in enumerate(feats):
+            geom = f.get("geometry") if isinstance(f, dict) else None
+            if not isinstance(geom, dict) or geom.get("type") != "Point" or not _pair(geom.get("coordinates")):
+                raise MalformedBody(f"features[{i}]: each feature must have a Point geometry")
+            coords.append(geom["coordinates"][:2])
+            ids.append(f.get("id", (f.get("properties") or {}).get("id")))
+        arr = np.asarray(coords, dtype=float).reshape(-1, 2)
+        return arr[:, 0], arr[:, 1], crs, ids
+    if "points" in body:
+        pts = body["points"]
+        if not isinstance(pts, list):
+            raise MalformedBody("points must be an array of [lon, lat] pairs")
+        _check_size(len(pts))
+        if not all(_pair(p) for p in pts):
+            bad = next(i for i, p in enumerate(pts) if not _pair(p))
+            raise MalformedBody(f"points[{bad}] is not a [lon, lat] pair of numbers")
+        arr = np.asarray([p[:2] for p in pts], dtype=float).reshape(-1, 2)
+        return arr[:, 0], arr[:, 1], crs, None
+    if "lon" in body and "lat" in body:
+        lon, lat = body["lon"], body["lat"]
+        if not isinstance(lon, list) or not isinstance(lat, list) or len(lon) != len(lat):
+            raise MalformedBody("lon and lat must be arrays of the same length")
+        _check_size(len(lon))
+        try:
+            return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), crs, None
+        except (TypeError, ValueError):
+            raise MalformedBody("lon and lat must hold numbers") from None
+    raise MalformedBody("give points: [[lon, lat], ...], lon and lat arrays, or a GeoJSON FeatureCollection")
+
+
+def _pair(p) -> bool:
+    return (isinstance(p, (list, tuple)) and len(p) >= 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p[:2]))
+
+
+def _check_size(n: int) -> None:
+    if n > MAX_BATCH:
+        raise BatchTooLarge(f"{n:,} points in one request; the limit is {MAX_BATCH:,}")
+
+
+@router.post("", summary="Which grids hold many points (up to 100,000)")
+async def lookup_many(
+    request: Request,
+    lookup: Annotated[Lookup, Depends(get_lookup)],
+    crs: Annotated[str | None, Query(description="Coordinate system, if the body does not say it.")] = None,
+    at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date.")] = None,
+    body: Annotated[dict | None, Body(openapi_examples=_BATCH_EXAMPLES)] = None,
+):
+    """Results in input order: grid code and name, village, township, snapped, distance_m
+    and why a point found no grid (outside, invalid, swapped). The body is
+    ``{"points": [[lon, lat], ...]}``, ``{"lon": [...], "lat": [...]}`` or a GeoJSON
+    FeatureCollection of points; ``crs`` may be given in the body or the query."""
+    lon, lat, body_crs, ids = _parse_batch(body)
+    frame = lookup.many(lon, lat, crs=body_crs or crs or "wgs84", at=at)
+    frame["distance_m"] = frame["distance_m"].round(2)
+    records = json.loads(frame.to_json(orient="records", force_ascii=False))
+    if ids is not None:
+        for rec, fid in zip(records, ids):
+            rec["id"] = fid
+    return _json({"plan_version": frame.attrs["plan_version"], "count": len(records),
+                  "located": int((~frame["outside"]).sum()), "results": records})

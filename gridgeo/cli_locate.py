@@ -1,0 +1,103 @@
+"""``gridgeo locate``: add grid codes to a file of points."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Optional
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import typer
+
+_CHUNK = 200_000
+
+
+def _read_points(path: Path, lon: str, lat: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str | None]:
+    """The rows, their lon/lat, and the CRS the file declares (spatial formats)."""
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        for col in (lon, lat):
+            if col not in frame:
+                raise typer.BadParameter(f"{path}: no column {col!r} (use --lon/--lat)", param_hint="INPUT")
+        x = pd.to_numeric(frame[lon].replace("", None), errors="coerce").to_numpy(float)
+        y = pd.to_numeric(frame[lat].replace("", None), errors="coerce").to_numpy(float)
+        return frame, x, y, None
+    if suffix in (".parquet", ".geoparquet"):
+        frame = gpd.read_parquet(path)
+    elif suffix in (".gpkg", ".geojson", ".json", ".shp"):
+        frame = pyogrio.read_dataframe(path)
+    else:
+        raise typer.BadParameter(f"{path}: use .csv, .parquet, .gpkg, .geojson or .shp", param_hint="INPUT")
+    declared = None
+    if frame.crs is not None:
+        epsg = frame.crs.to_epsg()
+        if epsg not in (4326, 4490):
+            frame = frame.to_crs(4326)
+        declared = "wgs84"
+    geoms = frame.geometry.to_numpy()
+    import shapely
+
+    if len(geoms) and not (shapely.get_type_id(geoms[~shapely.is_missing(geoms)]) == 0).all():
+        raise typer.BadParameter(f"{path}: the layer must hold points", param_hint="INPUT")
+    return frame, shapely.get_x(geoms), shapely.get_y(geoms), declared
+
+
+def locate(
+    input: Annotated[Path, typer.Argument(help="Points: CSV (lon/lat columns), GeoParquet or GeoPackage/GeoJSON/Shapefile.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output file; same formats, from its suffix.")],
+    crs: Annotated[Optional[str], typer.Option(help="CRS of the coordinates: wgs84, cgcs2000, gcj02, bd09. CSV needs it; it overrides a file's own.")] = None,
+    at: Annotated[Optional[str], typer.Option(help="Use the plan in force on this date (default today).")] = None,
+    lon: Annotated[str, typer.Option(help="Longitude column of a CSV.")] = "lon",
+    lat: Annotated[str, typer.Option(help="Latitude column of a CSV.")] = "lat",
+    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database URL.", envvar="GRIDGEO_DATABASE_URL")] = None,
+) -> None:
+    """Locate every point in INPUT and write it with grid_code, grid_name, village_code,
+    village_name, snapped, distance_m and outside / invalid / swapped flags."""
+    from gridgeo.cli import _fail, _progress, _store, err, out as console
+    from gridgeo.errors import GridgeoError
+    from gridgeo.lookup import Lookup
+
+    when = None
+    if at:
+        try:
+            when = dt.date.fromisoformat(at)
+        except ValueError:
+            raise typer.BadParameter(f"{at!r} is not a date like 2026-01-31", param_hint="--at") from None
+    try:
+        frame, x, y, declared = _read_points(input, lon, lat)
+        src = crs or declared
+        if src is None:
+            raise typer.BadParameter(f"{input} declares no coordinate system: pass --crs", param_hint="--crs")
+        lookup = Lookup(_store(database))
+        n = len(frame)
+        steps = max(1, -(-n // _CHUNK))
+        parts = []
+        with _progress(steps + 1, "locating") as step:
+            for start in range(0, max(n, 1), _CHUNK):
+                parts.append(lookup.many(x[start:start + _CHUNK], y[start:start + _CHUNK], crs=src, at=when))
+                step(f"located {min(start + _CHUNK, n):,} of {n:,}")
+        result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        plan = parts[0].attrs.get("plan_version") if parts else None
+        keep = ["grid_code", "grid_name", "village_code", "village_name", "snapped", "distance_m",
+                "outside", "invalid", "swapped"]
+        result.index = frame.index
+        merged = frame.drop(columns=[c for c in keep if c in frame.columns]).join(result[keep])
+        from gridgeo.io import write_frame
+
+        write_frame(merged, out)
+    except GridgeoError as exc:
+        _fail(exc)
+    located = int((~result["outside"]).sum()) if n else 0
+    console.print(f"{n:,} points, {located:,} in a grid ({int(result['snapped'].sum()) if n else 0:,} snapped), "
+                  f"{n - located:,} outside; plan {plan} -> {out}")
+    if n and result["invalid"].any():
+        err.print(f"{int(result['invalid'].sum()):,} points have invalid coordinates "
+                  f"({int(result['swapped'].sum()):,} look swapped)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(locate)

@@ -1,0 +1,251 @@
+"""Lookups against the store, the lookup API and `gridgeo locate`, on both databases."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from api.deps import get_store
+from api.main import create_app
+from api.routers.lookup import _lookup_for
+from conftest import D, V1, V2, X0, Y0
+from gridgeo.cli import app as cli
+from gridgeo.crs import convert
+from gridgeo.errors import InvalidCoordinates, OutsideJurisdiction
+from gridgeo.io import import_files
+from gridgeo.lookup import MAX_BATCH, Lookup
+
+M_PER_DEG_LON = 111_320 * math.cos(math.radians(Y0 + D / 2))
+
+
+@pytest.fixture
+def loaded(store, tiny):
+    import_files(store, [tiny["gpkg"], tiny["staff"], tiny["categories"]],
+                 plan_version="v1", effective_from=dt.date(2024, 1, 1))
+    return store
+
+
+@pytest.fixture
+def lookup(loaded, tmp_path):
+    return Lookup(loaded, cache_dir=tmp_path / "cache")
+
+
+@pytest.fixture
+def client(loaded):
+    _lookup_for.cache_clear()
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: loaded
+    with TestClient(app) as c:
+        yield c
+
+
+def test_one_point_with_its_village_township_and_staff(lookup):
+    got = lookup.one(X0 + 0.002, Y0 + 0.005)
+    assert got["grid"]["code"] == V1 + "001" and got["grid"]["name"] == "东村一网格"
+    assert got["village"] == {"code": V1, "name": "东村"}
+    assert got["township"] == {"code": "331124201", "name": "测试乡"}
+    assert got["staff"]["grid_head"]["name"] == "张三"
+    assert [w["name"] for w in got["staff"]["workers"]] == ["李四"]
+    assert got["staff"]["instructor"]["name"] == "王五"
+    assert got["plan_version"] == "v1" and got["snapped"] is False and got["distance_m"] == 0
+    # A grid with no staff says so rather than failing.
+    east = lookup.one(X0 + 0.018, Y0 + 0.005)
+    assert east["grid"]["code"] == V2 + "002"
+    assert east["staff"] == {"grid_head": None, "workers": [], "instructor": None}
+
+
+def test_shared_edge_goes_to_one_grid_always_the_same(lookup):
+    # On the edge between V1 001 and V1 002: the grid east of it (the locator's rule).
+    x = X0 + D / 2
+    assert lookup.one(x, Y0 + 0.004)["grid"]["code"] == V1 + "002"
+    many = lookup.many(np.full(3, x), np.array([Y0 + 0.001, Y0 + 0.004, Y0 + 0.009]))
+    assert list(many["grid_code"]) == [V1 + "002"] * 3
+
+
+def test_snapping_and_outside(lookup):
+    lat = Y0 + 0.005
+    near = lookup.one(X0 - 20 / M_PER_DEG_LON, lat)
+    assert near["snapped"] and near["grid"]["code"] == V1 + "001"
+    assert abs(near["distance_m"] - 20) < 0.5
+    with pytest.raises(OutsideJurisdiction, match="50 m"):
+        lookup.one(X0 - 200 / M_PER_DEG_LON, lat)
+    tight = Lookup(lookup.store, cache_dir=None, tolerance=10)
+    with pytest.raises(OutsideJurisdiction):
+        tight.one(X0 - 20 / M_PER_DEG_LON, lat)
+
+
+def test_invalid_and_swapped(lookup):
+    for lon, lat in [(math.nan, 28.4), (math.inf, 28.4), (200.0, 28.4), (119.4, 95.0)]:
+        with pytest.raises(InvalidCoordinates):
+            lookup.one(lon, lat)
+    with pytest.raises(InvalidCoordinates, match="swapped"):
+        lookup.one(Y0 + 0.005, X0 + 0.002)
+
+
+def test_gcj02_and_bd09_input(lookup):
+    lon, lat = X0 + 0.013, Y0 + 0.004
+    for name in ("gcj02", "bd09"):
+        glon, glat = convert(lon, lat, "wgs84", name)
+        assert lookup.one(float(glon), float(glat), crs=name)["grid"]["code"] == V2 + "001"
+    # Taken as WGS84, the GCJ-02 coordinates land ~500 m away, in the wrong grid.
+    glon, glat = convert(lon, lat, "wgs84", "gcj02")
+    assert 300 < (float(glon) - lon) * M_PER_DEG_LON < 700
+    assert lookup.one(float(glon), float(glat))["grid"]["code"] == V2 + "002"
+
+
+def test_versioned_lookup_says_which_plan_answered(lookup, tiny):
+    # Plan v2, from 2026-01-01: each village is a single grid.
+    merged = tiny["grids"].dissolve("village_code", as_index=False)
+    merged = merged.assign(code=merged["village_code"] + "001", name=["东村网格", "西村网格"], kind="basic")
+    path = tiny["dir"] / "grids_v2.gpkg"
+    merged[["code", "name", "village_code", "kind", "geometry"]].to_file(path, layer="grids")
+    import_files(lookup.store, [path], plan_version="v2", effective_from=dt.date(2026, 1, 1))
+    pt = (X0 + 0.007, Y0 + 0.005)
+    old = lookup.one(*pt, at=dt.date(2025, 12, 31))
+    new = lookup.one(*pt, at=dt.date(2026, 1, 1))
+    assert (old["plan_version"], old["grid"]["code"]) == ("v1", V1 + "002")
+    assert (new["plan_version"], new["grid"]["code"]) == ("v2", V1 + "001")
+    with pytest.raises(OutsideJurisdiction, match="no grid plan is in force on 2023-01-01"):
+        lookup.one(*pt, at=dt.date(2023, 1, 1))
+
+
+def test_many_is_vectorised_and_flags_why(lookup):
+    lon = np.array([X0 + 0.002, X0 + 0.013, X0 - 0.5, math.nan, Y0 + 0.005])
+    lat = np.array([Y0 + 0.005, Y0 + 0.004, Y0, 28.4, X0 + 0.002])
+    got = lookup.many(lon, lat)
+    assert list(got["grid_code"]) == [V1 + "001", V2 + "001", None, None, None]
+    assert list(got["village_name"][:2]) == ["东村", "西村"]
+    assert list(got["outside"]) == [False, False, True, True, True]
+    assert list(got["invalid"]) == [False, False, False, True, True]  # lat 119.4 is out of range
+    assert list(got["swapped"]) == [False, False, False, False, True]
+    assert got.attrs["plan_version"] == "v1"
+
+
+def test_locator_is_cached_on_disk_for_new_workers(lookup, tmp_path):
+    lookup.one(X0 + 0.002, Y0 + 0.005)
+    files = list((tmp_path / "cache").glob("locator-v1-*.npz"))
+    assert len(files) == 1
+    fresh = Lookup(lookup.store, cache_dir=tmp_path / "cache")
+    plan = fresh.plan_at()
+    loc = fresh.locator(plan)
+    assert loc.plan == "v1" and len(loc) == 4
+    assert fresh.one(X0 + 0.002, Y0 + 0.005)["grid"]["code"] == V1 + "001"
+
+
+# -- the HTTP API ---------------------------------------------------------------------
+
+
+def test_get_lookup(client):
+    r = client.get("/v1/lookup", params={"lon": X0 + 0.002, "lat": Y0 + 0.005})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["grid"]["code"] == V1 + "001" and body["plan_version"] == "v1"
+    assert body["village"]["name"] == "东村" and body["staff"]["grid_head"]["name"] == "张三"
+
+
+@pytest.mark.parametrize(
+    ("params", "status", "type_", "words"),
+    [
+        ({"lon": X0 - 0.5, "lat": Y0}, 404, "outside-jurisdiction", "no grid of plan"),
+        ({"lon": "nan", "lat": Y0}, 422, "invalid-coordinates", ""),
+        ({"lon": 200, "lat": Y0}, 422, "invalid-coordinates", ""),
+        ({"lon": Y0 + 0.005, "lat": X0 + 0.002}, 422, "invalid-coordinates", "swapped"),
+        ({"lon": X0, "lat": Y0, "crs": "mars"}, 422, "unknown-crs", "mars"),
+        ({"lon": "east", "lat": Y0}, 422, "invalid-request", "lon"),
+        ({"lat": Y0}, 422, "invalid-request", "lon"),
+        ({"lon": X0 + 0.002, "lat": Y0 + 0.005, "at": "2020-01-01"}, 404, "outside-jurisdiction", "no grid plan"),
+    ],
+)
+def test_get_lookup_errors_are_problems(client, params, status, type_, words):
+    r = client.get("/v1/lookup", params=params)
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["type"] == f"/problems/{type_}" and words in body["detail"]
+
+
+def test_post_lookup_shapes(client):
+    pts = [[X0 + 0.002, Y0 + 0.005], [X0 + 0.013, Y0 + 0.004], [X0 - 0.5, Y0]]
+    a = client.post("/v1/lookup", json={"points": pts}).json()
+    b = client.post("/v1/lookup", json={"lon": [p[0] for p in pts], "lat": [p[1] for p in pts]}).json()
+    fc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": f"p{i}", "properties": {}, "geometry": {"type": "Point", "coordinates": p}}
+        for i, p in enumerate(pts)]}
+    c = client.post("/v1/lookup", json=fc).json()
+    for body in (a, b, c):
+        assert body["plan_version"] == "v1" and body["count"] == 3 and body["located"] == 2
+        assert [r["grid_code"] for r in body["results"]] == [V1 + "001", V2 + "001", None]
+    assert [r["id"] for r in c["results"]] == ["p0", "p1", "p2"]
+    gcj = np.column_stack(convert(np.array(pts)[:2, 0], np.array(pts)[:2, 1], "wgs84", "gcj02")).tolist()
+    d = client.post("/v1/lookup", params={"crs": "gcj02"}, json={"points": gcj}).json()
+    assert [r["grid_code"] for r in d["results"]] == [V1 + "001", V2 + "001"]
+
+
+def test_post_lookup_refuses_bad_bodies(client):
+    r = client.post("/v1/lookup", json={"points": [[X0, Y0]] * (MAX_BATCH + 1)})
+    assert r.status_code == 413 and "100,000" in r.json()["detail"]
+    for body, words in [
+        ({"points": [[X0, "north"]]}, "points[0]"),
+        ({"lon": [1, 2], "lat": [1]}, "same length"),
+        ({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon"}}]}, "features[0]"),
+        ({"nothing": 1}, "give points"),
+        ([1, 2], "body"),
+    ]:
+        r = client.post("/v1/lookup", json=body)
+        assert r.status_code == 422, (body, r.text)
+        assert words in r.json()["detail"]
+
+
+def test_post_lookup_of_the_sample(sample_store):
+    _lookup_for.cache_clear()
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: sample_store
+    households = sample_store.read("households")
+    with TestClient(app) as c:
+        body = c.post("/v1/lookup", json={"lon": households.geometry.x.tolist(),
+                                           "lat": households.geometry.y.tolist()}).json()
+    assert body["count"] == len(households) == body["located"]
+    got = pd.Series([r["village_code"] for r in body["results"]])
+    assert (got.to_numpy() == households["village_code"].to_numpy()).all()
+
+
+# -- the CLI --------------------------------------------------------------------------
+
+
+def test_locate_command_csv_gcj02(loaded, tmp_path):
+    url = loaded.url
+    lon, lat = convert(np.array([X0 + 0.002, X0 + 0.013, X0 - 0.5]), np.array([Y0 + 0.005, Y0 + 0.004, Y0]),
+                       "wgs84", "gcj02")
+    src = tmp_path / "points.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "lon": lon, "lat": lat}).to_csv(src, index=False)
+    out = tmp_path / "located.csv"
+    r = CliRunner().invoke(cli, ["locate", str(src), "--crs", "gcj02", "--out", str(out), "--database", url])
+    assert r.exit_code == 0, r.output
+    assert "3 points, 2 in a grid" in r.output
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(got["id"]) == ["a", "b", "c"]
+    assert list(got["grid_code"]) == [V1 + "001", V2 + "001", ""]
+    assert list(got["village_name"])[:2] == ["东村", "西村"]
+    # CSV without --crs is refused: a CSV declares no coordinate system.
+    r = CliRunner().invoke(cli, ["locate", str(src), "--out", str(out), "--database", url])
+    assert r.exit_code == 2 and "--crs" in r.output
+
+
+def test_locate_command_geoparquet(loaded, tmp_path):
+    pts = gpd.GeoDataFrame({"id": [1, 2]}, geometry=[shapely.Point(X0 + 0.002, Y0 + 0.005),
+                                                       shapely.Point(X0 + 0.018, Y0 + 0.005)], crs=4326)
+    src = tmp_path / "points.parquet"
+    pts.to_parquet(src)
+    out = tmp_path / "located.gpkg"
+    r = CliRunner().invoke(cli, ["locate", str(src), "--out", str(out), "--database", loaded.url])
+    assert r.exit_code == 0, r.output
+    got = gpd.read_file(out)
+    assert list(got["grid_code"]) == [V1 + "001", V2 + "002"] and got.crs.to_epsg() == 4326
