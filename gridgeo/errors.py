@@ -48,10 +48,62 @@ class NotFound(GridgeoError, LookupError):
 
 
 class IllegalTransition(GridgeoError):
-    """An action not allowed in the current state."""
+    """An action not allowed in the current state.
+
+    ``state`` is the current state, ``allowed`` maps the actions allowed in it to the
+    roles that may take them.
+    """
 
     status = 409
     code = "illegal-transition"
+
+    def __init__(self, message: str = "", *, state: str | None = None, allowed: dict | None = None):
+        super().__init__(message)
+        self.state = state
+        self.allowed = allowed or {}
+
+
+class RoleNotAllowed(GridgeoError):
+    """An action the caller's role may not take (``roles`` lists those that may)."""
+
+    status = 403
+    code = "role-not-allowed"
+
+    def __init__(self, message: str = "", *, roles: list | None = None):
+        super().__init__(message)
+        self.roles = roles or []
+
+
+class StaleVersion(GridgeoError):
+    """An update based on an old version of a record (optimistic concurrency)."""
+
+    status = 409
+    code = "stale-version"
+
+    def __init__(self, message: str = "", *, current: int | None = None):
+        super().__init__(message)
+        self.current = current
+
+
+class InvalidEvent(GridgeoError, ValueError):
+    """An event (or an action's data) that cannot be taken: unknown category, bad value."""
+
+    status = 422
+    code = "invalid-event"
+
+
+class VersionRequired(GridgeoError):
+    """An update that does not say which version of the record it is based on."""
+
+    status = 428
+    code = "version-required"
+
+
+class IdempotencyKeyReused(GridgeoError):
+    """An Idempotency-Key sent again with a different request."""
+
+    status = 422
+    code = "idempotency-key-reused"
 
 
 class StoreError(GridgeoError):
@@ -79,3 +131,41 @@ class ImportFailed(GridgeoError):
         head = "; ".join(str(p) for p in errors[:5])
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         super().__init__(f"{len(errors)} error(s), nothing was written: {head}{more}")
+
+
+class InfeasibleBand(GridgeoError):
+    """A workload band (or a number of grids) that some village cannot meet; says which and why.
+
+    Attributes
+    ----------
+    reasons : list of str
+        One line per village (or village part) that cannot be divided as asked.
+    """
+
+    status = 422
+    code = "infeasible-band"
+
+    def __init__(self, reasons: list[str]):
+        self.reasons = list(reasons)
+        head = "; ".join(self.reasons[:5])
+        more = f" (and {len(self.reasons) - 5} more)" if len(self.reasons) > 5 else ""
+        super().__init__(f"the band cannot be met: {head}{more}")
+
+
+class InvalidPlan(GridgeoError):
+    """A plan (or a manual edit of one) that breaks a rule; nothing was written.
+
+    Attributes
+    ----------
+    problems : list of str
+        What is wrong, one line each.
+    """
+
+    status = 422
+    code = "invalid-plan"
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        head = "; ".join(self.problems[:5])
+        more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
+        super().__init__(f"{head}{more}")

@@ -148,7 +148,20 @@ categories = Table(
     CheckConstraint("deadline_hours > 0", name="deadline"),
 )
 
-#: 事件: minimal here; the life cycle comes with the events module.
+EVENT_STATES = (
+    "reported", "reviewing", "accepted", "dispatched", "returned", "in_progress", "suspended",
+    "escalated", "resolved", "verified", "closed", "rejected",
+)
+LOCATED_BY = ("coordinates", "snapped", "address", "reporter_grid", "outside", "unlocated", "manual")
+
+
+def _in(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+#: 事件: what was reported (lon/lat/crs as reported, geometry in WGS84), how it was
+#: located, where it was routed, and where it stands in the life cycle
+#: (gridgeo.events.workflow). Columns after created_at come with migration 0002.
 events = Table(
     "events",
     metadata,
@@ -170,9 +183,85 @@ events = Table(
     Column("state", String(16), nullable=False, server_default="reported"),
     Column("version", Integer, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("photos", JSON),
+    Column("related_categories", JSON),
+    Column("located_by", String(16)),
+    Column("pos_lon", Float),  # the WGS84 position used (geometry), for range queries
+    Column("pos_lat", Float),
+    Column("plan_version", String(64)),
+    Column("locate_distance_m", Float),
+    Column("address_confidence", Float),
+    Column("address_match", Text),
+    Column("platform", String(16)),
+    Column("department", String(200)),
+    Column("route", String(16)),
+    Column("route_target", String(200)),
+    Column("route_reason", Text),
+    Column("deadline_at", UTCDateTime),
+    Column("extended_hours", Integer, nullable=False, server_default="0"),
+    Column("escalated_to", String(200)),
+    Column("reject_reason", String(32)),
+    Column("duplicate_flag", Boolean, nullable=False, server_default="0"),
+    Column("duplicate_candidates", JSON),
+    Column("duplicate_of", String(64)),
+    Column("result", Text),
+    Column("satisfaction", Integer),
+    Column("reporter_token_hash", String(64)),
+    Column("updated_at", UTCDateTime),
+    Column("resolved_at", UTCDateTime),
+    Column("closed_at", UTCDateTime),
+    CheckConstraint(f"state IN ({_in(EVENT_STATES)})", name="state"),
+    CheckConstraint(f"located_by IN ({_in(LOCATED_BY)})", name="located_by"),
+    CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),
     Index(None, "grid_code"),
     Index(None, "reported_at"),
     Index(None, "state"),
+    # Duplicate detection: same category, a band of latitude, then the rest from the index.
+    Index(None, "category_code", "pos_lat", "pos_lon", "reported_at", "state"),
+    Index(None, "platform"),
+    Index(None, "department"),
+    Index(None, "deadline_at"),
+)
+
+#: 事件处置过程: every action taken on an event, in order (``seq`` equals the event's
+#: version after the action). Append-only, like the audit log.
+event_actions = Table(
+    "event_actions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("action", String(16), nullable=False),
+    Column("actor", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("note", Text),
+    Column("data", JSON),
+    UniqueConstraint("event_id", "seq"),
+    Index(None, "action", "at"),
+)
+
+#: Last event number given out per (CST) day: codes are E + yyyymmdd + number of the day.
+event_counters = Table(
+    "event_counters",
+    metadata,
+    Column("day", String(8), primary_key=True),
+    Column("last", Integer, nullable=False),
+)
+
+#: Idempotency-Key of each intake request and the first answer, returned again on retry.
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String(255), primary_key=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("event_code", String(64)),
+    Column("status", Integer, nullable=False),
+    Column("response", Text, nullable=False),  # the JSON text of the first answer, as sent
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "created_at"),
 )
 
 #: Append-only audit log; triggers in the migration refuse UPDATE and DELETE.

@@ -1,0 +1,349 @@
+"""Events: intake, lists, one event with its history, actions, supervision, the command
+room's queues, the reporter's view and rating, and the event catalogue.
+
+Who is calling: for now the caller names its role (``X-Gridgeo-Role``) and itself
+(``X-Gridgeo-Actor``, percent-encoded for non-ASCII names) in headers, or ``role`` /
+``actor`` in an action's body. Real authentication is issue 9: it replaces
+:func:`get_caller` (``app.dependency_overrides[get_caller]`` or a new body), and
+nothing else here changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import get_store
+from api.problems import problem
+from gridgeo.errors import IllegalTransition, InvalidEvent, RoleNotAllowed, StaleVersion, VersionRequired
+from gridgeo.events import catalogue, queries
+from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
+from gridgeo.events.service import take_action
+from gridgeo.events.workflow import ACTIONS, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, ROLES, STATES
+from gridgeo.layers import PLATFORMS, SOURCES
+from gridgeo.store import Store
+
+router = APIRouter(tags=["events"])
+
+CST = dt.timezone(dt.timedelta(hours=8))
+StoreDep = Annotated[Store, Depends(get_store)]
+
+
+# -- who is calling ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The caller: a name for the history and the audit log, and a role (either may be None)."""
+
+    actor: str | None
+    role: str | None
+
+
+async def get_caller(  # a coroutine: a plain function would go through the thread pool
+    x_gridgeo_role: Annotated[str | None, Header(description=f"Caller's role: {', '.join(ROLES)}.")] = None,
+    x_gridgeo_actor: Annotated[str | None, Header(description="Caller's name (percent-encoded UTF-8).")] = None,
+) -> Caller:
+    """The caller, from headers (swapped for real authentication in issue 9)."""
+    role = x_gridgeo_role.strip() if x_gridgeo_role else None
+    actor = unquote(x_gridgeo_actor).strip() if x_gridgeo_actor else None
+    return Caller(actor or None, role or None)
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def _refusal(exc: Exception):
+    """409/403 problems that also list what is allowed (the handler in api.problems gives
+    the same type, title and detail; this adds the machine-readable lists)."""
+    if isinstance(exc, IllegalTransition):
+        return problem(409, "illegal transition", str(exc), "/problems/illegal-transition",
+                       state=exc.state, allowed_actions=exc.allowed)
+    if isinstance(exc, RoleNotAllowed):
+        return problem(403, "role not allowed", str(exc), "/problems/role-not-allowed", allowed_roles=exc.roles)
+    if isinstance(exc, StaleVersion):
+        return problem(409, "stale version", str(exc), "/problems/stale-version", current_version=exc.current)
+    raise exc
+
+
+# -- schemas at the edge ----------------------------------------------------------------
+
+
+class EventCreate(BaseModel):
+    """An event as reported. Give coordinates (in ``crs``), an address, both or neither."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "source": "app", "category_code": "ZF003", "description": "路边垃圾堆积",
+        "lon": 119.4921714, "lat": 28.4201021, "crs": "gcj02",
+        "reporter_name": "黄敏", "reporter_phone": "19944667827",
+        "photos": ["https://example.org/p/1.jpg"]}})
+
+    source: Literal[tuple(SOURCES)] = Field(description="; ".join(f"{k} {v}" for k, v in SOURCES.items()))  # type: ignore[valid-type]
+    category_code: str = Field(min_length=1, max_length=32, description="事项编码 (GET /v1/categories)")
+    reported_at: dt.datetime | None = Field(None, description="Time reported, with offset; default now.")
+    description: str | None = Field(None, max_length=4000)
+    lon: float | None = None
+    lat: float | None = None
+    crs: str | None = Field(None, description="wgs84 (default), cgcs2000, gcj02 or bd09")
+    address: str | None = Field(None, max_length=500)
+    reporter_name: str | None = Field(None, max_length=100)
+    reporter_phone: str | None = Field(None, max_length=32)
+    reporter_staff_code: str | None = Field(None, max_length=64, description="For patrols: the grid worker's code.")
+    photos: list[str] = Field(default_factory=list, max_length=20, description="Photo URLs.")
+    related_categories: list[str] = Field(default_factory=list, max_length=10,
+                                          description="Other categories the event involves.")
+    beyond_level: str | None = Field(None, max_length=500, description="Why it is beyond this level, if known.")
+
+
+class ActionIn(BaseModel):
+    """An action on an event. ``version`` (or an ``If-Match`` header) is the version the
+    caller saw; ``data`` holds the action's fields (see GET /v1/workflow)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "action": "extend", "version": 4, "note": "需等待材料", "data": {"hours": 48}}})
+
+    action: str
+    version: int | None = None
+    note: str | None = Field(None, max_length=4000)
+    data: dict[str, Any] = Field(default_factory=dict)
+    role: str | None = Field(None, description="When no X-Gridgeo-Role header is sent.")
+    actor: str | None = Field(None, max_length=100, description="When no X-Gridgeo-Actor header is sent.")
+    token: str | None = Field(None, description="The reporter's token, for the reporter role.")
+
+
+class RatingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str | None = None
+    satisfaction: int = Field(ge=1, le=5, description="1 (very dissatisfied) to 5 (very satisfied)")
+    comment: str | None = Field(None, max_length=1000)
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    platform: Literal[tuple(PLATFORMS)] | None = None  # type: ignore[valid-type]
+    department: str | None = Field(None, max_length=200)
+    deadline_hours: int | None = Field(None, gt=0)
+    major: bool | None = None
+    description: str | None = None
+
+
+# -- intake ------------------------------------------------------------------------------
+
+
+@router.post("/v1/events", status_code=201, summary="Report an event",
+             responses={201: {"description": "Stored (committed). Holds the reporter's token, shown once."},
+                        200: {"description": "Not used: a retry answers 201 with Idempotent-Replayed: true."},
+                        422: {"description": "Invalid event, or Idempotency-Key reused with another request."}},
+             openapi_extra={"parameters": [{
+                 "name": "Idempotency-Key", "in": "header", "required": False,
+                 "schema": {"type": "string", "maxLength": 255},
+                 "description": "Client-chosen key (1-255 characters); a retry with the same key and "
+                                "request returns the first answer and creates nothing."}]})
+async def create_event(body: EventCreate, store: StoreDep, caller: CallerDep, request: Request):
+    """Take in one event: locate it, route it, date its deadline, flag duplicates, and
+    commit before answering. The answer's ``reporter_token`` lets the reporter follow
+    the event (GET /v1/events/{code}/status) and rate it."""
+    if body.reported_at is not None and body.reported_at.tzinfo is None:
+        raise InvalidEvent("reported_at needs a time zone offset, e.g. 2026-03-01T09:30:00+08:00")
+    # Read from the headers directly (documented in openapi_extra): a declared header
+    # parameter costs a validation per request on the busiest endpoint.
+    idempotency_key = request.headers.get("idempotency-key")
+    ev = EventIn(**body.model_dump())
+    # Validation, location and routing are CPU work on warm caches; the write waits for
+    # the group commit without holding a thread (see gridgeo.events.batcher).
+    prepared = prepare_intake(store, ev, idempotency_key=idempotency_key, actor=caller.actor)
+    result = await asyncio.wrap_future(submit_intake(store, prepared))
+    headers = {"Location": f"/v1/events/{result.event['code']}", "ETag": f'"{result.event["version"]}"'}
+    if result.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return Response(result.json(), status_code=201, media_type="application/json", headers=headers)
+
+
+# -- reading -----------------------------------------------------------------------------
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=CST)
+    return value
+
+
+@router.get("/v1/events", summary="Events, filtered and paged")
+def list_events(
+    store: StoreDep,
+    state: Annotated[list[str] | None, Query(description=f"One or more of {', '.join(STATES)} (repeat or comma-separate).")] = None,
+    grid: Annotated[list[str] | None, Query(description="Grid code(s).")] = None,
+    village: Annotated[str | None, Query(description="Village/community code (or a prefix of grid codes).")] = None,
+    platform: Annotated[list[str] | None, Query(description=f"{', '.join(PLATFORMS)}")] = None,
+    department: Annotated[list[str] | None, Query()] = None,
+    category: Annotated[list[str] | None, Query()] = None,
+    source: Annotated[list[str] | None, Query()] = None,
+    located_by: Annotated[list[str] | None, Query(description="coordinates, snapped, address, reporter_grid, outside, unlocated, manual")] = None,
+    overdue: Annotated[bool | None, Query(description="Past the deadline and not resolved.")] = None,
+    duplicate: Annotated[bool | None, Query(description="Flagged as a possible duplicate.")] = None,
+    since: Annotated[dt.datetime | None, Query(description="Reported at or after (no offset: +08:00).")] = None,
+    until: Annotated[dt.datetime | None, Query(description="Reported before (no offset: +08:00).")] = None,
+    order: Annotated[str, Query(description="reported_at, deadline_at, updated_at or code; '-' for descending.")] = "-reported_at",
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """A page of events (``total`` counts all that match) with the links to the next page."""
+    page = queries.list_events(store, state=state, grid=grid, village=village, platform=platform,
+                               department=department, category=category, source=source,
+                               located_by=located_by, overdue=overdue, duplicate=duplicate,
+                               since=_aware(since), until=_aware(until), order=order,
+                               limit=limit, offset=offset)
+    page["next_offset"] = offset + limit if offset + limit < page["total"] else None
+    return page
+
+
+@router.get("/v1/events/{code}", summary="One event with its history")
+def get_event(code: str, store: StoreDep, response: Response):
+    """The event, its history (every action: who, role, when, note) and the actions now allowed."""
+    event = queries.get_event(store, code)
+    response.headers["ETag"] = f'"{event["version"]}"'
+    return event
+
+
+@router.post("/v1/events/{code}/actions", summary="Take an action on an event",
+             responses={403: {"description": "The role may not take this action (allowed_roles)."},
+                        409: {"description": "Illegal in this state (allowed_actions), or a stale version."},
+                        428: {"description": "No version given (body or If-Match)."}})
+def post_action(
+    code: str,
+    body: ActionIn,
+    store: StoreDep,
+    caller: CallerDep,
+    response: Response,
+    if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+):
+    """Move the event through its life cycle. The version must be the one the caller saw
+    (``version`` in the body or ``If-Match: "<version>"``): a stale one gets 409."""
+    role = caller.role or body.role
+    if not role:
+        raise RoleNotAllowed("say who you are: X-Gridgeo-Role header (or role in the body)", roles=list(ROLES))
+    actor = caller.actor or body.actor or ROLES.get(role, role)
+    version = body.version
+    if version is None and if_match:
+        try:
+            version = int(if_match.strip().removeprefix("W/").strip('"'))
+        except ValueError:
+            raise InvalidEvent(f"If-Match {if_match!r} is not a version number") from None
+    if version is None:
+        raise VersionRequired("send the version you saw: \"version\" in the body or an If-Match header")
+    try:
+        event = take_action(store, code, body.action, role=role, actor=actor, version=version,
+                            note=body.note, data=body.data, token=body.token)
+    except (IllegalTransition, RoleNotAllowed, StaleVersion) as exc:
+        return _refusal(exc)
+    response.headers["ETag"] = f'"{event["version"]}"'
+    return event
+
+
+# -- supervision and the command room ------------------------------------------------------
+
+
+@router.get("/v1/supervision", summary="Overdue events (督办), escalated and suspended ones")
+def supervision(
+    store: StoreDep,
+    platform: Annotated[list[str] | None, Query()] = None,
+    department: Annotated[list[str] | None, Query()] = None,
+    grid: Annotated[list[str] | None, Query()] = None,
+    village: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+):
+    """Overdue = past the deadline and not yet resolved (states: {states}); each with
+    ``late_hours`` and how often it was chased (``supervised``). Escalated events stay
+    here, tracked, until they come back; suspended (挂账) ones are listed apart."""
+    return queries.supervision(store, platform=platform, department=department, grid=grid,
+                               village=village, limit=limit, offset=offset)
+
+
+supervision.__doc__ = supervision.__doc__.format(states=", ".join(sorted(OVERDUE_STATES)))
+
+
+@router.get("/v1/command-room", summary="The command room's queues and feedback")
+def command_room(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+    """To accept, unlocated, outside, possible duplicates, to review, to dispatch, to
+    close, overdue; and the results and ratings of the last 7 days (双反馈)."""
+    return queries.command_room(store, limit=limit)
+
+
+# -- the reporter ------------------------------------------------------------------------
+
+
+@router.get("/v1/events/{code}/status", summary="The reporter's view of their event")
+def reporter_status(
+    code: str,
+    store: StoreDep,
+    x_reporter_token: Annotated[str | None, Header(description="The token given at intake.")] = None,
+    token: Annotated[str | None, Query(description="The token, when a header cannot be sent (a link in an SMS).")] = None,
+):
+    """State, timeline, result: what the reporter may see of this event and nothing else.
+    A wrong token answers 404, like an unknown event."""
+    return queries.reporter_view(store, code, x_reporter_token or token or "")
+
+
+@router.post("/v1/events/{code}/rating", summary="The reporter rates the result (1-5)")
+def rate(
+    code: str,
+    body: RatingIn,
+    store: StoreDep,
+    x_reporter_token: Annotated[str | None, Header()] = None,
+):
+    """Once, on a closed event. Answers the reporter's view."""
+    tok = x_reporter_token or body.token or ""
+    queries.reporter_view(store, code, tok)  # 404 for a wrong token, before anything else
+    try:
+        take_action(store, code, "rate", role="reporter", actor="reporter", token=tok,
+                    note=body.comment, data={"satisfaction": body.satisfaction})
+    except (IllegalTransition, RoleNotAllowed, StaleVersion) as exc:
+        return _refusal(exc)
+    return queries.reporter_view(store, code, tok)
+
+
+# -- the machine and the catalogue ----------------------------------------------------------
+
+
+@router.get("/v1/workflow", summary="States, actions and roles of the life cycle")
+def workflow():
+    """The state machine as data: what each action needs, where it may be taken, who may take it."""
+    return {
+        "states": [{"code": s, "label": label, "final": s in FINAL_STATES} for s, label in STATES.items()],
+        "roles": [{"code": r, "label": label} for r, label in ROLES.items()],
+        "actions": [{"code": a.name, "label": a.label, "roles": list(a.roles), "moves": dict(a.moves),
+                     "major_moves": dict(a.major_moves), "needs": list(a.needs), "once": a.once}
+                    for a in ACTIONS.values()],
+        "reject_reasons": REJECT_REASONS,
+    }
+
+
+@router.get("/v1/categories", summary="The event catalogue (事项清单)", tags=["categories"])
+def list_categories(store: StoreDep, platform: str | None = None):
+    return catalogue.list_categories(store, platform=platform)
+
+
+@router.get("/v1/categories/{code}", summary="One category", tags=["categories"])
+def get_category(code: str, store: StoreDep):
+    return catalogue.get_category(store, code)
+
+
+@router.put("/v1/categories/{code}", summary="Create or edit a category (command room)", tags=["categories"])
+def put_category(code: str, body: CategoryIn, store: StoreDep, caller: CallerDep, response: Response):
+    """New events use the new platform, department and deadline; reported ones keep theirs."""
+    if caller.role != "command_room":
+        return _refusal(RoleNotAllowed("only the command room edits the catalogue", roles=["command_room"]))
+    row, created = catalogue.put_category(store, code, body.model_dump(exclude_unset=True),
+                                          actor=caller.actor or ROLES["command_room"])
+    response.status_code = 201 if created else 200
+    return row

@@ -1,0 +1,299 @@
+"""Open311 GeoReport v2 (http://wiki.open311.org/GeoReport_v2) over the events.
+
+Services are the event catalogue's categories; service requests are events. Every
+method answers in XML (``.xml``, required by the spec) or JSON (``.json``), with the
+spec's field names; errors are the spec's ``errors`` list, not problem documents.
+
+- ``GET discovery.{fmt}``
+- ``GET services.{fmt}``, ``GET services/{service_code}.{fmt}``
+- ``POST requests.{fmt}`` (form-encoded, with ``api_key``): an event from the public
+  (source ``app``), through the same intake as ``POST /v1/events``;
+- ``GET requests.{fmt}`` (``service_request_id`` list, ``service_code``,
+  ``start_date``, ``end_date``, ``status``), ``GET requests/{service_request_id}.{fmt}``.
+
+API keys: any non-empty ``api_key`` is accepted for now; keys and who holds them come
+with authentication (issue 9). ``jurisdiction_id`` is accepted and ignored (one
+jurisdiction per server). Positions are WGS84 as the spec says; a non-standard ``crs``
+field (``gcj02``, ``bd09``) is accepted for phones that report those. Reporters'
+names, phones and e-mails are never returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import xml.etree.ElementTree as ET
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from api.deps import get_store
+from gridgeo import __version__
+from gridgeo.errors import GridgeoError
+from gridgeo.events import catalogue, queries
+from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
+from gridgeo.events.records import CST
+from gridgeo.events.workflow import FINAL_STATES, STATES
+from gridgeo.layers import PLATFORMS
+from gridgeo.store import Store
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"])
+StoreDep = Annotated[Store, Depends(get_store)]
+
+SPEC = "http://wiki.open311.org/GeoReport_v2"
+MAX_REQUESTS = 1000
+DEFAULT_DAYS = 90
+_TYPES = {"json": "application/json; charset=utf-8", "xml": "text/xml; charset=utf-8"}
+
+
+class Open311Error(Exception):
+    def __init__(self, status: int, description: str):
+        self.status = status
+        self.description = description
+
+
+def _fmt(fmt: str) -> str:
+    if fmt not in _TYPES:
+        raise Open311Error(404, f"unknown format {fmt!r}: use .xml or .json")
+    return fmt
+
+
+def _xml_value(parent: ET.Element, key: str, value: Any, item: str | None = None) -> None:
+    el = ET.SubElement(parent, key)
+    if isinstance(value, list):
+        for v in value:
+            _xml_value(el, item or key[:-1], v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _xml_value(el, k, v)
+    elif isinstance(value, bool):
+        el.text = "true" if value else "false"
+    elif value is not None:
+        el.text = str(value)
+
+
+def _render(fmt: str, root: str, item: str | None, body, status: int = 200) -> Response:
+    if fmt == "json":
+        import json
+
+        return Response(json.dumps(body, ensure_ascii=False), status_code=status, media_type=_TYPES["json"])
+    el = ET.Element(root)
+    if isinstance(body, list):
+        for entry in body:
+            _xml_value(el, item, entry, item=None)
+    else:
+        for k, v in body.items():
+            _xml_value(el, k, v, item={"endpoints": "endpoint", "formats": "format"}.get(k))
+    text = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(el, encoding="unicode")
+    return Response(text, status_code=status, media_type=_TYPES["xml"])
+
+
+def _errors(fmt: str, status: int, description: str) -> Response:
+    return _render(fmt if fmt in _TYPES else "xml", "errors", "error",
+                   [{"code": status, "description": description}], status)
+
+
+async def _guard(fmt: str, fn):
+    """Run ``fn`` and turn failures into the spec's error list."""
+    try:
+        _fmt(fmt)
+        result = fn()
+        if asyncio.iscoroutine(result):
+            result = await result
+        return result
+    except Open311Error as exc:
+        return _errors(fmt, exc.status, exc.description)
+    except GridgeoError as exc:
+        status = 400 if exc.status == 422 else exc.status
+        return _errors(fmt, status, str(exc))
+
+
+# -- discovery and services -------------------------------------------------------------
+
+
+@router.get("/discovery.{fmt}", summary="Open311 service discovery")
+async def discovery(fmt: str, request: Request):
+    def run():
+        base = str(request.url_for("discovery", fmt="json")).rsplit("/", 1)[0] + "/"
+        body = {
+            "changeset": __version__,
+            "contact": "综合指挥室 (the command room) of the jurisdiction running this gridgeo",
+            "key_service": "API keys: any non-empty api_key is accepted for now (authentication comes later)",
+            "endpoints": [{"specification": SPEC, "url": base, "changeset": __version__, "type": "production",
+                           "formats": ["text/xml", "application/json"]}],
+        }
+        return _render(fmt, "discovery", None, body)
+
+    return await _guard(fmt, run)
+
+
+def _service(c: dict) -> dict:
+    return {
+        "service_code": c["code"],
+        "service_name": c["name"],
+        "description": c.get("description") or "",
+        "metadata": False,
+        "type": "realtime",
+        "keywords": ",".join(x for x in (PLATFORMS[c["platform"]], c["department"]) if x),
+        "group": PLATFORMS[c["platform"]],
+    }
+
+
+@router.get("/services.{fmt}", summary="Services: the event catalogue")
+async def services(fmt: str, store: StoreDep, jurisdiction_id: str | None = None):
+    return await _guard(fmt, lambda: _render(fmt, "services", "service",
+                                             [_service(c) for c in catalogue.list_categories(store)]))
+
+
+@router.get("/services/{service_code}.{fmt}", summary="A service definition")
+async def service_definition(service_code: str, fmt: str, store: StoreDep, jurisdiction_id: str | None = None):
+    """No service has extra attributes (``metadata`` is false): the definition lists none."""
+    def run():
+        c = catalogue.get_category(store, service_code)
+        return _render(fmt, "service_definition", None, {"service_code": c["code"], "attributes": []})
+
+    return await _guard(fmt, run)
+
+
+# -- requests ----------------------------------------------------------------------------
+
+
+def _status(state: str) -> str:
+    return "closed" if state in FINAL_STATES else "open"
+
+
+def _request(e: dict) -> dict:
+    """An event as a GeoReport service request (no reporter data)."""
+    notes = e.get("result") or STATES.get(e["state"], e["state"])
+    if e.get("duplicate_of"):
+        notes = f"{notes}（并入 {e['duplicate_of']}）"
+    pos = e.get("position") or {}
+    return {
+        "service_request_id": e["code"],
+        "status": _status(e["state"]),
+        "status_notes": notes,
+        "service_name": e.get("category_name"),
+        "service_code": e["category_code"],
+        "description": e.get("description"),
+        "agency_responsible": e.get("escalated_to") or e.get("department"),
+        "service_notice": e.get("state_label"),
+        "requested_datetime": e["reported_at"],
+        "updated_datetime": e.get("updated_at"),
+        "expected_datetime": e.get("deadline_at"),
+        "address": e.get("address_match") if e.get("located_by") == "address" else e.get("address"),
+        "address_id": None,
+        "zipcode": None,
+        "lat": pos.get("lat"),
+        "long": pos.get("lon"),
+        "media_url": (e.get("photos") or [None])[0],
+    }
+
+
+def _date(value: str | None, name: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise Open311Error(400, f"{name} {value!r} is not an ISO 8601 date/time") from None
+    return d if d.tzinfo else d.replace(tzinfo=CST)
+
+
+@router.get("/requests.{fmt}", summary="Service requests")
+async def get_requests(
+    fmt: str,
+    store: StoreDep,
+    service_request_id: str | None = None,
+    service_code: str | None = None,
+    start_date: str | None = None,
+    end_date: str | None = None,
+    status: str | None = None,
+    jurisdiction_id: str | None = None,
+    page: Annotated[int, Query(ge=1, description="Extension: the page of 1,000 requests.")] = 1,
+):
+    """Requests by id (comma-separated; the other filters are then ignored, as the spec
+    says), or by service, date range (default: the last 90 days) and status, newest
+    first, at most 1,000."""
+    def run():
+        if service_request_id:
+            items = []
+            for code in [c.strip() for c in service_request_id.split(",") if c.strip()][:MAX_REQUESTS]:
+                try:
+                    items.append(_request(queries.get_event(store, code, history=False)))
+                except GridgeoError:
+                    continue
+            return _render(fmt, "service_requests", "request", items)
+        end = _date(end_date, "end_date")
+        start = _date(start_date, "start_date")
+        if start is None:
+            start = (end or dt.datetime.now(dt.timezone.utc)) - dt.timedelta(days=DEFAULT_DAYS)
+        states = None
+        if status:
+            wanted = {s.strip() for s in status.split(",")}
+            if not wanted <= {"open", "closed"}:
+                raise Open311Error(400, "status must be open, closed or open,closed")
+            states = [s for s in STATES if _status(s) in wanted]
+        page_ = queries.list_events(store, category=service_code or None, state=states, since=start,
+                                    until=end, limit=MAX_REQUESTS, offset=(page - 1) * MAX_REQUESTS)
+        return _render(fmt, "service_requests", "request", [_request(e) for e in page_["items"]])
+
+    return await _guard(fmt, run)
+
+
+@router.get("/requests/{service_request_id}.{fmt}", summary="One service request")
+async def get_request(service_request_id: str, fmt: str, store: StoreDep, jurisdiction_id: str | None = None):
+    return await _guard(fmt, lambda: _render(
+        fmt, "service_requests", "request", [_request(queries.get_event(store, service_request_id, history=False))]))
+
+
+def _float(form, name: str) -> float | None:
+    value = form.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise Open311Error(400, f"{name} {value!r} is not a number") from None
+
+
+@router.post("/requests.{fmt}", summary="Create a service request (form-encoded, with api_key)")
+async def post_request(fmt: str, request: Request, store: StoreDep):
+    """Fields: ``api_key`` (any non-empty value for now), ``service_code``, a location
+    (``lat`` + ``long``, or ``address_string``, or ``address_id``), and optionally
+    ``description``, ``first_name``, ``last_name``, ``phone``, ``email``,
+    ``device_id``, ``account_id``, ``media_url``, ``jurisdiction_id``; extension:
+    ``crs`` of lat/long (default wgs84). The event is committed before the answer,
+    whose ``service_notice`` carries the reporter's status token."""
+    async def run():
+        form = await request.form()
+        if not (form.get("api_key") or "").strip():
+            raise Open311Error(403, "api_key is required (any non-empty key is accepted for now)")
+        code = (form.get("service_code") or "").strip()
+        if not code:
+            raise Open311Error(400, "service_code is required")
+        lat, lon = _float(form, "lat"), _float(form, "long")
+        address = (form.get("address_string") or "").strip() or None
+        if (lat is None) != (lon is None):
+            raise Open311Error(400, "lat and long go together")
+        if lat is None and address is None and not form.get("address_id"):
+            raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
+        if form.get("address_id") and address is None and lat is None:
+            raise Open311Error(400, "address_id is not supported here: send lat/long or address_string")
+        name = "".join(x for x in ((form.get("last_name") or "").strip(), (form.get("first_name") or "").strip()) if x)
+        media = (form.get("media_url") or "").strip()
+        ev = EventIn(source="app", category_code=code, description=form.get("description") or None,
+                     lon=lon, lat=lat, crs=form.get("crs") or ("wgs84" if lat is not None else None),
+                     address=address, reporter_name=name or None,
+                     reporter_phone=(form.get("phone") or "").strip() or None,
+                     photos=[media] if media else [])
+        prepared = prepare_intake(store, ev, actor="open311")
+        result = await asyncio.wrap_future(submit_intake(store, prepared))
+        e = result.event
+        notice = (f"{e['state_label']}：事件编号 {e['code']}，查询码 {result.token}"
+                  f"（GET /v1/events/{e['code']}/status）")
+        return _render(fmt, "service_requests", "request",
+                       [{"service_request_id": e["code"], "service_notice": notice,
+                         "account_id": form.get("account_id") or None}], 201)
+
+    return await _guard(fmt, run)

@@ -1,0 +1,67 @@
+"""The event catalogue (事项清单): categories with their platform, department, deadline
+and whether they are major. Loaded from ``data/`` by the import (``categories`` layer),
+read and edited here."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from gridgeo.errors import InvalidEvent, NotFound
+from gridgeo.events.db import write_txn
+from gridgeo.layers import PLATFORMS
+from gridgeo.store import Store, schema
+
+__all__ = ["get_category", "list_categories", "put_category"]
+
+_FIELDS = ("name", "platform", "department", "deadline_hours", "major", "description")
+
+
+def list_categories(store: Store, *, platform: str | None = None) -> list[dict]:
+    """Every category, by code (optionally of one platform)."""
+    cat = schema.categories
+    q = select(cat).order_by(cat.c.code)
+    if platform:
+        q = q.where(cat.c.platform == platform)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def get_category(store: Store, code: str) -> dict:
+    cat = schema.categories
+    with store.engine.connect() as conn:
+        row = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
+    if row is None:
+        raise NotFound(f"no category {code!r}")
+    return dict(row)
+
+
+def put_category(store: Store, code: str, values: dict, *, actor: str) -> tuple[dict, bool]:
+    """Create or update category ``code``; returns (the category, created?).
+
+    Events already reported keep their deadline and routing; new ones use the new
+    values. The change is audited with the old and new values.
+    """
+    values = {k: v for k, v in values.items() if k in _FIELDS}
+    if values.get("platform") is not None and values["platform"] not in PLATFORMS:
+        raise InvalidEvent(f"platform must be one of {', '.join(PLATFORMS)}")
+    if values.get("deadline_hours") is not None and int(values["deadline_hours"]) <= 0:
+        raise InvalidEvent("deadline_hours must be positive")
+    cat = schema.categories
+    with write_txn(store) as conn:
+        old = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
+        if old is None:
+            missing = [f for f in ("name", "platform", "department", "deadline_hours") if values.get(f) in (None, "")]
+            if missing:
+                raise InvalidEvent(f"a new category needs {', '.join(missing)}")
+            conn.execute(cat.insert().values(code=code, **{"major": False, **values}))
+        else:
+            values = {k: v for k, v in values.items() if v is not None}
+            if values:
+                conn.execute(cat.update().where(cat.c.code == code).values(**values))
+        Store.audit(conn, actor=actor, action="category.put", entity="categories", entity_id=code,
+                    detail={"old": dict(old) if old else None, "new": values})
+        row = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
+    from gridgeo.events.geolocate import get_geolocator
+
+    get_geolocator(store).invalidate()
+    return dict(row), old is None

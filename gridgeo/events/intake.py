@@ -1,0 +1,611 @@
+"""Intake: events from any source, located, routed, checked for duplicates and stored
+durably -- one at a time (the service) or many (a file, the replay).
+
+The service path has three steps:
+
+1. :func:`prepare_intake` (the request's own thread): validate, compute the request's
+   fingerprint, look the categories up (cached);
+2. :func:`locate_prepared` (the group-commit writer, before its transaction): locate the
+   whole batch at once (:meth:`Geolocator.locate_frame`), route each event, date its
+   deadline;
+3. :func:`write_intakes` (inside the batch's transaction): idempotency keys, event
+   numbers, duplicates, bulk inserts of events, history lines, audit lines and the
+   stored answers of the keys.
+
+:func:`report_event` does all three and returns once the transaction has committed.
+:func:`prepare_events` and :func:`insert_events` are the batch path of imports and the
+replay: the same location, routing, deadline and duplicate rules over a DataFrame.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import secrets
+import struct
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import bindparam, select
+
+from gridgeo import crs as _crs
+from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEvent
+from gridgeo.events.batcher import committer
+from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
+from gridgeo.events.duplicates import candidates_frame, distance_m, duplicate_settings, find_candidates_many
+from gridgeo.events.geolocate import get_geolocator, location_from_row
+from gridgeo.events.records import event_record, now_utc
+from gridgeo.events.routing import deadline, route_event, route_frame
+from gridgeo.events.workflow import OPEN_STATES, REPORT
+from gridgeo.layers import SOURCES
+from gridgeo.store import Store, schema
+
+__all__ = [
+    "EventIn",
+    "IntakeResult",
+    "Prepared",
+    "hash_token",
+    "insert_events",
+    "prepare_events",
+    "prepare_intake",
+    "purge_idempotency_keys",
+    "report_event",
+    "submit_intake",
+]
+
+#: The role an intake's first history line is written under, by source.
+SOURCE_ROLES = {
+    "patrol": "grid_worker",
+    "hotline": "reporter",
+    "petition": "reporter",
+    "app": "reporter",
+    "inspection": "department",
+    "department": "department",
+}
+#: How far in the future a report time may be (phone clocks drift).
+MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
+_URL = re.compile(r"^https?://\S+$")
+
+
+def hash_token(token: str) -> str:
+    """What is kept of a reporter's token: its SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class EventIn:
+    """An event as reported.
+
+    Coordinates are in ``crs`` (``wgs84``, ``cgcs2000``, ``gcj02``, ``bd09``); an
+    event may carry only an address, or nothing (it then waits in the unlocated
+    queue). ``related_categories`` are other catalogue lines the event involves
+    (several departments or platforms). ``beyond_level`` says why it is beyond this
+    level, when the reporter (a department, a worker) knows it is.
+    """
+
+    source: str
+    category_code: str
+    reported_at: dt.datetime | None = None
+    description: str | None = None
+    lon: float | None = None
+    lat: float | None = None
+    crs: str | None = None
+    address: str | None = None
+    reporter_name: str | None = None
+    reporter_phone: str | None = None
+    reporter_staff_code: str | None = None
+    photos: list[str] = field(default_factory=list)
+    related_categories: list[str] = field(default_factory=list)
+    beyond_level: str | None = None
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the request, to tell a retry from a different request."""
+        d = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        d["reported_at"] = self.reported_at.isoformat() if self.reported_at else None
+        d["photos"] = list(self.photos)
+        d["related_categories"] = list(self.related_categories)
+        return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+@dataclass
+class IntakeResult:
+    """What an intake answers: the event, the reporter's token (shown once), and whether
+    this is the stored answer to an earlier request with the same key."""
+
+    event: dict
+    token: str | None
+    replayed: bool = False
+    #: The answer as JSON text, serialised once (what the API sends, what a retry gets).
+    text: str | None = None
+
+    def body(self) -> dict:
+        return {**self.event, "reporter_token": self.token}
+
+    def json(self) -> str:
+        if self.text is None:
+            self.text = json.dumps(self.body(), ensure_ascii=False)
+        return self.text
+
+
+@dataclass
+class Prepared:
+    """An intake on its way: validated (step 1), then located and routed (step 2)."""
+
+    ev: EventIn
+    key: str | None
+    fingerprint: str
+    categories: dict
+    who: str
+    now: dt.datetime
+    token: str = ""
+    values: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = str(value).strip()
+    return value or None
+
+
+def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
+    if ev.source not in SOURCES:
+        raise InvalidEvent(f"source {ev.source!r} is not one of {', '.join(SOURCES)}")
+    when = ev.reported_at or now
+    if when.tzinfo is None:
+        raise InvalidEvent("reported_at has no time zone offset (write e.g. 2026-03-01T09:30:00+08:00)")
+    if when > now + MAX_CLOCK_SKEW:
+        raise InvalidEvent(f"reported_at {when.isoformat()} is in the future")
+    crs = None
+    if ev.lon is not None or ev.lat is not None:
+        if ev.lon is None or ev.lat is None:
+            raise InvalidCoordinates("give both lon and lat, or neither")
+        if not (np.isfinite(ev.lon) and np.isfinite(ev.lat) and -180 <= ev.lon <= 180 and -90 <= ev.lat <= 90):
+            raise InvalidCoordinates(f"lon={ev.lon!r}, lat={ev.lat!r} are not valid coordinates")
+        crs = _crs.normalize_name(ev.crs or "wgs84")
+    bad = [p for p in ev.photos if not isinstance(p, str) or not _URL.match(p)]
+    if bad:
+        raise InvalidEvent(f"photos must be http(s) URLs: {bad[0]!r}")
+    return EventIn(
+        source=ev.source, category_code=_clean(ev.category_code) or "", reported_at=when,
+        description=_clean(ev.description), lon=ev.lon, lat=ev.lat, crs=crs,
+        address=_clean(ev.address), reporter_name=_clean(ev.reporter_name),
+        reporter_phone=_clean(ev.reporter_phone), reporter_staff_code=_clean(ev.reporter_staff_code),
+        photos=list(ev.photos),
+        related_categories=[c for c in dict.fromkeys(ev.related_categories) if c != ev.category_code],
+        beyond_level=_clean(ev.beyond_level),
+    )
+
+
+_WKB_POINT = struct.Struct("<BIdd")
+
+
+def _point_wkb(lon: float, lat: float) -> bytes:
+    """WKB of a 2D point, little-endian: what shapely.to_wkb writes, without the object."""
+    return _WKB_POINT.pack(1, 1, lon, lat)
+
+
+def prepare_intake(store: Store, ev: EventIn, *, idempotency_key: str | None = None,
+                   actor: str | None = None, now: dt.datetime | None = None) -> Prepared:
+    """Step 1: validate one event and look its categories up; nothing is written.
+
+    Raises
+    ------
+    InvalidEvent, InvalidCoordinates, UnknownCRS
+    """
+    now = now or now_utc()
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise InvalidEvent("Idempotency-Key must have 1 to 255 characters")
+    fingerprint = ev.fingerprint()
+    ev = _validate(ev, now)
+    codes = [ev.category_code, *ev.related_categories]
+    cats = get_geolocator(store).categories(codes)
+    missing = [c for c in codes if c not in cats]
+    if missing:
+        raise InvalidEvent(f"unknown category {', '.join(map(repr, missing))}: see GET /v1/categories")
+    who = actor or ev.reporter_name or ev.reporter_staff_code or SOURCES[ev.source]
+    return Prepared(ev, idempotency_key, fingerprint, cats, who, now)
+
+
+def locate_prepared(store: Store, items: list[Prepared]) -> list:
+    """Step 2: locate a batch at once, route and date each event.
+
+    Returns, per item, None when done or the exception that fails it (coordinates that
+    look swapped).
+    """
+    n = len(items)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    crs = np.array([it.ev.crs for it in items], dtype=object)
+    for i, it in enumerate(items):
+        if it.ev.lon is not None:
+            x[i], y[i] = it.ev.lon, it.ev.lat
+    for name in ("gcj02", "bd09"):
+        sel = crs == name
+        if sel.any():
+            x[sel], y[sel] = _crs.to_wgs84(x[sel], y[sel], name)
+    located = get_geolocator(store).locate_arrays({
+        "reported_at": [it.ev.reported_at for it in items], "x": x, "y": y,
+        "address": [it.ev.address for it in items], "source": [it.ev.source for it in items],
+        "reporter_staff_code": [it.ev.reporter_staff_code for it in items]})
+    errors: list = [None] * n
+    for i, it in enumerate(items):
+        ev = it.ev
+        try:
+            loc = location_from_row({k: v[i] for k, v in located.items()}, (ev.lon, ev.lat))
+        except InvalidCoordinates as exc:
+            errors[i] = exc
+            continue
+        category = it.categories[ev.category_code]
+        route = route_event(category, [it.categories[c] for c in ev.related_categories],
+                            outside=loc.outside, beyond_level=ev.beyond_level)
+        it.token = secrets.token_urlsafe(16)
+        it.values = {
+            "source": ev.source, "category_code": ev.category_code, "description": ev.description,
+            "reported_at": ev.reported_at, "lon": ev.lon, "lat": ev.lat, "crs": ev.crs,
+            "address": ev.address, "reporter_name": ev.reporter_name,
+            "reporter_phone": ev.reporter_phone, "reporter_staff_code": ev.reporter_staff_code,
+            "geometry": _point_wkb(loc.lon, loc.lat) if loc.lon is not None else None,
+            "pos_lon": loc.lon, "pos_lat": loc.lat, "grid_code": loc.grid_code,
+            "state": "reported", "version": 1, "created_at": it.now,
+            "photos": ev.photos or None, "related_categories": ev.related_categories or None,
+            "located_by": loc.located_by, "plan_version": loc.plan_version,
+            "locate_distance_m": loc.distance_m, "address_confidence": loc.address_confidence,
+            "address_match": loc.address_match, "platform": route.platform,
+            "department": route.department, "route": route.route, "route_target": route.target,
+            "route_reason": route.reason,
+            "deadline_at": deadline(ev.reported_at, category["deadline_hours"]),
+            "extended_hours": 0, "reporter_token_hash": hash_token(it.token), "updated_at": it.now,
+            "duplicate_flag": False, "duplicate_candidates": None,
+        }
+        it.data = {"source": ev.source, "located_by": loc.located_by, "route": route.route}
+        if loc.notes:
+            it.data["notes"] = loc.notes
+    return errors
+
+
+# Statements of the hot path, built once (building one costs more than running it).
+_KEYS = select(schema.idempotency_keys.c.key, schema.idempotency_keys.c.request_hash,
+               schema.idempotency_keys.c.response).where(
+    schema.idempotency_keys.c.key.in_(bindparam("keys", expanding=True)))
+_INSERT_EVENTS = schema.events.insert().returning(schema.events.c.id, sort_by_parameter_order=True)
+_INSERT_ACTION = schema.event_actions.insert()
+_INSERT_AUDIT = schema.audit_log.insert()
+_INSERT_KEY = schema.idempotency_keys.insert()
+
+
+def _replayed(key: str, fingerprint: str, stored_hash: str, response: str) -> IntakeResult:
+    if stored_hash != fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for a different request; "
+            "use a new key for a new event (a retry must repeat the request exactly)")
+    body = json.loads(response)
+    token = body.pop("reporter_token", None)
+    return IntakeResult(body, token, replayed=True, text=response)
+
+
+def write_intakes(conn, items: list[Prepared], errors: list | None = None) -> list:
+    """Step 3: write located intakes in the caller's transaction.
+
+    Returns one :class:`IntakeResult` or exception per item: a key already used by a
+    different request, or an item that failed step 2, fails alone.
+    """
+    results: list = list(errors) if errors is not None else [None] * len(items)
+    keys = [it.key for it in items if it.key is not None]
+    stored = {}
+    if keys:
+        stored = {r[0]: (r[1], r[2]) for r in conn.execute(_KEYS, {"keys": keys}).all()}
+    first_of: dict[str, int] = {}
+    todo: list[int] = []
+    aliases: list[tuple[int, int]] = []
+    for i, it in enumerate(items):
+        if it.key is not None and it.key in stored:
+            try:
+                results[i] = _replayed(it.key, it.fingerprint, *stored[it.key])
+            except IdempotencyKeyReused as exc:
+                results[i] = exc
+        elif it.key is not None and it.key in first_of:
+            aliases.append((i, first_of[it.key]))
+        elif results[i] is None:
+            if it.key is not None:
+                first_of[it.key] = i
+            todo.append(i)
+    if todo:
+        # Numbers of the day: one counter update per day in the batch.
+        by_day: dict[str, list[int]] = {}
+        for i in todo:
+            by_day.setdefault(items[i].values["reported_at"].astimezone(CST).strftime("%Y%m%d"), []).append(i)
+        for day, idx in by_day.items():
+            for i, code in zip(idx, allocate_codes(conn, day, len(idx))):
+                items[i].values["code"] = code
+        radius, window = duplicate_settings()
+        found = find_candidates_many(conn, [items[i].values for i in todo], radius_m=radius,
+                                     window_hours=window)
+        for n, i in enumerate(todo):
+            v = items[i].values
+            cands = found[n]
+            if v["pos_lon"] is not None:
+                for j in todo[:n]:  # earlier events of this batch, not yet in the table
+                    w = items[j].values
+                    if w["category_code"] != v["category_code"] or w["pos_lon"] is None:
+                        continue
+                    hours = abs((w["reported_at"] - v["reported_at"]).total_seconds()) / 3600.0
+                    if hours <= window:
+                        d = float(distance_m(v["pos_lon"], v["pos_lat"], w["pos_lon"], w["pos_lat"]))
+                        if d <= radius:
+                            cands.append({"code": w["code"], "distance_m": round(d, 1), "hours": round(hours, 1)})
+            v["duplicate_flag"] = bool(cands)
+            v["duplicate_candidates"] = sorted(cands, key=lambda c: (c["distance_m"], c["code"])) or None
+        ids = conn.execute(_INSERT_EVENTS, [items[i].values for i in todo]).scalars().all()
+        actions, audits, keyrows = [], [], []
+        for i, event_id in zip(todo, ids):
+            it = items[i]
+            v = it.values
+            role = SOURCE_ROLES[it.ev.source]
+            actions.append({"event_id": event_id, "seq": 1, "at": it.now, "action": REPORT, "actor": it.who,
+                            "role": role, "from_state": None, "to_state": "reported", "note": None,
+                            "data": it.data})
+            # Store.audit's row, written in bulk.
+            audits.append({"at": it.now, "actor": it.who, "action": f"event.{REPORT}", "entity": "events",
+                           "entity_id": v["code"],
+                           "detail": {"role": role, **it.data, "grid_code": v["grid_code"],
+                                      "duplicate_candidates": [c["code"] for c in v["duplicate_candidates"] or []]}})
+            record = event_record(v, now=it.now, category_name=it.categories[it.ev.category_code]["name"])
+            results[i] = IntakeResult(record, it.token)
+            if it.key is not None:
+                keyrows.append({"key": it.key, "request_hash": it.fingerprint, "event_code": v["code"],
+                                "status": 201, "response": results[i].json(), "created_at": it.now})
+        conn.execute(_INSERT_ACTION, actions)
+        conn.execute(_INSERT_AUDIT, audits)
+        if keyrows:
+            conn.execute(_INSERT_KEY, keyrows)
+    for i, j in aliases:  # the same key twice in one batch: the second is a retry of the first
+        first = results[j]
+        if isinstance(first, IntakeResult):
+            try:
+                results[i] = _replayed(items[i].key, items[i].fingerprint, items[j].fingerprint, first.json())
+            except IdempotencyKeyReused as exc:
+                results[i] = exc
+        else:
+            results[i] = first
+    return results
+
+
+def _writer(store: Store):
+    def prepare(items):
+        return locate_prepared(store, items)
+
+    def write(conn, items, errors):
+        return write_intakes(conn, items, errors)
+
+    return committer(store, "intake", write, prepare)
+
+
+def submit_intake(store: Store, prepared: Prepared):
+    """Queue a prepared intake for the store's group commit; a future of its result
+    (:class:`IntakeResult`), resolved after the commit."""
+    return _writer(store).submit(prepared)
+
+
+def report_event(store: Store, ev: EventIn, *, idempotency_key: str | None = None,
+                 actor: str | None = None, now: dt.datetime | None = None) -> IntakeResult:
+    """Take in one event and commit it.
+
+    Parameters
+    ----------
+    store : Store
+    ev : EventIn
+    idempotency_key : str, optional
+        A key chosen by the client for this request. A retry with the same key (and
+        the same request) returns the first answer and creates nothing; the same key
+        with a different request raises :class:`IdempotencyKeyReused`.
+    actor : str, optional
+        Who entered it (default: the reporter or the source).
+
+    Returns
+    -------
+    IntakeResult
+        The stored event and the reporter's token (only its hash is kept on the event;
+        the stored answer of an idempotency key holds it until the key is purged).
+        Returned once the transaction holding the event has committed.
+
+    Raises
+    ------
+    InvalidEvent, InvalidCoordinates, UnknownCRS, IdempotencyKeyReused
+    """
+    prepared = prepare_intake(store, ev, idempotency_key=idempotency_key, actor=actor, now=now)
+    return submit_intake(store, prepared).result()
+
+
+def purge_idempotency_keys(store: Store, older_than: dt.timedelta = dt.timedelta(hours=24)) -> int:
+    """Forget idempotency keys (and the tokens in their stored answers) older than this."""
+    ik = schema.idempotency_keys
+    with write_txn(store) as conn:
+        return conn.execute(ik.delete().where(ik.c.created_at < now_utc() - older_than)).rowcount
+
+
+# -- batch -----------------------------------------------------------------------------
+
+
+def prepare_events(store: Store, frame: pd.DataFrame, *, categories: pd.DataFrame | None = None,
+                   open_until: pd.Series | None = None) -> pd.DataFrame:
+    """Locate, route, date and check for duplicates many validated events at once.
+
+    Parameters
+    ----------
+    frame : (Geo)DataFrame
+        The events layer as :func:`gridgeo.events.importing.read_events` gives it:
+        typed columns, ``lon``/``lat`` in each row's ``crs``.
+    categories : DataFrame, optional
+        The catalogue (default: the store's).
+    open_until : Series, optional
+        When each event stopped being open (the replay knows), for duplicates.
+
+    Returns
+    -------
+    DataFrame
+        Columns of the ``events`` table, ready for :func:`insert_events`; also
+        ``swapped`` (coordinates that look swapped: callers report those rows).
+    """
+    if categories is None:
+        categories = store.read("categories")
+    n = len(frame)
+    # Reported positions in WGS84: each row's lon/lat in its own crs (default wgs84).
+    x = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=float).copy()
+    y = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=float).copy()
+    names = frame["crs"].fillna("wgs84").astype(str).str.strip().str.lower().to_numpy(dtype=object) \
+        if "crs" in frame else np.full(n, "wgs84", dtype=object)
+    for name in ("gcj02", "bd09"):
+        sel = (names == name) & np.isfinite(x) & np.isfinite(y)
+        if sel.any():
+            x[sel], y[sel] = _crs.to_wgs84(x[sel], y[sel], name)
+    reported = pd.to_datetime(frame["reported_at"], utc=True)
+    empty = pd.Series(None, index=frame.index, dtype=object)
+    work = pd.DataFrame({
+        "reported_at": reported, "x": x, "y": y,
+        "address": frame["address"] if "address" in frame else empty,
+        "source": frame["source"],
+        "reporter_staff_code": frame["reporter_staff_code"] if "reporter_staff_code" in frame else empty,
+    }, index=frame.index)
+    loc = get_geolocator(store).locate_frame(work)
+    routed = route_frame(pd.DataFrame({"category_code": frame["category_code"],
+                                       "outside": loc["located_by"].to_numpy() == "outside"},
+                                      index=frame.index), categories)
+    hours = frame["category_code"].map(categories.set_index("code")["deadline_hours"]).astype(float)
+    out = pd.DataFrame(index=frame.index)
+    for c in ("code", "source", "category_code", "description", "lon", "lat", "crs", "address",
+              "reporter_name", "reporter_phone", "reporter_staff_code"):
+        out[c] = frame[c] if c in frame else None
+    out["reported_at"] = reported
+    px, py = loc["x"].to_numpy(dtype=float), loc["y"].to_numpy(dtype=float)
+    has = np.isfinite(px) & np.isfinite(py)
+    pts = np.full(n, None, dtype=object)
+    if has.any():
+        pts[has] = shapely.points(px[has], py[has])
+    out["geometry"] = pts
+    out["pos_lon"] = np.where(has, px, np.nan)
+    out["pos_lat"] = np.where(has, py, np.nan)
+    for c in ("grid_code", "located_by", "plan_version", "locate_distance_m", "address_confidence",
+              "address_match", "swapped"):
+        out[c] = loc[c]
+    for c in ("platform", "department", "route", "route_target", "route_reason"):
+        out[c] = routed[c]
+    out["deadline_at"] = reported + pd.to_timedelta(hours.to_numpy(), unit="h")
+    out["extended_hours"] = 0
+    dup_in = pd.DataFrame({"code": out["code"], "category_code": out["category_code"],
+                           "reported_at": reported, "x": out["pos_lon"], "y": out["pos_lat"]},
+                          index=frame.index)
+    if open_until is not None:
+        dup_in["open_until"] = open_until
+    cands = candidates_frame(dup_in, _open_events_near(store, reported))
+    out["duplicate_candidates"] = cands
+    out["duplicate_flag"] = cands.notna()
+    out["state"] = "reported"
+    out["version"] = 1
+    return out
+
+
+def _open_events_near(store: Store, reported: pd.Series) -> pd.DataFrame | None:
+    """Open events of the store in the batch's time span (plus the window), for duplicates."""
+    if len(reported) == 0:
+        return None
+    _, window = duplicate_settings()
+    span = dt.timedelta(hours=window)
+    ev = schema.events
+    lo = reported.min().to_pydatetime() - span
+    hi = reported.max().to_pydatetime() + span
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ev.c.code, ev.c.category_code, ev.c.reported_at, ev.c.pos_lon, ev.c.pos_lat)
+                            .where(ev.c.reported_at >= lo, ev.c.reported_at <= hi,
+                                   ev.c.state.in_(sorted(OPEN_STATES)), ev.c.pos_lon.is_not(None))).all()
+    if not rows:
+        return None
+    return pd.DataFrame({"code": [r[0] for r in rows], "category_code": [r[1] for r in rows],
+                         "reported_at": pd.to_datetime([r[2] for r in rows], utc=True),
+                         "x": [r[3] for r in rows], "y": [r[4] for r in rows]})
+
+
+def _py(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """Rows as dicts of plain Python values (None for missing, aware datetimes)."""
+    out = {}
+    for c in columns:
+        s = frame[c]
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            vals = np.array(s.dt.to_pydatetime(), dtype=object)
+            vals[s.isna().to_numpy()] = None
+        elif s.dtype == object:
+            vals = s.to_numpy(dtype=object).copy()
+            nested = np.array([isinstance(v, (list, dict)) for v in vals], dtype=bool)
+            vals[pd.isna(s).to_numpy() & ~nested] = None
+        else:
+            vals = s.astype(object).where(s.notna(), None).to_numpy(dtype=object)
+        out[c] = vals
+    return [dict(zip(columns, row)) for row in zip(*(out[c] for c in columns))]
+
+
+def insert_events(conn, events: pd.DataFrame, history: pd.DataFrame, *, actor: str,
+                  now: dt.datetime | None = None, audit_each: bool = True) -> dict[str, int]:
+    """Bulk-insert prepared events and their history lines, in the caller's transaction.
+
+    Parameters
+    ----------
+    events : DataFrame
+        From :func:`prepare_events` (plus any life-cycle columns).
+    history : DataFrame
+        ``code``, ``seq``, ``at``, ``action``, ``actor``, ``role``, ``from_state``,
+        ``to_state``, ``note``, ``data``.
+    actor : str
+        Who ran the import (kept in each audit line's detail).
+    audit_each : bool
+        One audit line per history line (True) or one for the batch.
+    """
+    now = now or now_utc()
+    ev = schema.events
+    events = events.assign(created_at=now)
+    if "updated_at" not in events:
+        events = events.assign(updated_at=now)
+    cols = [c for c in ev.c.keys() if c in events.columns and c != "id"]
+    frame = events[cols].copy()
+    if "geometry" in frame:
+        g = frame["geometry"].to_numpy(dtype=object)
+        has = ~shapely.is_missing(g)
+        wkb = np.full(len(g), None, dtype=object)
+        if has.any():
+            wkb[has] = shapely.to_wkb(g[has])
+        frame["geometry"] = wkb
+    rows = _py(frame, cols)
+    for chunk in range(0, len(rows), 5000):
+        conn.execute(ev.insert(), rows[chunk:chunk + 5000])
+    ids = _ids(conn, events["code"])
+    bump_counters(conn, events["code"])
+    hist = history.assign(event_id=history["code"].map(ids))
+    hcols = ["event_id", "seq", "at", "action", "actor", "role", "from_state", "to_state", "note", "data"]
+    hrows = _py(hist, hcols)
+    for chunk in range(0, len(hrows), 10000):
+        conn.execute(schema.event_actions.insert(), hrows[chunk:chunk + 10000])
+    al = schema.audit_log
+    if audit_each:
+        arows = [{"at": now, "actor": r["actor"], "action": f"event.{r['action']}", "entity": "events",
+                  "entity_id": code, "detail": {"role": r["role"], "seq": r["seq"], "at": r["at"].isoformat(),
+                                                "note": r["note"], "by": actor}}
+                 for code, r in zip(hist["code"].to_numpy(), hrows)]
+        for chunk in range(0, len(arows), 10000):
+            conn.execute(al.insert(), arows[chunk:chunk + 10000])
+    else:
+        Store.audit(conn, actor=actor, action="events.import", entity="events",
+                    detail={"events": len(events), "history": len(hist)})
+    return {"events": len(events), "event_actions": len(hist)}
+
+
+def _ids(conn, codes: pd.Series) -> dict:
+    ev = schema.events
+    out = {}
+    codes = list(codes)
+    for i in range(0, len(codes), 10000):
+        out.update(conn.execute(select(ev.c.code, ev.c.id).where(ev.c.code.in_(codes[i:i + 10000]))).all())
+    return out

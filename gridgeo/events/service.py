@@ -1,0 +1,243 @@
+"""Taking actions on events: the state machine applied to stored events.
+
+:func:`take_action` is the one write path after intake. In one transaction it reads
+the event, checks the caller's version (optimistic concurrency), asks the machine
+(:func:`gridgeo.events.workflow.transition`), applies the action's effects (deadline,
+department, escalation target, rating ...), writes the new state with ``version + 1``
+guarded by the old version, appends the history line and the audit line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import shapely
+from sqlalchemy import select
+
+from gridgeo.errors import InvalidEvent, NotFound, RoleNotAllowed, StaleVersion
+from gridgeo.events.db import write_txn
+from gridgeo.events.geolocate import get_geolocator
+from gridgeo.events.intake import hash_token
+from gridgeo.events.records import now_utc
+from gridgeo.events.routing import ESCALATION_TARGETS, deadline, route_event
+from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, transition
+from gridgeo.store import Store, schema
+
+__all__ = ["take_action"]
+
+#: Actions whose note (the reason) may not be empty.
+NOTE_REQUIRED = frozenset({"return", "rework", "suspend"})
+MAX_EXTENSION_HOURS = 24 * 30
+
+
+def _event_row(conn, code: str) -> dict:
+    ev = schema.events
+    row = conn.execute(select(ev).where(ev.c.code == code)).mappings().first()
+    if row is None:
+        raise NotFound(f"no event {code!r}")
+    return dict(row)
+
+
+def _category(conn, code: str | None) -> dict | None:
+    if code is None:
+        return None
+    cat = schema.categories
+    row = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
+    return dict(row) if row is not None else None
+
+
+def _int(data: dict, name: str, lo: int, hi: int) -> int:
+    value = data.get(name)
+    try:
+        n = int(value)
+        if n != float(value):
+            raise ValueError
+    except (TypeError, ValueError):
+        raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
+    if not lo <= n <= hi:
+        raise InvalidEvent(f"{name} must be between {lo} and {hi}, not {n}")
+    return n
+
+
+def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
+                version: int | None = None, note: str | None = None, data: dict | None = None,
+                token: str | None = None, at: dt.datetime | None = None) -> dict:
+    """Take ``action`` on event ``code`` as ``actor`` in ``role``; commit; return the event.
+
+    Parameters
+    ----------
+    version : int, optional
+        The version the caller saw. A different current version raises
+        :class:`StaleVersion` (409). The API requires it; internal callers may pass None.
+    note : str, optional
+        Free text; the reason for ``return``, ``rework``, ``suspend``, ``escalate``,
+        ``reject``; the result for ``resolve``.
+    data : dict, optional
+        The action's fields:
+
+        - ``reject``: ``reason`` (``duplicate``, ``invalid``, ``untrue``, ``not_ours``, ``other``)
+        - ``merge``: ``into`` (the code of the open event this one duplicates)
+        - ``dispatch``: optional ``department``, ``platform``, ``category_code`` (re-routes)
+        - ``escalate``: optional ``to`` (``county_center``, ``12345`` or a name), ``reason``
+        - ``extend``: ``hours`` (> 0)
+        - ``rate``: ``satisfaction`` (1-5), optional ``comment``
+        - ``locate``: ``grid_code``, or ``lon``/``lat``/``crs``, or ``address``
+    token : str, optional
+        The reporter's token; required for the ``reporter`` role.
+
+    Returns
+    -------
+    dict
+        The event after the action, with its history.
+
+    Raises
+    ------
+    NotFound, IllegalTransition (409), RoleNotAllowed (403), StaleVersion (409), InvalidEvent (422)
+    """
+    data = dict(data or {})
+    note = note.strip() if isinstance(note, str) and note.strip() else None
+    at = at or now_utc()
+    with write_txn(store) as conn:
+        row = _event_row(conn, code)
+        if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
+            raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
+        if version is not None and int(version) != row["version"]:
+            raise StaleVersion(
+                f"event {code} is at version {row['version']}, not {version}: "
+                "someone changed it meanwhile; reload it and try again", current=row["version"])
+        done = {"rate"} if row["satisfaction"] is not None else set()
+        target = transition(row["state"], action, role, major=row["route"] == "leadership",
+                            done=done, event=code)
+        spec = ACTIONS[action]
+        if action in NOTE_REQUIRED and note is None:
+            raise InvalidEvent(f"{action!r} needs a note saying why")
+        for name in spec.needs:
+            if name == "reason" and (data.get("reason") or note):
+                continue
+            if data.get(name) in (None, ""):
+                raise InvalidEvent(f"{action!r} needs data.{name}")
+        changes: dict[str, Any] = {}
+        extra: list = []  # (statement) to run after the update, e.g. on a merge target
+        record_data = dict(data)
+        _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor)
+        ev = schema.events
+        changes.update(state=target, version=row["version"] + 1, updated_at=at)
+        if target == "closed" and row["state"] != "closed":
+            changes["closed_at"] = at
+        res = conn.execute(ev.update().where(ev.c.id == row["id"], ev.c.version == row["version"])
+                           .values(**changes))
+        if res.rowcount != 1:
+            raise StaleVersion(f"event {code} was changed meanwhile; reload it and try again")
+        conn.execute(schema.event_actions.insert().values(
+            event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
+            from_state=row["state"], to_state=target, note=note, data=record_data or None))
+        Store.audit(conn, actor=actor, action=f"event.{action}", entity="events", entity_id=code,
+                    detail={"role": role, "from": row["state"], "to": target, "note": note,
+                            "data": record_data or None, "version": row["version"] + 1})
+        for fn in extra:
+            fn()
+    from gridgeo.events.queries import get_event
+
+    return get_event(store, code)
+
+
+def _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor) -> None:
+    """The fields an action changes besides the state (and what the history keeps)."""
+    ev = schema.events
+    if action == "reject":
+        reason = data.get("reason") or "other"
+        if reason not in REJECT_REASONS:
+            raise InvalidEvent(f"reason must be one of {', '.join(REJECT_REASONS)}, not {reason!r}")
+        changes.update(reject_reason=reason, result=note or REJECT_REASONS[reason])
+    elif action == "merge":
+        into = str(data["into"])
+        if into == row["code"]:
+            raise InvalidEvent("an event cannot be merged into itself")
+        master = conn.execute(select(ev.c.id, ev.c.code, ev.c.state, ev.c.version, ev.c.category_code)
+                              .where(ev.c.code == into)).mappings().first()
+        if master is None:
+            raise NotFound(f"no event {into!r} to merge into")
+        if master["state"] not in OPEN_STATES:
+            raise InvalidEvent(f"event {into} is {master['state']}: merge into an open event")
+        changes.update(duplicate_of=into, reject_reason="duplicate",
+                       result=note or f"重复上报，已并入事件 {into}")
+        record_data["into"] = into
+
+        def absorb():
+            res = conn.execute(ev.update().where(ev.c.id == master["id"], ev.c.version == master["version"])
+                               .values(version=master["version"] + 1, updated_at=at))
+            if res.rowcount != 1:
+                raise StaleVersion(f"event {into} was changed meanwhile; try the merge again")
+            conn.execute(schema.event_actions.insert().values(
+                event_id=master["id"], seq=master["version"] + 1, at=at, action="absorb",
+                actor=actor, role="command_room",
+                from_state=master["state"], to_state=master["state"], note=note,
+                data={"duplicate": row["code"]}))
+
+        extra.append(absorb)
+    elif action == "dispatch":
+        category = None
+        if data.get("category_code") and data["category_code"] != row["category_code"]:
+            category = _category(conn, data["category_code"])
+            if category is None:
+                raise InvalidEvent(f"unknown category {data['category_code']!r}")
+            route = route_event(category, [])
+            changes.update(category_code=category["code"], platform=route.platform,
+                           department=route.department, route=route.route, route_target=route.target,
+                           route_reason=route.reason,
+                           deadline_at=deadline(row["reported_at"], category["deadline_hours"],
+                                                row["extended_hours"]))
+        department = data.get("department") or changes.get("department") or row["department"]
+        if not department:
+            raise InvalidEvent("dispatch needs data.department: the event has no routed department")
+        platform = data.get("platform") or changes.get("platform") or row["platform"]
+        changes.update(department=department, platform=platform)
+        record_data.update(department=department, platform=platform)
+        if row["deadline_at"] is None and "deadline_at" not in changes:
+            cat = _category(conn, row["category_code"])
+            if cat is not None:
+                changes["deadline_at"] = deadline(row["reported_at"], cat["deadline_hours"], row["extended_hours"])
+    elif action == "escalate":
+        to = data.get("to") or (row["route_target"] if row["route"] == "escalate" else "county_center")
+        reason = data.get("reason") or note or row["route_reason"]
+        if not reason:
+            raise InvalidEvent("escalate needs a reason (note or data.reason)")
+        changes["escalated_to"] = ESCALATION_TARGETS.get(to, to)
+        record_data.update(to=to, reason=reason)
+    elif action == "resolve":
+        changes.update(resolved_at=at, result=note or row["result"])
+    elif action == "extend":
+        hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS)
+        base = row["deadline_at"]
+        if base is None:
+            cat = _category(conn, row["category_code"])
+            base = deadline(row["reported_at"], cat["deadline_hours"] if cat else 0, row["extended_hours"])
+        new = base + dt.timedelta(hours=hours)
+        changes.update(deadline_at=new, extended_hours=row["extended_hours"] + hours)
+        record_data.update(hours=hours, deadline_from=base.isoformat(), deadline_to=new.isoformat())
+    elif action == "supervise":
+        if row["deadline_at"] is not None and at > row["deadline_at"]:
+            record_data["late_hours"] = round((at - row["deadline_at"]).total_seconds() / 3600.0, 1)
+    elif action == "rate":
+        changes["satisfaction"] = _int(data, "satisfaction", 1, 5)
+    elif action == "locate":
+        geo = get_geolocator(store)
+        loc = geo.locate(reported_at=row["reported_at"], lon=data.get("lon"), lat=data.get("lat"),
+                         crs=data.get("crs"), address=data.get("address"), grid_code=data.get("grid_code"),
+                         conn=conn)
+        if loc.located_by in ("unlocated",) and not data.get("grid_code"):
+            raise InvalidEvent("these data do not place the event in a grid: give grid_code, "
+                               "lon/lat or a register address")
+        changes.update(grid_code=loc.grid_code, located_by=loc.located_by, plan_version=loc.plan_version,
+                       locate_distance_m=loc.distance_m, address_confidence=loc.address_confidence,
+                       address_match=loc.address_match)
+        if loc.lon is not None:
+            changes.update(geometry=shapely.Point(loc.lon, loc.lat), pos_lon=loc.lon, pos_lat=loc.lat)
+        cat = _category(conn, row["category_code"])
+        if cat is not None and row["state"] in ("reported", "reviewing", "accepted", "returned"):
+            route = route_event(cat, [], outside=loc.outside)
+            changes.update(route=route.route, route_target=route.target, route_reason=route.reason,
+                           platform=route.platform, department=route.department)
+        record_data.update(located_by=loc.located_by, grid_code=loc.grid_code)
+

@@ -1,0 +1,131 @@
+"""The life cycle as a state machine: every transition allowed and refused (pure, no store)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from gridgeo.errors import IllegalTransition, RoleNotAllowed
+from gridgeo.events.workflow import ACTIONS, FINAL_STATES, ROLES, STATES, Machine, allowed_actions, transition
+
+OPEN = [s for s in STATES if s not in FINAL_STATES]
+
+# The life cycle of DESIGN.md, written out independently of the machine's table:
+# (from, action, to, roles). Major events: accept leads to reviewing (tested apart).
+EXPECTED = [
+    ("reported", "accept", "accepted", {"command_room"}),
+    ("reported", "reject", "rejected", {"command_room"}),
+    ("accepted", "reject", "rejected", {"command_room"}),
+    ("reviewing", "reject", "rejected", {"command_room"}),
+    ("reported", "merge", "rejected", {"command_room"}),
+    ("accepted", "merge", "rejected", {"command_room"}),
+    ("reviewing", "merge", "rejected", {"command_room"}),
+    ("reviewing", "review", "accepted", {"leadership", "command_room"}),
+    ("accepted", "dispatch", "dispatched", {"command_room", "platform_office"}),
+    ("returned", "dispatch", "dispatched", {"command_room", "platform_office"}),
+    ("dispatched", "return", "returned", {"department", "platform_office"}),
+    *[(s, "escalate", "escalated", {"command_room"})
+      for s in ("accepted", "reviewing", "dispatched", "returned", "in_progress", "suspended")],
+    ("dispatched", "start", "in_progress", {"department"}),
+    ("escalated", "start", "in_progress", {"department"}),
+    ("in_progress", "suspend", "suspended", {"command_room"}),
+    ("suspended", "resume", "in_progress", {"command_room"}),
+    ("in_progress", "resolve", "resolved", {"department"}),
+    ("resolved", "rework", "in_progress", {"grid_worker", "command_room"}),
+    ("resolved", "verify", "verified", {"grid_worker"}),
+    ("verified", "close", "closed", {"command_room"}),
+    *[(s, "extend", s, {"platform_office", "command_room"})
+      for s in ("dispatched", "in_progress", "escalated", "suspended", "resolved")],
+    *[(s, "supervise", s, {"command_room"}) for s in OPEN],
+    *[(s, "locate", s, {"command_room", "grid_worker"}) for s in OPEN],
+    ("closed", "rate", "closed", {"reporter"}),
+]
+ALLOWED = {(f, a): (t, roles) for f, a, t, roles in EXPECTED}
+
+
+def test_the_table_is_the_design():
+    table = {(f, a.name) for a in ACTIONS.values() for f in a.moves}
+    assert table == set(ALLOWED)
+    assert set(ROLES) == {"command_room", "leadership", "platform_office", "department", "grid_worker", "reporter"}
+    assert FINAL_STATES == {"closed", "rejected"}
+
+
+@pytest.mark.parametrize("state,action", sorted(ALLOWED), ids=lambda v: v)
+def test_allowed_transition(state, action):
+    target, roles = ALLOWED[(state, action)]
+    for role in ROLES:
+        if role in roles:
+            assert transition(state, action, role) == target
+        else:
+            with pytest.raises(RoleNotAllowed) as exc:
+                transition(state, action, role)
+            assert set(exc.value.roles) == roles and exc.value.status == 403
+
+
+REFUSED = [(s, a) for s, a in itertools.product(STATES, ACTIONS) if (s, a) not in ALLOWED]
+
+
+@pytest.mark.parametrize("state,action", REFUSED, ids=lambda v: v)
+def test_refused_transition_says_what_is_allowed(state, action):
+    with pytest.raises(IllegalTransition) as exc:
+        transition(state, action, "command_room", event="E1")
+    err = exc.value
+    assert err.status == 409 and err.state == state
+    expected = {a: roles for (s, a), (_, roles) in ALLOWED.items() if s == state}
+    assert {a: set(r) for a, r in err.allowed.items()} == expected
+    for a in expected:
+        assert a in str(err)
+
+
+def test_major_events_go_to_the_leadership_first():
+    assert transition("reported", "accept", "command_room", major=True) == "reviewing"
+    assert transition("reviewing", "review", "leadership", major=True) == "accepted"
+    with pytest.raises(IllegalTransition):
+        transition("reviewing", "dispatch", "command_room", major=True)
+    assert transition("accepted", "dispatch", "command_room", major=True) == "dispatched"
+
+
+def test_rating_is_once():
+    assert transition("closed", "rate", "reporter") == "closed"
+    with pytest.raises(IllegalTransition, match="once"):
+        transition("closed", "rate", "reporter", done={"rate"})
+    assert allowed_actions("closed", done={"rate"}) == []
+
+
+def test_unknown_action_and_role():
+    with pytest.raises(IllegalTransition, match="unknown action"):
+        transition("reported", "teleport", "command_room")
+    with pytest.raises(RoleNotAllowed, match="unknown role"):
+        transition("reported", "accept", "mayor")
+
+
+def test_allowed_actions_by_role():
+    assert allowed_actions("dispatched", "department") == ["return", "start"]
+    assert set(allowed_actions("dispatched")) == {"return", "escalate", "start", "extend", "supervise", "locate"}
+    assert allowed_actions("rejected") == []
+
+
+def test_machine_step_agrees_with_transition_everywhere():
+    m = Machine()
+    combos = list(itertools.product(STATES, ACTIONS, ROLES, (False, True), (False, True)))
+    s = np.array([m.state_ix[c[0]] for c in combos], dtype=np.int16)
+    a = np.array([m.action_ix[c[1]] for c in combos], dtype=np.int16)
+    r = np.array([m.role_ix[c[2]] for c in combos], dtype=np.int16)
+    major = np.array([c[3] for c in combos])
+    done = np.array([c[4] for c in combos])
+    new, illegal, forbidden = m.step(s, a, r, major, done)
+    for k, (state, action, role, maj, dn) in enumerate(combos):
+        try:
+            target = transition(state, action, role, major=maj, done={"rate"} if dn else set())
+        except IllegalTransition:
+            assert illegal[k] and new[k] == s[k], combos[k]
+        except RoleNotAllowed:
+            assert forbidden[k] and not illegal[k] and new[k] == s[k], combos[k]
+        else:
+            assert not illegal[k] and not forbidden[k] and m.states[new[k]] == target, combos[k]
+    # unknown action or role codes are refused, never crash
+    new, illegal, forbidden = m.step(np.array([0]), np.array([-1]), np.array([0]), np.array([False]),
+                                     np.array([False]))
+    assert illegal[0]
