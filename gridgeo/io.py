@@ -23,7 +23,7 @@ from sqlalchemy import bindparam, select
 
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
-from gridgeo.errors import GridgeoError, ImportFailed, StoreError, UnknownCRS
+from gridgeo.errors import GridgeoError, IllegalTransition, ImportFailed, StoreError, UnknownCRS
 from gridgeo.layers import IMPORT_ORDER, LAYERS, get_layer
 from gridgeo.store import Store, schema, today
 from gridgeo.validate import (
@@ -39,6 +39,7 @@ __all__ = [
     "ImportResult",
     "Source",
     "export_layer",
+    "end_plan_in_force",
     "import_files",
     "read_sources",
     "validate_files",
@@ -559,22 +560,35 @@ def _new_plan(conn, store: Store, version, name, effective_from, files) -> tuple
     version = version or start.isoformat()
     if conn.execute(select(plans.c.id).where(plans.c.version == version)).first():
         raise ImportFailed(_single_error(files, "grids", "plan", f"plan version {version!r} exists already"))
-    later = conn.execute(
-        select(plans.c.version).where(plans.c.status != "draft", plans.c.effective_from >= start)
-    ).first()
-    if later:
-        raise ImportFailed(_single_error(
-            files, "grids", "effective_from",
-            f"plan {later[0]!r} takes effect on or after {start}: choose a later date"))
-    current = store.plan_in_force(start, conn=conn)
-    if current is not None:
-        conn.execute(plans.update().where(plans.c.id == current["id"]).values(effective_to=start))
+    try:
+        end_plan_in_force(conn, store, start)
+    except IllegalTransition as exc:
+        raise ImportFailed(_single_error(files, "grids", "effective_from", str(exc))) from None
     res = conn.execute(plans.insert().values(
         version=version, name=name or f"网格划分 {version}", status="published",
         effective_from=start, created_at=dt.datetime.now(dt.timezone.utc),
         note=f"imported from {', '.join(files)}",
     ))
     return res.inserted_primary_key[0], version
+
+
+def end_plan_in_force(conn, store: Store, start: dt.date) -> dict | None:
+    """Make way for a plan taking effect on ``start``, inside the caller's transaction.
+
+    The published plan in force on ``start`` ends that day (its ``effective_to``); it is
+    returned, or None. Raises :class:`IllegalTransition` when a published plan already
+    takes effect on or after ``start``: plans follow each other in time.
+    """
+    plans = schema.plans
+    later = conn.execute(
+        select(plans.c.version).where(plans.c.status != "draft", plans.c.effective_from >= start)
+    ).first()
+    if later:
+        raise IllegalTransition(f"plan {later[0]!r} takes effect on or after {start}: choose a later date")
+    current = store.plan_in_force(start, conn=conn)
+    if current is not None:
+        conn.execute(plans.update().where(plans.c.id == current["id"]).values(effective_to=start))
+    return current
 
 
 def _single_error(files, layer, fld, message) -> Report:

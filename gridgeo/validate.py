@@ -120,7 +120,7 @@ def _each(report, severity, frame, mask, layer, fld, message):
     rows, files = _rows(frame, mask), _files(frame, mask)
     msgs = [message] * len(rows) if isinstance(message, str) else list(message)
     for f, r, m in zip(files, rows, msgs):
-        report.add(severity, f, layer, int(r), fld, m)
+        report.add(severity, f, layer, None if r is None or pd.isna(r) else int(r), fld, m)
 
 
 def coerce(frame: pd.DataFrame, spec: Layer, report: Report) -> pd.DataFrame:
@@ -334,7 +334,10 @@ def check_grids(grids: gpd.GeoDataFrame, villages: gpd.GeoDataFrame, report: Rep
     epsg = _crs.metric_epsg(float(np.mean(g.total_bounds[[0, 2]])))
 
     def area_m2(geoms):
-        return gpd.GeoSeries(geoms, crs=4326).to_crs(epsg).area.to_numpy()
+        # Densified first (~10 m): an edge is straight in lon/lat, so a sliver whose
+        # vertices all lie on one long straight edge has no area; projected as is, the
+        # chord and the vertices on the curve would enclose a lens of square metres.
+        return gpd.GeoSeries(shapely.segmentize(geoms, 1e-4), crs=4326).to_crs(epsg).area.to_numpy()
 
     geoms = g.geometry.to_numpy()
     rows, files, codes = g["_row"].to_numpy(), g["_file"].to_numpy(), g["code"].to_numpy()

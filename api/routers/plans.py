@@ -1,0 +1,180 @@
+"""Grid plans (网格划分方案): drafts from the planner, publishing, diffs, manual edits, staffing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field, model_validator
+
+from api.deps import get_store
+from gridgeo.plan import lifecycle
+from gridgeo.plan.divide import jsonable
+from gridgeo.store import Store
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+GEOJSON = "application/geo+json"
+
+
+def _json(body: Any, status: int = 200, media_type: str = "application/json", **headers) -> Response:
+    return Response(json.dumps(jsonable(body), ensure_ascii=False), status_code=status,
+                    media_type=media_type, headers=headers or None)
+
+
+def _row(row: dict) -> dict:
+    out = {k: v for k, v in row.items() if k != "report"}
+    for k in ("effective_from", "effective_to", "created_at"):
+        if out.get(k) is not None:
+            out[k] = out[k].isoformat()
+    return out
+
+
+def _public_report(report: dict | None) -> dict:
+    """The report without the stored blocks (served by /blocks)."""
+    return {k: v for k, v in (report or {}).items() if k != "blocks"}
+
+
+class PlanRequest(BaseModel):
+    """What to plan and how; the villages, households, roads and staff come from the store."""
+
+    villages: list[str] | None = Field(None, description="Village / community codes; default all.")
+    within: str | None = Field(None, description="Only villages whose code starts with this (a township code).")
+    band: tuple[float, float] = Field((300, 500), description="Floor and ceiling of a grid's workload.")
+    per_village: int | dict[str, int] | None = Field(None, description="Grids per village (or per village code).")
+    target: float | None = Field(None, description="Preferred mean workload (default: middle of the band).")
+    tolerance: float = Field(0.05, ge=0, le=1, description="Wanted |w - mean| / mean within a village.")
+    workload: dict[str, float] | None = Field(None, description='Weights of point columns, e.g. {"households": 1, "population": 0.1}.')
+    seed: int = 0
+    exclaves: Literal["own", "attach"] = "own"
+    strict: bool = Field(True, description="Refuse (422) when a village cannot meet the band; false: plan anyway.")
+    version: str | None = Field(None, description="Version label of the draft (default draft-YYYYMMDD-N).")
+    name: str | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _band_order(self):
+        lo, hi = self.band
+        if not 0 <= lo <= hi or hi <= 0:
+            raise ValueError("band must be [floor, ceiling] with 0 <= floor <= ceiling, ceiling > 0")
+        return self
+
+
+class PublishRequest(BaseModel):
+    effective_from: dt.date | None = Field(None, description="Date the plan takes effect (default today, CST).")
+    version: str | None = Field(None, description="Version label (default: the date, for a draft-... label).")
+
+
+class EditRequest(BaseModel):
+    """Move blocks (ids from /blocks) or households (codes) to a grid of their village."""
+
+    to_grid: str
+    blocks: list[int] | None = None
+    households: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if bool(self.blocks) == bool(self.households):
+            raise ValueError("give either blocks or households")
+        return self
+
+
+@router.post("", status_code=201, summary="Plan grids for villages in the store and save a draft")
+def create_plan(body: PlanRequest, store: Annotated[Store, Depends(get_store)]):
+    """Runs the planner on the store's villages (all, or those asked for) and saves a draft.
+    Answers with the draft (id, version) and the report's metrics and problems."""
+    plan = lifecycle.plan_from_store(
+        store, villages=body.villages, within=body.within, band=body.band, per_village=body.per_village,
+        target=body.target, tolerance=body.tolerance, workload=body.workload, seed=body.seed,
+        exclaves=body.exclaves, strict=body.strict)
+    row = lifecycle.save_draft(store, plan, version=body.version, name=body.name, note=body.note, actor="api")
+    report = _public_report(row.get("report"))
+    body_out = {**_row(row), "metrics": report.get("metrics"), "problems": report.get("problems"),
+                "villages": report.get("villages")}
+    return _json(body_out, 201, Location=f"/v1/plans/{row['id']}")
+
+
+@router.get("", summary="Every plan")
+def list_plans(store: Annotated[Store, Depends(get_store)]):
+    frame = store.plans()
+    return _json([{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()}
+                  for r in frame.astype(object).where(frame.notna(), None).to_dict("records")])
+
+
+@router.get("/{ref}", summary="A plan's grids as GeoJSON, with its status and report",
+            responses={200: {"content": {GEOJSON: {}}}})
+def get_plan(ref: str, store: Annotated[Store, Depends(get_store)]):
+    """A FeatureCollection of the plan's grids; ``plan`` holds the plan row and ``report``
+    the planner's metrics, villages, per-grid figures, problems and edits."""
+    row, grids = lifecycle.read_plan(store, ref)
+    frame = grids.drop(columns=["plan_id"], errors="ignore")
+    fc = json.loads(frame.to_json(drop_id=True)) if len(frame) else {"type": "FeatureCollection", "features": []}
+    fc["plan"] = _row(row)
+    fc["report"] = _public_report(row.get("report"))
+    return _json(fc, media_type=GEOJSON)
+
+
+@router.get("/{ref}/blocks", summary="The blocks a draft's grids are made of, as GeoJSON",
+            responses={200: {"content": {GEOJSON: {}}}})
+def get_blocks(ref: str, store: Annotated[Store, Depends(get_store)]):
+    """Blocks with their id, village, grid and workload: what a manual edit moves."""
+    row, grids = lifecycle.read_plan(store, ref)
+    blocks = lifecycle._blocks(row, grids)
+    fc = json.loads(blocks.to_json(drop_id=True)) if len(blocks) else {"type": "FeatureCollection", "features": []}
+    fc["plan"] = _row(row)
+    return _json(fc, media_type=GEOJSON)
+
+
+@router.post("/{ref}/publish", summary="Publish a draft with an effective date")
+def publish_plan(ref: str, body: PublishRequest, store: Annotated[Store, Depends(get_store)]):
+    """Validates the draft and publishes it; the plan in force ends on ``effective_from``.
+    409 when the plan is not a draft or a later plan exists; 422 when the draft breaks a rule."""
+    row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor="api")
+    return _json(_row(row))
+
+
+@router.get("/{ref}/diff", summary="Households and addresses that change grid between two plans")
+def plan_diff(
+    ref: str,
+    store: Annotated[Store, Depends(get_store)],
+    against: Annotated[str, Query(description="The other plan (id or version); the diff goes from it to this plan.")],
+    limit: Annotated[int, Query(ge=0, le=1_000_000, description="Changes listed at most.")] = 10_000,
+):
+    frame = lifecycle.diff(store, against, ref)
+    summary = (frame.groupby(["from_grid", "to_grid"], dropna=False)["households"].agg(["size", "sum"])
+               .reset_index().rename(columns={"size": "points", "sum": "households"}))
+    return _json({
+        "from_plan": frame.attrs["from_plan"], "to_plan": frame.attrs["to_plan"],
+        "points": int(len(frame)), "households": int(frame["households"].sum()) if len(frame) else 0,
+        "moves": summary.astype(object).where(summary.notna(), None).to_dict("records"),
+        "changes": frame.head(limit).astype(object).where(frame.head(limit).notna(), None).to_dict("records"),
+        "truncated": len(frame) > limit,
+    })
+
+
+@router.post("/{ref}/edits", summary="Move blocks or households between grids of a draft")
+def edit_plan(ref: str, body: EditRequest, store: Annotated[Store, Depends(get_store)]):
+    """Every edit is validated (one polygon per grid, no hole, no empty grid, never across a
+    village boundary: 422 otherwise, nothing written) and logged; band violations come back
+    as warnings."""
+    if body.blocks:
+        res = lifecycle.move_blocks(store, ref, body.blocks, body.to_grid, actor="api")
+    else:
+        res = lifecycle.move_households(store, ref, body.households, body.to_grid, actor="api")
+    return _json(res)
+
+
+@router.get("/{ref}/staffing", summary="Staff each grid needs and has")
+def plan_staffing(
+    ref: str,
+    store: Annotated[Store, Depends(get_store)],
+    households_per_worker: Annotated[int | None, Query(ge=1, description="Default: the setting.")] = None,
+    short_only: Annotated[bool, Query(description="Only grids short of staff.")] = False,
+):
+    frame = lifecycle.plan_staffing(store, ref, households_per_worker=households_per_worker)
+    if short_only:
+        frame = frame[frame["short"]]
+    return _json({"grids": frame.to_dict("records"), "short": int(frame["short"].sum())})

@@ -1,0 +1,313 @@
+"""``gridgeo plan`` (divide villages into grids) and ``gridgeo plans ...`` (drafts, publishing,
+diffs, manual edits, staffing)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+plans_app = typer.Typer(help="Grid plans in the database: list, show, publish, diff, edit drafts, staffing.",
+                        no_args_is_help=True)
+
+DatabaseOpt = Annotated[
+    Optional[str],
+    typer.Option("--database", "-d", help="Database URL (default: $GRIDGEO_DATABASE_URL or sqlite:///gridgeo.db).",
+                 envvar="GRIDGEO_DATABASE_URL", show_envvar=False),
+]
+
+
+def _band(value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value.replace("-", ":").split(":"))
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not FLOOR:CEILING, e.g. 300:500", param_hint="--band") from None
+    if not 0 <= lo <= hi or hi <= 0:
+        raise typer.BadParameter(f"{value!r}: need 0 <= floor <= ceiling", param_hint="--band")
+    return lo, hi
+
+
+def _weights(value: str | None) -> dict[str, float] | None:
+    if not value:
+        return None
+    out = {}
+    for part in value.split(","):
+        name, _, w = part.partition("=")
+        try:
+            out[name.strip()] = float(w) if w else 1.0
+        except ValueError:
+            raise typer.BadParameter(f"{part!r} is not COLUMN=WEIGHT", param_hint="--workload") from None
+    return out
+
+
+def _read(path: Path, layer: str, crs: str | None):
+    from gridgeo.cli import _print_report, err
+    from gridgeo.io import read_sources
+
+    sources, report = read_sources([path], layer=layer, crs=crs)
+    if not report.ok or not sources:
+        _print_report(report, console=err)
+        err.print(f"[red]error:[/red] cannot read the {layer} from {path}")
+        raise typer.Exit(1)
+    frame = sources[0].frame
+    return frame.drop(columns=[c for c in ("_row", "_file") if c in frame.columns])
+
+
+def _print_metrics(report: dict) -> None:
+    from rich.table import Table
+
+    from gridgeo.cli import out
+
+    m = report.get("metrics") or {}
+    table = Table("metric", "value", title="plan")
+    for key in ("grids", "blocks", "deviation_max", "deviation_mean", "share_in_band", "polsby_popper_mean",
+                "polsby_popper_min", "road_share", "contiguous", "gap_area_m2", "overlap_area_m2", "runtime_s"):
+        if key in m:
+            table.add_row(key, str(m[key]))
+    for key in ("grids_outside_band", "grids_exempt_below_floor", "grids_not_one_polygon", "grids_with_holes"):
+        if m.get(key):
+            table.add_row(key, ", ".join(m[key][:10]) + (" ..." if len(m[key]) > 10 else ""))
+    out.print(table)
+    for p in report.get("problems") or []:
+        colour = "red" if p.get("severity") == "error" else "yellow"
+        out.print(f"[{colour}]{p.get('severity')}:[/{colour}] {p.get('message')}")
+    short = [s for s in report.get("staffing") or [] if s.get("short")]
+    if short:
+        out.print(f"{len(short)} grid(s) short of staff, e.g. " +
+                  "; ".join(f"{s['code']}: {s['missing']}" for s in short[:5]))
+
+
+def plan(
+    villages: Annotated[Optional[Path], typer.Option(help="Villages / communities: polygons with a code column, or a divisions layer (default: the database's).")] = None,
+    households: Annotated[Optional[Path], typer.Option(help="Household address points (households, population, buildings columns); default: the database's.")] = None,
+    roads: Annotated[Optional[Path], typer.Option(help="Roads and rivers (lines); default: the database's when planning from it.")] = None,
+    staff: Annotated[Optional[Path], typer.Option(help="Staff CSV, for the staffing check (default: the database's when planning from it).")] = None,
+    band: Annotated[str, typer.Option(help="Workload band FLOOR:CEILING of a grid.")] = "300:500",
+    per_village: Annotated[Optional[int], typer.Option(help="Grids per village instead of the band's choice.")] = None,
+    target: Annotated[Optional[float], typer.Option(help="Preferred mean workload (default: the middle of the band).")] = None,
+    tolerance: Annotated[float, typer.Option(help="Wanted |w - mean| / mean within a village.")] = 0.05,
+    workload: Annotated[Optional[str], typer.Option(help="How points weigh, e.g. households=1,population=0.1 (default households).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same plan.")] = 0,
+    exclaves: Annotated[str, typer.Option(help="A village part below the floor: 'own' grid or 'attach' to the nearest grid.")] = "own",
+    lenient: Annotated[bool, typer.Option("--lenient", help="Plan even where the band cannot be met; the report lists it.")] = False,
+    village: Annotated[Optional[list[str]], typer.Option("--village", help="From the database: plan only this village (repeatable).")] = None,
+    within: Annotated[Optional[str], typer.Option(help="From the database: plan only villages whose code starts with this (a township).")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="CRS of input files that declare none (wgs84, cgcs2000, gcj02, bd09, EPSG:xxxx).")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the grids (and blocks) to this GeoPackage.")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="Write the report (metrics, villages, grids, problems) as JSON.")] = None,
+    save_draft: Annotated[bool, typer.Option("--save-draft", help="Save the plan as a draft in the database.")] = False,
+    version: Annotated[Optional[str], typer.Option(help="Version label of the saved draft.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Name of the saved draft.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Divide villages into grids of balanced workload that follow roads (网格划分)."""
+    import pandas as pd
+
+    from gridgeo.cli import _fail, _progress, _store, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan import divide
+    from gridgeo.plan.lifecycle import plan_from_store, save_draft as _save
+
+    if out_path is None and not save_draft and report is None:
+        raise typer.BadParameter("say where the plan goes: --out OUT.gpkg, --report R.json or --save-draft",
+                                 param_hint="--out")
+    if exclaves not in ("own", "attach"):
+        raise typer.BadParameter("use own or attach", param_hint="--exclaves")
+    kwargs = dict(band=_band(band), per_village=per_village, target=target, tolerance=tolerance,
+                  workload=_weights(workload), seed=seed, exclaves=exclaves, strict=not lenient)
+    try:
+        with _progress(6, "planning") as step:
+            kwargs["progress"] = step
+            if villages is None:
+                store = _store(database)
+                result = plan_from_store(store, villages=village or None, within=within, **kwargs)
+            else:
+                vil = _read(villages, "divisions", crs)
+                hh = _read(households, "households", crs) if households else None
+                rd = _read(roads, "roads", crs) if roads else None
+                st = pd.read_csv(staff, dtype=str, encoding="utf-8-sig") if staff else None
+                result = divide(vil, hh, rd, staff=st, **kwargs)
+        if out_path:
+            result.to_file(out_path)
+        if report:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            report.write_text(json.dumps(result.report, ensure_ascii=False, indent=1), encoding="utf-8")
+        _print_metrics(result.report)
+        if out_path:
+            out.print(f"{len(result.grids)} grids, {len(result.blocks)} blocks -> {out_path}")
+        if save_draft:
+            row = _save(_store(database), result, version=version, name=name, actor="cli")
+            out.print(f"draft {row['version']} saved (id {row['id']}); publish with "
+                      f"`gridgeo plans publish {row['id']} --effective-from YYYY-MM-DD`")
+    except GridgeoError as exc:
+        _fail(exc)
+
+
+@plans_app.command("list")
+def list_plans(database: DatabaseOpt = None) -> None:
+    """Every plan: id, version, status, dates, grids."""
+    from rich.table import Table
+
+    from gridgeo.cli import _fail, _store, out
+    from gridgeo.errors import GridgeoError
+
+    try:
+        frame = _store(database).plans()
+    except GridgeoError as exc:
+        _fail(exc)
+    table = Table(*[str(c) for c in frame.columns])
+    for row in frame.itertuples(index=False):
+        table.add_row(*["" if v is None or v != v else str(v) for v in row])
+    out.print(table)
+
+
+@plans_app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="Plan id or version.")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write its grids and blocks to this GeoPackage.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """A plan's status, dates and metrics; optionally its grids and blocks (for editing)."""
+    from gridgeo.cli import _fail, _store, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan.lifecycle import _blocks, read_plan
+
+    try:
+        store = _store(database)
+        row, grids = read_plan(store, ref)
+        out.print(f"plan {row['version']} (id {row['id']}): {row['status']}, "
+                  f"from {row['effective_from'] or '-'} to {row['effective_to'] or '-'}, {len(grids)} grids")
+        _print_metrics(row.get("report") or {})
+        if out_path:
+            if out_path.exists():
+                out_path.unlink()
+            grids.drop(columns=["plan_id"], errors="ignore").to_file(out_path, layer="grids", driver="GPKG")
+            _blocks(row, grids).to_file(out_path, layer="blocks", driver="GPKG")
+            out.print(f"grids and blocks -> {out_path}")
+    except GridgeoError as exc:
+        _fail(exc)
+
+
+@plans_app.command()
+def publish(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    effective_from: Annotated[Optional[str], typer.Option(help="Date the plan takes effect (default today); the plan in force ends that day.")] = None,
+    version: Annotated[Optional[str], typer.Option(help="Version label (default: the effective date for a draft-... label).")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Publish a draft after validating it."""
+    from gridgeo.cli import _fail, _parse_date, _store, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan.lifecycle import publish as _publish
+
+    start = _parse_date(effective_from, "--effective-from")
+    try:
+        row = _publish(_store(database), ref, start, version=version, actor="cli")
+    except GridgeoError as exc:
+        _fail(exc)
+    out.print(f"plan {row['version']} published, in force from {row['effective_from']}")
+
+
+@plans_app.command()
+def diff(
+    a: Annotated[str, typer.Argument(help="Plan id or version (from).")],
+    b: Annotated[str, typer.Argument(help="Plan id or version (to).")],
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every change to this CSV.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Households and addresses that change grid between two plans."""
+    from rich.table import Table
+
+    from gridgeo.cli import _fail, _store, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan.lifecycle import diff as _diff
+
+    try:
+        frame = _diff(_store(database), a, b)
+    except GridgeoError as exc:
+        _fail(exc)
+    out.print(f"{len(frame):,} address points ({int(frame['households'].sum()):,} households) change grid "
+              f"from plan {frame.attrs['from_plan']} to {frame.attrs['to_plan']}")
+    if len(frame):
+        moves = frame.groupby(["from_grid", "to_grid"], dropna=False)["households"].agg(["size", "sum"])
+        table = Table("from grid", "to grid", "points", "households")
+        for (f, t), r in moves.sort_values("sum", ascending=False).head(30).iterrows():
+            table.add_row(str(f), str(t), str(r["size"]), str(int(r["sum"])))
+        out.print(table)
+    if out_path:
+        frame.to_csv(out_path, index=False)
+        out.print(f"-> {out_path}")
+
+
+def _ids(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+@plans_app.command()
+def move(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    to: Annotated[str, typer.Option("--to", help="Grid code the blocks or households go to.")],
+    blocks: Annotated[Optional[str], typer.Option(help="Block ids, comma-separated (see `plans show --out`).")] = None,
+    households: Annotated[Optional[str], typer.Option(help="Household codes, comma-separated.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Move blocks or households between grids of a draft; the edit is validated first."""
+    from gridgeo.cli import _fail, _store, err, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan.lifecycle import move_blocks, move_households
+
+    if bool(blocks) == bool(households):
+        raise typer.BadParameter("give either --blocks or --households", param_hint="--blocks")
+    try:
+        store = _store(database)
+        if blocks:
+            try:
+                ids = [int(b) for b in _ids(blocks)]
+            except ValueError:
+                raise typer.BadParameter(f"{blocks!r}: block ids are integers", param_hint="--blocks") from None
+            res = move_blocks(store, ref, ids, to, actor="cli")
+        else:
+            res = move_households(store, ref, _ids(households), to, actor="cli")
+    except GridgeoError as exc:
+        _fail(exc)
+    out.print(f"moved {res['moved_households']:,.0f} households to {res['to_grid']} from "
+              f"{', '.join(res['from_grids'])}; households now: " +
+              ", ".join(f"{c} {v:,.0f}" for c, v in res["households_after"].items()))
+    for w in res["warnings"]:
+        err.print(f"[yellow]warning:[/yellow] {w}")
+
+
+@plans_app.command()
+def staffing(
+    ref: Annotated[str, typer.Argument(help="Plan id or version.")],
+    households_per_worker: Annotated[Optional[int], typer.Option(help="One worker per this many households (default: the setting).")] = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the table to this CSV.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Staff each grid needs (1 grid head, 1 instructor, ceil(households / N) workers) and has."""
+    from rich.table import Table
+
+    from gridgeo.cli import _fail, _store, out
+    from gridgeo.errors import GridgeoError
+    from gridgeo.plan.lifecycle import plan_staffing
+
+    try:
+        frame = plan_staffing(_store(database), ref, households_per_worker=households_per_worker)
+    except GridgeoError as exc:
+        _fail(exc)
+    short = frame[frame["short"]]
+    out.print(f"{len(frame)} grids, {len(short)} short of staff")
+    table = Table("grid", "households", "workers needed", "workers", "missing")
+    for r in short.itertuples(index=False):
+        table.add_row(r.code, str(r.households), str(r.need_workers), str(r.workers), r.missing)
+    out.print(table)
+    if out_path:
+        frame.to_csv(out_path, index=False)
+        out.print(f"-> {out_path}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    app.add_typer(plans_app, name="plans")

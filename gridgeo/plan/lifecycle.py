@@ -1,0 +1,615 @@
+"""Plans in the store: drafts, publishing, diffs and manual edits.
+
+A draft is a row of ``plans`` with status ``draft`` and no dates, its grids rows of
+``grids``. The planner's report, and the blocks the grids are made of (needed for manual
+edits), are kept in ``plans.report``. Publishing gives the draft an effective date; the
+plan in force then ends that day (:func:`gridgeo.io.end_plan_in_force`, the rule imports
+follow too). Every write is one transaction with its line in the audit log.
+
+Manual edits move blocks, or households, between grids of one village in a draft. Each
+edit is checked before anything is written: a grid must stay one polygon without holes
+and keep at least one block, and never cross a village boundary; these refuse the edit
+(:class:`~gridgeo.errors.InvalidPlan`). Workloads leaving the band are allowed (the
+department may mean it) and come back as warnings.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import bindparam, select
+
+from gridgeo import crs as _crs
+from gridgeo.config import get_settings
+from gridgeo.errors import GridgeoError, IllegalTransition, InvalidPlan, NotFound
+from gridgeo.plan.blocks import Metric, clip_lines
+from gridgeo.plan.divide import COUNT_COLUMNS, Plan, divide, jsonable
+from gridgeo.plan.metrics import enclaves, evaluate
+from gridgeo.store import Store, schema, today
+
+__all__ = [
+    "get_plan",
+    "plan_from_store",
+    "save_draft",
+    "read_plan",
+    "publish",
+    "diff",
+    "move_blocks",
+    "move_households",
+    "plan_staffing",
+]
+
+_BLOCK_KEY = "blocks"
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def get_plan(store: Store, ref: int | str, *, conn=None) -> dict:
+    """The plan row with id ``ref`` (an int, or a string of digits that is an id) or version."""
+    if isinstance(ref, str) and ref.isdigit():
+        try:
+            return store.plan(int(ref), conn=conn)
+        except NotFound:
+            pass
+    return store.plan(ref, conn=conn)
+
+
+def _villages(store: Store, conn=None) -> gpd.GeoDataFrame:
+    div = store.read("divisions", conn=conn)
+    return div[div["level"].isin(["village", "community"]) & div.geometry.notna()].reset_index(drop=True)
+
+
+def plan_from_store(store: Store, *, villages: Iterable[str] | None = None, within: str | None = None,
+                    **kwargs) -> Plan:
+    """:func:`~gridgeo.plan.divide` the villages of the store (all, the ``villages`` listed,
+    or those whose code starts with ``within``) with the store's households, roads and
+    staff. ``kwargs`` go to ``divide``."""
+    vil = _villages(store)
+    if villages is not None:
+        want = [str(v) for v in villages]
+        missing = sorted(set(want) - set(vil["code"]))
+        if missing:
+            raise NotFound(f"no village or community {', '.join(missing[:5])} in the database")
+        vil = vil[vil["code"].isin(want)]
+    if within:
+        vil = vil[vil["code"].str.startswith(str(within))]
+    if len(vil) == 0:
+        raise NotFound("no village or community to plan in the database" + (f" under {within}" if within else ""))
+    x0, y0, x1, y1 = vil.total_bounds
+    pad = 0.01  # about 1 km: households snapped from just outside, roads crossing the edge
+    hh = store.read("households")
+    hh = hh.cx[x0 - pad:x1 + pad, y0 - pad:y1 + pad]
+    roads = store.read("roads")
+    roads = roads.cx[x0 - pad:x1 + pad, y0 - pad:y1 + pad] if len(roads) else None
+    staff = store.read("staff")
+    return divide(vil, hh, roads, staff=staff, **kwargs)
+
+
+def read_plan(store: Store, ref: int | str) -> tuple[dict, gpd.GeoDataFrame]:
+    """The plan row and its grids."""
+    row = get_plan(store, ref)
+    grids = store.read("grids", plan=row["id"])
+    return row, grids
+
+
+def _b64(arr: np.ndarray, dtype: str) -> str:
+    return base64.b64encode(np.ascontiguousarray(arr, dtype=dtype).tobytes()).decode("ascii")
+
+
+def _unb64(text: str, dtype: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), dtype=dtype)
+
+
+def _encode_blocks(blocks: gpd.GeoDataFrame) -> dict:
+    """Blocks as JSON: columns as lists, geometry as shapely's ragged arrays (exact float64
+    coordinates and offsets, base64), all in one go."""
+    gtype, coords, offsets = shapely.to_ragged_array(blocks.geometry.to_numpy())
+    return {
+        "block": blocks["block"].astype(int).tolist(),
+        "village_code": blocks["village_code"].astype(str).tolist(),
+        "grid_code": blocks["grid_code"].astype(str).tolist(),
+        **{c: blocks[c].astype(float).tolist() for c in (*COUNT_COLUMNS, "workload")},
+        "geometry": {"type": int(gtype), "coords": _b64(coords, "<f8"),
+                     "offsets": [_b64(o, "<i8") for o in offsets]},
+    }
+
+
+def _decode_blocks(data: dict) -> gpd.GeoDataFrame:
+    geo = data["geometry"]
+    coords = _unb64(geo["coords"], "<f8").reshape(-1, 2)
+    offsets = tuple(_unb64(o, "<i8") for o in geo["offsets"])
+    geoms = shapely.from_ragged_array(shapely.GeometryType(geo["type"]), coords, offsets)
+    # Polygons mixed with MultiPolygons came back as MultiPolygons: single parts are Polygons.
+    single = (shapely.get_type_id(geoms) == 6) & (shapely.get_num_geometries(geoms) == 1)
+    geoms[single] = shapely.get_geometry(geoms[single], 0)
+    return gpd.GeoDataFrame({k: v for k, v in data.items() if k != "geometry"}, geometry=geoms, crs=4326)
+
+
+def _blocks(row: dict, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The blocks of a plan; grids without stored blocks are one block each."""
+    data = (row.get("report") or {}).get(_BLOCK_KEY)
+    blocks = _decode_blocks(data) if data else gpd.GeoDataFrame(
+        {"block": pd.Series(dtype=int), "village_code": pd.Series(dtype=str), "grid_code": pd.Series(dtype=str)},
+        geometry=gpd.GeoSeries([], crs=4326), crs=4326)
+    missing = grids[~grids["code"].isin(set(blocks["grid_code"]))]
+    if len(missing):
+        start = int(blocks["block"].max()) + 1 if len(blocks) else 0
+        extra = gpd.GeoDataFrame({
+            "block": np.arange(start, start + len(missing)),
+            "village_code": missing["village_code"].to_numpy(),
+            "grid_code": missing["code"].to_numpy(),
+            **{c: missing[c].astype(float).to_numpy() for c in COUNT_COLUMNS},
+            "workload": missing["households"].astype(float).to_numpy(),
+        }, geometry=missing.geometry.to_numpy(), crs=4326)
+        blocks = pd.concat([blocks, extra], ignore_index=True)
+        blocks = gpd.GeoDataFrame(blocks, geometry="geometry", crs=4326)
+    return blocks.reset_index(drop=True)
+
+
+# -- drafts ----------------------------------------------------------------------------
+
+
+def _new_version(conn, stamp: dt.date) -> str:
+    plans = schema.plans
+    taken = {r[0] for r in conn.execute(select(plans.c.version).where(
+        plans.c.version.like(f"draft-{stamp:%Y%m%d}-%")))}
+    n = 1
+    while f"draft-{stamp:%Y%m%d}-{n}" in taken:
+        n += 1
+    return f"draft-{stamp:%Y%m%d}-{n}"
+
+
+def _grid_records(grids: gpd.GeoDataFrame, plan_id: int) -> list[dict]:
+    wkb = shapely.to_wkb(grids.geometry.to_numpy())
+    out = []
+    for rec, g in zip(grids[["code", "name", "village_code", "kind", *COUNT_COLUMNS]].to_dict("records"), wkb):
+        rec = {k: (int(v) if k in COUNT_COLUMNS else v) for k, v in rec.items()}
+        rec.update(plan_id=plan_id, geometry=g, kind=rec.get("kind") or "basic")
+        out.append(rec)
+    return out
+
+
+def save_draft(store: Store, plan: Plan, *, version: str | None = None, name: str | None = None,
+               note: str | None = None, actor: str = "cli", carry_over: bool = True) -> dict:
+    """Save ``plan`` as a draft; returns the plan row.
+
+    Parameters
+    ----------
+    version : str, optional
+        A unique label (default ``draft-YYYYMMDD-N``).
+    carry_over : bool
+        Copy the grids of the plan in force for the villages of the store that ``plan``
+        does not divide, so that the draft covers the whole jurisdiction (a plan is
+        published whole).
+
+    Raises
+    ------
+    NotFound
+        A village of the plan is not in the store.
+    IllegalTransition
+        The version label is taken.
+    """
+    store.check()
+    grids = plan.grids
+    with store.engine.begin() as conn:
+        vil = _villages(store, conn=conn)
+        missing = sorted(set(grids["village_code"]) - set(vil["code"]))
+        if missing:
+            raise NotFound(f"village(s) {', '.join(missing[:5])} of the plan are not in the database: "
+                           "import the divisions first")
+        carried: list[str] = []
+        if carry_over:
+            current = store.plan_in_force(conn=conn)
+            if current is not None:
+                old = store.read("grids", plan=current["id"], conn=conn)
+                old = old[~old["village_code"].isin(set(grids["village_code"]))]
+                if len(old):
+                    carried = sorted(set(old["village_code"]))
+                    grids = pd.concat([grids, old[grids.columns.intersection(old.columns)]], ignore_index=True)
+                    grids = gpd.GeoDataFrame(grids, geometry="geometry", crs=4326)
+        plans = schema.plans
+        version = version or _new_version(conn, today())
+        if conn.execute(select(plans.c.id).where(plans.c.version == version)).first():
+            raise IllegalTransition(f"plan version {version!r} exists already: choose another")
+        report = dict(plan.report)
+        report["carried_over"] = carried
+        report[_BLOCK_KEY] = _encode_blocks(plan.blocks)
+        report["edits"] = []
+        res = conn.execute(plans.insert().values(
+            version=version, name=name or f"网格划分草案 {version}", status="draft",
+            created_at=dt.datetime.now(dt.timezone.utc), note=note, report=jsonable(report)))
+        plan_id = res.inserted_primary_key[0]
+        conn.execute(schema.grids.insert(), _grid_records(grids, plan_id))
+        Store.audit(conn, actor=actor, action="plan.draft", entity="plans", entity_id=str(plan_id),
+                    detail={"version": version, "grids": int(len(grids)),
+                            "villages": sorted(set(plan.grids["village_code"])), "carried_over": carried})
+        return store.plan(plan_id, conn=conn)
+
+
+# -- publishing ------------------------------------------------------------------------
+
+
+def _validate(store: Store, row: dict, grids: gpd.GeoDataFrame) -> list[str]:
+    from gridgeo.validate import Report, check_grids, check_households
+
+    report = Report()
+    label = f"(plan {row['version']})"
+    g = grids.assign(_row=None, _file=label)
+    check_grids(g, _villages(store), report, tolerance_m2=get_settings().area_tolerance_m2)
+    hh = store.read("households")
+    if len(hh):
+        check_households(hh.assign(_row=None, _file="(database)"), g, report)
+    return [p.message for p in report.errors]
+
+
+def publish(store: Store, ref: int | str, effective_from: dt.date | None = None, *,
+            version: str | None = None, actor: str = "cli") -> dict:
+    """Publish a draft: it takes effect on ``effective_from`` (default today, CST) and the
+    plan in force ends that day. Returns the plan row.
+
+    The draft is validated first as an import would be (overlaps, gaps, grids leaving
+    their village, households in no grid); a draft labelled ``draft-...`` is renamed to
+    its effective date unless ``version`` is given.
+
+    Raises
+    ------
+    IllegalTransition
+        The plan is not a draft, a published plan takes effect on or after that date, or
+        the version label is taken.
+    InvalidPlan
+        The draft breaks a rule; nothing was written.
+    """
+    from gridgeo.io import end_plan_in_force
+
+    store.check()
+    row, grids = read_plan(store, ref)
+    if row["status"] != "draft":
+        raise IllegalTransition(f"plan {row['version']!r} is {row['status']}: only a draft can be published",
+                                state=row["status"])
+    if len(grids) == 0:
+        raise InvalidPlan([f"plan {row['version']!r} has no grid"])
+    problems = _validate(store, row, grids)
+    if problems:
+        raise InvalidPlan(problems)
+    start = effective_from or today()
+    new_version = version or (start.isoformat() if row["version"].startswith("draft-") else row["version"])
+    plans = schema.plans
+    with store.engine.begin() as conn:
+        if new_version != row["version"] and conn.execute(
+                select(plans.c.id).where(plans.c.version == new_version)).first():
+            raise IllegalTransition(f"plan version {new_version!r} exists already: pass another version")
+        ended = end_plan_in_force(conn, store, start)
+        name = row["name"]
+        if name == f"网格划分草案 {row['version']}":  # the default name follows the new label
+            name = f"网格划分 {new_version}"
+        conn.execute(plans.update().where(plans.c.id == row["id"]).values(
+            status="published", effective_from=start, effective_to=None, version=new_version, name=name))
+        Store.audit(conn, actor=actor, action="plan.publish", entity="plans", entity_id=str(row["id"]),
+                    detail={"version": new_version, "draft_version": row["version"],
+                            "effective_from": start.isoformat(),
+                            "ended": ended["version"] if ended else None})
+        return store.plan(row["id"], conn=conn)
+
+
+# -- diff ------------------------------------------------------------------------------
+
+
+def _codes_in(grids: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray, tolerance: float) -> np.ndarray:
+    from gridgeo.locate import Locator
+
+    if len(grids) == 0 or len(x) == 0:
+        return np.full(len(x), None, dtype=object)
+    loc = Locator.from_frame(grids, "code", tolerance=tolerance, cells_per_grid=64)
+    return np.asarray(loc.locate(x, y), dtype=object)
+
+
+def diff(store: Store, a: int | str, b: int | str) -> pd.DataFrame:
+    """Households whose grid differs between plans ``a`` and ``b``.
+
+    Every household of the store is located in both plans (rules of
+    :mod:`gridgeo.locate`, snapping included). Returns one row per household that
+    changes grid: code, address, village_code, households, population, from_grid,
+    to_grid (None where the household is in no grid of that plan). ``attrs`` holds the
+    two plan versions.
+    """
+    ra, ga = read_plan(store, a)
+    rb, gb = read_plan(store, b)
+    hh = store.read("households")
+    tol = get_settings().snap_tolerance_m
+    x, y = shapely.get_x(hh.geometry.to_numpy()), shapely.get_y(hh.geometry.to_numpy())
+    ca, cb = _codes_in(ga, x, y, tol), _codes_in(gb, x, y, tol)
+    changed = (pd.Series(ca).fillna("") != pd.Series(cb).fillna("")).to_numpy()
+    out = pd.DataFrame({
+        "code": hh["code"].to_numpy(),
+        "address": hh["address"].to_numpy(),
+        "village_code": hh["village_code"].to_numpy(),
+        "households": hh["households"].to_numpy(),
+        "population": hh["population"].to_numpy(),
+        "from_grid": ca,
+        "to_grid": cb,
+    })[changed].reset_index(drop=True)
+    out.attrs.update(from_plan=ra["version"], to_plan=rb["version"])
+    return out
+
+
+# -- manual edits ----------------------------------------------------------------------
+
+
+def _draft(store: Store, ref) -> tuple[dict, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    row, grids = read_plan(store, ref)
+    if row["status"] != "draft":
+        raise IllegalTransition(f"plan {row['version']!r} is {row['status']}: only a draft can be edited; "
+                                "make a new draft", state=row["status"])
+    return row, grids, _blocks(row, grids)
+
+
+def _check_edit(blocks: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, touched: set[str],
+                villages: gpd.GeoDataFrame) -> tuple[dict[str, Any], list[str]]:
+    """New geometry of the touched grids, or the problems that refuse the edit."""
+    problems = []
+    geoms: dict[str, Any] = {}
+    vgeom = villages.set_index("code").geometry
+    for code in sorted(touched):
+        mine = blocks[blocks["grid_code"] == code]
+        if len(mine) == 0:
+            problems.append(f"grid {code} would have no block left: move blocks into it, "
+                            "or leave it at least one")
+            continue
+        geom = shapely.coverage_union_all(mine.geometry.to_numpy())
+        if geom.geom_type != "Polygon":
+            problems.append(f"grid {code} would be in {shapely.get_num_geometries(geom)} pieces: "
+                            "a grid is one polygon; move blocks that touch it along an edge")
+            continue
+        geoms[code] = geom
+    if geoms:
+        codes = list(geoms)
+        vg = np.array([vgeom.get(str(grids.set_index("code").loc[c, "village_code"])) for c in codes],
+                      dtype=object)
+        bad = enclaves(np.array([geoms[c] for c in codes], dtype=object), vg)
+        for c, b in zip(codes, bad):
+            if b:
+                problems.append(f"grid {c} would surround other land of its village (a hole): "
+                                "a grid has a hole only where its village has one")
+    return geoms, problems
+
+
+def _apply(store: Store, row: dict, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame,
+           touched: set[str], edit: dict, actor: str) -> dict:
+    """Validate and write an edit of a draft; returns what changed and the warnings."""
+    villages = _villages(store)
+    geoms, problems = _check_edit(blocks, grids, touched, villages)
+    if problems:
+        raise InvalidPlan(problems)
+    report = dict(row.get("report") or {})
+    params = report.get("params") or {}
+    band = tuple(params.get("band") or (300, 500))
+    totals = blocks.groupby("grid_code")[[*COUNT_COLUMNS, "workload"]].sum()
+    new = grids.copy()
+    for code, geom in geoms.items():
+        i = new.index[new["code"] == code][0]
+        new.at[i, "geometry"] = geom
+        for c in COUNT_COLUMNS:
+            new.at[i, c] = int(round(totals.loc[code, c]))
+    new["workload"] = new["code"].map(totals["workload"]).fillna(new["households"]).astype(float)
+    before = {c: float(grids.set_index("code").loc[c, "households"]) for c in touched}
+    warnings = []
+    for code in sorted(touched):
+        w = float(new.set_index("code").loc[code, "workload"])
+        if not band[0] <= w <= band[1]:
+            warnings.append(f"grid {code} now holds a workload of {w:,.0f}, outside the band "
+                            f"{band[0]:,.0f}-{band[1]:,.0f}")
+    roads = store.read("roads")
+    exempt = set((report.get("metrics") or {}).get("grids_exempt_below_floor") or [])
+    metrics, per_grid = evaluate(new, villages[villages["code"].isin(set(new["village_code"]))],
+                                 roads if len(roads) else None, band=band, exempt=exempt)
+    if not metrics.get("contiguous", True) or (metrics.get("overlap_area_m2") or 0) > get_settings().area_tolerance_m2:
+        raise InvalidPlan([f"the edit would break the tiling of the village: {metrics}"])
+    old_metrics = report.get("metrics") or {}
+    metrics.update({k: old_metrics[k] for k in ("blocks", "runtime_s") if k in old_metrics})
+    metrics["blocks"] = int(len(blocks))
+    report["metrics"] = metrics
+    report["grids"] = per_grid.merge(new[["code", "name", "households", "population"]], on="code").to_dict("records")
+    report[_BLOCK_KEY] = _encode_blocks(blocks)
+    summary = {**edit, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": actor,
+               "households_before": before,
+               "households_after": {c: float(new.set_index("code").loc[c, "households"]) for c in touched},
+               "warnings": warnings}
+    report["edits"] = list(report.get("edits") or []) + [summary]
+    g = schema.grids
+    with store.engine.begin() as conn:
+        current = conn.execute(select(schema.plans.c.status).where(schema.plans.c.id == row["id"])).scalar()
+        if current != "draft":
+            raise IllegalTransition(f"plan {row['version']!r} was {current} meanwhile: only a draft can be edited")
+        recs = _grid_records(new[new["code"].isin(touched)], row["id"])
+        conn.execute(
+            g.update().where(g.c.plan_id == bindparam("_plan"), g.c.code == bindparam("_code")).values(
+                geometry=bindparam("geometry"), households=bindparam("households"),
+                population=bindparam("population"), buildings=bindparam("buildings")),
+            [{"_plan": r["plan_id"], "_code": r["code"], "geometry": r["geometry"], "households": r["households"],
+              "population": r["population"], "buildings": r["buildings"]} for r in recs])
+        conn.execute(schema.plans.update().where(schema.plans.c.id == row["id"]).values(report=jsonable(report)))
+        Store.audit(conn, actor=actor, action="plan.edit", entity="plans", entity_id=str(row["id"]),
+                    detail=jsonable({k: v for k, v in summary.items() if k not in ("at", "actor")}))
+    return jsonable({"plan": row["version"], **summary, "metrics": metrics})
+
+
+def move_blocks(store: Store, ref: int | str, blocks: Iterable[int], to_grid: str, *,
+                actor: str = "cli") -> dict:
+    """Move ``blocks`` (ids of the draft's blocks) to grid ``to_grid`` of the same village.
+
+    Raises
+    ------
+    NotFound
+        An unknown block or grid.
+    InvalidPlan
+        The edit would cross a village boundary, leave a grid empty, in pieces or with a
+        hole; nothing was written.
+    IllegalTransition
+        The plan is not a draft.
+    """
+    row, grids, allb = _draft(store, ref)
+    ids = [int(b) for b in blocks]
+    known = set(allb["block"].astype(int))
+    unknown = [b for b in ids if b not in known]
+    if unknown:
+        raise NotFound(f"no block {', '.join(map(str, unknown[:5]))} in plan {row['version']!r}")
+    target = grids[grids["code"] == str(to_grid)]
+    if len(target) == 0:
+        raise NotFound(f"no grid {to_grid!r} in plan {row['version']!r}")
+    village = target["village_code"].iloc[0]
+    sel = allb["block"].isin(ids).to_numpy()
+    other = allb.loc[sel & (allb["village_code"] != village).to_numpy()]
+    if len(other):
+        raise InvalidPlan([f"block {int(b)} lies in village {v}, grid {to_grid} in village {village}: "
+                           "a grid never crosses a village boundary"
+                           for b, v in zip(other["block"], other["village_code"])])
+    sources = set(allb.loc[sel, "grid_code"]) - {str(to_grid)}
+    if not sources:
+        raise InvalidPlan([f"the block(s) are in grid {to_grid} already"])
+    allb.loc[sel, "grid_code"] = str(to_grid)
+    moved = allb.loc[sel]
+    edit = {"action": "move_blocks", "blocks": ids, "to_grid": str(to_grid), "from_grids": sorted(sources),
+            "moved_households": float(moved["households"].sum())}
+    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor)
+
+
+def move_households(store: Store, ref: int | str, households: Iterable[str], to_grid: str, *,
+                    actor: str = "cli") -> dict:
+    """Move households (codes of the store) to grid ``to_grid`` of their village.
+
+    The block holding a household is split around it: the Voronoi cells of the address
+    points in the block, clipped to it, separate the household's cell from the rest, and
+    that cell moves. Households at the same address point move together. The cell must
+    touch ``to_grid`` along an edge, or the edit is refused.
+    """
+    row, grids, allb = _draft(store, ref)
+    codes = [str(c) for c in households]
+    hh = store.read("households")
+    found = hh[hh["code"].isin(codes)]
+    missing = sorted(set(codes) - set(found["code"]))
+    if missing:
+        raise NotFound(f"no household {', '.join(missing[:5])} in the database")
+    target = grids[grids["code"] == str(to_grid)]
+    if len(target) == 0:
+        raise NotFound(f"no grid {to_grid!r} in plan {row['version']!r}")
+    village = target["village_code"].iloc[0]
+    tol = get_settings().snap_tolerance_m
+    bgeoms = allb.geometry.to_numpy()
+    x, y = shapely.get_x(hh.geometry.to_numpy()), shapely.get_y(hh.geometry.to_numpy())
+    from gridgeo.locate import Locator
+
+    loc = Locator.from_frame(gpd.GeoDataFrame({"i": np.arange(len(allb))}, geometry=bgeoms, crs=4326), "i",
+                             tolerance=tol, cells_per_grid=16)
+    hh_block = pd.Series(loc.locate(x, y), dtype=object).fillna(-1).to_numpy(dtype=np.int64)
+    sel = hh["code"].isin(codes).to_numpy()
+    outside = hh.loc[sel & (hh_block < 0), "code"].tolist()
+    if outside:
+        raise InvalidPlan([f"household {c} is in no grid of plan {row['version']!r}" for c in outside])
+    wrong = hh.loc[sel & (allb["village_code"].to_numpy()[np.maximum(hh_block, 0)] != village), "code"].tolist()
+    if wrong:
+        raise InvalidPlan([f"household {c} is not in village {village} of grid {to_grid}: a grid never "
+                           "crosses a village boundary" for c in wrong])
+    already = hh.loc[sel & (allb["grid_code"].to_numpy()[np.maximum(hh_block, 0)] == str(to_grid)), "code"].tolist()
+    if len(already) == len(codes):
+        raise InvalidPlan([f"household(s) {', '.join(already[:5])} are in grid {to_grid} already"])
+    # Carve: the cells of the chosen address points in each block they are in.
+    carve_lines = []
+    carve_zone = []
+    for b in np.unique(hh_block[sel]):
+        in_b = hh_block == b
+        pts = np.unique(shapely.get_coordinates(hh.geometry.to_numpy()[in_b]), axis=0)
+        chosen = np.unique(shapely.get_coordinates(hh.geometry.to_numpy()[in_b & sel]), axis=0)
+        block = bgeoms[b]
+        if len(pts) == len(chosen):
+            carve_zone.append(block)
+            continue
+        cells = shapely.get_parts(shapely.voronoi_polygons(
+            shapely.multipoints(pts), extend_to=shapely.envelope(block).buffer(1e-3)))
+        cells = cells[shapely.contains_xy(cells[:, None], chosen[:, 0], chosen[:, 1]).any(axis=1)] \
+            if len(cells) else cells
+        zone = shapely.intersection(shapely.union_all(cells), block)
+        carve_zone.append(zone)
+        carve_lines.append(clip_lines(shapely.boundary(shapely.union_all(cells)), block))
+    vil_sel = (allb["village_code"] == village).to_numpy()
+    if carve_lines:
+        mine = (hh_block >= 0) & vil_sel[np.maximum(hh_block, 0)]
+        allb = _recut(allb, vil_sel, carve_lines, hh[mine], tol)
+        vil_sel = (allb["village_code"] == village).to_numpy()
+    zone = shapely.union_all(carve_zone)
+    rep = shapely.point_on_surface(allb.geometry.to_numpy())
+    inside = vil_sel & shapely.contains_xy(zone, shapely.get_x(rep), shapely.get_y(rep))
+    sources = set(allb.loc[inside, "grid_code"]) - {str(to_grid)}
+    allb.loc[inside, "grid_code"] = str(to_grid)
+    edit = {"action": "move_households", "households": codes, "to_grid": str(to_grid),
+            "from_grids": sorted(sources),
+            "moved_households": float(hh.loc[sel, "households"].sum())}
+    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor)
+
+
+def _recut(blocks: gpd.GeoDataFrame, village: np.ndarray, lines, households: gpd.GeoDataFrame,
+           tol: float) -> gpd.GeoDataFrame:
+    """Re-polygonize a village's blocks with extra cut lines; pieces keep their block's grid.
+
+    All the village's block edges are noded once with the new lines, so neighbours keep
+    sharing exact vertices. The largest piece of a block keeps its id; other pieces get
+    new ids. Household totals of the village's blocks are counted again.
+    """
+    from gridgeo.plan.blocks import _faces, _lines
+
+    old = blocks[village]
+    vgeom = shapely.coverage_union_all(old.geometry.to_numpy())
+    linework = shapely.union_all(np.concatenate([
+        _lines(shapely.boundary(old.geometry.to_numpy())),
+        _lines(np.concatenate([np.atleast_1d(np.asarray(x, dtype=object)) for x in lines]))]))
+    faces = _faces(shapely.get_parts(linework), vgeom)
+    rep = shapely.point_on_surface(faces)
+    fi, bi = shapely.STRtree(old.geometry.to_numpy()).query(rep, predicate="within")
+    owner = np.full(len(faces), -1)
+    owner[fi] = bi
+    if (owner < 0).any():
+        raise GridgeoError("internal: a re-cut piece lies in no block")
+    m = Metric(_crs.metric_epsg(float(np.mean(shapely.bounds(vgeom)[[0, 2]]))))
+    area = m.area(faces)
+    ids = old["block"].to_numpy()[owner].astype(int)
+    order = np.lexsort((-area, owner))
+    first = np.zeros(len(faces), dtype=bool)
+    first[order[np.unique(owner[order], return_index=True)[1]]] = True
+    next_id = int(blocks["block"].max()) + 1
+    ids[~first] = np.arange(next_id, next_id + (~first).sum())
+    new = gpd.GeoDataFrame({
+        "block": ids,
+        "village_code": old["village_code"].to_numpy()[owner],
+        "grid_code": old["grid_code"].to_numpy()[owner],
+    }, geometry=faces, crs=4326)
+    from gridgeo.locate import Locator
+
+    loc = Locator.from_frame(gpd.GeoDataFrame({"i": np.arange(len(new))}, geometry=faces, crs=4326), "i",
+                             tolerance=tol, cells_per_grid=16)
+    hx, hy = shapely.get_x(households.geometry.to_numpy()), shapely.get_y(households.geometry.to_numpy())
+    where = pd.Series(loc.locate(hx, hy), dtype=object).fillna(-1).to_numpy(dtype=np.int64)
+    hit = where >= 0
+    idx = where[hit]
+    for c in COUNT_COLUMNS:
+        vals = pd.to_numeric(households[c], errors="coerce").fillna(1 if c == "households" else 0).to_numpy()[hit]
+        new[c] = np.bincount(idx, weights=vals, minlength=len(new))
+    # Blocks keep their workload per household (the planner's weights).
+    ratio = (old["workload"].sum() / old["households"].sum()) if old["households"].sum() else 1.0
+    new["workload"] = new["households"] * ratio
+    out = pd.concat([blocks[~village], new], ignore_index=True)
+    return gpd.GeoDataFrame(out, geometry="geometry", crs=4326).sort_values("block").reset_index(drop=True)
+
+
+def plan_staffing(store: Store, ref: int | str, *, households_per_worker: int | None = None) -> pd.DataFrame:
+    """:func:`~gridgeo.plan.staffing.staffing` of a stored plan against the store's staff."""
+    from gridgeo.plan.staffing import staffing
+
+    _, grids = read_plan(store, ref)
+    return staffing(grids, store.read("staff"), households_per_worker=households_per_worker)
