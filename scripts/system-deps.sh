@@ -8,6 +8,11 @@ pg_version=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
 if [[ -n "$pg_version" && ! -e /usr/share/postgresql/$pg_version/extension/postgis.control ]]; then
   need+=("postgresql-$pg_version-postgis-3")
 fi
+# maps: tests/test_maps.py opens the maps in headless Chromium (the distribution's, never a
+# downloaded browser) and screenshots them with a CJK font.
+for pkg in chromium fonts-wqy-microhei; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
 
 if ((${#need[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
@@ -16,7 +21,7 @@ if ((${#need[@]})); then
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
   else
-    echo "missing system packages: ${need[*]} (install them as root; the PostgreSQL tests need them)" >&2
+    echo "missing system packages: ${need[*]} (install them as root; the PostgreSQL and map tests need them)" >&2
   fi
 fi
 

@@ -1,0 +1,254 @@
+"""What every gridgeo map has: an offline Leaflet map, an optional base map, the grid
+and village layers, search, layer control, fullscreen and a scale bar.
+
+Base maps
+---------
+None by default: a map then makes no request at all. ``GRIDGEO_MAP_BASEMAP`` (or the
+``basemap`` argument, CLI option and API parameter) chooses another:
+
+``tianditu``
+    天地图 vector and imagery tiles with Chinese annotation; needs a key, from
+    ``GRIDGEO_TIANDITU_KEY``. The tiles are CGCS2000, drawn as WGS84 (centimetres).
+    The key is written into the page, as the browser must send it with every tile.
+``amap``
+    高德地图 road and satellite tiles. They are GCJ-02: everything drawn is converted to
+    GCJ-02 first (:func:`gridgeo.crs.convert`), or it would land some 500 m off.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo.errors import GridgeoError
+from maps import elements, encoding, offline
+
+__all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet", "grid_set",
+           "encode_together", "add_grids", "finish"]
+
+#: Base map choices, code -> label.
+BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图"}
+
+
+class MapError(GridgeoError, ValueError):
+    """A map that cannot be drawn as asked (unknown base map, missing key, no grids)."""
+
+    status = 422
+    code = "map-error"
+
+
+@dataclass(frozen=True)
+class Basemap:
+    """A base map choice: ``kind`` in :data:`BASEMAPS`, and the Tianditu key."""
+
+    kind: str = "none"
+    key: str | None = None
+
+    @property
+    def crs(self) -> str:
+        """The coordinate system the tiles are drawn in: ``gcj02`` for AMap."""
+        return "gcj02" if self.kind == "amap" else "wgs84"
+
+    @property
+    def max_zoom(self) -> int:
+        return 18 if self.kind != "none" else 19
+
+    def add_to(self, m: folium.Map) -> None:
+        """Add the base layers (radio buttons in the layer control) to ``m``."""
+        if self.kind == "tianditu":
+            url = ("https://t{s}.tianditu.gov.cn/%s_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+                   "&LAYER=%s&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles&TILEMATRIX={z}&TILEROW={y}"
+                   "&TILECOL={x}&tk=" + str(self.key))
+            attr = "&copy; 天地图 (tianditu.gov.cn)"
+            for label, base, notes in (("天地图矢量", "vec", "cva"), ("天地图影像", "img", "cia")):
+                group = folium.FeatureGroup(name=label, overlay=False, show=label == "天地图矢量")
+                for layer in (base, notes):
+                    folium.TileLayer(url % (layer, layer), attr=attr, subdomains="01234567",
+                                     max_zoom=18, control=False).add_to(group)
+                group.add_to(m)
+        elif self.kind == "amap":
+            url = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
+            sat = "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}"
+            attr = "&copy; 高德地图 (amap.com)"
+            folium.TileLayer(url, name="高德地图", attr=attr, subdomains="1234", max_zoom=18).add_to(m)
+            folium.TileLayer(sat, name="高德影像", attr=attr, subdomains="1234", max_zoom=18,
+                             show=False).add_to(m)
+
+
+def get_basemap(kind: str | None = None, *, key: str | None = None) -> Basemap:
+    """The base map ``kind`` (default ``GRIDGEO_MAP_BASEMAP``, else none).
+
+    Raises
+    ------
+    MapError
+        For an unknown kind, or Tianditu without a key (``GRIDGEO_TIANDITU_KEY``).
+    """
+    kind = (kind or os.environ.get("GRIDGEO_MAP_BASEMAP") or "none").strip().lower()
+    if kind not in BASEMAPS:
+        raise MapError(f"unknown base map {kind!r}: use one of {', '.join(BASEMAPS)}")
+    if kind == "tianditu":
+        key = key or os.environ.get("GRIDGEO_TIANDITU_KEY")
+        if not key:
+            raise MapError("the Tianditu base map needs a key: set GRIDGEO_TIANDITU_KEY")
+    return Basemap(kind, key)
+
+
+def new_map(basemap: Basemap, **kwargs) -> folium.Map:
+    """A folium map with no default tiles, loading Leaflet from the vendored assets."""
+    m = folium.Map(tiles=None, control_scale=False, zoom_control=True, maxZoom=basemap.max_zoom,
+                   **kwargs)
+    offline.use_assets(m, offline.LEAFLET, offline.GRIDGEO)
+    basemap.add_to(m)
+    elements.ScaleBar().add_to(m)
+    elements.AttributionPrefix().add_to(m)
+    return m
+
+
+# -- grids, villages -----------------------------------------------------------------
+
+@dataclass
+class GridSet:
+    """Grids ready to draw: simplified, in the base map's CRS, encoded as a topology.
+
+    ``topology`` is None while the set waits to be encoded together with others
+    (:func:`encode_together`); then ``share_with`` names the set holding the topology
+    and ``feature_range`` this set's features in it.
+    """
+
+    frame: pd.DataFrame
+    geoms: np.ndarray  # simplified, display CRS
+    villages: pd.DataFrame  # code, name, label point lon/lat (display CRS), grids
+    bounds: list  # [[south, west], [north, east]] in the display CRS
+    tolerance_m: float
+    decimals: int
+    topology: dict | None = None
+    mesh: list | None = None
+    feature_range: tuple[int, int] | None = None
+    share_with: GridSet | None = None
+    layer: elements.GridLayer | None = None
+
+
+def _village_names(frame: pd.DataFrame, villages: pd.DataFrame | None) -> pd.Series:
+    names = pd.Series(frame["village_code"].to_numpy(), index=frame.index, dtype=object)
+    if villages is not None and len(villages):
+        lookup = pd.Series(villages["name"].to_numpy(), index=villages["code"].to_numpy())
+        names = names.map(lookup).fillna(names)
+    return names
+
+
+def grid_set(grids: gpd.GeoDataFrame, villages: pd.DataFrame | None, basemap: Basemap, *,
+             tolerance_m: float | None = None, encode: bool = True) -> GridSet:
+    """Prepare ``grids`` for drawing (see :mod:`maps.encoding`).
+
+    ``villages`` (the divisions layer, or any frame with ``code`` and ``name``) names
+    the villages; without it villages are shown by code. The frame returned has the
+    grid columns plus ``village`` (name). With ``encode=False`` the topology is left
+    for :func:`encode_together`.
+    """
+    if len(grids) == 0:
+        plan = grids.attrs.get("plan_version")
+        raise MapError(f"no grids to draw: plan {plan} has none here" if plan
+                       else "no grids to draw: no plan is in force (or the plan asked for has none)")
+    if grids.crs is not None and grids.crs.to_epsg() != 4326:
+        grids = grids.to_crs(4326)
+    frame = pd.DataFrame(grids.drop(columns="geometry")).reset_index(drop=True)
+    frame["village"] = _village_names(frame, villages).to_numpy()
+    geoms = grids.geometry.to_numpy()
+    tol = encoding.auto_tolerance(geoms) if tolerance_m is None else float(tolerance_m)
+    decimals = 6 if tol < 2.5 else 5  # rounding stays below the simplification
+    simple = encoding.to_display(encoding.simplify(geoms, tol), basemap.crs)
+    # Village labels: a point inside the largest grid of each village.
+    area = shapely.area(simple)
+    biggest = (pd.DataFrame({"v": frame["village_code"], "a": area})
+               .sort_values(["v", "a"], ascending=[True, False]).drop_duplicates("v").index.to_numpy())
+    points = shapely.point_on_surface(simple[biggest])
+    vill = pd.DataFrame({
+        "code": frame["village_code"].to_numpy()[biggest],
+        "name": frame["village"].to_numpy()[biggest],
+        "lon": shapely.get_x(points),
+        "lat": shapely.get_y(points),
+    })
+    vill["grids"] = frame["village_code"].value_counts().reindex(vill["code"]).to_numpy()
+    x0, y0, x1, y1 = shapely.total_bounds(simple)
+    gs = GridSet(frame, simple, vill, [[y0, x0], [y1, x1]], tol, decimals)
+    if encode:
+        gs.topology = encoding.encode_topology(simple, decimals, groups=frame["village_code"].to_numpy())
+        gs.mesh = gs.topology.pop("mesh")
+    return gs
+
+
+def encode_together(sets: list[GridSet]) -> None:
+    """Encode several grid sets as one topology, held by the first.
+
+    Arcs common to them (the unchanged grids of two plans) are then sent once.
+    """
+    geoms = np.concatenate([s.geoms for s in sets])
+    groups = np.concatenate([s.frame["village_code"].to_numpy(dtype=str) for s in sets])
+    layers = np.repeat(np.arange(len(sets)), [len(s.frame) for s in sets])
+    topo = encoding.encode_topology(geoms, min(s.decimals for s in sets), groups=groups, layers=layers)
+    meshes = topo.pop("mesh")
+    start = 0
+    for i, s in enumerate(sets):
+        s.feature_range = (start, start + len(s.frame))
+        start += len(s.frame)
+        s.mesh = meshes[i]
+        s.topology = topo if i == 0 else None
+        s.share_with = None if i == 0 else sets[0]
+
+
+VILLAGE_STYLE = {"color": "#222222", "weight": 2.6, "opacity": 0.9}
+
+
+def add_grids(m: folium.Map, gs: GridSet, classes, styles, tooltip, *, name: str = "网格",
+              class_name: str = "gg-grid", show_villages: bool = True,
+              labels: bool | None = None) -> elements.GridLayer:
+    """Add the grid layer, the village boundaries and (for up to 60 villages) their names."""
+    wanted = list(dict.fromkeys(["code", "name", "village", *[c for c, _ in tooltip]]))
+    for col in wanted:
+        if col not in gs.frame:  # e.g. a draft file without households: shown as "—"
+            gs.frame[col] = None
+    props, lookups = elements.columns(gs.frame, wanted)
+    share = gs.share_with.layer if gs.share_with is not None else None
+    if gs.share_with is not None and share is None:
+        raise ValueError("add the grid set holding the shared topology first")
+    layer = elements.GridLayer(gs.topology, props, lookups, classes, styles, tooltip=tooltip,
+                               name=name, class_name=class_name, share=share,
+                               feature_range=gs.feature_range)
+    layer.add_to(m)
+    gs.layer = layer
+    if show_villages:
+        elements.MeshLayer(layer, gs.mesh or [], VILLAGE_STYLE).add_to(m)
+    if labels is None:
+        labels = len(gs.villages) <= 60
+    pts = encoding.encode_points(gs.villages["lon"], gs.villages["lat"], 5)
+    elements.LabelLayer(pts, gs.villages["name"].astype(str).tolist(), show=bool(labels)).add_to(m)
+    return layer
+
+
+def finish(m: folium.Map, layers, bounds, *, title: str | None = None, subtitle: str | None = None,
+           collapsed: bool = False) -> folium.Map:
+    """Search, title, fullscreen, layer control, and the view fitted to ``bounds``."""
+    elements.Search(layers).add_to(m)
+    elements.fullscreen(m)
+    if title:
+        elements.Title(title, subtitle).add_to(m)
+    folium.LayerControl(position="topright", collapsed=collapsed).add_to(m)
+    m.fit_bounds(bounds, padding=(20, 20))
+    return m
+
+
+def display_points(lon, lat, basemap: Basemap) -> tuple[np.ndarray, np.ndarray]:
+    """Point coordinates in the base map's CRS."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    if basemap.crs == "wgs84":
+        return lon, lat
+    from gridgeo import crs as _crs
+
+    return _crs.convert(lon, lat, "wgs84", basemap.crs)

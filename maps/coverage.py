@@ -1,0 +1,112 @@
+"""The coverage map: grids coloured by staffing completeness, with village boundaries.
+
+Tooltips (in Chinese) give the grid code, name, village, households, grid head,
+full- and part-time workers, instructor and what is missing. Staffing follows
+:func:`gridgeo.coverage.staffing`: a grid needs a grid head, a full-time worker and
+an instructor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import folium
+import geopandas as gpd
+import pandas as pd
+
+from gridgeo.coverage import staffing
+from gridgeo.store import Store, schema
+from maps import elements
+from maps.base import Basemap, add_grids, finish, get_basemap, grid_set, new_map
+
+__all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
+
+#: Staffing classes: (label, fill colour) by number of required roles missing (0, 1, 2+).
+CLASSES = [
+    ("配齐（网格长、专职网格员、指导员）", "#1a9850"),
+    ("缺一类", "#fdae61"),
+    ("缺两类及以上", "#d73027"),
+]
+
+TOOLTIP = [
+    ("code", "网格编码"),
+    ("village", "所属村社"),
+    ("households", "户数"),
+    ("population", "人口"),
+    ("grid_head", "网格长"),
+    ("full_time_worker", "专职网格员"),
+    ("part_time_worker", "兼职网格员"),
+    ("instructor", "网格指导员"),
+    ("missing_label", "缺配"),
+]
+
+
+def coverage_map(
+    grids: gpd.GeoDataFrame,
+    staff: pd.DataFrame,
+    villages: pd.DataFrame | None = None,
+    *,
+    basemap: Basemap | None = None,
+    title: str | None = None,
+    tolerance_m: float | None = None,
+) -> folium.Map:
+    """Build the coverage map from a grid layer and the staff roster.
+
+    Parameters
+    ----------
+    grids : GeoDataFrame
+        Grids (``code``, ``name``, ``village_code``, ``households`` ...), EPSG:4326.
+    staff : DataFrame
+        The ``staff`` layer.
+    villages : DataFrame, optional
+        ``code`` and ``name`` of villages/communities (the divisions layer).
+    basemap : Basemap, optional
+        Default :func:`maps.base.get_basemap` (none unless configured).
+    title : str, optional
+        Shown over the map.
+    tolerance_m : float, optional
+        Simplification tolerance; default from the extent (:func:`maps.encoding.auto_tolerance`).
+    """
+    basemap = basemap or get_basemap()
+    gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)
+    table = staffing(gs.frame["code"], staff)
+    frame = gs.frame
+    for col in ("grid_head", "full_time_worker", "part_time_worker", "instructor"):
+        frame[col] = table[col].to_numpy()
+    frame["missing_label"] = table["missing"].where(table["missing"] != "", "无").to_numpy()
+    if "population" not in frame:
+        frame["population"] = pd.NA
+    cls = table["n_missing"].clip(upper=2).to_numpy()
+    styles = [{"color": "#ffffff", "weight": 1.2, "fillColor": colour, "fillOpacity": 0.55, "opacity": 1}
+              for _, colour in CLASSES]
+    m = new_map(basemap)
+    layer = add_grids(m, gs, cls, styles, TOOLTIP, name="网格（按人员配备）")
+    counts = pd.Series(cls).value_counts().reindex(range(3), fill_value=0)
+    elements.Legend(
+        "网格人员配备",
+        [(colour, f"{label}  {counts[i]}") for i, (label, colour) in enumerate(CLASSES)],
+        note=f"共 {len(frame):,} 个网格、{len(gs.villages):,} 个村社",
+    ).add_to(m)
+    plan = grids.attrs.get("plan_version")
+    subtitle = f"网格划分方案 {plan}" if plan else None
+    return finish(m, [layer], gs.bounds, title=title or "网格覆盖与人员配备", subtitle=subtitle)
+
+
+def coverage_from_store(
+    store: Store,
+    *,
+    village: str | None = None,
+    at: dt.date | None = None,
+    plan: int | str | None = None,
+    basemap: Basemap | None = None,
+) -> folium.Map:
+    """The coverage map of the plan in force (or ``plan``), optionally of one village
+    (a 12-digit code, a code prefix such as a township, or a name)."""
+    from gridgeo.workload import village_prefix
+
+    prefix = village_prefix(store, village)
+    where = schema.grids.c.village_code.startswith(prefix) if prefix else None
+    grids = store.read("grids", at=at, plan=plan, where=where)
+    staff = store.read("staff")
+    divisions = store.read("divisions")
+    return coverage_map(grids, staff, divisions, basemap=basemap)

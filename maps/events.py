@@ -1,0 +1,152 @@
+"""The events map: a period's events as clusters and heat, with a time slider.
+
+Markers are filled with the colour of the event's platform and ringed with that of its
+status (:data:`gridgeo.workload.STATUSES`). A year of events is never 20,000 markers on
+the map: Leaflet.markercluster groups them by zoom, and the heat layer shows density.
+The events are embedded once (positions and times encoded, the rest as small integer
+codes); the slider steps through the period month by month (week by week, or day by
+day, for shorter periods) and the switches hide platforms; both filter the clusters and
+the heat together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import folium
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gridgeo.layers import PLATFORMS
+from gridgeo.store import Store
+from gridgeo.workload import STATUSES, Period, read_events, village_prefix
+from maps import elements, encoding
+from maps.base import Basemap, add_grids, display_points, finish, get_basemap, grid_set, new_map
+
+__all__ = ["events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
+
+PLATFORM_COLOURS = {
+    "stability": "#377eb8", "market": "#4daf4a", "enforcement": "#ff7f00", "service": "#984ea3",
+}
+STATUS_COLOURS = {"open": "#ffffff", "overdue": "#e31a1c", "closed": "#7f7f7f", "rejected": "#000000"}
+
+TOOLTIP = [("code", "网格编码"), ("village", "所属村社"), ("households", "户数")]
+
+
+def _step_label(step: Period) -> str:
+    if step.days == 1:
+        return step.start.isoformat()
+    if step.start.day == 1 and (step.end + dt.timedelta(days=1)).day == 1:
+        return f"{step.start.year}年{step.start.month}月"
+    return f"{step.start:%Y-%m-%d} 至 {step.end:%m-%d}"
+
+
+def event_spec(events: gpd.GeoDataFrame, period: Period, basemap: Basemap) -> dict:
+    """The compact form of ``events`` that ``GG.events`` (gridgeo-maps.js) reads.
+
+    Events without a position are left out (the map says how many).
+    """
+    geoms = events.geometry.to_numpy()
+    placed = ~shapely.is_missing(geoms)
+    ev = events[placed]
+    lon, lat = display_points(shapely.get_x(geoms[placed]), shapely.get_y(geoms[placed]), basemap)
+    start, _ = period.bounds()
+    t0 = pd.Timestamp(start)
+    minutes = ((pd.to_datetime(ev["reported_at"], utc=True) - t0).dt.total_seconds() // 60).astype(np.int64)
+    order = np.argsort(minutes.to_numpy(), kind="stable")
+    ev, lon, lat, minutes = ev.iloc[order], lon[order], lat[order], minutes.to_numpy()[order]
+    names = ev["category"].fillna("未知事项").astype(str).to_numpy()
+    categories, cat_idx = np.unique(names, return_inverse=True)
+    grids, grid_idx = np.unique(ev["grid_code"].fillna("").astype(str).to_numpy(), return_inverse=True)
+    steps = []
+    for s in period.steps():
+        a, b = s.bounds()
+        steps.append([int((pd.Timestamp(a) - t0).total_seconds() // 60),
+                      int((pd.Timestamp(b) - t0).total_seconds() // 60), _step_label(s)])
+    pts = encoding.encode_points(lon, lat, 5)
+    return {
+        "pos": pts["enc"],
+        "n": pts["n"],
+        "scale": pts["scale"],
+        "t0": int(t0.timestamp() * 1000),
+        "t": encoding.encode_series(minutes),
+        "p": pd.Categorical(ev["platform"], categories=list(PLATFORMS)).codes.astype(int).clip(min=0).tolist(),
+        "s": pd.Categorical(ev["status"], categories=list(STATUSES)).codes.astype(int).clip(min=0).tolist(),
+        "c": cat_idx.astype(int).tolist(),
+        "categories": categories.tolist(),
+        "g": grid_idx.astype(int).tolist(),
+        "grids": grids.tolist(),
+        "code": ev["code"].astype(str).tolist(),
+        "steps": steps,
+        "platforms": [[k, v, PLATFORM_COLOURS[k]] for k, v in PLATFORMS.items()],
+        "statuses": [[k, v, STATUS_COLOURS[k]] for k, v in STATUSES.items()],
+        "period": f"{period.start:%Y-%m-%d} 至 {period.end:%Y-%m-%d}",
+    }
+
+
+def events_map(
+    events: gpd.GeoDataFrame,
+    grids: gpd.GeoDataFrame,
+    villages: pd.DataFrame | None = None,
+    *,
+    period: Period | None = None,
+    basemap: Basemap | None = None,
+    title: str | None = None,
+    subtitle: str | None = None,
+    tolerance_m: float | None = None,
+) -> folium.Map:
+    """Build the events map.
+
+    Parameters
+    ----------
+    events : GeoDataFrame
+        From :func:`gridgeo.workload.read_events` (``reported_at``, ``platform``,
+        ``status``, ``category``, ``code``, ``grid_code``, WGS84 point geometry).
+    grids : GeoDataFrame
+        The grids drawn under the events (and searched).
+    period : Period, optional
+        Default ``events.attrs["period"]``.
+    """
+    period = period or events.attrs.get("period")
+    if period is None:
+        raise ValueError("events_map needs the period (events.attrs['period'] or period=)")
+    basemap = basemap or get_basemap()
+    gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)
+    m = new_map(basemap)
+    styles = [{"color": "#5f6b7a", "weight": 1.0, "fillColor": "#ffffff", "fillOpacity": 0.35, "opacity": 0.9}]
+    layer = add_grids(m, gs, np.zeros(len(gs.frame), dtype=int), styles, TOOLTIP, name="网格")
+    spec = event_spec(events, period, basemap)
+    data = elements.EventData(spec).add_to(m)
+    elements.EventHeat(data).add_to(m)
+    elements.EventClusters(data).add_to(m)
+    elements.EventControl(data).add_to(m)
+    unplaced = len(events) - spec["n"]
+    note = f"共 {len(events):,} 件，{unplaced:,} 件无坐标未上图" if unplaced else f"共 {len(events):,} 件"
+    elements.Legend("事件平台（填色）", [(c, PLATFORMS[k]) for k, c in PLATFORM_COLOURS.items()],
+                    note=note).add_to(m)
+    return finish(m, [layer], gs.bounds, title=title or "事件分布", subtitle=subtitle or spec["period"])
+
+
+def events_from_store(
+    store: Store,
+    *,
+    period: str | None = None,
+    platform: str | None = None,
+    village: str | None = None,
+    at: dt.date | None = None,
+    plan: int | str | None = None,
+    basemap: Basemap | None = None,
+) -> folium.Map:
+    """The events map over ``period`` (default: the twelve months up to the latest
+    event), for one platform or all, over the grids of the plan in force or ``plan``."""
+    prefix = village_prefix(store, village)
+    grids = store.read("grids", at=at, plan=plan)
+    events = read_events(store, period, grids=grids, platform=platform, village=prefix)
+    if prefix:
+        grids = grids[grids["code"].str.startswith(prefix)]
+    scope = f" · {PLATFORMS[platform]}" if platform else ""
+    p = events.attrs["period"]
+    return events_map(events, grids, store.read("divisions"), period=p, basemap=basemap,
+                      subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d}{scope}")
