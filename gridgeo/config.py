@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
 
@@ -26,10 +28,28 @@ class Settings(BaseSettings):
     snap_tolerance_m: float = 50.0
     #: Staffing rule of the planner: one grid worker per this many households (rounded up).
     households_per_worker: int = 200
+    #: Assessment rankings rank a unit only with at least this many events in the
+    #: indicator's denominator (received, accepted, due or rated), so that a unit with
+    #: one lucky event cannot top the table.
+    ranking_min_volume: int = 20
+    #: Households band of a grid, ``FLOOR:CEILING`` (the planner's default band): the
+    #: workload tables flag grids outside it. A plan made by the planner uses its own.
+    grid_band: Annotated[tuple[float, float], NoDecode] = (300.0, 500.0)
     #: Where built indexes (locators) are saved so that new workers load them.
     cache_dir: Path = Path(".gridgeo-cache")
     #: Echo SQL statements (debugging).
     echo_sql: bool = False
+
+    @field_validator("grid_band", mode="before")
+    @classmethod
+    def _band(cls, value):
+        # GRIDGEO_GRID_BAND=300:500 (as the planner's --band), or a JSON list.
+        if isinstance(value, str):
+            value = value.strip("[]() ").replace(":", ",").split(",")
+        lo, hi = (float(v) for v in value)
+        if not 0 <= lo <= hi or hi <= 0:
+            raise ValueError(f"grid band {value!r}: need 0 <= floor <= ceiling, ceiling > 0")
+        return lo, hi
 
 
 @lru_cache(maxsize=1)
