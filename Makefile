@@ -32,7 +32,9 @@ test: $(STAMP) system
 sample: $(STAMP)
 	$(BIN)/python data/make_sample.py
 
+## Every benchmark (several minutes; the planner's peers come from the bench extra).
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	for f in benchmarks/bench_*.py; do $(BIN)/python $$f || exit 1; done
 
 clean:

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import problems
-from api.routers import grids, health, lookup
+from api.routers import events, grids, health, lookup, maps, open311, plans, stats
 from gridgeo import __version__
 
 
@@ -22,7 +22,12 @@ def create_app() -> FastAPI:
     app.include_router(health.router)
     app.include_router(grids.router)
     # -- further routers, one line each --
+    app.include_router(plans.router)
     app.include_router(lookup.router)
+    app.include_router(events.router)
+    app.include_router(open311.router)
+    app.include_router(maps.router)
+    app.include_router(stats.router)
     return app
 
 

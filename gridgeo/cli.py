@@ -92,6 +92,7 @@ def _parse_date(value: str | None, name: str) -> dt.date | None:
 def init(
     database: DatabaseOpt = None,
     sample: Annotated[bool, typer.Option("--sample/--no-sample", help="Load the sample township if the database is empty.")] = False,
+    replay: Annotated[bool, typer.Option("--replay/--no-replay", help="With --sample: also replay its year of events through the workflow.")] = True,
 ) -> None:
     """Create or upgrade the database schema; optionally load the sample data."""
     from gridgeo.sample import load_sample
@@ -105,6 +106,13 @@ def init(
                 with _progress(12, "loading the sample") as step:
                     result = load_sample(store, progress=step)
                 out.print("sample loaded: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+                if replay:
+                    from gridgeo.events.replay import replay_sample
+
+                    with _progress(5, "replaying the sample year of events") as step:
+                        done = replay_sample(store, progress=step)
+                    out.print(f"sample year replayed: {done.events:,} events, {done.actions:,} actions "
+                              f"through the intake rules and the state machine")
             else:
                 out.print("the database holds data already: sample not loaded")
     except GridgeoError as exc:
@@ -277,6 +285,9 @@ def serve(
 # point group, so that the core never imports them.
 _CORE_COMMANDS: list[str] = [
     "gridgeo.cli_locate",
+    "gridgeo.cli_plan",
+    "gridgeo.cli_events",
+    "gridgeo.cli_report",
 ]
 
 

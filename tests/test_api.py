@@ -11,6 +11,7 @@ from api.deps import get_store
 from api.main import create_app
 from conftest import V1, V2
 from gridgeo.io import import_files
+from gridgeo.store import HEAD_REVISION
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_health(client, store):
     assert r.status_code == 200
     body = r.json()
     assert body["status"] == "ok" and body["database"] == store.dialect
-    assert body["plan_in_force"] == "v1" and body["schema"] == "0001"
+    assert body["plan_in_force"] == "v1" and body["schema"] == HEAD_REVISION
 
 
 def test_health_reports_a_broken_database(tmp_path):
