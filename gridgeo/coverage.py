@@ -104,7 +104,7 @@ def staffing(
         .str[: -len(separator) or None]
     )
     table = (joined.unstack("role") if len(joined) else pd.DataFrame(index=pd.Index([], name="grid_code")))
-    table = table.reindex(index=index, columns=list(ROLES)).fillna("")
+    table = table.reindex(index=index, columns=list(ROLES)).astype(object).fillna("")
     counts = (rows.groupby(["grid_code", "role"]).size().unstack("role") if len(rows)
               else pd.DataFrame(index=pd.Index([], name="grid_code")))
     counts = counts.reindex(index=index, columns=list(ROLES)).fillna(0).astype(int)
