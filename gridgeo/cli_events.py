@@ -28,10 +28,11 @@ def import_(
     crs: Annotated[Optional[str], typer.Option(help="CRS of rows that name none: wgs84, cgcs2000, gcj02, bd09.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write every problem found to this CSV file.")] = None,
 ) -> None:
-    """Import events through the intake rules (located, routed, dated, checked for
-    duplicates), all rows or none: a bad row fails the import with a report naming the
-    file, row and field of every problem. Valid events outside the jurisdiction or
-    without a place are imported into the command room's queues, not dropped."""
+    """Import events through the intake rules, all rows or none.
+
+    Events are located, routed, dated and checked for duplicates. A bad row fails the
+    import with a report naming the file, row and field of every problem. Valid events
+    outside the jurisdiction or without a place go to the command room's queues, not dropped."""
     from gridgeo.cli import _fail, _print_report, _progress, _store, out
     from gridgeo.errors import GridgeoError, ImportFailed
     from gridgeo.events.importing import import_events
@@ -61,8 +62,9 @@ def replay(
     folder: Annotated[Optional[Path], typer.Option(help="Folder with events.csv and event_actions.csv (default: the sample).")] = None,
     refused: Annotated[Optional[Path], typer.Option(help="Write the trails the state machine refused to this CSV.")] = None,
 ) -> None:
-    """Load the sample year (events and their action trails) through the intake rules
-    and the state machine. Events of a plain ``gridgeo init --sample`` are taken over."""
+    """Replay the sample year (events and their action trails) through intake and the state machine.
+
+    Events of a plain ``gridgeo init --sample`` are taken over."""
     from rich.table import Table
 
     from gridgeo.cli import _fail, _progress, _store, out

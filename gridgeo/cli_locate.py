@@ -55,8 +55,7 @@ def locate(
     lat: Annotated[str, typer.Option(help="Latitude column of a CSV.")] = "lat",
     database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database URL.", envvar="GRIDGEO_DATABASE_URL")] = None,
 ) -> None:
-    """Locate every point in INPUT and write it with grid_code, grid_name, village_code,
-    village_name, snapped, distance_m and outside / invalid / swapped flags."""
+    """Add the grid, village and flags (snapped, distance_m, outside, invalid, swapped) to every point of INPUT."""
     from gridgeo.cli import _fail, _progress, _store, err, out as console
     from gridgeo.errors import GridgeoError
     from gridgeo.lookup import Lookup

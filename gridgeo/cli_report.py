@@ -39,8 +39,9 @@ def report(
     roles: Annotated[Optional[str], typer.Option(help="--by worker: the staff roles counted, comma-separated "
                                                       "(default all).")] = None,
 ) -> None:
-    """The assessment of a period per unit: counts, hours to close, satisfaction and
-    the rates 立案率, 派遣率, 结案率, 按期结案率, 返工率, 延期率, 满意率.
+    """The assessment (考核) of a period per unit: counts, hours to close, satisfaction and the rates.
+
+    Rates: 立案率, 派遣率, 结案率, 按期结案率, 返工率, 延期率, 满意率.
 
     Example: gridgeo report --period 2026-Q3 --by department --format xlsx --out q3.xlsx
     """
