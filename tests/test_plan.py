@@ -376,3 +376,18 @@ def test_sample_township(tmp_path):
     out = plan.to_file(tmp_path / "plan.gpkg")
     back = gpd.read_file(out, layer="grids")
     assert list(back["code"]) == list(plan.grids["code"])
+
+
+def test_sample_with_a_narrower_band_has_no_enclave():
+    """Band 200:400 on the sample once left a grid wrapped around another (a hole over its
+    village's land) while the report listed no problem: the part is now partitioned again."""
+    from conftest import SAMPLE
+
+    path = SAMPLE / "township.gpkg"
+    div = gpd.read_file(path, layer="divisions")
+    plan = divide(div, gpd.read_file(path, layer="households"), gpd.read_file(path, layer="roads"),
+                  band=(200, 400))
+    m = plan.report["metrics"]
+    assert m["contiguous"] and m["grids_with_holes"] == []
+    assert (shapely.get_type_id(plan.grids.geometry.to_numpy()) == 3).all()
+    assert [p for p in plan.report["problems"] if p["severity"] == "error"] == []

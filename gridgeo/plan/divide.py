@@ -42,7 +42,7 @@ from gridgeo.config import get_settings
 from gridgeo.errors import GridgeoError, InfeasibleBand, InvalidGeometry, UnknownCRS
 from gridgeo.plan.bands import grids_for, split_count
 from gridgeo.plan.blocks import Metric, block_graph, cut_part
-from gridgeo.plan.metrics import evaluate
+from gridgeo.plan.metrics import enclaves, evaluate
 from gridgeo.plan.partition import Objective, partition
 
 __all__ = ["Plan", "divide", "jsonable", "number_grids", "prepare_villages", "prepare_households",
@@ -424,7 +424,18 @@ def divide(
             low, high = max(low, lo), min(high, hi)
         obj = Objective(target=max(t, 1e-9), low=low, high=high, road_factor=road_factor,
                         tolerance=tolerance, **dict(shape_weights or {}))
-        res = partition(g, p.k, obj, seed=seed * 7919 + 101 * j, starts=starts)
+        # The partition's repairs can still leave a grid wrapped around another (an
+        # enclave) on some inputs; such a result breaks a hard rule, so the part is
+        # partitioned again from other, still deterministic, seeds.
+        for attempt in range(_ATTEMPTS):
+            res = partition(g, p.k, obj, seed=seed * 7919 + 101 * j + 7 * attempt, starts=starts)
+            broken = _broken_grids(p.blocks, res.labels, p.k, p.geom, metric, settings.area_tolerance_m2)
+            if not broken:
+                break
+        if broken:
+            problems.append({"severity": "error", "village": vil["code"][p.village],
+                             "message": f"village {vil['code'][p.village]}: no partition without an enclave "
+                                        f"or a split grid in {_ATTEMPTS} attempts"})
         p.labels = res.labels
         part_notes.append({"village": vil["code"][p.village], "part": j, "blocks": int(g.n), "grids": p.k,
                            "seed": res.seed, "rounds": res.rounds, "moves": res.moves,
@@ -549,6 +560,18 @@ def _allocate(vil, parts: list[_Part], band, per_village, target, exclaves):
                 reasons.append(f"{label}: one address holds a workload of {p.atoms:,.0f}, "
                                f"above the ceiling {hi:,.0f}, and an address cannot be split")
     return reasons, problems
+
+
+_ATTEMPTS = 6
+
+
+def _broken_grids(blocks, labels, k, village, metric, tolerance_m2) -> bool:
+    """Whether the grids of one part would break a hard rule: a grid in pieces, or one
+    holding another (a hole over land of its village)."""
+    geoms = np.array([shapely.union_all(blocks[labels == c]) for c in range(k)], dtype=object)
+    if (shapely.get_type_id(geoms) != 3).any():
+        return True
+    return bool(enclaves(geoms, np.array([village] * k, dtype=object), metric, tolerance_m2).any())
 
 
 def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems):
