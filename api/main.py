@@ -6,8 +6,15 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from api import problems
+from api.metrics import Metrics
+from api.metrics import router as metrics_router
+from api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log
 from api.routers import events, grids, health, lookup, maps, open311, plans, stats
 from gridgeo import __version__
+from gridgeo.config import get_settings
+
+#: The public lookup endpoints, rate limited per client IP (GRIDGEO_LOOKUP_RATE).
+RATE_LIMITED_PATHS = ("/v1/lookup",)
 
 
 def create_app() -> FastAPI:
@@ -28,6 +35,16 @@ def create_app() -> FastAPI:
     app.include_router(open311.router)
     app.include_router(maps.router)
     app.include_router(stats.router)
+    app.include_router(metrics_router)
+    # Operations (innermost first): the body guard, the lookup rate limit, then metrics
+    # and the JSON request log around everything, 413s and 429s included.
+    settings = get_settings()
+    app.state.metrics = Metrics()
+    app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
+    app.add_middleware(RateLimit, paths=RATE_LIMITED_PATHS, rate=settings.lookup_rate, burst=settings.lookup_burst)
+    app.add_middleware(ObserveRequests, metrics=app.state.metrics, log=settings.request_log)
+    if settings.request_log:
+        enable_request_log()
     return app
 
 

@@ -116,7 +116,10 @@ def main() -> None:
     pts = np.column_stack([h.geometry.x, h.geometry.y])[rng.permutation(len(h))[:2000]]
     store.close()
 
-    env = dict(os.environ, GRIDGEO_DATABASE_URL=url, GRIDGEO_CACHE_DIR=str(tmp / "cache"))
+    # Measured as deployed for throughput: no per-request log lines, and no per-client
+    # rate limit (one load generator is one client, which the limit would throttle).
+    env = dict(os.environ, GRIDGEO_DATABASE_URL=url, GRIDGEO_CACHE_DIR=str(tmp / "cache"),
+               GRIDGEO_REQUEST_LOG="false", GRIDGEO_LOOKUP_RATE="0")
     proc = subprocess.Popen([sys.executable, "-m", "gridgeo", "serve", "--port", str(args.port), "--no-access-log"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp)
     base = f"http://127.0.0.1:{args.port}"
@@ -128,7 +131,8 @@ def main() -> None:
         generator = "wrk" if wrk else "httpx asyncio client (install wrk for a fair figure)"
         script = tmp / "points.lua"
         script.write_text(LUA % ",".join(f"{{{x:.7f},{y:.7f}}}" for x, y in pts))
-        print(f"gridgeo lookup over HTTP: one uvicorn worker, SQLite, sample township "
+        print(f"gridgeo lookup over HTTP: one uvicorn worker (access and request logs off, no rate limit), "
+              f"SQLite, sample township "
               f"({len(h):,} households, 2,000 distinct points), load generator: {generator}, "
               f"{args.seconds} s per run, {os.cpu_count()} cores shared by server and generator")
         results = {}

@@ -39,6 +39,18 @@ class Settings(BaseSettings):
     cache_dir: Path = Path(".gridgeo-cache")
     #: Echo SQL statements (debugging).
     echo_sql: bool = False
+    #: Largest request body the API accepts, in bytes (413 above it). 20 MB holds a
+    #: 100,000-point lookup with room to spare.
+    max_body_bytes: int = 20_000_000
+    #: Deepest JSON nesting the API accepts in a request body (422 above it).
+    max_json_depth: int = 64
+    #: Rate of the public lookup endpoints per client IP and process: ``N/s``, ``N/min``
+    #: or ``N/h``; ``0`` disables the limit.
+    lookup_rate: str = "100/s"
+    #: Burst of the lookup rate limit: requests a client may make at once.
+    lookup_burst: int = 200
+    #: One JSON log line per request on the ``gridgeo.access`` logger.
+    request_log: bool = True
 
     @field_validator("grid_band", mode="before")
     @classmethod
