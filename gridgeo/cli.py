@@ -66,6 +66,22 @@ def _fail(exc: GridgeoError) -> None:
     raise typer.Exit(1)
 
 
+def run_import(run, *, report: Path | None, steps: int, what: str):
+    """Run an import (``run(progress)``) under a progress bar; print its problems and write
+    them to ``report`` whether it succeeds or fails. A failure exits 1."""
+    try:
+        with _progress(steps, what) as step:
+            result = run(step)
+    except GridgeoError as exc:
+        if report and isinstance(exc, ImportFailed):
+            exc.report.to_frame().to_csv(report, index=False)
+        _fail(exc)
+    _print_report(result.report)
+    if report:
+        result.report.to_frame().to_csv(report, index=False)
+    return result
+
+
 def _print_report(report, *, console: Console = out, limit: int = 200) -> None:
     if not report.problems:
         return
@@ -136,22 +152,11 @@ def import_(
     from gridgeo.io import import_files
 
     start = _parse_date(effective_from, "--effective-from")
-    try:
-        store = _store(database)
-        with _progress(2 * len(LAYERS) + 2, "importing") as step:
-            try:
-                result = import_files(store, files, layer=layer, crs=crs, repair=repair, replace=replace,
-                                      plan_version=plan, plan_name=plan_name, effective_from=start,
-                                      progress=step)
-            except ImportFailed as exc:
-                if report:
-                    exc.report.to_frame().to_csv(report, index=False)
-                raise
-    except GridgeoError as exc:
-        _fail(exc)
-    _print_report(result.report)
-    if report:
-        result.report.to_frame().to_csv(report, index=False)
+    result = run_import(
+        lambda step: import_files(_store(database), files, layer=layer, crs=crs, repair=repair,
+                                  replace=replace, plan_version=plan, plan_name=plan_name,
+                                  effective_from=start, progress=step),
+        report=report, steps=2 * len(LAYERS) + 2, what="importing")
     out.print("imported: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
     if result.plan_version:
         out.print(f"grid plan {result.plan_version} published")

@@ -33,24 +33,11 @@ def import_(
     Events are located, routed, dated and checked for duplicates. A bad row fails the
     import with a report naming the file, row and field of every problem. Valid events
     outside the jurisdiction or without a place go to the command room's queues, not dropped."""
-    from gridgeo.cli import _fail, _print_report, _progress, _store, out
-    from gridgeo.errors import GridgeoError, ImportFailed
+    from gridgeo.cli import _store, out, run_import
     from gridgeo.events.importing import import_events
 
-    try:
-        store = _store(database)
-        with _progress(4, "importing events") as step:
-            try:
-                result = import_events(store, files, crs=crs, progress=step)
-            except ImportFailed as exc:
-                if report:
-                    exc.report.to_frame().to_csv(report, index=False)
-                raise
-    except GridgeoError as exc:
-        _fail(exc)
-    _print_report(result.report)
-    if report:
-        result.report.to_frame().to_csv(report, index=False)
+    result = run_import(lambda step: import_events(_store(database), files, crs=crs, progress=step),
+                        report=report, steps=4, what="importing events")
     out.print(f"imported {result.events:,} events ({result.history:,} history lines)")
     out.print(f"located by: {_counts(result.located_by)}")
     out.print(f"routes: {_counts(result.routes)}; possible duplicates: {result.duplicates:,}")

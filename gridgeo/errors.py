@@ -106,6 +106,20 @@ class IdempotencyKeyReused(GridgeoError):
     code = "idempotency-key-reused"
 
 
+class BatchTooLarge(GridgeoError):
+    """More items in one request than a batch takes (e.g. 100,000 lookup points)."""
+
+    status = 413
+    code = "batch-too-large"
+
+
+class MalformedBody(GridgeoError, ValueError):
+    """A request body of the wrong shape (not the JSON the endpoint takes)."""
+
+    status = 422
+    code = "malformed-body"
+
+
 class StoreError(GridgeoError):
     """The database is missing, not migrated, or refused an operation."""
 

@@ -12,21 +12,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import get_store
-from gridgeo.errors import GridgeoError, InvalidCoordinates
+from gridgeo.errors import BatchTooLarge, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
 
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
-
-
-class BatchTooLarge(GridgeoError):
-    status = 413
-    code = "batch-too-large"
-
-
-class MalformedBody(GridgeoError):
-    status = 422
-    code = "malformed-body"
 
 
 @lru_cache(maxsize=8)
