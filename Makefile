@@ -17,9 +17,11 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-## Set up, load the sample township into ./gridgeo.db if it is empty, and serve on 127.0.0.1:8000.
+## Set up, load the sample township into ./gridgeo.db if it is empty, print the demo users' tokens,
+## and serve on 127.0.0.1:8000.
 run: $(STAMP)
 	$(BIN)/gridgeo init --sample
+	$(BIN)/gridgeo users demo
 	$(BIN)/gridgeo serve --host $(HOST) --port $(PORT)
 
 system:

@@ -9,7 +9,7 @@ from api import problems
 from api.metrics import Metrics
 from api.metrics import router as metrics_router
 from api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log
-from api.routers import events, grids, health, lookup, maps, open311, plans, stats
+from api.routers import events, grids, health, lookup, maps, open311, plans, stats, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
 
@@ -35,6 +35,7 @@ def create_app() -> FastAPI:
     app.include_router(open311.router)
     app.include_router(maps.router)
     app.include_router(stats.router)
+    app.include_router(users.router)
     app.include_router(metrics_router)
     # Operations (innermost first): the body guard, the lookup rate limit, then metrics
     # and the JSON request log around everything, 413s and 429s included.

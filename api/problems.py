@@ -7,7 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridgeo.errors import GridgeoError, ImportFailed
+from gridgeo.errors import GridgeoError, ImportFailed, RoleNotAllowed, Unauthenticated
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -25,7 +25,12 @@ def install(app: FastAPI) -> None:
         extra = {}
         if isinstance(exc, ImportFailed):
             extra["problems"] = [p.__dict__ for p in exc.report.problems]
-        return problem(exc.status, exc.code.replace("-", " "), str(exc), f"/problems/{exc.code}", **extra)
+        if isinstance(exc, RoleNotAllowed):
+            extra["allowed_roles"] = exc.roles
+        response = problem(exc.status, exc.code.replace("-", " "), str(exc), f"/problems/{exc.code}", **extra)
+        if isinstance(exc, Unauthenticated):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="gridgeo"'
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):

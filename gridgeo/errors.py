@@ -63,6 +63,20 @@ class IllegalTransition(GridgeoError):
         self.allowed = allowed or {}
 
 
+class Unauthenticated(GridgeoError):
+    """No token, or one that is not valid, where a token is needed (HTTP 401)."""
+
+    status = 401
+    code = "unauthenticated"
+
+
+class InvalidUser(GridgeoError, ValueError):
+    """A user that cannot be created as asked (unknown role, missing scope, taken name)."""
+
+    status = 422
+    code = "invalid-user"
+
+
 class RoleNotAllowed(GridgeoError):
     """An action the caller's role may not take (``roles`` lists those that may)."""
 

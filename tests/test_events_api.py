@@ -9,14 +9,25 @@ from fastapi.testclient import TestClient
 
 from api.deps import get_store
 from api.main import create_app
+from authn import headers_for
 from test_events_support import CST, G11, G12, INSIDE, world  # noqa: F401
 
-CR = {"X-Gridgeo-Role": "command_room", "X-Gridgeo-Actor": "%E7%8E%8B%E4%BC%9F"}  # 王伟
-DEPT = {"X-Gridgeo-Role": "department", "X-Gridgeo-Actor": "zfzd"}
+CR: dict = {}
+DEPT: dict = {}
+PO: dict = {}
+GW: dict = {}
 
 
 @pytest.fixture
 def client(world):
+    """An anonymous client; CR, DEPT, PO and GW hold the bearer headers of the command
+    room (王伟), the department 综治办 (zfzd), the stability platform office and the
+    grid worker of G11."""
+    CR.clear(), DEPT.clear(), PO.clear(), GW.clear()
+    CR.update(headers_for(world, "command_room", name="王伟"))
+    DEPT.update(headers_for(world, "department", name="zfzd", department="综治办"))
+    PO.update(headers_for(world, "platform_office", name="平台协调办公室", platform="stability"))
+    GW.update(headers_for(world, "grid_worker", name="网格员", grids=[G11]))
     app = create_app()
     app.dependency_overrides[get_store] = lambda: world
     with TestClient(app) as c:
@@ -57,7 +68,7 @@ def test_idempotent_retry_over_http(client, world):
     assert r2.json() == r1.json()
     r3 = post(client, key="abc", description="另一件事")
     assert r3.status_code == 422 and r3.json()["type"] == "/problems/idempotency-key-reused"
-    assert client.get("/v1/events").json()["total"] == 1
+    assert client.get("/v1/events", headers=CR).json()["total"] == 1
 
 
 def test_intake_validation_problems(client):
@@ -77,19 +88,19 @@ def test_life_cycle_over_http(client):
     e = post(client).json()
     code, v = e["code"], e["version"]
     steps = [("accept", CR, {}), ("dispatch", CR, {}), ("start", DEPT, {}),
-             ("extend", {"X-Gridgeo-Role": "platform_office"}, {"data": {"hours": 24}}),
-             ("resolve", DEPT, {"note": "已清理"}), ("verify", {"X-Gridgeo-Role": "grid_worker"}, {}),
+             ("extend", PO, {"data": {"hours": 24}}),
+             ("resolve", DEPT, {"note": "已清理"}), ("verify", GW, {}),
              ("close", CR, {})]
     for action, headers, extra in steps:
         r = act(client, code, action, v, headers=headers, **extra)
         assert r.status_code == 200, (action, r.json())
         v = r.json()["version"]
         assert r.headers["etag"] == f'"{v}"'
-    got = client.get(f"/v1/events/{code}").json()
+    got = client.get(f"/v1/events/{code}", headers=CR).json()
     assert got["state"] == "closed" and got["extended_hours"] == 24
     assert [h["action"] for h in got["history"]] == ["report"] + [s[0] for s in steps]
     assert got["history"][1]["actor"] == "王伟" and got["history"][3]["actor"] == "zfzd"
-    assert got["history"][4]["actor"] == "平台协调办公室"  # no actor header: the role's label
+    assert got["history"][4]["actor"] == "平台协调办公室"
 
 
 def test_refusals_say_what_is_allowed(client):
@@ -103,9 +114,9 @@ def test_refusals_say_what_is_allowed(client):
     r = act(client, e["code"], "accept", 1, headers=DEPT)
     assert r.status_code == 403 and r.json()["allowed_roles"] == ["command_room"]
     r = client.post(f"/v1/events/{e['code']}/actions", json={"action": "accept", "version": 1})
-    assert r.status_code == 403  # nobody said who they are
-    r = act(client, e["code"], "accept", 1, headers={"X-Gridgeo-Role": "mayor"})
-    assert r.status_code == 403
+    assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")  # no token
+    r = act(client, e["code"], "accept", 1, headers={"Authorization": "Bearer ggt_forged"})
+    assert r.status_code == 401
 
 
 def test_versions(client):
@@ -118,32 +129,32 @@ def test_versions(client):
     r = client.post(f"/v1/events/{e['code']}/actions", json={"action": "dispatch"},
                     headers={**CR, "If-Match": '"2"'})
     assert r.status_code == 200 and r.json()["state"] == "dispatched"
-    assert client.get(f"/v1/events/{e['code']}").headers["etag"] == '"3"'
+    assert client.get(f"/v1/events/{e['code']}", headers=CR).headers["etag"] == '"3"'
     assert act(client, "E1999", "accept", 1).status_code == 404
 
 
 def test_list_filters_and_paging(client):
     for i in range(3):
         post(client, lon=INSIDE[G12][0] if i else INSIDE[G11][0], lat=INSIDE[G12][1] if i else INSIDE[G11][1])
-    page = client.get("/v1/events", params={"grid": G12, "limit": 1}).json()
+    page = client.get("/v1/events", headers=CR, params={"grid": G12, "limit": 1}).json()
     assert page["total"] == 2 and len(page["items"]) == 1 and page["next_offset"] == 1
-    assert client.get("/v1/events", params={"grid": G12, "limit": 1, "offset": 1}).json()["next_offset"] is None
-    assert client.get("/v1/events", params={"state": "reported,accepted"}).json()["total"] == 3
-    assert client.get("/v1/events", params={"village": G11[:12], "platform": "stability"}).json()["total"] == 3
-    assert client.get("/v1/events", params={"overdue": "true"}).json()["total"] == 0
+    assert client.get("/v1/events", headers=CR, params={"grid": G12, "limit": 1, "offset": 1}).json()["next_offset"] is None
+    assert client.get("/v1/events", headers=CR, params={"state": "reported,accepted"}).json()["total"] == 3
+    assert client.get("/v1/events", headers=CR, params={"village": G11[:12], "platform": "stability"}).json()["total"] == 3
+    assert client.get("/v1/events", headers=CR, params={"overdue": "true"}).json()["total"] == 0
     since = (dt.datetime.now(CST) + dt.timedelta(hours=1)).replace(tzinfo=None).isoformat()
-    assert client.get("/v1/events", params={"since": since}).json()["total"] == 0
-    assert client.get("/v1/events", params={"state": "nope"}).status_code == 422
-    assert client.get("/v1/events", params={"limit": 0}).status_code == 422
+    assert client.get("/v1/events", headers=CR, params={"since": since}).json()["total"] == 0
+    assert client.get("/v1/events", headers=CR, params={"state": "nope"}).status_code == 422
+    assert client.get("/v1/events", headers=CR, params={"limit": 0}).status_code == 422
 
 
 def test_supervision_and_command_room(client):
     old = (dt.datetime.now(CST) - dt.timedelta(hours=100)).isoformat()
     e = post(client, reported_at=old).json()
     post(client, source="hotline", lon=None, lat=None)  # unlocated
-    s = client.get("/v1/supervision").json()
+    s = client.get("/v1/supervision", headers=CR).json()
     assert [x["code"] for x in s["overdue"]["items"]] == [e["code"]] and s["overdue"]["items"][0]["late_hours"] > 27
-    room = client.get("/v1/command-room").json()
+    room = client.get("/v1/command-room", headers=CR).json()
     assert room["unlocated"]["total"] == 1 and room["to_accept"]["total"] == 2 and room["overdue"]["total"] == 1
 
 
@@ -158,24 +169,26 @@ def test_reporter_status_and_rating(client):
     r = client.post(f"/v1/events/{code}/rating", json={"token": token, "satisfaction": 5})
     assert r.status_code == 409  # not closed yet
     v = 1
-    for action, role in [("accept", "command_room"), ("dispatch", "command_room"), ("start", "department"),
-                         ("resolve", "department"), ("verify", "grid_worker"), ("close", "command_room")]:
-        v = act(client, code, action, v, headers={"X-Gridgeo-Role": role}).json()["version"]
+    for action, who in [("accept", CR), ("dispatch", CR), ("start", DEPT),
+                        ("resolve", DEPT), ("verify", GW), ("close", CR)]:
+        v = act(client, code, action, v, headers=who).json()["version"]
     r = client.post(f"/v1/events/{code}/rating", json={"token": token, "satisfaction": 5, "comment": "很快"})
     assert r.status_code == 200 and r.json()["satisfaction"] == 5
     assert client.post(f"/v1/events/{code}/rating", json={"token": token, "satisfaction": 1}).status_code == 409
     assert client.post(f"/v1/events/{code}/rating", json={"token": "x", "satisfaction": 1}).status_code == 404
     assert client.post(f"/v1/events/{code}/rating", json={"token": token, "satisfaction": 6}).status_code == 422
-    # the reporter role needs the token on the actions endpoint too
-    r = act(client, code, "rate", v + 1, headers={"X-Gridgeo-Role": "reporter"}, data={"satisfaction": 1})
-    assert r.status_code in (403, 409)
+    # on the actions endpoint the reporter acts with the event's token, and no bearer token
+    r = act(client, code, "rate", v + 1, headers={}, data={"satisfaction": 1})
+    assert r.status_code == 401
+    r = act(client, code, "rate", v + 1, headers={}, data={"satisfaction": 1}, token=token)
+    assert r.status_code == 409  # rated once already
 
 
 def test_merge_over_http(client):
     a = post(client, category_code="ZF001").json()
     b = post(client, category_code="ZF001").json()
     assert b["duplicate_flag"] and b["duplicate_candidates"][0]["code"] == a["code"]
-    assert client.get("/v1/events", params={"duplicate": "true"}).json()["total"] == 1
+    assert client.get("/v1/events", headers=CR, params={"duplicate": "true"}).json()["total"] == 1
     r = act(client, b["code"], "merge", 1, data={"into": a["code"]})
     assert r.status_code == 200 and r.json()["duplicate_of"] == a["code"] and r.json()["state"] == "rejected"
 

@@ -533,10 +533,28 @@ def client(sample_db):
     from api.deps import get_store
     from api.main import create_app
 
+    from authn import headers_for
+
     app = create_app()
     app.dependency_overrides[get_store] = lambda: sample_db
     with TestClient(app) as c:
+        c.headers.update(headers_for(sample_db, "admin"))
         yield c
+
+
+def test_api_maps_need_a_token_but_coverage(client, sample_db):
+    from authn import headers_for
+
+    token = headers_for(sample_db, "command_room")["Authorization"].split()[1]
+    anonymous = {"Authorization": ""}
+    assert client.get("/maps/coverage", headers=anonymous).status_code == 200  # the public notice board
+    for url in ("/maps/workload", "/maps/events?period=2026-03", "/maps/plans/2030-01"):
+        assert client.get(url, headers=anonymous).status_code == 401, url
+    # a browser opens a map with the token in the address (RFC 6750 2.3)
+    r = client.get("/maps/events?period=2026-03&access_token=" + token, headers=anonymous)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    worker = headers_for(sample_db, "grid_worker", grids=["331124002001001"])
+    assert client.get("/maps/events?period=2026-03", headers=worker).status_code == 403
 
 
 @pytest.mark.parametrize("url", [

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.deps import get_store
 from api.main import create_app
+from authn import headers_for
 from gridgeo.crs import convert
 from test_events_support import CST, G11, G12, INSIDE, world  # noqa: F401
 
@@ -19,11 +20,17 @@ REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name"
                   "expected_datetime", "address", "address_id", "zipcode", "lat", "long", "media_url"]
 
 
+KEY: dict[str, str] = {}
+
+
 @pytest.fixture
 def client(world):
+    """Reads as the command room (bearer header); creates with KEY["app"] as api_key."""
+    KEY["app"] = headers_for(world, "command_room", name="app")["Authorization"].split()[1]
     app = create_app()
     app.dependency_overrides[get_store] = lambda: world
     with TestClient(app) as c:
+        c.headers.update(headers_for(world, "command_room"))
         yield c
 
 
@@ -34,11 +41,12 @@ def xml(r):
 
 
 def create(client, fmt="json", **kw):
-    form = {"api_key": "any", "service_code": "ZZ001", "lat": INSIDE[G11][1], "long": INSIDE[G11][0],
+    form = {"api_key": KEY["app"], "service_code": "ZZ001", "lat": INSIDE[G11][1], "long": INSIDE[G11][0],
             "description": "噪音扰民", "first_name": "敏", "last_name": "黄", "phone": "19944667827",
             "media_url": "https://example.org/1.jpg"}
     form.update(kw)
-    return client.post(f"{BASE}/requests.{fmt}", data={k: v for k, v in form.items() if v is not None})
+    return client.post(f"{BASE}/requests.{fmt}", data={k: v for k, v in form.items() if v is not None},
+                       headers={"Authorization": ""})  # the api_key alone says who
 
 
 def test_discovery(client):
@@ -99,8 +107,9 @@ def test_post_request_xml_with_address_and_gcj02(client):
 
 
 @pytest.mark.parametrize("fields,status,words", [
-    ({"api_key": ""}, 403, "api_key"),
-    ({"api_key": None}, 403, "api_key"),
+    ({"api_key": ""}, 401, "api_key"),
+    ({"api_key": None}, 401, "api_key"),
+    ({"api_key": "any"}, 401, "token is not valid"),
     ({"service_code": ""}, 400, "service_code"),
     ({"service_code": "NOPE"}, 400, "unknown category"),
     ({"lat": None, "long": None}, 400, "location"),
@@ -167,3 +176,20 @@ def test_closed_and_rejected_are_closed(client):
 def test_unknown_format(client):
     r = client.get(f"{BASE}/services.csv")
     assert r.status_code == 404 and r.text.startswith("<?xml")
+
+
+def test_requests_are_read_with_a_key_and_within_scope(client, world):
+    a = create(client).json()[0]["service_request_id"]  # G11
+    b = create(client, lat=INSIDE[G12][1], long=INSIDE[G12][0]).json()[0]["service_request_id"]
+    anonymous = {"Authorization": ""}
+    r = client.get(f"{BASE}/requests.json", headers=anonymous)
+    assert r.status_code == 401 and "api_key" in r.json()[0]["description"]
+    worker = headers_for(world, "grid_worker", grids=[G12])["Authorization"].split()[1]
+    mine = client.get(f"{BASE}/requests.json", params={"api_key": worker}, headers=anonymous).json()
+    assert [x["service_request_id"] for x in mine] == [b]
+    by_id = client.get(f"{BASE}/requests.json", params={"api_key": worker, "service_request_id": f"{a},{b}"},
+                       headers=anonymous).json()
+    assert [x["service_request_id"] for x in by_id] == [b]
+    assert client.get(f"{BASE}/requests/{a}.json", params={"api_key": worker}, headers=anonymous).status_code == 404
+    planner = headers_for(world, "planner")
+    assert client.get(f"{BASE}/requests.json", headers=planner).status_code == 403

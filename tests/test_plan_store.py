@@ -306,9 +306,12 @@ def test_cli_plan_draft_publish_diff(loaded, tmp_path):
 
 @pytest.fixture
 def client(loaded):
+    from authn import headers_for
+
     app = create_app()
     app.dependency_overrides[get_store] = lambda: loaded
     with TestClient(app) as c:
+        c.headers.update(headers_for(loaded, "planner", name="规划员"))
         yield c
 
 

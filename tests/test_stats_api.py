@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from api.deps import get_store
 from api.main import create_app
+from authn import headers_for
 from test_assess_world import G1, G2, G3, T0, V1, V2, build
 
 AS_OF = "2026-10-15T00:00:00+08:00"
@@ -22,7 +23,13 @@ def client(store):
     app = create_app()
     app.dependency_overrides[get_store] = lambda: store
     with TestClient(app) as c:
+        c.headers.update(headers_for(store, "leadership"))
         yield c
+
+
+def test_statistics_need_a_user(client):
+    r = client.get("/v1/stats/workload", headers={"Authorization": ""})
+    assert r.status_code == 401 and r.headers["content-type"] == "application/problem+json"
 
 
 def test_assessment_by_grid(client):

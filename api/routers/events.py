@@ -1,27 +1,30 @@
 """Events: intake, lists, one event with its history, actions, supervision, the command
 room's queues, the reporter's view and rating, and the event catalogue.
 
-Who is calling: for now the caller names its role (``X-Gridgeo-Role``) and itself
-(``X-Gridgeo-Actor``, percent-encoded for non-ASCII names) in headers, or ``role`` /
-``actor`` in an action's body. Real authentication is issue 9: it replaces
-:func:`get_caller` (``app.dependency_overrides[get_caller]`` or a new body), and
-nothing else here changes.
+Who is calling comes from the bearer token (api.auth): intake is open to the anonymous
+public; reading and acting are scoped by gridgeo.auth (a grid worker sees the events of
+their grids, a department what was routed to it, a platform office its platform; an
+event outside the caller's scope answers 404, like an unknown one) and personal data is
+masked for roles that do not need it. The reporter follows and rates their own event
+with the token given at intake.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from dataclasses import dataclass
 from typing import Annotated, Any, Literal
-from urllib.parse import unquote
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.auth import PrincipalDep, roles
 from api.deps import get_store
 from api.problems import problem
-from gridgeo.errors import IllegalTransition, InvalidEvent, RoleNotAllowed, StaleVersion, VersionRequired
+from gridgeo import auth
+from gridgeo.auth import Principal
+from gridgeo.errors import (IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion,
+                            Unauthenticated, VersionRequired)
 from gridgeo.events import catalogue, queries
 from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
 from gridgeo.events.service import take_action
@@ -35,30 +38,6 @@ CST = dt.timezone(dt.timedelta(hours=8))
 StoreDep = Annotated[Store, Depends(get_store)]
 
 
-# -- who is calling ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The caller: a name for the history and the audit log, and a role (either may be None)."""
-
-    actor: str | None
-    role: str | None
-
-
-async def get_caller(  # a coroutine: a plain function would go through the thread pool
-    x_gridgeo_role: Annotated[str | None, Header(description=f"Caller's role: {', '.join(ROLES)}.")] = None,
-    x_gridgeo_actor: Annotated[str | None, Header(description="Caller's name (percent-encoded UTF-8).")] = None,
-) -> Caller:
-    """The caller, from headers (swapped for real authentication in issue 9)."""
-    role = x_gridgeo_role.strip() if x_gridgeo_role else None
-    actor = unquote(x_gridgeo_actor).strip() if x_gridgeo_actor else None
-    return Caller(actor or None, role or None)
-
-
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
 def _refusal(exc: Exception):
     """409/403 problems that also list what is allowed (the handler in api.problems gives
     the same type, title and detail; this adds the machine-readable lists)."""
@@ -70,6 +49,17 @@ def _refusal(exc: Exception):
     if isinstance(exc, StaleVersion):
         return problem(409, "stale version", str(exc), "/problems/stale-version", current_version=exc.current)
     raise exc
+
+
+def _scoped(principal: Principal, what: str, **requested) -> dict:
+    """The caller's filters narrowed to their scope (raises for roles that read no events)."""
+    forced = auth.event_filters(principal, what)
+    return {k: auth.narrow(v, forced.get(k)) for k, v in requested.items()}
+
+
+def _masked(page: dict, principal: Principal, key: str = "items") -> dict:
+    page[key] = [auth.mask_event(e, principal) for e in page[key]]
+    return page
 
 
 # -- schemas at the edge ----------------------------------------------------------------
@@ -112,9 +102,7 @@ class ActionIn(BaseModel):
     version: int | None = None
     note: str | None = Field(None, max_length=4000)
     data: dict[str, Any] = Field(default_factory=dict)
-    role: str | None = Field(None, description="When no X-Gridgeo-Role header is sent.")
-    actor: str | None = Field(None, max_length=100, description="When no X-Gridgeo-Actor header is sent.")
-    token: str | None = Field(None, description="The reporter's token, for the reporter role.")
+    token: str | None = Field(None, description="The reporter's token, when the reporter acts (no bearer token).")
 
 
 class RatingIn(BaseModel):
@@ -148,7 +136,7 @@ class CategoryIn(BaseModel):
                  "schema": {"type": "string", "maxLength": 255},
                  "description": "Client-chosen key (1-255 characters); a retry with the same key and "
                                 "request returns the first answer and creates nothing."}]})
-async def create_event(body: EventCreate, store: StoreDep, caller: CallerDep, request: Request):
+async def create_event(body: EventCreate, store: StoreDep, principal: PrincipalDep, request: Request):
     """Take in one event: locate it, route it, date its deadline, flag duplicates, and
     commit before answering. The answer's ``reporter_token`` lets the reporter follow
     the event (GET /v1/events/{code}/status) and rate it."""
@@ -160,7 +148,8 @@ async def create_event(body: EventCreate, store: StoreDep, caller: CallerDep, re
     ev = EventIn(**body.model_dump())
     # Validation, location and routing are CPU work on warm caches; the write waits for
     # the group commit without holding a thread (see gridgeo.events.batcher).
-    prepared = prepare_intake(store, ev, idempotency_key=idempotency_key, actor=caller.actor)
+    actor = None if principal.anonymous else principal.actor
+    prepared = prepare_intake(store, ev, idempotency_key=idempotency_key, actor=actor)
     result = await asyncio.wrap_future(submit_intake(store, prepared))
     headers = {"Location": f"/v1/events/{result.event['code']}", "ETag": f'"{result.event["version"]}"'}
     if result.replayed:
@@ -180,6 +169,7 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
 @router.get("/v1/events", summary="Events, filtered and paged")
 def list_events(
     store: StoreDep,
+    principal: PrincipalDep,
     state: Annotated[list[str] | None, Query(description=f"One or more of {', '.join(STATES)} (repeat or comma-separate).")] = None,
     grid: Annotated[list[str] | None, Query(description="Grid code(s).")] = None,
     village: Annotated[str | None, Query(description="Village/community code (or a prefix of grid codes).")] = None,
@@ -196,22 +186,27 @@ def list_events(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ):
-    """A page of events (``total`` counts all that match) with the links to the next page."""
-    page = queries.list_events(store, state=state, grid=grid, village=village, platform=platform,
-                               department=department, category=category, source=source,
+    """A page of events (``total`` counts all that match) with the links to the next page.
+    Only the events of the caller's scope; reporter contacts masked unless the role needs them."""
+    scope = _scoped(principal, "reading events", grid=grid, platform=platform, department=department)
+    page = queries.list_events(store, state=state, village=village, **scope, category=category, source=source,
                                located_by=located_by, overdue=overdue, duplicate=duplicate,
                                since=_aware(since), until=_aware(until), order=order,
                                limit=limit, offset=offset)
     page["next_offset"] = offset + limit if offset + limit < page["total"] else None
-    return page
+    return _masked(page, principal)
 
 
 @router.get("/v1/events/{code}", summary="One event with its history")
-def get_event(code: str, store: StoreDep, response: Response):
-    """The event, its history (every action: who, role, when, note) and the actions now allowed."""
+def get_event(code: str, store: StoreDep, principal: PrincipalDep, response: Response):
+    """The event, its history (every action: who, role, when, note) and the actions now
+    allowed. An event outside the caller's scope answers 404, like an unknown one."""
+    auth.event_filters(principal, "reading events")
     event = queries.get_event(store, code)
+    if not auth.sees_event(principal, event):
+        raise NotFound(f"no event {code!r}")
     response.headers["ETag"] = f'"{event["version"]}"'
-    return event
+    return auth.mask_event(event, principal)
 
 
 @router.post("/v1/events/{code}/actions", summary="Take an action on an event",
@@ -222,16 +217,23 @@ def post_action(
     code: str,
     body: ActionIn,
     store: StoreDep,
-    caller: CallerDep,
+    principal: PrincipalDep,
     response: Response,
     if_match: Annotated[str | None, Header(alias="If-Match")] = None,
 ):
-    """Move the event through its life cycle. The version must be the one the caller saw
-    (``version`` in the body or ``If-Match: "<version>"``): a stale one gets 409."""
-    role = caller.role or body.role
-    if not role:
-        raise RoleNotAllowed("say who you are: X-Gridgeo-Role header (or role in the body)", roles=list(ROLES))
-    actor = caller.actor or body.actor or ROLES.get(role, role)
+    """Move the event through its life cycle, in the role of the caller's token (or as
+    the reporter, with the event's token in the body and no bearer token). The version
+    must be the one the caller saw (``version`` in the body or ``If-Match: "<version>"``):
+    a stale one gets 409. An event outside the caller's scope answers 404."""
+    if principal.anonymous:
+        if not body.token:
+            raise Unauthenticated("acting on an event needs a token: Authorization: Bearer <token> "
+                                  "(or the reporter's token in the body)")
+        role, actor, allow = "reporter", "reporter", None
+    else:
+        auth.event_filters(principal, "acting on events")
+        role, actor = principal.role, principal.actor
+        allow = lambda row: auth.sees_event(principal, row)  # noqa: E731
     version = body.version
     if version is None and if_match:
         try:
@@ -242,11 +244,11 @@ def post_action(
         raise VersionRequired("send the version you saw: \"version\" in the body or an If-Match header")
     try:
         event = take_action(store, code, body.action, role=role, actor=actor, version=version,
-                            note=body.note, data=body.data, token=body.token)
+                            note=body.note, data=body.data, token=body.token, allow=allow)
     except (IllegalTransition, RoleNotAllowed, StaleVersion) as exc:
         return _refusal(exc)
     response.headers["ETag"] = f'"{event["version"]}"'
-    return event
+    return auth.mask_event(event, principal)
 
 
 # -- supervision and the command room ------------------------------------------------------
@@ -255,6 +257,7 @@ def post_action(
 @router.get("/v1/supervision", summary="Overdue events (督办), escalated and suspended ones")
 def supervision(
     store: StoreDep,
+    principal: PrincipalDep,
     platform: Annotated[list[str] | None, Query()] = None,
     department: Annotated[list[str] | None, Query()] = None,
     grid: Annotated[list[str] | None, Query()] = None,
@@ -265,18 +268,33 @@ def supervision(
     """Overdue = past the deadline and not yet resolved (states: {states}); each with
     ``late_hours`` and how often it was chased (``supervised``). Escalated events stay
     here, tracked, until they come back; suspended (挂账) ones are listed apart."""
-    return queries.supervision(store, platform=platform, department=department, grid=grid,
-                               village=village, limit=limit, offset=offset)
+    scope = _scoped(principal, "supervision", grid=grid, platform=platform, department=department)
+    page = queries.supervision(store, village=village, limit=limit, offset=offset, **scope)
+    return _mask_deep(page, principal)
 
 
 supervision.__doc__ = supervision.__doc__.format(states=", ".join(sorted(OVERDUE_STATES)))
 
 
 @router.get("/v1/command-room", summary="The command room's queues and feedback")
-def command_room(store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20):
+def command_room(store: StoreDep,
+                 principal: Principal = roles(*auth.ALL_EVENTS, what="the command room's queues"),
+                 limit: Annotated[int, Query(ge=1, le=100)] = 20):
     """To accept, unlocated, outside, possible duplicates, to review, to dispatch, to
-    close, overdue; and the results and ratings of the last 7 days (双反馈)."""
-    return queries.command_room(store, limit=limit)
+    close, overdue; and the results and ratings of the last 7 days (双反馈).
+    For the command room, the leadership group and the administrator."""
+    return _mask_deep(queries.command_room(store, limit=limit), principal)
+
+
+def _mask_deep(value, principal: Principal):
+    """Mask every event record (a dict with reporter fields) inside a nested answer."""
+    if isinstance(value, dict):
+        if "reporter_name" in value or "reporter_phone" in value:
+            return auth.mask_event(value, principal)
+        return {k: _mask_deep(v, principal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_deep(v, principal) for v in value]
+    return value
 
 
 # -- the reporter ------------------------------------------------------------------------
@@ -339,11 +357,11 @@ def get_category(code: str, store: StoreDep):
 
 
 @router.put("/v1/categories/{code}", summary="Create or edit a category (command room)", tags=["categories"])
-def put_category(code: str, body: CategoryIn, store: StoreDep, caller: CallerDep, response: Response):
-    """New events use the new platform, department and deadline; reported ones keep theirs."""
-    if caller.role != "command_room":
-        return _refusal(RoleNotAllowed("only the command room edits the catalogue", roles=["command_room"]))
+def put_category(code: str, body: CategoryIn, store: StoreDep, response: Response,
+                 principal: Principal = roles("command_room", "admin", what="editing the catalogue")):
+    """New events use the new platform, department and deadline; reported ones keep theirs.
+    For the command room and the administrator."""
     row, created = catalogue.put_category(store, code, body.model_dump(exclude_unset=True),
-                                          actor=caller.actor or ROLES["command_room"])
+                                          actor=principal.actor)
     response.status_code = 201 if created else 200
     return row

@@ -1,5 +1,9 @@
 """Interactive maps (HTML) of coverage, workload, events and plans.
 
+The coverage map is public (grids and their staff, as posted on the notice boards); the
+workload and plan maps need a user token, the events map one of the command room, the
+leadership group or the administrator. A browser sends it as ``?access_token=``.
+
 The pages load Leaflet and the plugins from ``/maps/assets`` (the files vendored in
 ``maps/assets``), by relative links, so they work behind a path prefix and make no
 request off the server; ``inline=true`` returns one self-contained file instead.
@@ -13,7 +17,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
+from api.auth import roles
 from api.deps import get_store
+from gridgeo.auth import ALL_EVENTS, STAFF_ROLES
 from gridgeo.errors import NotFound
 from gridgeo.store import Store
 from maps import offline
@@ -52,6 +58,7 @@ def coverage(store: Annotated[Store, Depends(get_store)], village: VillageQ = No
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,
+            dependencies=[roles(*STAFF_ROLES, what="the workload map")],
             summary="Events per worker, per 100 households, open or overdue, per grid")
 def workload(
     store: Annotated[Store, Depends(get_store)],
@@ -67,6 +74,7 @@ def workload(
 
 
 @router.get("/events", response_class=HTMLResponse, responses=_HTML,
+            dependencies=[roles(*ALL_EVENTS, what="the events map")],
             summary="Events as clusters and heat, with a time slider")
 def events(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, period: PeriodQ = None,
            platform: PlatformQ = None, at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None,
@@ -79,6 +87,7 @@ def events(store: Annotated[Store, Depends(get_store)], village: VillageQ = None
 
 
 @router.get("/plans/{id}", response_class=HTMLResponse, responses=_HTML,
+            dependencies=[roles("planner", "admin", "command_room", "leadership", what="plan maps")],
             summary="A plan beside the plan in force, changed grids highlighted")
 def plan(
     store: Annotated[Store, Depends(get_store)],

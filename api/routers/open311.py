@@ -11,8 +11,10 @@ spec's field names; errors are the spec's ``errors`` list, not problem documents
 - ``GET requests.{fmt}`` (``service_request_id`` list, ``service_code``,
   ``start_date``, ``end_date``, ``status``), ``GET requests/{service_request_id}.{fmt}``.
 
-API keys: any non-empty ``api_key`` is accepted for now; keys and who holds them come
-with authentication (issue 9). ``jurisdiction_id`` is accepted and ignored (one
+API keys: ``api_key`` is a gridgeo token (``gridgeo users token``; a bearer header works
+too). Creating a request needs one of any user (the app that submits it); reading
+requests needs a role that reads events, and gives only the events of its scope, as
+``GET /v1/events`` does. Discovery and services are public. ``jurisdiction_id`` is accepted and ignored (one
 jurisdiction per server). Positions are WGS84 as the spec says; a non-standard ``crs``
 field (``gcj02``, ``bd09``) is accepted for phones that report those. Reporters'
 names, phones and e-mails are never returned.
@@ -28,9 +30,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from api.auth import PrincipalDep
 from api.deps import get_store
-from gridgeo import __version__
-from gridgeo.errors import GridgeoError
+from gridgeo import __version__, auth
+from gridgeo.auth import Principal
+from gridgeo.errors import GridgeoError, NotFound, Unauthenticated
 from gridgeo.events import catalogue, queries
 from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
 from gridgeo.events.records import CST
@@ -51,6 +55,15 @@ class Open311Error(Exception):
     def __init__(self, status: int, description: str):
         self.status = status
         self.description = description
+
+
+def _caller(store: Store, principal: Principal, api_key: str | None) -> Principal:
+    """The bearer token's principal, else the one of ``api_key``; 401 with neither."""
+    if principal.anonymous and api_key and api_key.strip():
+        principal = auth.authenticate(store, api_key)
+    if principal.anonymous:
+        raise Unauthenticated("api_key is required: a gridgeo token (gridgeo users token USERNAME)")
+    return principal
 
 
 def _fmt(fmt: str) -> str:
@@ -204,6 +217,8 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
 async def get_requests(
     fmt: str,
     store: StoreDep,
+    principal: PrincipalDep,
+    api_key: Annotated[str | None, Query(description="A gridgeo token (or send a bearer header).")] = None,
     service_request_id: str | None = None,
     service_code: str | None = None,
     start_date: str | None = None,
@@ -216,13 +231,17 @@ async def get_requests(
     says), or by service, date range (default: the last 90 days) and status, newest
     first, at most 1,000."""
     def run():
+        caller = _caller(store, principal, api_key)
+        scope = auth.event_filters(caller, "reading service requests")
         if service_request_id:
             items = []
             for code in [c.strip() for c in service_request_id.split(",") if c.strip()][:MAX_REQUESTS]:
                 try:
-                    items.append(_request(queries.get_event(store, code, history=False)))
+                    e = queries.get_event(store, code, history=False)
                 except GridgeoError:
                     continue
+                if auth.sees_event(caller, e):
+                    items.append(_request(e))
             return _render(fmt, "service_requests", "request", items)
         end = _date(end_date, "end_date")
         start = _date(start_date, "start_date")
@@ -234,7 +253,7 @@ async def get_requests(
             if not wanted <= {"open", "closed"}:
                 raise Open311Error(400, "status must be open, closed or open,closed")
             states = [s for s in STATES if _status(s) in wanted]
-        page_ = queries.list_events(store, category=service_code or None, state=states, since=start,
+        page_ = queries.list_events(store, category=service_code or None, state=states, since=start, **scope,
                                     until=end, limit=MAX_REQUESTS, offset=(page - 1) * MAX_REQUESTS)
         return _render(fmt, "service_requests", "request", [_request(e) for e in page_["items"]])
 
@@ -242,9 +261,18 @@ async def get_requests(
 
 
 @router.get("/requests/{service_request_id}.{fmt}", summary="One service request")
-async def get_request(service_request_id: str, fmt: str, store: StoreDep, jurisdiction_id: str | None = None):
-    return await _guard(fmt, lambda: _render(
-        fmt, "service_requests", "request", [_request(queries.get_event(store, service_request_id, history=False))]))
+async def get_request(service_request_id: str, fmt: str, store: StoreDep, principal: PrincipalDep,
+                      api_key: Annotated[str | None, Query(description="A gridgeo token.")] = None,
+                      jurisdiction_id: str | None = None):
+    def run():
+        caller = _caller(store, principal, api_key)
+        auth.event_filters(caller, "reading service requests")
+        e = queries.get_event(store, service_request_id, history=False)
+        if not auth.sees_event(caller, e):
+            raise NotFound(f"no event {service_request_id!r}")
+        return _render(fmt, "service_requests", "request", [_request(e)])
+
+    return await _guard(fmt, run)
 
 
 def _float(form, name: str) -> float | None:
@@ -258,8 +286,8 @@ def _float(form, name: str) -> float | None:
 
 
 @router.post("/requests.{fmt}", summary="Create a service request (form-encoded, with api_key)")
-async def post_request(fmt: str, request: Request, store: StoreDep):
-    """Fields: ``api_key`` (any non-empty value for now), ``service_code``, a location
+async def post_request(fmt: str, request: Request, store: StoreDep, principal: PrincipalDep):
+    """Fields: ``api_key`` (a gridgeo token, or a bearer header), ``service_code``, a location
     (``lat`` + ``long``, or ``address_string``, or ``address_id``), and optionally
     ``description``, ``first_name``, ``last_name``, ``phone``, ``email``,
     ``device_id``, ``account_id``, ``media_url``, ``jurisdiction_id``; extension:
@@ -267,8 +295,7 @@ async def post_request(fmt: str, request: Request, store: StoreDep):
     whose ``service_notice`` carries the reporter's status token."""
     async def run():
         form = await request.form()
-        if not (form.get("api_key") or "").strip():
-            raise Open311Error(403, "api_key is required (any non-empty key is accepted for now)")
+        caller = _caller(store, principal, form.get("api_key"))
         code = (form.get("service_code") or "").strip()
         if not code:
             raise Open311Error(400, "service_code is required")
@@ -287,7 +314,7 @@ async def post_request(fmt: str, request: Request, store: StoreDep):
                      address=address, reporter_name=name or None,
                      reporter_phone=(form.get("phone") or "").strip() or None,
                      photos=[media] if media else [])
-        prepared = prepare_intake(store, ev, actor="open311")
+        prepared = prepare_intake(store, ev, actor=f"open311:{caller.username}")
         result = await asyncio.wrap_future(submit_intake(store, prepared))
         e = result.event
         notice = (f"{e['state_label']}：事件编号 {e['code']}，查询码 {result.token}"

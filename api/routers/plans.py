@@ -10,12 +10,19 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
+from api.auth import roles
 from api.deps import get_store
+from gridgeo.auth import Principal
 from gridgeo.plan import lifecycle
 from gridgeo.plan.divide import jsonable
 from gridgeo.store import Store
 
-router = APIRouter(prefix="/v1/plans", tags=["plans"])
+#: Plans are read by the planner, the command room, the leadership group and the
+#: administrator, and made, edited and published by the planner and the administrator.
+READERS = ("planner", "admin", "command_room", "leadership")
+WRITERS = ("planner", "admin")
+router = APIRouter(prefix="/v1/plans", tags=["plans"], dependencies=[roles(*READERS, what="plans")])
+Writer = Annotated[Principal, roles(*WRITERS, what="changing plans")]
 
 GEOJSON = "application/geo+json"
 
@@ -83,14 +90,14 @@ class EditRequest(BaseModel):
 
 
 @router.post("", status_code=201, summary="Plan grids for villages in the store and save a draft")
-def create_plan(body: PlanRequest, store: Annotated[Store, Depends(get_store)]):
+def create_plan(body: PlanRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
     """Runs the planner on the store's villages (all, or those asked for) and saves a draft.
     Answers with the draft (id, version) and the report's metrics and problems."""
     plan = lifecycle.plan_from_store(
         store, villages=body.villages, within=body.within, band=body.band, per_village=body.per_village,
         target=body.target, tolerance=body.tolerance, workload=body.workload, seed=body.seed,
         exclaves=body.exclaves, strict=body.strict)
-    row = lifecycle.save_draft(store, plan, version=body.version, name=body.name, note=body.note, actor="api")
+    row = lifecycle.save_draft(store, plan, version=body.version, name=body.name, note=body.note, actor=principal.actor)
     report = _public_report(row.get("report"))
     body_out = {**_row(row), "metrics": report.get("metrics"), "problems": report.get("problems"),
                 "villages": report.get("villages")}
@@ -129,10 +136,10 @@ def get_blocks(ref: str, store: Annotated[Store, Depends(get_store)]):
 
 
 @router.post("/{ref}/publish", summary="Publish a draft with an effective date")
-def publish_plan(ref: str, body: PublishRequest, store: Annotated[Store, Depends(get_store)]):
+def publish_plan(ref: str, body: PublishRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
     """Validates the draft and publishes it; the plan in force ends on ``effective_from``.
     409 when the plan is not a draft or a later plan exists; 422 when the draft breaks a rule."""
-    row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor="api")
+    row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor=principal.actor)
     return _json(_row(row))
 
 
@@ -156,14 +163,14 @@ def plan_diff(
 
 
 @router.post("/{ref}/edits", summary="Move blocks or households between grids of a draft")
-def edit_plan(ref: str, body: EditRequest, store: Annotated[Store, Depends(get_store)]):
+def edit_plan(ref: str, body: EditRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
     """Every edit is validated (one polygon per grid, no hole, no empty grid, never across a
     village boundary: 422 otherwise, nothing written) and logged; band violations come back
     as warnings."""
     if body.blocks:
-        res = lifecycle.move_blocks(store, ref, body.blocks, body.to_grid, actor="api")
+        res = lifecycle.move_blocks(store, ref, body.blocks, body.to_grid, actor=principal.actor)
     else:
-        res = lifecycle.move_households(store, ref, body.households, body.to_grid, actor="api")
+        res = lifecycle.move_households(store, ref, body.households, body.to_grid, actor=principal.actor)
     return _json(res)
 
 

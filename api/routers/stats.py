@@ -13,7 +13,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
+from api.auth import roles
 from api.deps import get_store
+from gridgeo.auth import STAFF_ROLES
 from gridgeo.assess import DEFINITIONS, GROUPINGS, LABELS, RANKABLE, assess_many, rank
 from gridgeo.assess.export import records, to_csv
 from gridgeo.assess.facts import as_utc
@@ -23,7 +25,8 @@ from gridgeo.store import Store
 from gridgeo.workload import LABELS as WORKLOAD_LABELS
 from gridgeo.workload import default_period, parse_period, per_grid, per_worker, village_prefix
 
-router = APIRouter(prefix="/v1/stats", tags=["stats"])
+#: Aggregates (no personal data) for every user account; not for the anonymous public.
+router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[roles(*STAFF_ROLES, what="statistics")])
 
 StoreDep = Annotated[Store, Depends(get_store)]
 PeriodQ = Annotated[str | None, Query(description="2026, 2026-Q3, 2026-07, 2026-07-15 or a range 2025-10/2026-09; "

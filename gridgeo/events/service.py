@@ -10,6 +10,7 @@ guarded by the old version, appends the history line and the audit line.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import shapely
@@ -62,7 +63,8 @@ def _int(data: dict, name: str, lo: int, hi: int) -> int:
 
 def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
                 version: int | None = None, note: str | None = None, data: dict | None = None,
-                token: str | None = None, at: dt.datetime | None = None) -> dict:
+                token: str | None = None, at: dt.datetime | None = None,
+                allow: Callable[[Mapping], bool] | None = None) -> dict:
     """Take ``action`` on event ``code`` as ``actor`` in ``role``; commit; return the event.
 
     Parameters
@@ -85,6 +87,9 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         - ``locate``: ``grid_code``, or ``lon``/``lat``/``crs``, or ``address``
     token : str, optional
         The reporter's token; required for the ``reporter`` role.
+    allow : callable, optional
+        The caller's scope: given the event's row, False makes the event unknown to this
+        caller (:class:`NotFound`), checked in the same transaction as the action.
 
     Returns
     -------
@@ -100,8 +105,13 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
     at = at or now_utc()
     with write_txn(store) as conn:
         row = _event_row(conn, code)
+        if allow is not None and not allow(row):
+            raise NotFound(f"no event {code!r}")
         if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
             raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
+        if action in ACTIONS and role not in ACTIONS[action].roles:  # a role that never may: 403 before 409
+            raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(ACTIONS[action].roles)}",
+                                 roles=list(ACTIONS[action].roles))
         if version is not None and int(version) != row["version"]:
             raise StaleVersion(
                 f"event {code} is at version {row['version']}, not {version}: "

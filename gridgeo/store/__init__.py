@@ -27,7 +27,7 @@ from gridgeo.store.schema import LAYER_TABLES, audit_log, metadata, plans
 __all__ = ["Store", "schema", "metadata", "today"]
 
 #: Bumped with every new migration; ``Store.check`` compares it with the database.
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def today() -> dt.date:

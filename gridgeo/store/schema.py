@@ -264,6 +264,45 @@ idempotency_keys = Table(
     Index(None, "created_at"),
 )
 
+#: Roles a user account may have (gridgeo.auth.ROLES; the public reporter has no account).
+USER_ROLES = ("admin", "planner", "command_room", "leadership", "platform_office", "department",
+              "grid_worker")
+
+#: 用户: who may use the API, with one role and, for scoped roles, their scope: the grids
+#: of a grid worker, the department of a department, the platform of a platform office.
+#: Comes with migration 0003.
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("grids", JSON),
+    Column("department", String(200)),
+    Column("platform", String(16)),
+    Column("staff_code", String(64)),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+    CheckConstraint(f"role IN ({_in(USER_ROLES)})", name="role"),
+)
+
+#: API tokens: only the SHA-256 of each token is kept (tokens are 256 random bits, so a
+#: fast hash is the right one); ``prefix`` names a token in lists without revealing it.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("label", String(100), nullable=False, server_default=""),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("revoked_at", UTCDateTime),
+    Index(None, "user_id"),
+)
+
 #: Append-only audit log; triggers in the migration refuse UPDATE and DELETE.
 audit_log = Table(
     "audit_log",

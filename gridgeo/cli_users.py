@@ -1,0 +1,170 @@
+"""``gridgeo users``: user accounts, their roles and scopes, and API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+users_app = typer.Typer(help="Users and API tokens: add, list, issue and revoke tokens, demo users.",
+                        no_args_is_help=True)
+
+DatabaseOpt = Annotated[
+    Optional[str],
+    typer.Option("--database", "-d", help="Database URL (default: $GRIDGEO_DATABASE_URL or sqlite:///gridgeo.db).",
+                 envvar="GRIDGEO_DATABASE_URL", show_envvar=False),
+]
+
+
+def _run(fn):
+    from gridgeo.cli import _fail
+    from gridgeo.errors import GridgeoError
+
+    try:
+        return fn()
+    except GridgeoError as exc:
+        _fail(exc)
+
+
+def _table(rows: list[dict], cols: list[str], title: str | None = None) -> None:
+    from rich.table import Table
+
+    from gridgeo.cli import out
+
+    table = Table(*cols, title=title)
+    for r in rows:
+        table.add_row(*["" if r.get(c) is None else ", ".join(r[c]) if isinstance(r.get(c), list)
+                        else str(r[c]) for c in cols])
+    out.print(table)
+
+
+@users_app.command("add")
+def add(
+    username: Annotated[str, typer.Argument(help="Login name (1-64 characters).")],
+    role: Annotated[str, typer.Option(help="admin, planner, command_room, leadership, platform_office, "
+                                           "department or grid_worker.")],
+    name: Annotated[Optional[str], typer.Option(help="Display name, kept in the history (default: the username).")] = None,
+    grid: Annotated[Optional[list[str]], typer.Option(help="grid_worker: a grid code (repeat for several).")] = None,
+    staff: Annotated[Optional[str], typer.Option(help="grid_worker: the staff code whose grids they serve.")] = None,
+    department: Annotated[Optional[str], typer.Option(help="department: its name, as in the catalogue.")] = None,
+    platform: Annotated[Optional[str], typer.Option(help="platform_office: stability, market, enforcement or service.")] = None,
+    token: Annotated[bool, typer.Option("--token/--no-token", help="Also issue a token and print it.")] = True,
+    days: Annotated[float, typer.Option(help="The token is valid this many days.")] = 90,
+    database: DatabaseOpt = None,
+) -> None:
+    """Add a user with one role (and its scope); print a token for it, shown this once.
+
+    Example: gridgeo users add wangwei --role grid_worker --name 王伟 --staff P00051
+    """
+    from gridgeo import auth
+    from gridgeo.cli import _store, out
+
+    store = _store(database)
+    user = _run(lambda: auth.create_user(store, username, role=role, name=name, grids=grid, staff_code=staff,
+                                         department=department, platform=platform, actor="cli"))
+    out.print(f"added {user['username']} ({user['role']}"
+              + (f"; grids {', '.join(user['grids'])}" if user["grids"] else "")
+              + (f"; {user['department']}" if user["department"] else "")
+              + (f"; {user['platform']}" if user["platform"] else "") + ")")
+    if token:
+        tok, _ = _run(lambda: auth.create_token(store, username, days=days, actor="cli"))
+        out.print(f"token (shown once): {tok}")
+
+
+@users_app.command("list")
+def list_(database: DatabaseOpt = None) -> None:
+    """Every user with role, scope and whether active."""
+    from gridgeo import auth
+    from gridgeo.cli import _store
+
+    _table(auth.list_users(_store(database)),
+           ["username", "name", "role", "grids", "department", "platform", "active"])
+
+
+@users_app.command("token")
+def token(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    label: Annotated[str, typer.Option(help="What the token is for (shown in lists).")] = "",
+    days: Annotated[float, typer.Option(help="Valid this many days (0: no end).")] = 90,
+    database: DatabaseOpt = None,
+) -> None:
+    """Issue a new token for a user and print it (only its hash is kept)."""
+    from gridgeo import auth
+    from gridgeo.cli import _store, out
+
+    tok, rec = _run(lambda: auth.create_token(_store(database), username, label=label, days=days or None,
+                                              actor="cli"))
+    out.print(tok, highlight=False)
+    from gridgeo.cli import err
+
+    err.print(f"token {rec['id']} for {username}, expires {rec['expires_at'] or 'never'}")
+
+
+@users_app.command("tokens")
+def tokens(
+    username: Annotated[Optional[str], typer.Argument(help="Only this user's.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Tokens by id and prefix (never the tokens themselves)."""
+    from gridgeo import auth
+    from gridgeo.cli import _store
+
+    _table(auth.list_tokens(_store(database), username),
+           ["id", "username", "prefix", "label", "created_at", "expires_at", "revoked_at"])
+
+
+@users_app.command("revoke")
+def revoke(
+    token_id: Annotated[int, typer.Argument(help="The token's id (gridgeo users tokens).")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Revoke a token: every server worker refuses it within seconds."""
+    from gridgeo import auth
+    from gridgeo.cli import _store, out
+
+    _run(lambda: auth.revoke_token(_store(database), token_id, actor="cli"))
+    out.print(f"revoked token {token_id}")
+
+
+@users_app.command("disable")
+def disable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
+    """Switch a user off: their tokens stop working."""
+    from gridgeo import auth
+    from gridgeo.cli import _store, out
+
+    _run(lambda: auth.set_active(_store(database), username, False, actor="cli"))
+    out.print(f"{username} is off")
+
+
+@users_app.command("enable")
+def enable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
+    """Switch a user back on."""
+    from gridgeo import auth
+    from gridgeo.cli import _store, out
+
+    _run(lambda: auth.set_active(_store(database), username, True, actor="cli"))
+    out.print(f"{username} is on")
+
+
+@users_app.command("demo")
+def demo(
+    days: Annotated[float, typer.Option(help="The demo tokens are valid this many days.")] = 30,
+    database: DatabaseOpt = None,
+) -> None:
+    """Demo users, one per role (created when missing), each with a fresh token, printed.
+
+    For trying the sample out; the previous demo tokens are revoked. Not for production.
+    """
+    from gridgeo import auth
+    from gridgeo.cli import _store
+
+    rows = _run(lambda: auth.demo_users(_store(database), days=days))
+    for r in rows:
+        r["scope"] = (", ".join(r["grids"]) or r["department"] or r["platform"]
+                      or ("every event" if r["role"] in auth.ALL_EVENTS else "plans and statistics"))
+    _table(rows, ["username", "role", "scope", "token"],
+           title="Demo users (send: Authorization: Bearer <token>)")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(users_app, name="users")

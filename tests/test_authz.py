@@ -1,0 +1,333 @@
+"""Every endpoint × every role: allowed or refused, and nothing leaks.
+
+The table :data:`RULES` names, for each route of the app, the roles that may use it; a
+route missing from the table fails the test, so a new endpoint cannot ship without a
+decision. For every (route, role) the request is sent and:
+
+- a refused role gets 401 (no token) or 403 (another role), or 404 for an event outside
+  its scope (it must not learn that the event exists);
+- an allowed role gets neither 401 nor 403;
+- no answer to a scoped role holds the code of an event outside its scope, and no
+  answer holds a reporter's full phone or name, or a household contact, unless the role
+  needs them (gridgeo.auth.REPORTER_CONTACT_ROLES, HOUSEHOLD_CONTACT_ROLES).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.deps import get_store
+from api.main import create_app
+from authn import headers_for
+from gridgeo import auth
+from gridgeo.auth import mask_name, mask_phone
+from gridgeo.events.workflow import ACTIONS
+from test_events_support import CST, G11, G12, G21, G22, INSIDE, world  # noqa: F401
+
+ALL = {"anonymous", "admin", "planner", "command_room", "leadership", "platform_office", "department",
+       "grid_worker"}
+STAFF = ALL - {"anonymous"}
+READERS = {"admin", "command_room", "leadership", "platform_office", "department", "grid_worker"}
+EVERYTHING = {"admin", "command_room", "leadership"}
+PLAN_READERS = {"planner", "admin", "command_room", "leadership"}
+PLAN_WRITERS = {"planner", "admin"}
+HOUSEHOLD_READERS = {"admin", "planner", "command_room", "leadership", "grid_worker"}
+
+#: Scope of the scoped users (see the fixture): the grid worker of G11, the department
+#: 综治办 (ZZ001), the stability platform office (ZZ001, ZZ002).
+WORKER_GRIDS = [G11]
+DEPARTMENT = "综治办"
+PLATFORM = "stability"
+
+#: One event per grid, each with its own reporter: (grid, category, department, platform).
+EVENTS = [(G11, "ZZ001", "综治办", "stability"), (G12, "ZZ002", "司法所", "stability"),
+          (G21, "ZF001", "综合行政执法中队", "enforcement"), (G22, "SC001", "市场监管所", "market")]
+
+
+def _ev(i):
+    return {"phone": f"1990000{i:04d}", "name": f"举报人{'甲乙丙丁'[i]}{'子丑寅卯'[i]}"}
+
+
+# (method, path template) -> (roles allowed, request builder). The builder gets the
+# context (event codes and tokens) and returns (url, kwargs for the client).
+def _get(url):
+    return lambda c: (url.format(**c), {})
+
+
+def _post(url, body=None, form=None):
+    return lambda c: (url.format(**c), {"json": body} if form is None else {"data": form})
+
+
+RULES: dict[tuple[str, str], tuple[set, object]] = {
+    ("GET", "/health"): (ALL, _get("/health")),
+    ("GET", "/metrics"): (ALL, _get("/metrics")),
+    ("GET", "/v1/grids"): (ALL, _get("/v1/grids")),
+    ("GET", "/v1/grids/{code}"): (ALL, _get("/v1/grids/" + G11)),
+    ("GET", "/v1/lookup"): (ALL, _get(f"/v1/lookup?lon={INSIDE[G11][0]}&lat={INSIDE[G11][1]}")),
+    ("POST", "/v1/lookup"): (ALL, _post("/v1/lookup", {"points": [list(INSIDE[G12])]})),
+    ("POST", "/v1/events"): (ALL, _post("/v1/events", {"source": "app", "category_code": "BM001",
+                                                       "lon": INSIDE[G22][0], "lat": INSIDE[G22][1]})),
+    ("GET", "/v1/events"): (READERS, _get("/v1/events?limit=1000")),
+    ("GET", "/v1/events/{code}"): (READERS, _get("/v1/events/{e0}")),
+    ("POST", "/v1/events/{code}/actions"): (
+        {"command_room"},  # supervise: the command room's, on an event every reader may see
+        _post("/v1/events/{e0}/actions", {"action": "supervise", "version": 1, "note": "督办"})),
+    ("GET", "/v1/supervision"): (READERS, _get("/v1/supervision?limit=1000")),
+    ("GET", "/v1/command-room"): (EVERYTHING, _get("/v1/command-room?limit=100")),
+    ("GET", "/v1/events/{code}/status"): (ALL, _get("/v1/events/{e0}/status?token={t0}")),
+    ("POST", "/v1/events/{code}/rating"): (ALL, _post("/v1/events/{e0}/rating",
+                                                      {"token": "{t0}", "satisfaction": 5})),
+    ("GET", "/v1/workflow"): (ALL, _get("/v1/workflow")),
+    ("GET", "/v1/categories"): (ALL, _get("/v1/categories")),
+    ("GET", "/v1/categories/{code}"): (ALL, _get("/v1/categories/ZZ001")),
+    ("PUT", "/v1/categories/{code}"): ({"command_room", "admin"},
+                                       lambda c: ("/v1/categories/ZZ002", {"json": {"deadline_hours": 72}})),
+    ("GET", "/v1/plans"): (PLAN_READERS, _get("/v1/plans")),
+    ("POST", "/v1/plans"): (PLAN_WRITERS, _post("/v1/plans", {"band": [5, 1]})),  # 422 once past the door
+    ("GET", "/v1/plans/{ref}"): (PLAN_READERS, _get("/v1/plans/v1")),
+    ("GET", "/v1/plans/{ref}/blocks"): (PLAN_READERS, _get("/v1/plans/v1/blocks")),
+    ("POST", "/v1/plans/{ref}/publish"): (PLAN_WRITERS, _post("/v1/plans/v1/publish", {"nope": 1})),
+    ("GET", "/v1/plans/{ref}/diff"): (PLAN_READERS, _get("/v1/plans/v1/diff?against=v1")),
+    ("POST", "/v1/plans/{ref}/edits"): (PLAN_WRITERS, _post("/v1/plans/v1/edits", {"nope": 1})),
+    ("GET", "/v1/plans/{ref}/staffing"): (PLAN_READERS, _get("/v1/plans/v1/staffing")),
+    ("GET", "/open311/v2/discovery.{fmt}"): (ALL, _get("/open311/v2/discovery.json")),
+    ("GET", "/open311/v2/services.{fmt}"): (ALL, _get("/open311/v2/services.json")),
+    ("GET", "/open311/v2/services/{service_code}.{fmt}"): (ALL, _get("/open311/v2/services/ZZ001.json")),
+    ("GET", "/open311/v2/requests.{fmt}"): (READERS, _get("/open311/v2/requests.json")),
+    ("GET", "/open311/v2/requests/{service_request_id}.{fmt}"): (READERS, _get("/open311/v2/requests/{e0}.json")),
+    ("POST", "/open311/v2/requests.{fmt}"): (STAFF, _post("/open311/v2/requests.json", form={
+        "service_code": "BM001", "lat": str(INSIDE[G22][1]), "long": str(INSIDE[G22][0])})),
+    ("GET", "/maps/coverage"): (ALL, _get("/maps/coverage")),
+    ("GET", "/maps/workload"): (STAFF, _get("/maps/workload")),
+    ("GET", "/maps/events"): (EVERYTHING, _get("/maps/events")),
+    ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
+    ("GET", "/maps/assets/{path:path}"): (ALL, _get("/maps/assets/leaflet/leaflet.js")),
+    ("GET", "/v1/stats/assessment"): (STAFF, _get("/v1/stats/assessment?period=2026")),
+    ("GET", "/v1/stats/workload"): (STAFF, _get("/v1/stats/workload")),
+    ("GET", "/v1/stats/coverage"): (STAFF, _get("/v1/stats/coverage")),
+    ("GET", "/v1/me"): (STAFF, _get("/v1/me")),
+    ("GET", "/v1/users"): ({"admin"}, _get("/v1/users")),
+    ("POST", "/v1/users"): ({"admin"}, _post("/v1/users", {"username": "x", "role": "mayor"})),
+    ("PATCH", "/v1/users/{username}"): ({"admin"}, lambda c: ("/v1/users/nobody", {"json": {"active": True}})),
+    ("POST", "/v1/users/{username}/tokens"): ({"admin"}, _post("/v1/users/nobody/tokens", {"label": "x"})),
+    ("GET", "/v1/tokens"): ({"admin"}, _get("/v1/tokens")),
+    ("DELETE", "/v1/tokens/{token_id}"): ({"admin"}, lambda c: ("/v1/tokens/999999", {})),
+    ("GET", "/v1/households"): (HOUSEHOLD_READERS, _get("/v1/households?limit=1000")),
+    ("GET", "/openapi.json"): (ALL, _get("/openapi.json")),
+    ("GET", "/docs"): (ALL, _get("/docs")),
+    ("GET", "/redoc"): (ALL, _get("/redoc")),
+}
+
+#: Served by the documentation machinery, not gridgeo's routes.
+_IGNORED = {"/docs/oauth2-redirect", "/static-offline-docs/{path:path}", "/static-offline-docs"}
+
+
+def _routes(app) -> set[tuple[str, str]]:
+    """(method, path) of every route, included routers walked (FastAPI >= 0.16x wraps
+    them), plus every operation of the OpenAPI document."""
+    out = set()
+
+    def walk(routes, prefix=""):
+        for r in routes:
+            if hasattr(r, "original_router"):
+                walk(r.original_router.routes, prefix + getattr(r.include_context, "prefix", ""))
+                continue
+            path = getattr(r, "path", None)
+            if path is None or path in _IGNORED or path.startswith("/static"):
+                continue
+            for m in getattr(r, "methods", None) or ():
+                if m not in ("HEAD", "OPTIONS"):
+                    out.add((m, prefix + path))
+
+    walk(app.routes)
+    for path, ops in app.openapi()["paths"].items():
+        out |= {(m.upper(), path) for m in ops}
+    return out
+
+
+@pytest.fixture
+def setup(world):
+    from sqlalchemy import select, update
+
+    from gridgeo.store import schema
+
+    h = schema.households
+    with world.engine.begin() as conn:  # contacts for every household of the tiny township
+        for i, hid in enumerate(conn.execute(select(h.c.id).order_by(h.c.id)).scalars()):
+            conn.execute(update(h).where(h.c.id == hid).values(contact_name=f"住户{'甲乙丙丁戊己庚'[i % 7]}{i}",
+                                                               contact_phone=f"1771234{i:04d}"))
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: world
+    who = {
+        "anonymous": {},
+        "admin": headers_for(world, "admin"),
+        "planner": headers_for(world, "planner"),
+        "command_room": headers_for(world, "command_room"),
+        "leadership": headers_for(world, "leadership"),
+        "platform_office": headers_for(world, "platform_office", platform=PLATFORM),
+        "department": headers_for(world, "department", department=DEPARTMENT),
+        "grid_worker": headers_for(world, "grid_worker", grids=WORKER_GRIDS),
+    }
+    with TestClient(app) as client:
+        ctx, events = {}, {}
+        long_ago = (dt.datetime.now(CST) - dt.timedelta(days=30)).isoformat()
+        for i, (grid, cat, dept, platform) in enumerate(EVENTS):
+            r = client.post("/v1/events", json={
+                "source": "app", "category_code": cat, "lon": INSIDE[grid][0], "lat": INSIDE[grid][1],
+                "reported_at": long_ago, "reporter_name": _ev(i)["name"], "reporter_phone": _ev(i)["phone"]})
+            assert r.status_code == 201, r.text
+            e = r.json()
+            assert (e["grid_code"], e["department"], e["platform"]) == (grid, dept, platform)
+            ctx[f"e{i}"], ctx[f"t{i}"] = e["code"], e["reporter_token"]
+            events[e["code"]] = (grid, dept, platform)
+        yield client, who, ctx, events, world
+
+
+def _in_scope(role: str, scope: tuple) -> bool:
+    grid, dept, platform = scope
+    return {"grid_worker": grid in WORKER_GRIDS, "department": dept == DEPARTMENT,
+            "platform_office": platform == PLATFORM}.get(role, role in EVERYTHING)
+
+
+def test_every_route_has_a_rule(setup):
+    client, *_ = setup
+    routes = _routes(client.app)
+    missing = routes - set(RULES)
+    stale = set(RULES) - routes
+    assert not missing, f"routes with no authorization rule in tests/test_authz.py: {sorted(missing)}"
+    assert not stale, f"rules for routes that do not exist: {sorted(stale)}"
+
+
+def test_endpoint_role_matrix_and_no_leaks(setup):
+    client, who, ctx, events, store = setup
+    households = store.read("households")
+    contacts = [(n, p) for n, p in zip(households["contact_name"], households["contact_phone"]) if p]
+    assert contacts, "the tiny township needs household contacts for the leak check"
+    failures = []
+    for (method, _template), (allowed, build) in sorted(RULES.items()):
+        for role, headers in who.items():
+            url, kw = build(ctx)
+            if "json" in kw and isinstance(kw["json"], dict):  # fill tokens into bodies
+                kw = {"json": {k: v.format(**ctx) if isinstance(v, str) else v for k, v in kw["json"].items()}}
+            r = client.request(method, url, headers=headers, **kw)
+            where = f"{method} {url} as {role}: {r.status_code}"
+            if role in allowed:
+                if r.status_code in (401, 403) or r.status_code >= 500:
+                    failures.append(f"{where} (should be allowed) {r.text[:200]}")
+            elif not (r.status_code == (401 if role == "anonymous" else 403)
+                      or (r.status_code == 404 and "{code}" in _template)):
+                failures.append(f"{where} (should be refused)")
+            text = r.text
+            # 1. no event outside the role's scope
+            if role in {"grid_worker", "department", "platform_office"}:
+                for code, scope in events.items():
+                    if not _in_scope(role, scope) and re.search(re.escape(code) + r"\b", text):
+                        failures.append(f"{where}: leaks {code} (grid {scope[0]}) outside the scope")
+            # 2. reporters' contacts only for those who need them, and only in their scope
+            for i in range(len(EVENTS)):
+                e = _ev(i)
+                needs = role in auth.REPORTER_CONTACT_ROLES and _in_scope(role, events[ctx[f"e{i}"]])
+                if not needs and (e["phone"] in text or e["name"] in text):
+                    failures.append(f"{where}: shows reporter {i}'s name or phone unmasked")
+            # 3. household contacts
+            if role not in auth.HOUSEHOLD_CONTACT_ROLES:
+                for name, phone in contacts:
+                    if phone in text:
+                        failures.append(f"{where}: shows a household contact ({mask_name(name)}, "
+                                        f"{mask_phone(phone)}) unmasked")
+    assert not failures, "\n".join(failures)
+
+
+def test_scoped_lists_hold_exactly_the_scope(setup):
+    client, who, ctx, events, _ = setup
+    for role in ("grid_worker", "department", "platform_office", "command_room"):
+        page = client.get("/v1/events?limit=1000", headers=who[role]).json()
+        got = {e["code"] for e in page["items"]}
+        want = {c for c, scope in events.items() if _in_scope(role, scope)}
+        assert got == want, role
+        # asking for another grid gives nothing rather than someone else's events
+        other = client.get(f"/v1/events?grid={G22}", headers=who[role]).json()
+        assert other["total"] == (1 if role == "command_room" else 0), role
+    # the supervision list (all four are overdue) is scoped the same way
+    sup = client.get("/v1/supervision?limit=1000", headers=who["grid_worker"]).json()
+    assert {e["code"] for e in sup["overdue"]["items"]} == {ctx["e0"]}
+
+
+def test_masking(setup):
+    client, who, ctx, events, _ = setup
+    full = client.get(f"/v1/events/{ctx['e0']}", headers=who["command_room"]).json()
+    assert full["reporter_phone"] == _ev(0)["phone"] and full["reporter_name"] == _ev(0)["name"]
+    assert client.get(f"/v1/events/{ctx['e0']}", headers=who["grid_worker"]).json()["reporter_phone"] == _ev(0)["phone"]
+    for role in ("department", "platform_office", "leadership", "admin"):
+        e = client.get(f"/v1/events/{ctx['e0']}", headers=who[role]).json()
+        assert e["reporter_phone"] == "199****0000" and e["reporter_name"] == "举****", role
+        assert all(_ev(0)["name"] not in (h["actor"] or "") for h in e["history"]), role
+    # households: the grid worker sees the contacts of their grid only, the planner none
+    mine = client.get("/v1/households", headers=who["grid_worker"]).json()
+    assert mine["total"] > 0 and {h["grid_code"] for h in mine["items"]} == {G11}
+    assert all("*" not in (h["contact_phone"] or "") for h in mine["items"])
+    assert client.get(f"/v1/households?grid={G21}", headers=who["grid_worker"]).json()["total"] == 0
+    planner = client.get("/v1/households", headers=who["planner"]).json()
+    assert planner["total"] >= mine["total"]
+    assert all(h["contact_phone"] is None or "****" in h["contact_phone"] for h in planner["items"])
+
+
+def test_tokens_revoked_expired_or_user_off(setup, monkeypatch):
+    client, who, ctx, events, store = setup
+    monkeypatch.setattr(auth, "CACHE_SECONDS", 0.0)
+    auth._CACHE.clear()
+    r = client.post("/v1/users", json={"username": "lisi", "name": "李四", "role": "grid_worker",
+                                       "grids": [G12]}, headers=who["admin"])
+    assert r.status_code == 201 and r.json()["grids"] == [G12]
+    r = client.post("/v1/users/lisi/tokens", json={"label": "phone", "days": 1}, headers=who["admin"])
+    token, tid = r.json()["token"], r.json()["id"]
+    h = {"Authorization": f"Bearer {token}"}
+    assert client.get("/v1/me", headers=h).json()["grids"] == [G12]
+    # only the hash is stored
+    listed = client.get("/v1/tokens?username=lisi", headers=who["admin"]).json()
+    assert listed[0]["prefix"] == token[:12] and token not in str(listed)
+    with store.engine.connect() as conn:
+        dump = " ".join(str(r) for r in conn.exec_driver_sql("SELECT * FROM api_tokens").all())
+    assert token not in dump and auth.hash_token(token) in dump
+    # off, on, revoked
+    assert client.patch("/v1/users/lisi", json={"active": False}, headers=who["admin"]).status_code == 200
+    assert client.get("/v1/me", headers=h).status_code == 401
+    client.patch("/v1/users/lisi", json={"active": True}, headers=who["admin"])
+    assert client.get("/v1/me", headers=h).status_code == 200
+    assert client.delete(f"/v1/tokens/{tid}", headers=who["admin"]).status_code == 204
+    assert client.get("/v1/me", headers=h).status_code == 401
+    # expired
+    tok, _ = auth.create_token(store, "lisi", days=1e-9)
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {tok}"}).status_code == 401
+    # malformed headers
+    assert client.get("/v1/me", headers={"Authorization": "Basic abc"}).status_code == 401
+    assert client.get("/v1/me", headers={"Authorization": "Bearer"}).status_code == 401
+    # every change is in the audit log
+    log = store.audit_log(entity="user", entity_id="lisi")
+    assert list(log["action"]) == ["create", "deactivate", "activate"]
+
+
+def test_actions_act_in_the_tokens_role_within_scope(setup):
+    client, who, ctx, events, _ = setup
+    cr = who["command_room"]
+    for action in ("accept", "dispatch"):
+        v = client.get(f"/v1/events/{ctx['e0']}", headers=cr).json()["version"]
+        assert client.post(f"/v1/events/{ctx['e0']}/actions", json={"action": action, "version": v},
+                           headers=cr).status_code == 200
+    v = client.get(f"/v1/events/{ctx['e0']}", headers=cr).json()["version"]
+    # another department cannot start it: for them the event does not exist
+    other = headers_for(client.app.dependency_overrides[get_store](), "department", department="司法所")
+    r = client.post(f"/v1/events/{ctx['e0']}/actions", json={"action": "start", "version": v}, headers=other)
+    assert r.status_code == 404
+    r = client.post(f"/v1/events/{ctx['e0']}/actions", json={"action": "start", "version": v},
+                    headers=who["department"])
+    assert r.status_code == 200 and r.json()["history"][-1]["role"] == "department"
+    # a role cannot be claimed in the body any more
+    r = client.post(f"/v1/events/{ctx['e0']}/actions", json={"action": "resolve", "version": v + 1,
+                                                              "role": "command_room"}, headers=who["department"])
+    assert r.status_code == 422
+    assert ACTIONS["start"].roles == ("department",)
