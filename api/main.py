@@ -13,7 +13,8 @@ from api.routers import events, grids, health, lookup, maps, open311, plans, sta
 from gridgeo import __version__
 from gridgeo.config import get_settings
 
-#: The public lookup endpoints, rate limited per client IP (GRIDGEO_LOOKUP_RATE).
+#: The public lookup endpoints, rate limited per client IP (GRIDGEO_LOOKUP_RATE). Anonymous
+#: event reports are limited too (GRIDGEO_PUBLIC_INTAKE_RATE); callers with a token are not.
 RATE_LIMITED_PATHS = ("/v1/lookup",)
 
 
@@ -43,6 +44,8 @@ def create_app() -> FastAPI:
     app.state.metrics = Metrics()
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(RateLimit, paths=RATE_LIMITED_PATHS, rate=settings.lookup_rate, burst=settings.lookup_burst)
+    app.add_middleware(RateLimit, paths=("/v1/events",), methods=("POST",), anonymous_only=True,
+                       rate=settings.public_intake_rate, burst=settings.public_intake_burst)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, log=settings.request_log)
     if settings.request_log:
         enable_request_log()

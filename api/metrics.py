@@ -2,13 +2,18 @@
 
 Each app has its own registry (so that several apps in one process, as in the tests,
 do not collide). The events-by-state gauge is collected at scrape time with one
-``GROUP BY`` on the events table. One process: with several uvicorn workers each
-worker answers for itself (multi-process mode is not implemented).
+``GROUP BY`` on the events table.
+
+Several workers: when ``PROMETHEUS_MULTIPROC_DIR`` is set (``gridgeo serve --workers N``
+sets it to a fresh directory), every worker writes its counters and histograms there and
+a scrape, whichever worker answers it, sums them all (prometheus_client's multi-process
+mode).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
@@ -68,7 +73,14 @@ class _Scrape:
         self.registry, self.store = registry, store
 
     def collect(self):
-        yield from self.registry.collect()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            yield from merged.collect()
+        else:
+            yield from self.registry.collect()
         up = GaugeMetricFamily("gridgeo_database_up", "1 when the events query of this scrape answered.")
         try:
             counts = event_states(self.store)

@@ -153,15 +153,26 @@ class TokenBuckets:
 
 
 class RateLimit:
-    """429 with Retry-After when a client IP exceeds its bucket on the given paths."""
+    """429 with Retry-After when a client IP exceeds its bucket on the given paths (and
+    methods; with ``anonymous_only``, only requests that carry no Authorization header)."""
 
-    def __init__(self, app, paths: tuple[str, ...], rate: str, burst: int) -> None:
-        self.app, self.paths = app, paths
+    def __init__(self, app, paths: tuple[str, ...], rate: str, burst: int,
+                 methods: tuple[str, ...] | None = None, anonymous_only: bool = False) -> None:
+        self.app, self.paths, self.methods, self.anonymous_only = app, paths, methods, anonymous_only
         per_second = parse_rate(rate)
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
 
-    async def __call__(self, scope, receive, send):
+    def _applies(self, scope) -> bool:
         if self.buckets is None or scope["type"] != "http" or scope["path"].rstrip("/") not in self.paths:
+            return False
+        if self.methods is not None and scope["method"] not in self.methods:
+            return False
+        if self.anonymous_only and any(k == b"authorization" and v.strip() for k, v in scope["headers"]):
+            return False
+        return True
+
+    async def __call__(self, scope, receive, send):
+        if not self._applies(scope):
             return await self.app(scope, receive, send)
         client = scope.get("client")
         wait = self.buckets.take(client[0] if client else "-")

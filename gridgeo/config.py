@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     lookup_rate: str = "100/s"
     #: Burst of the lookup rate limit: requests a client may make at once.
     lookup_burst: int = 200
+    #: Anonymous event reports (POST /v1/events with no token) per client IP and process.
+    public_intake_rate: str = "30/min"
+    #: Anonymous event reports a client may send at once.
+    public_intake_burst: int = 60
     #: One JSON log line per request on the ``gridgeo.access`` logger.
     request_log: bool = True
 

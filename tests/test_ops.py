@@ -179,6 +179,18 @@ def test_lookup_rate_limit_429_after_the_burst(world, monkeypatch):
         assert _sample(text, "gridgeo_http_requests_total", method="GET", route="/v1/lookup", status="429") == 1
 
 
+def test_anonymous_intake_is_rate_limited_but_not_staff(world, monkeypatch):
+    from authn import headers_for
+
+    staff = headers_for(world, "command_room")
+    with TestClient(_app(world, monkeypatch, public_intake_rate="1/min", public_intake_burst=2)) as c:
+        assert [c.post("/v1/events", json=event()).status_code for _ in range(2)] == [201, 201]
+        r = c.post("/v1/events", json=event())
+        assert r.status_code == 429 and "Retry-After" in r.headers
+        assert c.post("/v1/events", json=event(), headers=staff).status_code == 201  # a token: no limit
+        assert c.get("/v1/events", headers=staff).status_code == 200  # reading is not limited
+
+
 def test_rate_limit_disabled_with_zero(world, monkeypatch):
     with TestClient(_app(world, monkeypatch, lookup_rate="0", lookup_burst=1)) as c:
         assert all(c.get("/v1/lookup", params={"lon": PT[0], "lat": PT[1]}).status_code == 200 for _ in range(5))
