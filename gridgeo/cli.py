@@ -280,6 +280,12 @@ def serve(
         _fail(exc)
     if workers > 1 and url.startswith("sqlite"):
         err.print("[yellow]warning:[/yellow] several workers on SQLite serialise their writes; use PostgreSQL")
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics sums every worker's counters (prometheus_client's multi-process mode);
+        # a fresh directory per start, as the mode requires.
+        import tempfile
+
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gridgeo-metrics-")
     uvicorn.run("api.main:app", host=host, port=port, workers=workers, reload=reload,
                 log_level="info", access_log=access_log)
 

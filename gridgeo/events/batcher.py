@@ -74,7 +74,14 @@ class GroupCommitter:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            self._commit(batch)
+            # Claim the futures before writing: a waiter that gave up already (its asyncio
+            # task was cancelled, which cancels the future) is dropped unwritten, and the
+            # others can no longer be cancelled. Otherwise set_result on a cancelled
+            # future raises InvalidStateError, which ended this thread and left the rest
+            # of a committed batch without an answer, forever.
+            batch = [(it, fut) for it, fut in batch if fut.set_running_or_notify_cancel()]
+            if batch:
+                self._commit(batch)
 
     def _commit(self, batch) -> None:
         store = self._store()

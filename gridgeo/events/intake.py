@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, text
 
 from gridgeo import crs as _crs
 from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEvent
@@ -277,6 +277,31 @@ _INSERT_EVENTS = schema.events.insert().returning(schema.events.c.id, sort_by_pa
 _INSERT_ACTION = schema.event_actions.insert()
 _INSERT_AUDIT = schema.audit_log.insert()
 _INSERT_KEY = schema.idempotency_keys.insert()
+#: Transaction-level locks on keys, taken in the order given (unnest keeps array order).
+_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(h) FROM unnest(CAST(:h AS bigint[])) AS h")
+
+
+def _key_lock_id(key: str) -> int:
+    """The PostgreSQL advisory lock number of an Idempotency-Key: 64 bits of its hash,
+    the same in every process (Python's ``hash`` is not)."""
+    digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"gridgeo-idemkey").digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_keys(conn, keys: list[str]) -> None:
+    """Hold the batch's keys until the transaction ends, before looking them up.
+
+    Several server processes on one PostgreSQL database each write their own batches.
+    Without the lock, the same key sent to two of them at once (a client retrying
+    through a load balancer) is looked up by both, found by neither and inserted by
+    both; the second insert fails its whole batch (a 500 for a lone request). With it,
+    the second process waits here, then finds the first one's committed answer and
+    replays it. Locks are taken in one sorted order, so two batches cannot deadlock on
+    them. SQLite needs none: its write transaction (``BEGIN IMMEDIATE``) holds the
+    whole database.
+    """
+    if keys and conn.dialect.name == "postgresql":
+        conn.execute(_LOCK_KEYS, {"h": sorted({_key_lock_id(k) for k in keys})}).all()
 
 
 def _replayed(key: str, fingerprint: str, stored_hash: str, response: str) -> IntakeResult:
@@ -299,6 +324,7 @@ def write_intakes(conn, items: list[Prepared], errors: list | None = None) -> li
     keys = [it.key for it in items if it.key is not None]
     stored = {}
     if keys:
+        _lock_keys(conn, keys)
         stored = {r[0]: (r[1], r[2]) for r in conn.execute(_KEYS, {"keys": keys}).all()}
     first_of: dict[str, int] = {}
     todo: list[int] = []
@@ -320,7 +346,7 @@ def write_intakes(conn, items: list[Prepared], errors: list | None = None) -> li
         by_day: dict[str, list[int]] = {}
         for i in todo:
             by_day.setdefault(items[i].values["reported_at"].astimezone(CST).strftime("%Y%m%d"), []).append(i)
-        for day, idx in by_day.items():
+        for day, idx in sorted(by_day.items()):  # one order of counter locks: no deadlock
             for i, code in zip(idx, allocate_codes(conn, day, len(idx))):
                 items[i].values["code"] = code
         radius, window = duplicate_settings()

@@ -137,8 +137,10 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
             changes["closed_at"] = at
         res = conn.execute(ev.update().where(ev.c.id == row["id"], ev.c.version == row["version"])
                            .values(**changes))
-        if res.rowcount != 1:
-            raise StaleVersion(f"event {code} was changed meanwhile; reload it and try again")
+        if res.rowcount != 1:  # another writer won between our read and this update
+            current = conn.execute(select(ev.c.version).where(ev.c.id == row["id"])).scalar()
+            raise StaleVersion(f"event {code} was changed meanwhile (now version {current}); "
+                               "reload it and try again", current=current)
         conn.execute(schema.event_actions.insert().values(
             event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
             from_state=row["state"], to_state=target, note=note, data=record_data or None))
