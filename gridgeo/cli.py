@@ -299,6 +299,7 @@ _CORE_COMMANDS: list[str] = [
     "gridgeo.cli_plan",
     "gridgeo.cli_events",
     "gridgeo.cli_report",
+    "gridgeo.cli_archive",
     "gridgeo.cli_users",
 ]
 

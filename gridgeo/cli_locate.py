@@ -12,6 +12,8 @@ import pandas as pd
 import pyogrio
 import typer
 
+from gridgeo.cli_archive import SCHEDULER_HELP, scheduler_from
+
 _CHUNK = 200_000
 
 
@@ -47,15 +49,28 @@ def _read_points(path: Path, lon: str, lat: str) -> tuple[pd.DataFrame, np.ndarr
 
 
 def locate(
-    input: Annotated[Path, typer.Argument(help="Points: CSV (lon/lat columns), GeoParquet or GeoPackage/GeoJSON/Shapefile.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output file; same formats, from its suffix.")],
+    input: Annotated[Path, typer.Argument(
+        help="Points: CSV (lon/lat columns), GeoParquet or GeoPackage/GeoJSON/Shapefile; "
+             "or a directory of (Geo)Parquet, located on dask.")],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Output file; same formats, from its suffix. "
+                            "A directory for a directory INPUT (one file per partition).")],
     crs: Annotated[Optional[str], typer.Option(help="CRS of the coordinates: wgs84, cgcs2000, gcj02, bd09. CSV needs it; it overrides a file's own.")] = None,
     at: Annotated[Optional[str], typer.Option(help="Use the plan in force on this date (default today).")] = None,
-    lon: Annotated[str, typer.Option(help="Longitude column of a CSV.")] = "lon",
-    lat: Annotated[str, typer.Option(help="Latitude column of a CSV.")] = "lat",
+    lon: Annotated[str, typer.Option(help="Longitude column (CSV, plain Parquet).")] = "lon",
+    lat: Annotated[str, typer.Option(help="Latitude column (CSV, plain Parquet).")] = "lat",
     database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database URL.", envvar="GRIDGEO_DATABASE_URL")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="Locate on dask (a directory INPUT always is). " + SCHEDULER_HELP)] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="On dask: replace an output directory that holds files.")] = False,
 ) -> None:
-    """Add the grid, village and flags (snapped, distance_m, outside, invalid, swapped) to every point of INPUT."""
+    """Add the grid, village and flags (snapped, distance_m, outside, invalid, swapped) to each point.
+
+    A directory of partitioned (Geo)Parquet, or any Parquet with --scheduler, is located on
+    dask: one task per partition, the same answers, one output file per partition.
+    Example: gridgeo locate points/ --out located/ --scheduler tcp://10.0.0.5:8786
+    """
     from gridgeo.cli import _fail, _progress, _store, err, out as console
     from gridgeo.errors import GridgeoError
     from gridgeo.lookup import Lookup
@@ -66,6 +81,10 @@ def locate(
             when = dt.date.fromisoformat(at)
         except ValueError:
             raise typer.BadParameter(f"{at!r} is not a date like 2026-01-31", param_hint="--at") from None
+    if input.is_dir() or scheduler is not None:
+        _locate_on_dask(input, out, crs=crs, at=when, lon=lon, lat=lat, database=database,
+                        scheduler=scheduler_from(scheduler), overwrite=overwrite)
+        return
     try:
         frame, x, y, declared = _read_points(input, lon, lat)
         src = crs or declared
@@ -96,6 +115,35 @@ def locate(
     if n and result["invalid"].any():
         err.print(f"{int(result['invalid'].sum()):,} points have invalid coordinates "
                   f"({int(result['swapped'].sum()):,} look swapped)")
+
+
+def _locate_on_dask(input: Path, out: Path, *, crs, at, lon, lat, database, scheduler,
+                    overwrite) -> None:
+    """``gridgeo locate`` of partitioned Parquet on dask (:mod:`gridgeo.distributed`)."""
+    from gridgeo.cli import _fail, _store, err
+    from gridgeo.cli import out as console
+    from gridgeo.distributed import locate_parquet
+    from gridgeo.errors import GridgeoError
+
+    if input.is_file() and input.suffix.lower() not in (".parquet", ".geoparquet"):
+        raise typer.BadParameter(f"{input}: dask reads (Geo)Parquet; convert it or drop "
+                                 "--scheduler", param_hint="INPUT")
+    if out.suffix.lower() in (".csv", ".gpkg", ".geojson", ".json", ".shp"):
+        raise typer.BadParameter(f"{out}: on dask the output is a directory of Parquet files",
+                                 param_hint="--out")
+    try:
+        store = _store(database)
+        with err.status(f"locating {input} on dask ({scheduler or 'threads'})"):
+            s = locate_parquet(input, out, store=store, at=at, crs=crs, lon=lon, lat=lat,
+                               client=scheduler, overwrite=overwrite)
+    except GridgeoError as exc:
+        _fail(exc)
+    console.print(f"{s['rows']:,} points, {s['located']:,} in a grid ({s['snapped']:,} snapped), "
+                  f"{s['outside']:,} outside; plan {s['plan']} -> {out} "
+                  f"({s['partitions']} files, {s['seconds']:.1f} s)")
+    if s["invalid"]:
+        err.print(f"{s['invalid']:,} points have invalid coordinates "
+                  f"({s['swapped']:,} look swapped)")
 
 
 def register(app: typer.Typer) -> None:

@@ -10,6 +10,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from gridgeo.cli_archive import SCHEDULER_HELP, scheduler_from
+
 
 class Format(str, Enum):
     csv = "csv"
@@ -38,12 +40,20 @@ def report(
                                                                    "(not to the worker table, whose rows overlap).")] = True,
     roles: Annotated[Optional[str], typer.Option(help="--by worker: the staff roles counted, comma-separated "
                                                       "(default all).")] = None,
+    archive: Annotated[Optional[Path], typer.Option(
+        help="Assess this archive (`gridgeo archive export`) on dask instead of the database; "
+             "the same tables.")] = None,
+    scheduler: Annotated[Optional[str], typer.Option(
+        help="With --archive. " + SCHEDULER_HELP)] = None,
 ) -> None:
     """The assessment (考核) of a period per unit: counts, hours to close, satisfaction and the rates.
 
     Rates: 立案率, 派遣率, 结案率, 按期结案率, 返工率, 延期率, 满意率.
 
     Example: gridgeo report --period 2026-Q3 --by department --format xlsx --out q3.xlsx
+
+    Archives too large for one machine: gridgeo report --archive /shared/archive --period 2026
+    --scheduler tcp://10.0.0.5:8786 (one dask task per month of events).
     """
     import pandas as pd
 
@@ -64,11 +74,20 @@ def report(
         groupings = parse_groupings(by)
         p = parse_period(period)
         when = as_utc(as_of)
-        store = _store(database)
+        if scheduler is not None and archive is None:
+            raise typer.BadParameter("--scheduler assesses an archive: give --archive DIR",
+                                     param_hint="--scheduler")
         wanted = groupings + (["total"] if total and "total" not in groupings else [])
         with _progress(len(wanted) + 2, "assessing") as step:
             role_list = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
-            tables = assess_many(store, p, wanted, as_of=when, roles=role_list, progress=step)
+            if archive is not None:
+                from gridgeo.distributed import assess_archive_many
+
+                tables = assess_archive_many(archive, p, wanted, as_of=when, roles=role_list,
+                                             client=scheduler_from(scheduler), progress=step)
+            else:
+                tables = assess_many(_store(database), p, wanted, as_of=when, roles=role_list,
+                                     progress=step)
             totals = tables.pop("total") if total and "total" not in groupings else None
             notes = {}
             for g in groupings:
@@ -106,7 +125,8 @@ def report(
     except GridgeoError as exc:
         _fail(exc)
     if out:
-        err.print(f"assessment {p.label} by {', '.join(groupings)} -> {out}")
+        source = f" of archive {archive}" if archive is not None else ""
+        err.print(f"assessment{source} {p.label} by {', '.join(groupings)} -> {out}")
 
 
 def register(app: typer.Typer) -> None:

@@ -192,6 +192,10 @@ class _Names:
             self._categories = pd.Series(dict(rows), dtype=object)
         return self._categories
 
+    def self_reported(self, period: Period, as_of: dt.datetime) -> pd.Series:
+        """Events each staff member reported in ``period``, by staff code."""
+        return self_reported(self.store, period, as_of)
+
 
 def _keys(facts: pd.DataFrame, by: str, names: _Names, roles: Sequence[str] | None
           ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -254,20 +258,31 @@ def _table(facts: pd.DataFrame, codes: np.ndarray, units: np.ndarray) -> pd.Data
         codes = np.where(codes < 0, k, codes)
         k += 1
         index.append(None)
-    out = pd.DataFrame(index=pd.Index(index, dtype=object, name="code"))
-    for name, col in COUNTS.items():
-        mask = facts[col].to_numpy(dtype=bool)
-        out[name] = np.bincount(codes[mask], minlength=k).astype(np.int64)
+    counts = {name: np.bincount(codes[facts[col].to_numpy(dtype=bool)], minlength=k)
+              for name, col in COUNTS.items()}
     done = facts["closed_"].to_numpy(dtype=bool)
-    hours = facts["hours"].to_numpy(dtype=float)[done]
+    rated = facts["rated"].to_numpy(dtype=bool)
+    sat = facts["satisfaction"].to_numpy(dtype=float)[rated]
+    return _table_from(index, counts, codes[done], facts["hours"].to_numpy(dtype=float)[done],
+                       np.bincount(codes[rated], weights=sat, minlength=k))
+
+
+def _table_from(index: list, counts: dict, done_codes: np.ndarray, hours: np.ndarray,
+                satisfaction_sum: np.ndarray) -> pd.DataFrame:
+    """The table of :func:`_table` from its sums: the counts per unit (unit numbers index
+    ``index``), the unit and hours of each closed event, and the summed ratings per unit.
+    :mod:`gridgeo.distributed` adds these up over partitions and finishes here too."""
+    k = len(index)
+    out = pd.DataFrame(index=pd.Index(index, dtype=object, name="code"))
+    for name in COUNTS:
+        out[name] = np.asarray(counts[name]).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         n_done = out["closed"].to_numpy()
-        out["hours_to_close_mean"] = np.bincount(codes[done], weights=hours, minlength=k) / np.where(n_done > 0, n_done, np.nan)
-        out["hours_to_close_p90"] = _p90(codes[done], hours, k)
-        rated = facts["rated"].to_numpy(dtype=bool)
+        out["hours_to_close_mean"] = (np.bincount(done_codes, weights=hours, minlength=k)
+                                      / np.where(n_done > 0, n_done, np.nan))
+        out["hours_to_close_p90"] = _p90(done_codes, hours, k)
         n_rated = out["rated"].to_numpy()
-        sat = facts["satisfaction"].to_numpy(dtype=float)[rated]
-        out["satisfaction_mean"] = np.bincount(codes[rated], weights=sat, minlength=k) / np.where(n_rated > 0, n_rated, np.nan)
+        out["satisfaction_mean"] = satisfaction_sum / np.where(n_rated > 0, n_rated, np.nan)
         for rate, (num, den) in RATES.items():
             d = out[den].to_numpy()
             out[rate] = out[num].to_numpy() / np.where(d > 0, d, np.nan)
@@ -328,7 +343,7 @@ def _worker_columns(out: pd.DataFrame, names: _Names, facts: pd.DataFrame, roles
     out.insert(1, "roles", codes.map(role_labels).to_numpy())
     out.insert(2, "grids", codes.map(grid_list).to_numpy())
     out.insert(3, "n_grids", pd.array(codes.map(n_grids).fillna(0).astype(int).to_numpy(), dtype="Int64"))
-    own = self_reported(names.store, facts.attrs["period"], facts.attrs["as_of"])
+    own = names.self_reported(facts.attrs["period"], facts.attrs["as_of"])
     out.insert(4, "self_reported", pd.array(codes.map(own).fillna(0).astype(int).to_numpy(), dtype="Int64"))
     return out
 
@@ -337,10 +352,20 @@ def _worker_table(facts: pd.DataFrame, names: _Names, roles) -> pd.DataFrame:
     """Per person: the sums of the grids they serve (counts and totals add), and the
     p90 from the closed events of those grids. Grids first, so that a year of events is
     never repeated once per person."""
-    pairs = _worker_grids(names.staff(), roles)
-    workers = pd.Index(sorted(set(pairs["worker"])), dtype=object, name="code")
     gcodes, grids = pd.factorize(facts["grid_code"].to_numpy(dtype=object))
     grid_table = _table(facts, gcodes, np.asarray(grids, dtype=object))
+    done = facts["closed_"].to_numpy(dtype=bool)
+    closed = pd.DataFrame({"grid": facts["grid_code"].to_numpy(dtype=object)[done],
+                           "hours": facts["hours"].to_numpy(dtype=float)[done]})
+    return _worker_table_from(grid_table, closed, names, roles)
+
+
+def _worker_table_from(grid_table: pd.DataFrame, closed: pd.DataFrame, names: _Names,
+                       roles) -> pd.DataFrame:
+    """:func:`_worker_table` from the grid table (:func:`_table` by grid) and the closed
+    events' ``grid`` and ``hours`` (also how :mod:`gridgeo.distributed` combines partitions)."""
+    pairs = _worker_grids(names.staff(), roles)
+    workers = pd.Index(sorted(set(pairs["worker"])), dtype=object, name="code")
     grid_table = grid_table[grid_table.index.notna()]
     sums = grid_table[list(COUNTS)].copy()
     sums["_hours"] = (grid_table["hours_to_close_mean"] * grid_table["closed"]).fillna(0.0)
@@ -352,9 +377,6 @@ def _worker_table(facts: pd.DataFrame, names: _Names, roles) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         out["hours_to_close_mean"] = out.pop("_hours") / out["closed"].where(out["closed"] > 0)
         out["satisfaction_mean"] = out.pop("_sat") / out["rated"].where(out["rated"] > 0)
-        done = facts["closed_"].to_numpy(dtype=bool)
-        closed = pd.DataFrame({"grid": facts["grid_code"].to_numpy(dtype=object)[done],
-                               "hours": facts["hours"].to_numpy(dtype=float)[done]})
         per = closed.merge(pairs, on="grid")
         wcodes = workers.get_indexer(per["worker"].to_numpy(dtype=object))
         out["hours_to_close_p90"] = _p90(wcodes, per["hours"].to_numpy(dtype=float), len(workers))
