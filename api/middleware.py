@@ -1,5 +1,6 @@
 """ASGI middleware of the API: request metrics and JSON access logs, the lookup rate
-limit, and the body guard (size and JSON depth, checked before anything parses it).
+limit, and the body guard (size, JSON depth and NUL characters, checked before anything
+parses it).
 
 Plain ASGI classes (not ``BaseHTTPMiddleware``): they add microseconds to a lookup and
 never buffer a response.
@@ -208,6 +209,22 @@ def json_depth(body: bytes) -> int:
     return int(np.cumsum(steps).max())
 
 
+#: A JSON ``\u0000`` escape (not an escaped backslash followed by "u0000").
+_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _has_nul(scope) -> bool:
+    """A NUL character in the path or the query: no gridgeo text holds one, and
+    PostgreSQL refuses them in queries (a 500 if they got that far)."""
+    query = scope.get("query_string", b"")
+    return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
+
+
+def _nul_problem():
+    return problem(422, "nul character", "text must not contain NUL characters (%00, \\u0000)",
+                   "/problems/nul-character")
+
+
 class BodyTooLarge(HTTPException):
     """Raised from ``receive`` when a streamed body passes the limit; FastAPI re-raises
     HTTPExceptions from body parsing, and the problem handler answers 413."""
@@ -215,8 +232,9 @@ class BodyTooLarge(HTTPException):
 
 class BodyGuard:
     """413 for bodies over ``max_bytes`` (from Content-Length at once, or while
-    streaming); 422 for JSON bodies nested deeper than ``max_depth``. JSON bodies are
-    read here (bounded by the limit) and replayed to the app."""
+    streaming); 422 for JSON bodies nested deeper than ``max_depth``, and for NUL
+    characters in the path, the query or a JSON body. JSON bodies are read here
+    (bounded by the limit) and replayed to the app."""
 
     def __init__(self, app, max_bytes: int, max_depth: int) -> None:
         self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
@@ -225,7 +243,11 @@ class BodyGuard:
         return f"request body of {size} bytes; the limit is {self.max_bytes:,} (GRIDGEO_MAX_BODY_BYTES)"
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        if _has_nul(scope):
+            return await _nul_problem()(scope, receive, send)
+        if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
@@ -257,6 +279,8 @@ class BodyGuard:
             return await problem(422, "json too deep",
                                  f"JSON nested deeper than {self.max_depth} levels",
                                  "/problems/json-too-deep")(scope, receive, send)
+        if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+            return await _nul_problem()(scope, receive, send)
         replayed = False
 
         async def replay():

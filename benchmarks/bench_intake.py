@@ -49,12 +49,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def prepare_database(kind: str, folder: Path) -> str:
-    """A fresh, migrated database with the sample township but no events."""
+def prepare_database(kind: str, folder: Path) -> tuple[str, str]:
+    """A fresh, migrated database with the sample township but no events, and the token
+    of the system that posts (a command-room account, as the 12345 hotline integration
+    would have: patrols, hotline and petitions are reported with a token)."""
     import datetime as dt
 
     from sqlalchemy import create_engine, text
 
+    from gridgeo.auth import create_token, create_user
     from gridgeo.io import import_files
     from gridgeo.store import Store
 
@@ -72,8 +75,10 @@ def prepare_database(kind: str, folder: Path) -> str:
     sample = ROOT / "data" / "sample"
     import_files(store, [sample / "township.gpkg", sample / "categories.csv", sample / "staff.csv"],
                  plan_version="2024-01", effective_from=dt.date(2024, 1, 1), actor="bench")
+    create_user(store, "bench", role="command_room", name="12345 热线接口", actor="bench")
+    token, _ = create_token(store, "bench", days=1, actor="bench")
     store.close()
-    return url
+    return url, token
 
 
 def drop_database() -> None:
@@ -155,7 +160,8 @@ class Client:
             pass
 
 
-async def drive(port: int, bodies: list[dict], connections: int, warmup: int, max_seconds: float):
+async def drive(port: int, bodies: list[dict], connections: int, warmup: int, max_seconds: float,
+                token: str):
     """Post every body (1 % twice, as retries) over ``connections`` connections."""
     rnd = random.Random(7)
     jobs = []
@@ -181,7 +187,8 @@ async def drive(port: int, bodies: list[dict], connections: int, warmup: int, ma
                 except asyncio.QueueEmpty:
                     return
                 t0 = time.perf_counter()
-                status, data = await c.post("/v1/events", raw, {"Idempotency-Key": key})
+                status, data = await c.post("/v1/events", raw, {"Idempotency-Key": key,
+                                                                 "Authorization": f"Bearer {token}"})
                 t1 = time.perf_counter()
                 code = json.loads(data).get("code") if status == 201 else None
                 if status != 201:
@@ -210,10 +217,9 @@ def run(kind: str, args) -> dict:
     from gridgeo.store import Store, schema
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = prepare_database(kind, Path(tmp))
+        url, token = prepare_database(kind, Path(tmp))
         port = free_port()
-        # the load comes from one address without a token: no anonymous-intake limit here
-        env = dict(os.environ, GRIDGEO_DATABASE_URL=url, PYTHONPATH=str(ROOT), GRIDGEO_PUBLIC_INTAKE_RATE="0")
+        env = dict(os.environ, GRIDGEO_DATABASE_URL=url, PYTHONPATH=str(ROOT), GRIDGEO_REQUEST_LOG="false")
         server = subprocess.Popen(
             [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1", "--log-level", "warning", "--no-access-log"],
@@ -229,10 +235,11 @@ def run(kind: str, args) -> dict:
                 raise RuntimeError("the server did not start")
             bodies = make_events(args.events + args.warmup)
             # warm-up: caches (locator, address register), connections, JIT-less Python paths
-            asyncio.run(drive(port, bodies[:args.warmup], args.connections, 0, args.max_seconds))
+            asyncio.run(drive(port, bodies[:args.warmup], args.connections, 0, args.max_seconds, token))
             t0 = time.perf_counter()
             server_cpu0, client_cpu0 = cpu_seconds(server.pid), time.process_time()
-            jobs, results = asyncio.run(drive(port, bodies[args.warmup:], args.connections, 0, args.max_seconds))
+            jobs, results = asyncio.run(drive(port, bodies[args.warmup:], args.connections, 0, args.max_seconds,
+                                              token))
             elapsed = time.perf_counter() - t0
             server_cpu = cpu_seconds(server.pid) - server_cpu0
             client_cpu = time.process_time() - client_cpu0

@@ -72,6 +72,9 @@ ALL_EVENTS = frozenset({"admin", "command_room", "leadership"})
 SCOPED_EVENTS = frozenset({"platform_office", "department", "grid_worker"})
 #: Roles that may read events at all.
 EVENT_READERS = ALL_EVENTS | SCOPED_EVENTS
+#: Event sources the anonymous public may report from (the others are entered by staff:
+#: grid workers' patrols, the hotline and petition desks, inspections, departments).
+PUBLIC_SOURCES = frozenset({"app"})
 #: Who needs the reporter's name and phone: the command room calls back (双反馈), the
 #: grid worker visits (only events of their own grids reach them).
 REPORTER_CONTACT_ROLES = frozenset({"command_room", "grid_worker"})

@@ -162,8 +162,11 @@ def demo(
     for r in rows:
         r["scope"] = (", ".join(r["grids"]) or r["department"] or r["platform"]
                       or ("every event" if r["role"] in auth.ALL_EVENTS else "plans and statistics"))
-    _table(rows, ["username", "role", "scope", "token"],
-           title="Demo users (send: Authorization: Bearer <token>)")
+    # Plain lines, never a table: a token cut to the terminal's width would be no token.
+    typer.echo("Demo users, one per role (send: Authorization: Bearer <token>; "
+               f"valid {days:g} days; `gridgeo users demo` issues new ones):")
+    for r in rows:
+        typer.echo(f"  {r['username']:<16} {r['role']:<16} {r['token']}   scope: {r['scope']}")
 
 
 def register(app: typer.Typer) -> None:

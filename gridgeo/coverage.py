@@ -209,6 +209,8 @@ def coverage(
               else pd.Series(dtype=object))
     vgeom = vm.reindex(villages.index).to_numpy()
     ugeom = pd.Series(unions).reindex(villages.index).to_numpy(dtype=object)
+    # A village with no grid (or no plan at all) reindexes to NaN, which shapely refuses.
+    ugeom = np.where(pd.isna(ugeom), None, ugeom)
     has = ~shapely.is_missing(vgeom) & ~shapely.is_missing(ugeom)
     covered = np.zeros(len(villages))
     if has.any():

@@ -96,6 +96,11 @@ def box(x0, y0, x1, y1):
 @pytest.fixture
 def tiny(tmp_path):
     """Paths of a consistent tiny township: divisions, grids, households, staff, categories."""
+    return make_tiny(tmp_path)
+
+
+def make_tiny(tmp_path: Path) -> dict:
+    """Write the tiny township's files into ``tmp_path`` (for fixtures of wider scope)."""
     div = gpd.GeoDataFrame(
         {
             "code": ["331124", "331124201", V1, V2],

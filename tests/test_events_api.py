@@ -151,7 +151,10 @@ def test_list_filters_and_paging(client):
 def test_supervision_and_command_room(client):
     old = (dt.datetime.now(CST) - dt.timedelta(hours=100)).isoformat()
     e = post(client, reported_at=old).json()
-    post(client, source="hotline", lon=None, lat=None)  # unlocated
+    r = post(client, source="hotline", lon=None, lat=None)
+    assert r.status_code == 401 and "token" in r.json()["detail"]  # the hotline desk has a token
+    r = client.post("/v1/events", json=body(source="hotline", lon=None, lat=None), headers=CR)
+    assert r.status_code == 201 and r.json()["located_by"] == "unlocated"
     s = client.get("/v1/supervision", headers=CR).json()
     assert [x["code"] for x in s["overdue"]["items"]] == [e["code"]] and s["overdue"]["items"][0]["late_hours"] > 27
     room = client.get("/v1/command-room", headers=CR).json()

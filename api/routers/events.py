@@ -119,7 +119,7 @@ class CategoryIn(BaseModel):
     name: str | None = Field(None, max_length=200)
     platform: Literal[tuple(PLATFORMS)] | None = None  # type: ignore[valid-type]
     department: str | None = Field(None, max_length=200)
-    deadline_hours: int | None = Field(None, gt=0)
+    deadline_hours: int | None = Field(None, gt=0, le=catalogue.MAX_DEADLINE_HOURS)
     major: bool | None = None
     description: str | None = None
 
@@ -138,8 +138,13 @@ class CategoryIn(BaseModel):
                                 "request returns the first answer and creates nothing."}]})
 async def create_event(body: EventCreate, store: StoreDep, principal: PrincipalDep, request: Request):
     """Take in one event: locate it, route it, date its deadline, flag duplicates, and
-    commit before answering. The answer's ``reporter_token`` lets the reporter follow
+    commit before answering. Without a token only the public's source (``app``) is
+    taken: patrols, the hotline, letters and visits, inspections and departments report
+    with a user's token. The answer's ``reporter_token`` lets the reporter follow
     the event (GET /v1/events/{code}/status) and rate it."""
+    if principal.anonymous and body.source not in auth.PUBLIC_SOURCES:
+        raise Unauthenticated(f"source {body.source!r} is reported by staff with a token; the public "
+                              f"reports with source {' or '.join(map(repr, sorted(auth.PUBLIC_SOURCES)))}")
     if body.reported_at is not None and body.reported_at.tzinfo is None:
         raise InvalidEvent("reported_at needs a time zone offset, e.g. 2026-03-01T09:30:00+08:00")
     # Read from the headers directly (documented in openapi_extra): a declared header
@@ -184,7 +189,7 @@ def list_events(
     until: Annotated[dt.datetime | None, Query(description="Reported before (no offset: +08:00).")] = None,
     order: Annotated[str, Query(description="reported_at, deadline_at, updated_at or code; '-' for descending.")] = "-reported_at",
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=queries.MAX_OFFSET)] = 0,
 ):
     """A page of events (``total`` counts all that match) with the links to the next page.
     Only the events of the caller's scope; reporter contacts masked unless the role needs them."""
@@ -263,7 +268,7 @@ def supervision(
     grid: Annotated[list[str] | None, Query()] = None,
     village: str | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=queries.MAX_OFFSET)] = 0,
 ):
     """Overdue = past the deadline and not yet resolved (states: {states}); each with
     ``late_hours`` and how often it was chased (``supervised``). Escalated events stay

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
 from api.deps import get_store
-from gridgeo.errors import BatchTooLarge, MalformedBody
+from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
 
@@ -66,7 +66,11 @@ def _parse_batch(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list | 
                             "{lon: [...], lat: [...]} or a GeoJSON FeatureCollection")
     crs = body.get("crs")
     if isinstance(crs, dict):  # GeoJSON-style {"type": "name", "properties": {"name": ...}}
-        crs = (crs.get("properties") or {}).get("name")
+        props = crs.get("properties")
+        crs = props.get("name") if isinstance(props, dict) else None
+        if not isinstance(crs, str):
+            raise MalformedBody('crs must be a name or '
+                                '{"type": "name", "properties": {"name": ...}}')
     ids = None
     if body.get("type") == "FeatureCollection":
         feats = body.get("features")
@@ -80,8 +84,9 @@ def _parse_batch(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list | 
             if not isinstance(geom, dict) or geom.get("type") != "Point" or not _pair(geom.get("coordinates")):
                 raise MalformedBody(f"features[{i}]: each feature must have a Point geometry")
             coords.append(geom["coordinates"][:2])
-            ids.append(f.get("id", (f.get("properties") or {}).get("id")))
-        arr = np.asarray(coords, dtype=float).reshape(-1, 2)
+            props = f.get("properties")
+            ids.append(f.get("id", props.get("id") if isinstance(props, dict) else None))
+        arr = _floats(coords).reshape(-1, 2)
         return arr[:, 0], arr[:, 1], crs, ids
     if "points" in body:
         pts = body["points"]
@@ -91,7 +96,7 @@ def _parse_batch(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list | 
         if not all(_pair(p) for p in pts):
             bad = next(i for i, p in enumerate(pts) if not _pair(p))
             raise MalformedBody(f"points[{bad}] is not a [lon, lat] pair of numbers")
-        arr = np.asarray([p[:2] for p in pts], dtype=float).reshape(-1, 2)
+        arr = _floats([p[:2] for p in pts]).reshape(-1, 2)
         return arr[:, 0], arr[:, 1], crs, None
     if "lon" in body and "lat" in body:
         lon, lat = body["lon"], body["lat"]
@@ -100,9 +105,16 @@ def _parse_batch(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list | 
         _check_size(len(lon))
         try:
             return np.asarray(lon, dtype=float), np.asarray(lat, dtype=float), crs, None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise MalformedBody("lon and lat must hold numbers") from None
     raise MalformedBody("give points: [[lon, lat], ...], lon and lat arrays, or a GeoJSON FeatureCollection")
+
+
+def _floats(values: list) -> np.ndarray:
+    try:
+        return np.asarray(values, dtype=float)
+    except OverflowError:  # an integer with hundreds of digits
+        raise InvalidCoordinates("a coordinate is too large to be a number of degrees") from None
 
 
 def _pair(p) -> bool:

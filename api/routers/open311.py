@@ -41,6 +41,7 @@ from gridgeo.events.records import CST
 from gridgeo.events.workflow import FINAL_STATES, STATES
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
+from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 StoreDep = Annotated[Store, Depends(get_store)]
@@ -210,6 +211,8 @@ def _date(value: str | None, name: str) -> dt.datetime | None:
         d = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise Open311Error(400, f"{name} {value!r} is not an ISO 8601 date/time") from None
+    if not in_time_range(d):
+        raise Open311Error(400, f"{name} {value!r} must fall between {FIRST_DAY} and {LAST_DAY}")
     return d if d.tzinfo else d.replace(tzinfo=CST)
 
 
@@ -225,7 +228,8 @@ async def get_requests(
     end_date: str | None = None,
     status: str | None = None,
     jurisdiction_id: str | None = None,
-    page: Annotated[int, Query(ge=1, description="Extension: the page of 1,000 requests.")] = 1,
+    page: Annotated[int, Query(ge=1, le=queries.MAX_OFFSET // MAX_REQUESTS,
+                               description="Extension: the page of 1,000 requests.")] = 1,
 ):
     """Requests by id (comma-separated; the other filters are then ignored, as the spec
     says), or by service, date range (default: the last 90 days) and status, newest
@@ -295,6 +299,8 @@ async def post_request(fmt: str, request: Request, store: StoreDep, principal: P
     whose ``service_notice`` carries the reporter's status token."""
     async def run():
         form = await request.form()
+        if any(isinstance(v, str) and "\x00" in v for _, v in form.multi_items()):
+            raise Open311Error(400, "text must not contain NUL characters")
         caller = _caller(store, principal, form.get("api_key"))
         code = (form.get("service_code") or "").strip()
         if not code:

@@ -52,14 +52,16 @@ class PlanRequest(BaseModel):
     within: str | None = Field(None, description="Only villages whose code starts with this (a township code).")
     band: tuple[float, float] = Field((300, 500), description="Floor and ceiling of a grid's workload.")
     per_village: int | dict[str, int] | None = Field(None, description="Grids per village (or per village code).")
-    target: float | None = Field(None, description="Preferred mean workload (default: middle of the band).")
+    target: float | None = Field(
+        None, gt=0, description="Preferred mean workload (default: middle of the band).")
     tolerance: float = Field(0.05, ge=0, le=1, description="Wanted |w - mean| / mean within a village.")
     workload: dict[str, float] | None = Field(None, description='Weights of point columns, e.g. {"households": 1, "population": 0.1}.')
     seed: int = 0
     exclaves: Literal["own", "attach"] = "own"
     strict: bool = Field(True, description="Refuse (422) when a village cannot meet the band; false: plan anyway.")
-    version: str | None = Field(None, description="Version label of the draft (default draft-YYYYMMDD-N).")
-    name: str | None = None
+    version: str | None = Field(
+        None, max_length=64, description="Version label of the draft (default draft-YYYYMMDD-N).")
+    name: str | None = Field(None, max_length=200)
     note: str | None = None
 
     @model_validator(mode="after")
@@ -72,7 +74,9 @@ class PlanRequest(BaseModel):
 
 class PublishRequest(BaseModel):
     effective_from: dt.date | None = Field(None, description="Date the plan takes effect (default today, CST).")
-    version: str | None = Field(None, description="Version label (default: the date, for a draft-... label).")
+    version: str | None = Field(
+        None, max_length=64,
+        description="Version label (default: the date, for a draft-... label).")
 
 
 class EditRequest(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import PrincipalDep, roles
@@ -17,7 +17,7 @@ from gridgeo.auth import STAFF_ROLES, Principal
 from gridgeo.households import MAX_LIMIT, households_in
 from gridgeo.layers import PLATFORMS
 from gridgeo.lookup import Lookup
-from gridgeo.store import Store
+from gridgeo.store import Store, schema
 
 router = APIRouter(tags=["users"])
 StoreDep = Annotated[Store, Depends(get_store)]
@@ -84,7 +84,8 @@ def list_tokens(store: StoreDep, principal: Admin, username: str | None = None):
 
 
 @router.delete("/v1/tokens/{token_id}", status_code=204, summary="Revoke a token (administrator)")
-def revoke_token(token_id: int, store: StoreDep, principal: Admin):
+def revoke_token(token_id: Annotated[int, Path(ge=1, le=schema.MAX_INTEGER)], store: StoreDep,
+                 principal: Admin):
     auth.revoke_token(store, token_id, actor=principal.actor)
 
 

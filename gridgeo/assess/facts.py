@@ -34,6 +34,7 @@ from gridgeo import crs as _crs
 from gridgeo.assess.periods import CST, InvalidQuery, Period, parse_period
 from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, STATES
 from gridgeo.store import Store, schema
+from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = [
     "CLOSED_STATES",
@@ -70,6 +71,8 @@ def as_utc(when: dt.datetime | dt.date | str | None) -> dt.datetime:
         except ValueError:
             raise InvalidQuery(f"as_of {text!r} is not an ISO date or time (2026-10-08 or "
                                "2026-10-08T12:00:00+08:00)") from None
+    if isinstance(when, dt.date) and not in_time_range(when):
+        raise InvalidQuery(f"as_of {when.isoformat()} must fall between {FIRST_DAY} and {LAST_DAY}")
     if isinstance(when, dt.datetime):
         if when.tzinfo is None:
             when = when.replace(tzinfo=CST)
@@ -336,7 +339,6 @@ def derivable_flags() -> dict[tuple[str, bool], tuple[int | None, int | None]]:
 
 def _derived_flags(conn, facts: pd.DataFrame, bits: np.ndarray, as_of: dt.datetime, dialect: str) -> np.ndarray:
     """:data:`FLAG_BITS` from the events' own columns and states (see :func:`read_facts`)."""
-    n = len(facts)
     states = list(STATES)
     table = derivable_flags()
     acc = np.array([[-1 if table[(s, e)][0] is None else table[(s, e)][0] for s in states] for e in (False, True)])

@@ -14,6 +14,7 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from gridgeo.errors import GridgeoError
+from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = ["CST", "InvalidPeriod", "InvalidQuery", "Period", "default_period", "parse_period"]
 
@@ -43,6 +44,8 @@ class Period:
     def __post_init__(self):
         if self.end < self.start:
             raise InvalidPeriod(f"period ends ({self.end}) before it starts ({self.start})")
+        if not (in_time_range(self.start) and in_time_range(self.end)):
+            raise InvalidPeriod(f"period {self.label} must fall between {FIRST_DAY} and {LAST_DAY}")
 
     @property
     def label(self) -> str:

@@ -14,6 +14,8 @@ from gridgeo.store import Store, schema
 __all__ = ["get_category", "list_categories", "put_category"]
 
 _FIELDS = ("name", "platform", "department", "deadline_hours", "major", "description")
+#: The longest deadline a category may set: a year (deadlines are dates, and dates end).
+MAX_DEADLINE_HOURS = 24 * 366
 
 
 def list_categories(store: Store, *, platform: str | None = None) -> list[dict]:
@@ -42,11 +44,14 @@ def put_category(store: Store, code: str, values: dict, *, actor: str) -> tuple[
     values. The change is audited with the old and new values.
     """
     values = {k: v for k, v in values.items() if k in _FIELDS}
+    cat = schema.categories
+    if not code or len(code) > cat.c.code.type.length:
+        raise InvalidEvent(f"a category code has 1 to {cat.c.code.type.length} characters")
     if values.get("platform") is not None and values["platform"] not in PLATFORMS:
         raise InvalidEvent(f"platform must be one of {', '.join(PLATFORMS)}")
-    if values.get("deadline_hours") is not None and int(values["deadline_hours"]) <= 0:
-        raise InvalidEvent("deadline_hours must be positive")
-    cat = schema.categories
+    hours = values.get("deadline_hours")
+    if hours is not None and not 0 < int(hours) <= MAX_DEADLINE_HOURS:
+        raise InvalidEvent(f"deadline_hours must be between 1 and {MAX_DEADLINE_HOURS}")
     with write_txn(store) as conn:
         old = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
         if old is None:

@@ -391,7 +391,7 @@ def to_wgs84_checked(lon, lat, crs: str | None) -> tuple[float, float]:
         raise InvalidCoordinates("give both lon and lat, or neither")
     try:
         x, y = float(lon), float(lat)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidCoordinates(f"coordinates must be numbers, not ({lon!r}, {lat!r})") from None
     if not (np.isfinite(x) and np.isfinite(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
         raise InvalidCoordinates(f"lon={lon!r}, lat={lat!r} are not valid coordinates")

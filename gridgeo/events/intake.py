@@ -43,6 +43,7 @@ from gridgeo.events.routing import deadline, route_event, route_frame
 from gridgeo.events.workflow import OPEN_STATES, REPORT
 from gridgeo.layers import SOURCES
 from gridgeo.store import Store, schema
+from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = [
     "EventIn",
@@ -159,6 +160,9 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
     when = ev.reported_at or now
     if when.tzinfo is None:
         raise InvalidEvent("reported_at has no time zone offset (write e.g. 2026-03-01T09:30:00+08:00)")
+    if not in_time_range(when):
+        raise InvalidEvent(f"reported_at {when.isoformat()} is not a date gridgeo takes "
+                           f"({FIRST_DAY} to {LAST_DAY})")
     if when > now + MAX_CLOCK_SKEW:
         raise InvalidEvent(f"reported_at {when.isoformat()} is in the future")
     crs = None
@@ -171,7 +175,7 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
     bad = [p for p in ev.photos if not isinstance(p, str) or not _URL.match(p)]
     if bad:
         raise InvalidEvent(f"photos must be http(s) URLs: {bad[0]!r}")
-    return EventIn(
+    out = EventIn(
         source=ev.source, category_code=_clean(ev.category_code) or "", reported_at=when,
         description=_clean(ev.description), lon=ev.lon, lat=ev.lat, crs=crs,
         address=_clean(ev.address), reporter_name=_clean(ev.reporter_name),
@@ -180,6 +184,11 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         related_categories=[c for c in dict.fromkeys(ev.related_categories) if c != ev.category_code],
         beyond_level=_clean(ev.beyond_level),
     )
+    for name in ("reporter_name", "reporter_phone", "reporter_staff_code"):
+        limit = schema.events.c[name].type.length
+        if len(getattr(out, name) or "") > limit:
+            raise InvalidEvent(f"{name} has more than {limit} characters")
+    return out
 
 
 _WKB_POINT = struct.Struct("<BIdd")

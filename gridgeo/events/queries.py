@@ -13,10 +13,14 @@ from gridgeo.events.intake import hash_token
 from gridgeo.events.records import event_record, history_record, iso, now_utc
 from gridgeo.events.workflow import OVERDUE_STATES, STATES
 from gridgeo.store import Store, schema
+from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = ["command_room", "get_event", "list_events", "reporter_view", "supervision"]
 
 MAX_LIMIT = 1000
+#: The furthest a page may start: past any real table, well inside what the databases'
+#: OFFSET takes (a larger one was a 500 from SQLite).
+MAX_OFFSET = 2**31 - 1
 
 
 def _select():
@@ -107,8 +111,11 @@ def list_events(store: Store, *, limit: int = 50, offset: int = 0, order: str = 
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidEvent(f"limit must be between 1 and {MAX_LIMIT}")
-    if offset < 0:
-        raise InvalidEvent("offset must not be negative")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise InvalidEvent(f"offset must be between 0 and {MAX_OFFSET}")
+    for name in ("since", "until"):
+        if filters.get(name) is not None and not in_time_range(filters[name]):
+            raise InvalidEvent(f"{name} must fall between {FIRST_DAY} and {LAST_DAY}")
     now = now or now_utc()
     ev = schema.events
     conds = _filters(now=now, **filters)

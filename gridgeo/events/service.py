@@ -23,6 +23,7 @@ from gridgeo.events.intake import hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.routing import ESCALATION_TARGETS, deadline, route_event
 from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, transition
+from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store, schema
 
 __all__ = ["take_action"]
@@ -54,11 +55,23 @@ def _int(data: dict, name: str, lo: int, hi: int) -> int:
         n = int(value)
         if n != float(value):
             raise ValueError
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
     if not lo <= n <= hi:
         raise InvalidEvent(f"{name} must be between {lo} and {hi}, not {n}")
     return n
+
+
+def _text(data: dict, name: str, max_length: int) -> str | None:
+    """``data[name]`` as text, None when absent or empty (an action's data is free JSON:
+    a list or an object where text belongs is refused here, not by the database)."""
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > max_length:
+        raise InvalidEvent(f"data.{name} must be text of at most {max_length} characters, "
+                           f"not {value!r:.80}")
+    return value
 
 
 def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
@@ -158,7 +171,7 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
     """The fields an action changes besides the state (and what the history keeps)."""
     ev = schema.events
     if action == "reject":
-        reason = data.get("reason") or "other"
+        reason = _text(data, "reason", 32) or "other"
         if reason not in REJECT_REASONS:
             raise InvalidEvent(f"reason must be one of {', '.join(REJECT_REASONS)}, not {reason!r}")
         changes.update(reject_reason=reason, result=note or REJECT_REASONS[reason])
@@ -190,8 +203,9 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         extra.append(absorb)
     elif action == "dispatch":
         category = None
-        if data.get("category_code") and data["category_code"] != row["category_code"]:
-            category = _category(conn, data["category_code"])
+        wanted = _text(data, "category_code", 32)
+        if wanted and wanted != row["category_code"]:
+            category = _category(conn, wanted)
             if category is None:
                 raise InvalidEvent(f"unknown category {data['category_code']!r}")
             route = route_event(category, [])
@@ -200,10 +214,15 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
                            route_reason=route.reason,
                            deadline_at=deadline(row["reported_at"], category["deadline_hours"],
                                                 row["extended_hours"]))
-        department = data.get("department") or changes.get("department") or row["department"]
+        department = (_text(data, "department", 200) or changes.get("department")
+                      or row["department"])
         if not department:
             raise InvalidEvent("dispatch needs data.department: the event has no routed department")
-        platform = data.get("platform") or changes.get("platform") or row["platform"]
+        platform = _text(data, "platform", 16)
+        if platform is not None and platform not in PLATFORMS:
+            raise InvalidEvent(f"data.platform must be one of {', '.join(PLATFORMS)}, "
+                               f"not {platform!r}")
+        platform = platform or changes.get("platform") or row["platform"]
         changes.update(department=department, platform=platform)
         record_data.update(department=department, platform=platform)
         if row["deadline_at"] is None and "deadline_at" not in changes:
@@ -211,8 +230,9 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
             if cat is not None:
                 changes["deadline_at"] = deadline(row["reported_at"], cat["deadline_hours"], row["extended_hours"])
     elif action == "escalate":
-        to = data.get("to") or (row["route_target"] if row["route"] == "escalate" else "county_center")
-        reason = data.get("reason") or note or row["route_reason"]
+        to = (_text(data, "to", 200)
+              or (row["route_target"] if row["route"] == "escalate" else "county_center"))
+        reason = _text(data, "reason", 4000) or note or row["route_reason"]
         if not reason:
             raise InvalidEvent("escalate needs a reason (note or data.reason)")
         changes["escalated_to"] = ESCALATION_TARGETS.get(to, to)
@@ -236,8 +256,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
     elif action == "locate":
         geo = get_geolocator(store)
         loc = geo.locate(reported_at=row["reported_at"], lon=data.get("lon"), lat=data.get("lat"),
-                         crs=data.get("crs"), address=data.get("address"), grid_code=data.get("grid_code"),
-                         conn=conn)
+                         crs=_text(data, "crs", 32), address=_text(data, "address", 500),
+                         grid_code=_text(data, "grid_code", 15), conn=conn)
         if loc.located_by in ("unlocated",) and not data.get("grid_code"):
             raise InvalidEvent("these data do not place the event in a grid: give grid_code, "
                                "lon/lat or a register address")

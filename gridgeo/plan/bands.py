@@ -33,7 +33,11 @@ def grids_for(workload: float, band: tuple[float, float], target: float | None =
     kmin = max(1, math.ceil(workload / hi - 1e-9))
     kmax = math.floor(workload / lo + 1e-9) if lo > 0 else max(kmin, math.ceil(workload / target) + 1)
     if kmin <= kmax:
-        k = min(range(kmin, kmax + 1), key=lambda c: (abs(workload / c - target), c))
+        # The mean falls as the count grows: the best count is next to workload / target
+        # (a tiny band can allow billions of counts, too many to try one by one).
+        near = workload / target if target > 0 else kmax
+        tries = {min(max(c, kmin), kmax) for c in (math.floor(near), math.ceil(near))}
+        k = min(tries, key=lambda c: (abs(workload / c - target), c))
         return k, None, "band"
     k0 = max(kmax, 1)
     k1 = kmin

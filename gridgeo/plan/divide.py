@@ -49,6 +49,9 @@ __all__ = ["Plan", "divide", "jsonable", "number_grids", "prepare_villages", "pr
            "road_lines"]
 
 COUNT_COLUMNS = ("households", "population", "buildings")
+#: Grids one village (part) may be divided into: a band or count asking for more is
+#: refused before any work (codes have three digits; no village holds a thousand grids).
+MAX_GRIDS = 999
 GRID_COLUMNS = ["code", "name", "village_code", "kind", "households", "population", "buildings",
                 "workload", "geometry"]
 
@@ -190,6 +193,8 @@ def prepare_households(households: gpd.GeoDataFrame | None,
     wl = np.zeros(len(h))
     for c, f in weights.items():
         wl += float(f) * pd.to_numeric(h[c], errors="coerce").fillna(0).to_numpy(dtype=float)
+    if not np.isfinite(wl).all() or not all(0 <= float(f) < math.inf for f in weights.values()):
+        raise GridgeoError(f"workload weights {weights!r} must be finite numbers >= 0")
     h["workload"] = wl
     return h
 
@@ -349,6 +354,8 @@ def divide(
     lo, hi = float(band[0]), float(band[1])
     if not (0 <= lo <= hi) or hi <= 0:
         raise GridgeoError(f"band {band!r} must be floor:ceiling with 0 <= floor <= ceiling, ceiling > 0")
+    if target is not None and not 0 < float(target) < math.inf:
+        raise GridgeoError(f"target {target!r} must be a number > 0")
     if exclaves not in ("own", "attach"):
         raise GridgeoError(f"exclaves must be 'own' or 'attach', not {exclaves!r}")
     settings = get_settings()
@@ -556,6 +563,9 @@ def _allocate(vil, parts: list[_Part], band, per_village, target, exclaves):
                                                 "joins it to the nearest grid instead)"})
         for n_part, j in enumerate(own, 1):
             p = parts[j]
+            if p.k > MAX_GRIDS:  # refused even when lenient: there is no such plan to make
+                raise InfeasibleBand([f"{label}: {p.k:,} grids asked for; "
+                                      f"a village takes at most {MAX_GRIDS}"])
             if p.k >= 2 and p.atoms > hi:
                 reasons.append(f"{label}: one address holds a workload of {p.atoms:,.0f}, "
                                f"above the ceiling {hi:,.0f}, and an address cannot be split")

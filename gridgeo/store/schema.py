@@ -34,6 +34,10 @@ metadata = MetaData(
     }
 )
 
+#: The largest value an Integer column holds on every database (PostgreSQL's int4): an
+#: id taken from a request (a token's) is checked against it before it reaches a query.
+MAX_INTEGER = 2**31 - 1
+
 #: 网格划分方案: a version of the division of villages into grids.
 plans = Table(
     "plans",

@@ -17,6 +17,17 @@ from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 SRID = 4326
 
+#: The days gridgeo takes times from, at their local date (1900 to 2199): the year 1
+#: cannot be moved to UTC, nor the year 9999 past its end, and pandas' timestamps stop
+#: in 2262. Times from outside (reports, filters, periods) are checked where they come in.
+FIRST_DAY, LAST_DAY = dt.date(1900, 1, 1), dt.date(2199, 12, 31)
+
+
+def in_time_range(when: dt.date | dt.datetime) -> bool:
+    """Whether ``when`` (a date, or a datetime at its own offset) falls in FIRST_DAY..LAST_DAY."""
+    day = when.date() if isinstance(when, dt.datetime) else when
+    return FIRST_DAY <= day <= LAST_DAY
+
 
 class _PostGISGeometry(UserDefinedType):
     cache_ok = True
