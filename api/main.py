@@ -38,10 +38,12 @@ def create_app() -> FastAPI:
     app.include_router(stats.router)
     app.include_router(users.router)
     app.include_router(metrics_router)
-    # Operations (innermost first): the body guard, the lookup rate limit, then metrics
+    # Innermost first: the lookup's hot path (plain lookups without FastAPI's routing),
+    # then operations: the body guard, the rate limits, then metrics
     # and the JSON request log around everything, 413s and 429s included.
     settings = get_settings()
     app.state.metrics = Metrics()
+    app.add_middleware(lookup.FastLookup)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(RateLimit, paths=RATE_LIMITED_PATHS, rate=settings.lookup_rate, burst=settings.lookup_burst)
     app.add_middleware(RateLimit, paths=("/v1/events",), methods=("POST",), anonymous_only=True,

@@ -151,6 +151,36 @@ def test_get_lookup(client):
     assert body["village"]["name"] == "东村" and body["staff"]["grid_head"]["name"] == "张三"
 
 
+def test_get_lookup_fast_path_answers_as_the_route(client, loaded):
+    """Plain lookups are answered by api.routers.lookup.FastLookup without FastAPI's
+    routing; an ``at=`` sends the same lookup through the route: the bodies must match."""
+    from gridgeo.crs import convert
+    from gridgeo.store import today
+
+    points = [(X0 + 0.002, Y0 + 0.005, None), (X0 + 0.013, Y0 + 0.004, "wgs84"),
+              (X0 + 0.01, Y0 + 0.005, None),  # on the shared edge: the east rule
+              (X0 - 0.0003, Y0 + 0.005, None)]  # outside but within 50 m: snapped
+    glon, glat = convert(X0 + 0.018, Y0 + 0.007, "wgs84", "gcj02")
+    points.append((float(glon), float(glat), "gcj02"))
+    for lon, lat, crs in points:
+        q = {"lon": repr(lon), "lat": repr(lat), **({"crs": crs} if crs else {})}
+        fast = client.get("/v1/lookup", params=q)
+        routed = client.get("/v1/lookup", params={**q, "at": today().isoformat()})
+        assert fast.status_code == routed.status_code == 200
+        assert fast.json() == routed.json() and fast.headers["content-type"] == "application/json"
+    assert client.get("/v1/lookup", params={"lon": repr(X0 - 0.0003), "lat": repr(Y0 + 0.005)}).json()["snapped"]
+    # what the fast path does not take goes to the route, and gets the route's answer
+    for q in ({"lon": "11_9.4", "lat": Y0}, {"lon": " 119.4", "lat": Y0}, {"lon": X0, "lon2": 1, "lat": Y0},
+              {"lon": X0, "lat": Y0, "crs": ""}, {"lon": "nan", "lat": Y0}, {"lon": X0 - 0.5, "lat": Y0}):
+        r = client.get("/v1/lookup", params=q)
+        routed = client.get("/v1/lookup", params={**q, "at": today().isoformat()})
+        assert (r.status_code, r.json()) == (routed.status_code, routed.json()), q
+        assert r.headers["content-type"] == routed.headers["content-type"], q
+    # and the metrics count the fast answers under the route's template
+    text = client.get("/metrics").text
+    assert 'gridgeo_http_requests_total{method="GET",route="/v1/lookup",status="200"}' in text
+
+
 @pytest.mark.parametrize(
     ("params", "status", "type_", "words"),
     [
