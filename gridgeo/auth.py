@@ -230,6 +230,7 @@ def _now() -> dt.datetime:
 
 
 def hash_token(token: str) -> str:
+    """What is kept of a token (an API token or a reporter's): its SHA-256."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 

@@ -57,11 +57,6 @@ def _scoped(principal: Principal, what: str, **requested) -> dict:
     return {k: auth.narrow(v, forced.get(k)) for k, v in requested.items()}
 
 
-def _masked(page: dict, principal: Principal, key: str = "items") -> dict:
-    page[key] = [auth.mask_event(e, principal) for e in page[key]]
-    return page
-
-
 # -- schemas at the edge ----------------------------------------------------------------
 
 
@@ -199,7 +194,7 @@ def list_events(
                                since=_aware(since), until=_aware(until), order=order,
                                limit=limit, offset=offset)
     page["next_offset"] = offset + limit if offset + limit < page["total"] else None
-    return _masked(page, principal)
+    return _mask_deep(page, principal)
 
 
 @router.get("/v1/events/{code}", summary="One event with its history")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from urllib.parse import parse_qsl
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -12,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import get_store
+from api.deps import _open_store, get_store
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
@@ -186,10 +187,6 @@ class FastLookup:
 
     @staticmethod
     def _answer(scope) -> bytes | None:
-        from urllib.parse import parse_qsl
-
-        from api.deps import _open_store
-
         try:
             pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
                               strict_parsing=True)

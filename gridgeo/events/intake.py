@@ -33,6 +33,7 @@ import shapely
 from sqlalchemy import bindparam, select, text
 
 from gridgeo import crs as _crs
+from gridgeo.auth import hash_token  # what is kept of a token: its SHA-256
 from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEvent
 from gridgeo.events.batcher import committer
 from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
@@ -70,11 +71,6 @@ SOURCE_ROLES = {
 #: How far in the future a report time may be (phone clocks drift).
 MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
 _URL = re.compile(r"^https?://\S+$")
-
-
-def hash_token(token: str) -> str:
-    """What is kept of a reporter's token: its SHA-256."""
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @dataclass
