@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from api.deps import get_store
+from gridgeo.api.deps import get_store
 from gridgeo.auth import ANONYMOUS, Principal, authenticate, require
 from gridgeo.errors import Unauthenticated
 from gridgeo.store import Store

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import problems
-from api.metrics import Metrics
-from api.metrics import router as metrics_router
-from api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log
-from api.routers import events, grids, health, lookup, maps, open311, plans, stats, users
+from gridgeo.api import problems
+from gridgeo.api.metrics import Metrics
+from gridgeo.api.metrics import router as metrics_router
+from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log
+from gridgeo.api.routers import events, grids, health, lookup, maps, open311, plans, stats, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
 

@@ -22,7 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from api.deps import get_store
+from gridgeo.api.deps import get_store
 from gridgeo.store import Store
 from gridgeo.store.schema import EVENT_STATES, events
 

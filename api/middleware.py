@@ -19,8 +19,8 @@ import time
 import numpy as np
 from fastapi import HTTPException
 
-from api.metrics import Metrics
-from api.problems import problem
+from gridgeo.api.metrics import Metrics
+from gridgeo.api.problems import problem
 
 access_log = logging.getLogger("gridgeo.access")
 

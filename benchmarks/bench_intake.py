@@ -221,7 +221,7 @@ def run(kind: str, args) -> dict:
         port = free_port()
         env = dict(os.environ, GRIDGEO_DATABASE_URL=url, PYTHONPATH=str(ROOT), GRIDGEO_REQUEST_LOG="false")
         server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "api.main:app", "--host", "127.0.0.1", "--port", str(port),
+            [sys.executable, "-m", "uvicorn", "gridgeo.api.main:app", "--host", "127.0.0.1", "--port", str(port),
              "--workers", "1", "--log-level", "warning", "--no-access-log"],
             cwd=ROOT, env=env)
         try:

@@ -286,7 +286,7 @@ def serve(
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gridgeo-metrics-")
-    uvicorn.run("api.main:app", host=host, port=port, workers=workers, reload=reload,
+    uvicorn.run("gridgeo.api.main:app", host=host, port=port, workers=workers, reload=reload,
                 log_level="info", access_log=access_log)
 
 

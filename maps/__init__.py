@@ -13,7 +13,7 @@ Every map has a layer control, fullscreen, a scale bar and search by grid code o
 village name. :func:`render_html` (or :func:`save`) writes one self-contained HTML
 file: Leaflet and its plugins come from ``maps/assets`` (vendored from npm), so
 opening a map makes no request off the machine unless a base map is configured
-(:mod:`maps.base`).
+(:mod:`gridgeo.maps.base`).
 
 >>> from maps import coverage_from_store, save       # doctest: +SKIP
 >>> save(coverage_from_store(store), "coverage.html")  # doctest: +SKIP
@@ -24,22 +24,22 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-# Imported on first use, so that `gridgeo --help` (which loads maps.cli through its
+# Imported on first use, so that `gridgeo --help` (which loads gridgeo.maps.cli through its
 # entry point) does not pay for folium.
 _EXPORTS = {
-    "Basemap": "maps.base",
-    "MapError": "maps.base",
-    "get_basemap": "maps.base",
-    "coverage_map": "maps.coverage",
-    "coverage_from_store": "maps.coverage",
-    "workload_map": "maps.workload",
-    "workload_from_store": "maps.workload",
-    "events_map": "maps.events",
-    "events_from_store": "maps.events",
-    "plan_map": "maps.plan",
-    "plan_from_store": "maps.plan",
-    "OfflineError": "maps.offline",
-    "render_html": "maps.offline",
+    "Basemap": "gridgeo.maps.base",
+    "MapError": "gridgeo.maps.base",
+    "get_basemap": "gridgeo.maps.base",
+    "coverage_map": "gridgeo.maps.coverage",
+    "coverage_from_store": "gridgeo.maps.coverage",
+    "workload_map": "gridgeo.maps.workload",
+    "workload_from_store": "gridgeo.maps.workload",
+    "events_map": "gridgeo.maps.events",
+    "events_from_store": "gridgeo.maps.events",
+    "plan_map": "gridgeo.maps.plan",
+    "plan_from_store": "gridgeo.maps.plan",
+    "OfflineError": "gridgeo.maps.offline",
+    "render_html": "gridgeo.maps.offline",
 }
 
 
@@ -70,7 +70,7 @@ __all__ = [
 
 def save(m, path: str | Path) -> Path:
     """Write map ``m`` to ``path`` as one self-contained HTML file; return the path."""
-    from maps.offline import render_html
+    from gridgeo.maps.offline import render_html
 
     path = Path(path)
     path.write_text(render_html(m), encoding="utf-8")
@@ -96,6 +96,6 @@ def show(m, height: int = 520) -> _Inline:
 
     folium's own inline display would leave the vendored Leaflet out; this inlines it.
     """
-    from maps.offline import render_html
+    from gridgeo.maps.offline import render_html
 
     return _Inline(render_html(m), height)

@@ -27,7 +27,7 @@ import pandas as pd
 import shapely
 
 from gridgeo.errors import GridgeoError
-from maps import elements, encoding, offline
+from gridgeo.maps import elements, encoding, offline
 
 __all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet", "grid_set",
            "encode_together", "add_grids", "finish"]
@@ -144,7 +144,7 @@ def _village_names(frame: pd.DataFrame, villages: pd.DataFrame | None) -> pd.Ser
 
 def grid_set(grids: gpd.GeoDataFrame, villages: pd.DataFrame | None, basemap: Basemap, *,
              tolerance_m: float | None = None, encode: bool = True) -> GridSet:
-    """Prepare ``grids`` for drawing (see :mod:`maps.encoding`).
+    """Prepare ``grids`` for drawing (see :mod:`gridgeo.maps.encoding`).
 
     ``villages`` (the divisions layer, or any frame with ``code`` and ``name``) names
     the villages; without it villages are shown by code. The frame returned has the

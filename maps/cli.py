@@ -30,7 +30,7 @@ maps_app = typer.Typer(
 
 
 def _save(m, path: Path, what: str) -> None:
-    from maps.offline import render_html
+    from gridgeo.maps.offline import render_html
 
     html = render_html(m)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,7 +39,7 @@ def _save(m, path: Path, what: str) -> None:
 
 
 def _basemap(name):
-    from maps.base import get_basemap
+    from gridgeo.maps.base import get_basemap
 
     return get_basemap(name)
 
@@ -48,7 +48,7 @@ def _basemap(name):
 def coverage(out_file: OutOpt, database: DatabaseOpt = None, village: VillageOpt = None,
              at: AtOpt = None, plan: PlanOpt = None, basemap: BasemapOpt = None) -> None:
     """Grids coloured by staffing completeness, village boundaries, who is in each grid."""
-    from maps.coverage import coverage_from_store
+    from gridgeo.maps.coverage import coverage_from_store
 
     try:
         m = coverage_from_store(_store(database), village=village, at=_parse_date(at, "--at"),
@@ -67,7 +67,7 @@ def workload(
     at: AtOpt = None, plan: PlanOpt = None, basemap: BasemapOpt = None,
 ) -> None:
     """A choropleth of each grid's events per worker, per 100 households, open or overdue."""
-    from maps.workload import workload_from_store
+    from gridgeo.maps.workload import workload_from_store
 
     try:
         m = workload_from_store(_store(database), measure=measure, period=period, platform=platform,
@@ -83,7 +83,7 @@ def events(out_file: OutOpt, database: DatabaseOpt = None, period: PeriodOpt = N
            platform: PlatformOpt = None, village: VillageOpt = None, at: AtOpt = None,
            plan: PlanOpt = None, basemap: BasemapOpt = None) -> None:
     """Events as clusters and heat, with a time slider over the period."""
-    from maps.events import events_from_store
+    from gridgeo.maps.events import events_from_store
 
     try:
         m = events_from_store(_store(database), period=period, platform=platform, village=village,
@@ -103,7 +103,7 @@ def plan(
     at: AtOpt = None, village: VillageOpt = None, basemap: BasemapOpt = None,
 ) -> None:
     """A plan (or a draft file) beside the plan in force, the grids that change highlighted."""
-    from maps.plan import plan_from_store, plan_map
+    from gridgeo.maps.plan import plan_from_store, plan_map
 
     try:
         store = _store(database)

@@ -16,8 +16,8 @@ import pandas as pd
 
 from gridgeo.coverage import staffing
 from gridgeo.store import Store, schema
-from maps import elements
-from maps.base import Basemap, add_grids, finish, get_basemap, grid_set, new_map
+from gridgeo.maps import elements
+from gridgeo.maps.base import Basemap, add_grids, finish, get_basemap, grid_set, new_map
 
 __all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
 
@@ -61,11 +61,11 @@ def coverage_map(
     villages : DataFrame, optional
         ``code`` and ``name`` of villages/communities (the divisions layer).
     basemap : Basemap, optional
-        Default :func:`maps.base.get_basemap` (none unless configured).
+        Default :func:`gridgeo.maps.base.get_basemap` (none unless configured).
     title : str, optional
         Shown over the map.
     tolerance_m : float, optional
-        Simplification tolerance; default from the extent (:func:`maps.encoding.auto_tolerance`).
+        Simplification tolerance; default from the extent (:func:`gridgeo.maps.encoding.auto_tolerance`).
     """
     basemap = basemap or get_basemap()
     gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)

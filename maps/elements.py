@@ -1,7 +1,7 @@
 """folium elements for gridgeo's maps, backed by ``assets/gridgeo/gridgeo-maps.js``.
 
-Each element embeds its data once, compactly (see :mod:`maps.encoding`), and loads its
-scripts from the vendored assets (:mod:`maps.offline`). Layers subclass
+Each element embeds its data once, compactly (see :mod:`gridgeo.maps.encoding`), and loads its
+scripts from the vendored assets (:mod:`gridgeo.maps.offline`). Layers subclass
 ``folium.map.Layer``, so ``folium.LayerControl`` lists them like any folium layer.
 """
 
@@ -19,7 +19,7 @@ from folium.elements import JSCSSMixin
 from folium.map import Layer
 from jinja2 import Template
 
-from maps import offline
+from gridgeo.maps import offline
 
 __all__ = [
     "to_js",
@@ -101,7 +101,7 @@ class GridLayer(JSCSSMixin, Layer):
     Parameters
     ----------
     topology : dict or None
-        From :func:`maps.encoding.encode_topology`; None with ``share``.
+        From :func:`gridgeo.maps.encoding.encode_topology`; None with ``share``.
     share : GridLayer, optional
         Use this layer's topology (several layers encoded together share their arcs);
         ``feature_range`` (from, to) picks this layer's features in it.

@@ -22,8 +22,8 @@ import shapely
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
 from gridgeo.workload import STATUSES, Period, read_events, village_prefix
-from maps import elements, encoding
-from maps.base import Basemap, add_grids, display_points, finish, get_basemap, grid_set, new_map
+from gridgeo.maps import elements, encoding
+from gridgeo.maps.base import Basemap, add_grids, display_points, finish, get_basemap, grid_set, new_map
 
 __all__ = ["events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
 

@@ -19,8 +19,8 @@ from folium.plugins import DualMap
 
 from gridgeo.compare import CHANGES, compare_grids
 from gridgeo.store import Store
-from maps import elements, encoding, offline
-from maps.base import Basemap, MapError, add_grids, encode_together, get_basemap, grid_set
+from gridgeo.maps import elements, encoding, offline
+from gridgeo.maps.base import Basemap, MapError, add_grids, encode_together, get_basemap, grid_set
 
 __all__ = ["plan_map", "plan_from_store", "CHANGE_STYLES"]
 

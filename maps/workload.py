@@ -18,8 +18,8 @@ import pandas as pd
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
 from gridgeo.workload import MEASURES, parse_period, per_grid, village_prefix
-from maps import elements
-from maps.base import Basemap, MapError, add_grids, finish, get_basemap, grid_set, new_map
+from gridgeo.maps import elements
+from gridgeo.maps.base import Basemap, MapError, add_grids, finish, get_basemap, grid_set, new_map
 
 __all__ = ["workload_map", "workload_from_store", "breaks"]
 

@@ -21,7 +21,7 @@ A throw-away SQLite database (临时数据库) in a temporary folder, with the s
 township of `data/sample` loaded through the public API. Nothing here touches `gridgeo.db`.
 To work on a real database instead, pass its URL to `Store(...)` and skip the loading."""
 
-SHOW = '''from maps import show'''
+SHOW = '''from gridgeo.maps import show'''
 
 SHOW_NOTE = """\
 `maps.show(m)` draws a map inline, with its vendored Leaflet (no CDN) inlined, so it works
@@ -54,7 +54,7 @@ import tempfile
 
 import pandas as pd
 
-import maps
+from gridgeo import maps
 from gridgeo.plan import lifecycle
 from gridgeo.sample import load_sample
 from gridgeo.store import Store
@@ -187,7 +187,7 @@ import tempfile
 import geopandas as gpd
 import pandas as pd
 
-import maps
+from gridgeo import maps
 from gridgeo import workload
 from gridgeo.config import get_settings
 from gridgeo.crs import convert, metric_epsg

@@ -7,8 +7,8 @@ import datetime as dt
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_store
-from api.main import create_app
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
 from conftest import V1, V2
 from gridgeo.io import import_files
 from gridgeo.store import HEAD_REVISION

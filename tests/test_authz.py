@@ -20,8 +20,8 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_store
-from api.main import create_app
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
 from authn import headers_for
 from gridgeo import auth
 from gridgeo.auth import mask_name, mask_phone

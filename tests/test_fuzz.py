@@ -30,9 +30,9 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 
-from api.deps import get_store
-from api.main import create_app
-from api.routers.lookup import _lookup_for
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
+from gridgeo.api.routers.lookup import _lookup_for
 from authn import headers_for
 from conftest import _truncate, make_tiny
 from gridgeo import auth

@@ -13,9 +13,9 @@ import shapely
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.deps import get_store
-from api.main import create_app
-from api.routers.lookup import _lookup_for
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
+from gridgeo.api.routers.lookup import _lookup_for
 from conftest import D, V1, V2, X0, Y0
 from gridgeo.cli import app as cli
 from gridgeo.crs import convert
@@ -152,7 +152,7 @@ def test_get_lookup(client):
 
 
 def test_get_lookup_fast_path_answers_as_the_route(client, loaded):
-    """Plain lookups are answered by api.routers.lookup.FastLookup without FastAPI's
+    """Plain lookups are answered by gridgeo.api.routers.lookup.FastLookup without FastAPI's
     routing; an ``at=`` sends the same lookup through the route: the bodies must match."""
     from gridgeo.crs import convert
     from gridgeo.store import today

@@ -307,7 +307,7 @@ def test_events_map_clusters_heat_and_time_slider(saved_maps, sample_db, open_ma
 
 
 def test_workload_map_classes_follow_the_table(saved_maps, sample_db, open_map):
-    from maps.workload import breaks
+    from gridgeo.maps.workload import breaks
 
     table = per_grid(sample_db)
     o = open_map(saved_maps["workload"])
@@ -346,8 +346,8 @@ def test_plan_map_shows_the_draft_beside_the_plan_in_force(saved_maps, sample_db
 
 def test_topology_round_trip_through_the_browser(browser):
     """Holes, an enclave, a multipolygon, a missing and an empty geometry, shared edges."""
-    from maps.encoding import encode_topology
-    from maps.elements import to_js
+    from gridgeo.maps.encoding import encode_topology
+    from gridgeo.maps.elements import to_js
 
     outer = shapely.box(120, 29, 120.01, 29.01)
     inner = shapely.box(120.004, 29.004, 120.006, 29.006)
@@ -400,7 +400,7 @@ def synthetic_grids(copies: int = 196):
 
 @pytest.mark.slow
 def test_10000_grids_make_a_map_under_8_mb_that_renders(open_map, tmp_path):
-    from maps import coverage_map, save
+    from gridgeo.maps import coverage_map, save
 
     grids, staff = synthetic_grids()
     assert len(grids) >= 10_000
@@ -415,7 +415,7 @@ def test_10000_grids_make_a_map_under_8_mb_that_renders(open_map, tmp_path):
 
 
 def test_simplification_keeps_the_coverage_a_coverage():
-    from maps.encoding import auto_tolerance, simplify
+    from gridgeo.maps.encoding import auto_tolerance, simplify
 
     g = gpd.read_file(SAMPLE / "township.gpkg", layer="grids")
     geoms = g.geometry.to_numpy()
@@ -433,7 +433,7 @@ def test_simplification_keeps_the_coverage_a_coverage():
 # -- offline assets ------------------------------------------------------------------------------
 
 def test_assets_are_vendored_with_their_licences():
-    from maps.offline import ASSET_DIR, vendored
+    from gridgeo.maps.offline import ASSET_DIR, vendored
 
     versions = vendored()
     assert versions == {"leaflet": "1.9.4", "leaflet.fullscreen": "3.0.2", "leaflet.heat": "0.2.0",
@@ -455,12 +455,12 @@ def test_a_map_that_would_load_from_the_network_is_refused():
     import folium
     from folium.plugins import MiniMap
 
-    from maps.offline import OfflineError, render_html
+    from gridgeo.maps.offline import OfflineError, render_html
 
     m = folium.Map(tiles=None)
     with pytest.raises(OfflineError):
         render_html(m)  # folium's own links, never replaced
-    from maps.base import get_basemap, new_map
+    from gridgeo.maps.base import get_basemap, new_map
 
     m = new_map(get_basemap("none"))
     MiniMap().add_to(m)
@@ -477,7 +477,7 @@ def test_no_base_map_by_default(saved_maps, monkeypatch):
 
 
 def test_tianditu_needs_a_key_from_the_environment(sample_db, monkeypatch):
-    from maps import MapError, coverage_from_store, get_basemap, render_html
+    from gridgeo.maps import MapError, coverage_from_store, get_basemap, render_html
 
     monkeypatch.delenv("GRIDGEO_TIANDITU_KEY", raising=False)
     with pytest.raises(MapError, match="GRIDGEO_TIANDITU_KEY"):
@@ -506,8 +506,8 @@ def _decode_points(enc: str, n: int, scale: int) -> np.ndarray:
 
 def test_amap_converts_everything_drawn_to_gcj02(sample_db):
     from gridgeo import crs
-    from maps.base import Basemap, grid_set
-    from maps.events import event_spec
+    from gridgeo.maps.base import Basemap, grid_set
+    from gridgeo.maps.events import event_spec
 
     grids = sample_db.read("grids")
     wgs = grid_set(grids, None, Basemap("none"))
@@ -530,8 +530,8 @@ def test_amap_converts_everything_drawn_to_gcj02(sample_db):
 def client(sample_db):
     from fastapi.testclient import TestClient
 
-    from api.deps import get_store
-    from api.main import create_app
+    from gridgeo.api.deps import get_store
+    from gridgeo.api.main import create_app
 
     from authn import headers_for
 

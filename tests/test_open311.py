@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_store
-from api.main import create_app
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
 from authn import headers_for
 from gridgeo.crs import convert
 from test_events_support import CST, G11, G12, INSIDE, world  # noqa: F401

@@ -9,10 +9,10 @@ import logging
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_store
-from api.main import create_app
-from api.middleware import TokenBuckets, json_depth, parse_rate
-from api.routers.lookup import _lookup_for
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
+from gridgeo.api.middleware import TokenBuckets, json_depth, parse_rate
+from gridgeo.api.routers.lookup import _lookup_for
 from gridgeo.config import Settings, get_settings
 from test_events_support import G11, INSIDE, world  # noqa: F401
 
@@ -105,7 +105,7 @@ def test_one_json_log_line_per_request(client, caplog):
         client.get("/v1/grids/nope")
     records = [r for r in caplog.records if r.name == "gridgeo.access"]
     assert len(records) == 1
-    from api.middleware import JsonFormatter
+    from gridgeo.api.middleware import JsonFormatter
 
     line = JsonFormatter().format(records[0])
     assert "\n" not in line

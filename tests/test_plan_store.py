@@ -15,8 +15,8 @@ import shapely
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from api.deps import get_store
-from api.main import create_app
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
 from gridgeo.cli import app as cli_app
 from gridgeo.errors import IllegalTransition, InvalidPlan, NotFound
 from gridgeo.io import import_files

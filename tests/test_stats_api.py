@@ -9,8 +9,8 @@ import io
 import pytest
 from fastapi.testclient import TestClient
 
-from api.deps import get_store
-from api.main import create_app
+from gridgeo.api.deps import get_store
+from gridgeo.api.main import create_app
 from authn import headers_for
 from test_assess_world import G1, G2, G3, T0, V1, V2, build
 

@@ -1,7 +1,7 @@
 """Events: intake, lists, one event with its history, actions, supervision, the command
 room's queues, the reporter's view and rating, and the event catalogue.
 
-Who is calling comes from the bearer token (api.auth): intake is open to the anonymous
+Who is calling comes from the bearer token (gridgeo.api.auth): intake is open to the anonymous
 public; reading and acting are scoped by gridgeo.auth (a grid worker sees the events of
 their grids, a department what was routed to it, a platform office its platform; an
 event outside the caller's scope answers 404, like an unknown one) and personal data is
@@ -18,9 +18,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import PrincipalDep, roles
-from api.deps import get_store
-from api.problems import problem
+from gridgeo.api.auth import PrincipalDep, roles
+from gridgeo.api.deps import get_store
+from gridgeo.api.problems import problem
 from gridgeo import auth
 from gridgeo.auth import Principal
 from gridgeo.errors import (IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion,
@@ -39,7 +39,7 @@ StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def _refusal(exc: Exception):
-    """409/403 problems that also list what is allowed (the handler in api.problems gives
+    """409/403 problems that also list what is allowed (the handler in gridgeo.api.problems gives
     the same type, title and detail; this adds the machine-readable lists)."""
     if isinstance(exc, IllegalTransition):
         return problem(409, "illegal transition", str(exc), "/problems/illegal-transition",

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.deps import get_store
+from gridgeo.api.deps import get_store
 from gridgeo.errors import InvalidCoordinates, NotFound
 from gridgeo.store import Store, schema
 

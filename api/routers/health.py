@@ -7,7 +7,7 @@ import time
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
-from api.deps import get_store
+from gridgeo.api.deps import get_store
 from gridgeo import __version__
 from gridgeo.errors import StoreError
 from gridgeo.store import Store

@@ -13,7 +13,7 @@ import numpy as np
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.deps import _open_store, get_store
+from gridgeo.api.deps import _open_store, get_store
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store

@@ -17,17 +17,17 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse
 
-from api.auth import roles
-from api.deps import get_store
+from gridgeo.api.auth import roles
+from gridgeo.api.deps import get_store
 from gridgeo.auth import ALL_EVENTS, STAFF_ROLES
 from gridgeo.errors import NotFound
 from gridgeo.store import Store
-from maps import offline
-from maps.base import BASEMAPS, get_basemap
-from maps.coverage import coverage_from_store
-from maps.events import events_from_store
-from maps.plan import plan_from_store
-from maps.workload import workload_from_store
+from gridgeo.maps import offline
+from gridgeo.maps.base import BASEMAPS, get_basemap
+from gridgeo.maps.coverage import coverage_from_store
+from gridgeo.maps.events import events_from_store
+from gridgeo.maps.plan import plan_from_store
+from gridgeo.maps.workload import workload_from_store
 
 router = APIRouter(prefix="/maps", tags=["maps"])
 

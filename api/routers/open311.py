@@ -30,8 +30,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from api.auth import PrincipalDep
-from api.deps import get_store
+from gridgeo.api.auth import PrincipalDep
+from gridgeo.api.deps import get_store
 from gridgeo import __version__, auth
 from gridgeo.auth import Principal
 from gridgeo.errors import GridgeoError, NotFound, Unauthenticated

@@ -10,8 +10,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
-from api.auth import roles
-from api.deps import get_store
+from gridgeo.api.auth import roles
+from gridgeo.api.deps import get_store
 from gridgeo.auth import Principal
 from gridgeo.plan import lifecycle
 from gridgeo.plan.divide import jsonable

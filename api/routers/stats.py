@@ -2,7 +2,7 @@
 
 Thin: every figure comes from :mod:`gridgeo.assess`, :mod:`gridgeo.workload` and
 :mod:`gridgeo.coverage`; bad periods, groupings and indicators are their
-:class:`~gridgeo.errors.GridgeoError` (422 problems through api.problems).
+:class:`~gridgeo.errors.GridgeoError` (422 problems through gridgeo.api.problems).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
-from api.auth import roles
-from api.deps import get_store
+from gridgeo.api.auth import roles
+from gridgeo.api.deps import get_store
 from gridgeo.auth import STAFF_ROLES
 from gridgeo.assess import DEFINITIONS, GROUPINGS, LABELS, RANKABLE, assess_many, rank
 from gridgeo.assess.export import records, to_csv

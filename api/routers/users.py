@@ -9,9 +9,9 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.auth import PrincipalDep, roles
-from api.deps import get_store
-from api.routers.lookup import get_lookup
+from gridgeo.api.auth import PrincipalDep, roles
+from gridgeo.api.deps import get_store
+from gridgeo.api.routers.lookup import get_lookup
 from gridgeo import auth
 from gridgeo.auth import STAFF_ROLES, Principal
 from gridgeo.households import MAX_LIMIT, households_in
