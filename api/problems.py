@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridgeo.errors import GridgeoError, ImportFailed, RoleNotAllowed, Unauthenticated
+from gridgeo.errors import GridgeoError, ImportFailed, InternalError, RoleNotAllowed, Unauthenticated
 
 MEDIA_TYPE = "application/problem+json"
+log = logging.getLogger("gridgeo.api")
 
 
 def problem(status: int, title: str, detail: str, type_: str = "about:blank", **extra) -> JSONResponse:
@@ -22,6 +25,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GridgeoError)
     async def _gridgeo(request: Request, exc: GridgeoError):
+        if isinstance(exc, InternalError):
+            # A broken invariant is a bug: logged with its traceback, and the caller learns
+            # nothing of the internals.
+            log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+            return problem(500, "internal error", "an internal error occurred; it has been logged",
+                           "/problems/internal-error")
         extra = {}
         if isinstance(exc, ImportFailed):
             extra["problems"] = [p.__dict__ for p in exc.report.problems]

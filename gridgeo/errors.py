@@ -4,12 +4,35 @@ from __future__ import annotations
 
 
 class GridgeoError(Exception):
-    """Base class of every error gridgeo raises on purpose."""
+    """Base class of every error gridgeo raises on purpose. Abstract: raise a subclass, which
+    says whose fault it is (the caller's input: 4xx; a missing service: 503; a bug: 500)."""
 
     #: HTTP status the API layer answers with; the core does not use it.
     status = 400
     #: A short machine-readable slug, used as the problem type.
     code = "gridgeo-error"
+
+
+class InvalidInput(GridgeoError, ValueError):
+    """An argument or a file that cannot be used as given (a band, a column, a layer kind)."""
+
+    status = 422
+    code = "invalid-input"
+
+
+class InternalError(GridgeoError, RuntimeError):
+    """An invariant that should always hold did not: a bug in gridgeo, not the caller's fault.
+    The API answers 500 and logs it with its traceback."""
+
+    status = 500
+    code = "internal-error"
+
+
+class ServiceUnavailable(GridgeoError):
+    """A service gridgeo needs does not answer (a dask scheduler, a remote store)."""
+
+    status = 503
+    code = "service-unavailable"
 
 
 class UnknownCRS(GridgeoError, ValueError):
