@@ -22,11 +22,12 @@ BIN = Path(sys.executable).parent
 
 @pytest.fixture(scope="module")
 def wheel_tree(tmp_path_factory) -> Path:
+    # sdist first, then the wheel from it (uv's default): nothing is built inside the work tree.
     out = tmp_path_factory.mktemp("wheel")
     uv = shutil.which("uv", path=str(BIN)) or shutil.which("uv")
     if uv is None:
         pytest.fail("uv is not installed (make setup installs it)")
-    subprocess.run([uv, "build", "--wheel", "--out-dir", str(out), str(ROOT)], check=True,
+    subprocess.run([uv, "build", "--out-dir", str(out), str(ROOT)], check=True,
                    capture_output=True)
     (wheel,) = out.glob("gridgeo-*.whl")
     tree = out / "tree"
