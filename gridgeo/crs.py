@@ -26,18 +26,26 @@ are inside (the 1:110m data does not separate them).
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache
 from importlib import resources
 
 import numpy as np
 import shapely
 
-from gridgeo.errors import UnknownCRS
+from gridgeo.errors import InvalidCoordinates, UnknownCRS
 
 __all__ = [
+    "GK_ZONES_LON",
+    "LAT_RANGE",
+    "LON_RANGE",
     "NAMES",
+    "check_lonlat",
     "convert",
     "in_china",
+    "invalid_lonlat_message",
+    "lonlat_ok",
+    "lonlat_valid",
     "metric_epsg",
     "looks_swapped",
     "normalize_name",
@@ -70,6 +78,57 @@ _EE = 0.00669342162296594323
 _X_PI = np.pi * 3000.0 / 180.0
 _TOL = 1e-9  # degrees, ~0.1 mm
 _MAX_ITER = 30
+
+
+#: Where a longitude and a latitude in degrees may lie (both ends included). Every check
+#: of "is this a lon/lat pair" uses these: :func:`lonlat_ok` (one point, pure Python, for
+#: the lookup hot path), :func:`lonlat_valid` (arrays) and :func:`check_lonlat` (raises).
+LON_RANGE = (-180.0, 180.0)
+LAT_RANGE = (-90.0, 90.0)
+_RANGE_TEXT = (f"need finite lon in [{LON_RANGE[0]:g}, {LON_RANGE[1]:g}] "
+               f"and lat in [{LAT_RANGE[0]:g}, {LAT_RANGE[1]:g}]")
+
+
+def lonlat_ok(lon: float, lat: float) -> bool:
+    """Whether one point is a finite lon/lat pair in range (NaN and infinities are not).
+
+    Pure Python (chained comparisons are False for NaN), so that a one-point lookup
+    does not pay for a NumPy call; :func:`lonlat_valid` is the same rule over arrays.
+    """
+    return LON_RANGE[0] <= lon <= LON_RANGE[1] and LAT_RANGE[0] <= lat <= LAT_RANGE[1]
+
+
+def lonlat_valid(lon, lat) -> np.ndarray:
+    """:func:`lonlat_ok` over arrays (broadcast together): True where finite and in range."""
+    lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return ((lon >= LON_RANGE[0]) & (lon <= LON_RANGE[1])
+                & (lat >= LAT_RANGE[0]) & (lat <= LAT_RANGE[1]))
+
+
+def invalid_lonlat_message(lon, lat) -> str:
+    """What is wrong with a pair that fails :func:`lonlat_ok`, with a hint when it looks
+    swapped (latitude given first)."""
+    msg = f"invalid coordinates lon={lon!r}, lat={lat!r}: {_RANGE_TEXT}"
+    try:
+        swapped = bool(looks_swapped(float(lon), float(lat)))
+    except (TypeError, ValueError, OverflowError):
+        swapped = False
+    if swapped:
+        msg += "; they look swapped (give lon first)"
+    return msg
+
+
+def check_lonlat(lon, lat) -> tuple[float, float]:
+    """One point as ``(lon, lat)`` floats, or :class:`~gridgeo.errors.InvalidCoordinates`
+    saying what is wrong: not numbers, not finite, or out of range."""
+    try:
+        x, y = float(lon), float(lat)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidCoordinates(f"coordinates must be numbers, not ({lon!r}, {lat!r})") from None
+    if not lonlat_ok(x, y):
+        raise InvalidCoordinates(invalid_lonlat_message(x, y))
+    return x, y
 
 
 def normalize_name(name: str) -> str:
@@ -244,7 +303,13 @@ def metric_epsg(lon: float) -> int:
     """EPSG code of the CGCS2000 3-degree Gauss-Krüger zone (central meridian form) for ``lon``.
 
     EPSG:4534 is the zone of 75E and EPSG:4554 that of 135E; Zhejiang is mostly in
-    EPSG:4549 (120E). Areas and distances are computed in this CRS.
+    EPSG:4549 (120E). Areas and distances are computed in this CRS. Zone ``k`` covers
+    ``[73.5 + 3k, 76.5 + 3k)`` (a point on a zone edge belongs to the eastern zone);
+    longitudes west or east of China get the nearest end zone.
     """
-    zone = int(round((float(lon) - 75.0) / 3.0))
+    zone = int(math.floor((float(lon) - 73.5) / 3.0))
     return 4534 + min(max(zone, 0), 20)
+
+
+#: Longitudes covered by the zones of :func:`metric_epsg` (73.5E to 136.5E).
+GK_ZONES_LON = (73.5, 136.5)

@@ -151,8 +151,8 @@ def metric_crs(lon: float, lat: float = 30.0) -> CRS:
     ``lon`` (EPSG:4534, CM 75E, to EPSG:4554, CM 135E); outside 73.5E-136.5E, an
     azimuthal equidistant projection centred on the point.
     """
-    if 73.5 <= lon < 136.5:
-        return CRS.from_epsg(4534 + int(math.floor((lon - 73.5) / 3.0)))
+    if _crs.GK_ZONES_LON[0] <= lon < _crs.GK_ZONES_LON[1]:
+        return CRS.from_epsg(_crs.metric_epsg(lon))
     return CRS.from_proj4(f"+proj=aeqd +lat_0={lat:.6f} +lon_0={lon:.6f} +datum=WGS84 +units=m")
 
 
@@ -839,7 +839,7 @@ class Locator:
         miss = np.flatnonzero(outside)
         if miss.size:
             mx, my = x[miss], y[miss]
-            invalid[miss] = ~((mx >= -180.0) & (mx <= 180.0) & (my >= -90.0) & (my <= 90.0))
+            invalid[miss] = ~_crs.lonlat_valid(mx, my)
             swapped[miss] = _crs.looks_swapped(mx, my)
         if index is None:
             index = pd.RangeIndex(len(x))
@@ -888,8 +888,8 @@ class Locator:
             raise InvalidCoordinates(
                 f"coordinates must be numbers, not ({lon!r}, {lat!r})"
             ) from None
-        if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
-            raise InvalidCoordinates(_invalid_message(x, y))
+        if not _crs.lonlat_ok(x, y):
+            raise InvalidCoordinates(_crs.invalid_lonlat_message(x, y))
         if crs != "wgs84":
             name = _crs.normalize_name(crs)
             if name not in _WGS84_NAMES:
@@ -1118,16 +1118,6 @@ class Locator:
                 dist[near[hit]] = nearest[hit]
                 snapped[near[hit]] = True
         return g, dist, snapped
-
-
-def _invalid_message(x: float, y: float) -> str:
-    msg = (
-        f"invalid coordinates lon={x!r}, lat={y!r}: "
-        "need finite lon in [-180, 180] and lat in [-90, 90]"
-    )
-    if math.isfinite(x) and math.isfinite(y) and bool(_crs.looks_swapped(x, y)):
-        msg += "; they look swapped (give lon first)"
-    return msg
 
 
 def _check_layer(geoms: np.ndarray, codes: np.ndarray) -> None:

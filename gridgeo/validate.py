@@ -244,7 +244,7 @@ def check_geometry(frame: gpd.GeoDataFrame, spec: Layer, report: Report, repair:
     _each(report, "error", frame, swapped, spec.name, "geometry",
           [f"lon/lat look swapped: ({a:.6f}, {b:.6f}) is outside China, ({b:.6f}, {a:.6f}) inside"
            for a, b in zip(x[swapped], y[swapped])])
-    bad_range = ok & ~swapped & ~((np.abs(x) <= 180) & (np.abs(y) <= 90))
+    bad_range = ok & ~swapped & ~_crs.lonlat_valid(x, y)
     _each(report, "error", frame, bad_range, spec.name, "geometry",
           [f"coordinates ({a:.6g}, {b:.6g}) are not lon/lat degrees: is the CRS right?"
            for a, b in zip(x[bad_range], y[bad_range])])

@@ -267,3 +267,47 @@ def test_unknown_name_raises(name):
     assert isinstance(err.value, GridgeoError) and isinstance(err.value, ValueError)
     with pytest.raises(UnknownCRS):
         crs.convert(120.0, 30.0, name, "wgs84")
+
+
+# -- the one lon/lat range rule and the one metric zone rule -------------------------------
+
+LONLAT_CASES = [
+    ((120.0, 30.0), True), ((-180.0, -90.0), True), ((180.0, 90.0), True), ((0.0, 0.0), True),
+    ((180.0001, 30.0), False), ((-180.5, 30.0), False), ((120.0, 90.01), False), ((120.0, -91.0), False),
+    ((math.nan, 30.0), False), ((120.0, math.nan), False), ((math.inf, 30.0), False), ((120.0, -math.inf), False),
+]
+
+
+def test_lonlat_scalar_and_vector_forms_agree():
+    """lonlat_ok (one point, pure Python) and lonlat_valid (arrays) are one rule."""
+    for (x, y), expected in LONLAT_CASES:
+        assert crs.lonlat_ok(x, y) is expected, (x, y)
+    xs = np.array([c[0][0] for c in LONLAT_CASES])
+    ys = np.array([c[0][1] for c in LONLAT_CASES])
+    assert crs.lonlat_valid(xs, ys).tolist() == [c[1] for c in LONLAT_CASES]
+    rng = np.random.default_rng(7)
+    x, y = rng.uniform(-200, 200, 5000), rng.uniform(-100, 100, 5000)
+    assert crs.lonlat_valid(x, y).tolist() == [crs.lonlat_ok(a, b) for a, b in zip(x, y)]
+
+
+def test_check_lonlat_says_what_is_wrong():
+    assert crs.check_lonlat("120.5", 30) == (120.5, 30.0)
+    with pytest.raises(crs.InvalidCoordinates, match="must be numbers"):
+        crs.check_lonlat("east", 30)
+    with pytest.raises(crs.InvalidCoordinates, match=r"lon in \[-180, 180\] and lat in \[-90, 90\]"):
+        crs.check_lonlat(200, 30)
+    with pytest.raises(crs.InvalidCoordinates, match="look swapped"):
+        crs.check_lonlat(30.2, 120.1)  # lat first: 120.1 is no latitude, and (120.1, 30.2) is in China
+
+
+@pytest.mark.parametrize("lon, epsg", [(75.0, 4534), (73.5, 4534), (76.4999, 4534), (76.5, 4535),
+                                       (120.2, 4549), (121.5, 4550), (135.0, 4554), (136.4, 4554),
+                                       (10.0, 4534), (170.0, 4554)])
+def test_metric_zone_is_one_rule(lon, epsg):
+    from gridgeo.locate import metric_crs
+
+    assert crs.metric_epsg(lon) == epsg
+    if crs.GK_ZONES_LON[0] <= lon < crs.GK_ZONES_LON[1]:
+        assert metric_crs(lon).to_epsg() == epsg
+    else:
+        assert metric_crs(lon).to_epsg() is None  # an azimuthal projection on the point

@@ -31,10 +31,10 @@ from gridgeo.events.service import take_action
 from gridgeo.events.workflow import ACTIONS, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, ROLES, STATES
 from gridgeo.layers import PLATFORMS, SOURCES
 from gridgeo.store import Store
+from gridgeo.timezone import CHINA as CST
 
 router = APIRouter(tags=["events"])
 
-CST = dt.timezone(dt.timedelta(hours=8))
 StoreDep = Annotated[Store, Depends(get_store)]
 
 

@@ -22,6 +22,7 @@ from gridgeo.assess.facts import as_utc
 from gridgeo.assess.periods import InvalidQuery
 from gridgeo.coverage import coverage as coverage_of
 from gridgeo.store import Store
+from gridgeo.timezone import CHINA
 from gridgeo.workload import LABELS as WORKLOAD_LABELS
 from gridgeo.workload import default_period, parse_period, per_grid, per_worker, village_prefix
 
@@ -48,7 +49,7 @@ def _csv(table, name: str, lang: str, labels=None) -> Response:
 
 
 def _iso(when: dt.datetime) -> str:
-    return when.astimezone(dt.timezone(dt.timedelta(hours=8))).isoformat(timespec="seconds")
+    return when.astimezone(CHINA).isoformat(timespec="seconds")
 
 
 @router.get("/assessment", summary="Assessment (考核) per grid, village, township, worker, department or platform")

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 
 from gridgeo.errors import GridgeoError
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
+from gridgeo.timezone import CHINA as CST
 
 __all__ = ["CST", "InvalidPeriod", "InvalidQuery", "Period", "default_period", "parse_period"]
 
-CST = dt.timezone(dt.timedelta(hours=8), "CST")
 
 
 class InvalidQuery(GridgeoError, ValueError):

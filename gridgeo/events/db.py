@@ -12,10 +12,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from gridgeo.store import Store, schema
+from gridgeo.timezone import CHINA as CST
 
 __all__ = ["CST", "allocate_code", "allocate_codes", "bump_counters", "write_txn"]
 
-CST = dt.timezone(dt.timedelta(hours=8))
 _LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _LOCKS_LOCK = threading.Lock()
 

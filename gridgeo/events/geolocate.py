@@ -44,20 +44,15 @@ from gridgeo.errors import InvalidCoordinates, OutsideJurisdiction
 from gridgeo.events.address import AddressRegister
 from gridgeo.locate import Locator
 from gridgeo.store import Store, schema
+from gridgeo.timezone import CHINA as CST, china_date
 
-__all__ = ["CST", "MIN_CONFIDENCE", "Geolocator", "Location", "cst_date", "get_geolocator"]
+__all__ = ["CST", "MIN_CONFIDENCE", "Geolocator", "Location", "get_geolocator"]
 
-CST = dt.timezone(dt.timedelta(hours=8))
 #: Lowest address-match confidence that places an event; below it the event is unlocated
 #: (the best candidate is still recorded in ``address_match``).
 MIN_CONFIDENCE = 0.6
 #: How long small lookups are cached (see Geolocator._cached).
 CACHE_SECONDS = 2.0
-
-
-def cst_date(when: dt.datetime) -> dt.date:
-    """The local (China Standard Time) date of an aware timestamp: plans start on local dates."""
-    return when.astimezone(CST).date()
 
 
 @dataclass
@@ -192,7 +187,7 @@ class Geolocator:
 
     def plan_for(self, when: dt.datetime, conn=None) -> dict | None:
         """The plan in force on the (CST) day of ``when`` (as Store.plan_in_force)."""
-        day = cst_date(when)
+        day = china_date(when)
 
         def load():
             with self.store.engine.connect() if conn is None else _nullctx(conn) as c:
@@ -297,7 +292,7 @@ class Geolocator:
         if n:
             reported = frame["reported_at"]
             if n == 1 or not isinstance(reported, pd.Series):
-                days = np.array([cst_date(t if isinstance(t, dt.datetime) else pd.Timestamp(t).to_pydatetime())
+                days = np.array([china_date(t if isinstance(t, dt.datetime) else pd.Timestamp(t).to_pydatetime())
                                  for t in reported], dtype=object)
             else:
                 days = pd.to_datetime(reported, utc=True).dt.tz_convert(CST).dt.date.to_numpy()
@@ -389,12 +384,7 @@ def to_wgs84_checked(lon, lat, crs: str | None) -> tuple[float, float]:
         return float("nan"), float("nan")
     if lon is None or lat is None:
         raise InvalidCoordinates("give both lon and lat, or neither")
-    try:
-        x, y = float(lon), float(lat)
-    except (TypeError, ValueError, OverflowError):
-        raise InvalidCoordinates(f"coordinates must be numbers, not ({lon!r}, {lat!r})") from None
-    if not (np.isfinite(x) and np.isfinite(y) and -180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
-        raise InvalidCoordinates(f"lon={lon!r}, lat={lat!r} are not valid coordinates")
+    x, y = _crs.check_lonlat(lon, lat)
     name = _crs.normalize_name(crs or "wgs84")
     if name in ("gcj02", "bd09"):
         cx, cy = _crs.to_wgs84(x, y, name)

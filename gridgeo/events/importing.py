@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from gridgeo import crs as _crs
 from gridgeo.errors import ImportFailed
 from gridgeo.events.db import write_txn
 from gridgeo.events.geolocate import get_geolocator
@@ -117,7 +118,7 @@ def read_events(store: Store, paths: Iterable[str | Path], *, crs: str | None = 
     lon = pd.to_numeric(frame["lon"], errors="coerce").to_numpy(dtype=float)
     lat = pd.to_numeric(frame["lat"], errors="coerce").to_numpy(dtype=float)
     one = np.isfinite(lon) ^ np.isfinite(lat)
-    out = np.isfinite(lon) & np.isfinite(lat) & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+    out = np.isfinite(lon) & np.isfinite(lat) & ~_crs.lonlat_valid(lon, lat)
     for mask, msg in ((one, "lon and lat go together: give both or neither"),
                       (out, "lon must be within [-180, 180] and lat within [-90, 90]")):
         for f, r in zip(frame["_file"].to_numpy()[mask], frame["_row"].to_numpy()[mask]):

@@ -165,8 +165,7 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
     if ev.lon is not None or ev.lat is not None:
         if ev.lon is None or ev.lat is None:
             raise InvalidCoordinates("give both lon and lat, or neither")
-        if not (np.isfinite(ev.lon) and np.isfinite(ev.lat) and -180 <= ev.lon <= 180 and -90 <= ev.lat <= 90):
-            raise InvalidCoordinates(f"lon={ev.lon!r}, lat={ev.lat!r} are not valid coordinates")
+        _crs.check_lonlat(ev.lon, ev.lat)
         crs = _crs.normalize_name(ev.crs or "wgs84")
     bad = [p for p in ev.photos if not isinstance(p, str) or not _URL.match(p)]
     if bad:

@@ -9,10 +9,10 @@ from functools import lru_cache
 import shapely
 
 from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, ROLES, STATES, allowed_actions
+from gridgeo.timezone import CHINA as CST
 
 __all__ = ["CST", "event_record", "history_record", "iso", "now_utc"]
 
-CST = dt.timezone(dt.timedelta(hours=8))
 
 #: Columns shown as they are.
 _PLAIN = (

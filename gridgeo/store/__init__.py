@@ -23,16 +23,12 @@ from gridgeo.errors import NotFound, StoreError
 from gridgeo.layers import get_layer
 from gridgeo.store import schema
 from gridgeo.store.schema import LAYER_TABLES, audit_log, metadata, plans
+from gridgeo.timezone import today
 
 __all__ = ["Store", "schema", "metadata", "today"]
 
 #: Bumped with every new migration; ``Store.check`` compares it with the database.
 HEAD_REVISION = "0003"
-
-
-def today() -> dt.date:
-    """Today in China Standard Time: plans take effect on local dates."""
-    return dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).date()
 
 
 def _sqlite_pragmas(dbapi_conn, _record):
