@@ -20,13 +20,13 @@ DatabaseOpt = Annotated[
 
 
 def _band(value: str) -> tuple[float, float]:
+    from gridgeo.errors import InvalidInput
+    from gridgeo.plan.bands import parse_band
+
     try:
-        lo, hi = (float(v) for v in value.replace("-", ":").split(":"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not FLOOR:CEILING, e.g. 300:500", param_hint="--band") from None
-    if not 0 <= lo <= hi or hi <= 0:
-        raise typer.BadParameter(f"{value!r}: need 0 <= floor <= ceiling", param_hint="--band")
-    return lo, hi
+        return parse_band(value)
+    except InvalidInput as exc:
+        raise typer.BadParameter(str(exc), param_hint="--band") from None
 
 
 def _weights(value: str | None) -> dict[str, float] | None:

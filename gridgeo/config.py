@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     ranking_min_volume: int = 20
     #: Households band of a grid, ``FLOOR:CEILING`` (the planner's default band): the
     #: workload tables flag grids outside it. A plan made by the planner uses its own.
-    grid_band: Annotated[tuple[float, float], NoDecode] = (300.0, 500.0)
+    grid_band: Annotated[tuple[float, float], NoDecode] = (300.0, 500.0)  # plan.bands.DEFAULT_BAND
     #: Where built indexes (locators) are saved so that new workers load them.
     cache_dir: Path = Path(".gridgeo-cache")
     #: Echo SQL statements (debugging).
@@ -59,13 +59,11 @@ class Settings(BaseSettings):
     @field_validator("grid_band", mode="before")
     @classmethod
     def _band(cls, value):
-        # GRIDGEO_GRID_BAND=300:500 (as the planner's --band), or a JSON list.
-        if isinstance(value, str):
-            value = value.strip("[]() ").replace(":", ",").split(",")
-        lo, hi = (float(v) for v in value)
-        if not 0 <= lo <= hi or hi <= 0:
-            raise ValueError(f"grid band {value!r}: need 0 <= floor <= ceiling, ceiling > 0")
-        return lo, hi
+        # GRIDGEO_GRID_BAND=300:500, read as the planner's --band. Imported here: the
+        # planner package imports these settings.
+        from gridgeo.plan.bands import parse_band
+
+        return parse_band(value)
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,7 @@ from gridgeo.assess.periods import CST, InvalidPeriod, InvalidQuery, Period, def
 from gridgeo.config import get_settings
 from gridgeo.coverage import WORKER_ROLES, staffing
 from gridgeo.layers import PLATFORMS, ROLES
+from gridgeo.plan.bands import parse_band
 from gridgeo.store import Store, frame_from_rows, schema
 
 __all__ = [
@@ -185,8 +186,8 @@ def band_of(store: Store, *, at: dt.date | None = None, plan: int | str | None =
     ``params.band``), else ``GRIDGEO_GRID_BAND`` (300:500)."""
     p = store.plan(plan) if plan is not None else store.plan_in_force(at)
     band = ((p or {}).get("report") or {}).get("params", {}).get("band") if p else None
-    if band and len(band) == 2:
-        return float(band[0]), float(band[1])
+    if band:
+        return parse_band(band)
     return get_settings().grid_band
 
 

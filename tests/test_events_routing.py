@@ -89,6 +89,58 @@ def test_route_frame_agrees_with_route_event():
             (r.route, r.target, r.department, r.platform)
 
 
+def _expected(main: dict, related: list[dict], outside: bool, beyond) -> tuple:
+    """The module's six rules, written out plainly: (route, target, department)."""
+    cats = [main, *related]
+    platforms = {c["platform"] for c in cats}
+    departments = {c["department"] for c in cats}
+    unit = (COMMAND_ROOM if len(platforms) > 1 else PLATFORM_OFFICES[main["platform"]]
+            if len(departments) > 1 else main["department"])
+    if outside:
+        return "escalate", "12345", main["department"]
+    if beyond:
+        return "escalate", "county_center", main["department"]
+    if any(c["major"] for c in cats):
+        return "leadership", LEADERSHIP, unit
+    kind = "command_room" if len(platforms) > 1 else "platform_office" if len(departments) > 1 else "department"
+    return kind, unit, unit
+
+
+def test_route_frame_and_route_event_agree_on_every_rule():
+    """Many random events with related categories, outside and beyond-level notes: the
+    batch form and the one-event form give the same route, target, reason, platform and
+    department, and both follow the rules as written."""
+    rng = np.random.default_rng(14)
+    platforms = list(PLATFORM_OFFICES)
+    catalogue = [{"code": f"C{i:03d}", "platform": platforms[i % 4], "department": f"部门{i % 7}",
+                  "major": bool(i % 11 == 0), "deadline_hours": 24} for i in range(40)]
+    by = {c["code"]: c for c in catalogue}
+    n = 600
+    main = rng.choice([c["code"] for c in catalogue], n)
+    related = [[str(c) for c in rng.choice([c["code"] for c in catalogue], rng.integers(0, 4), replace=False)
+                if c != m] for m in main]
+    outside = rng.random(n) < 0.15
+    beyond = rng.choice(np.array([None, "", True, "跨县水域"], dtype=object), n, p=[0.7, 0.1, 0.1, 0.1])
+    frame = pd.DataFrame({"category_code": main, "outside": outside, "related_categories": related,
+                          "beyond_level": beyond}, index=np.arange(n) * 3 + 5)  # any index
+    got = route_frame(frame, pd.DataFrame(catalogue))
+    seen = set()
+    assert list(got.index) == list(frame.index)
+    for k, row in enumerate(got.to_dict("records")):
+        r = route_event(by[main[k]], [by[c] for c in related[k]], outside=bool(outside[k]), beyond_level=beyond[k])
+        assert (row["route"], row["route_target"], row["route_reason"], row["platform"], row["department"]) == \
+            (r.route, r.target, r.reason, r.platform, r.department), k
+        assert (r.route, r.target, r.department) == _expected(by[main[k]], [by[c] for c in related[k]],
+                                                              bool(outside[k]), beyond[k]), k
+        seen.add(r.route)
+    assert seen == {"department", "platform_office", "command_room", "leadership", "escalate"}
+    # A batch without the optional columns routes as if they were empty.
+    plain = route_frame(frame[["category_code", "outside"]], pd.DataFrame(catalogue))
+    alone = [route_event(by[m], outside=bool(o)) for m, o in zip(main, outside)]
+    assert plain["route"].tolist() == [r.route for r in alone]
+    assert plain["route_reason"].tolist() == [r.reason for r in alone]
+
+
 def test_deadline_is_reported_time_plus_category_hours():
     t = dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     assert deadline(t, 72) == t + dt.timedelta(hours=72)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from gridgeo.errors import InfeasibleBand
+from gridgeo.errors import InfeasibleBand, InvalidInput
 from gridgeo.locate import Locator
 from gridgeo.plan import divide, evaluate, number_grids, staffing
 from gridgeo.plan.blocks import Metric
@@ -391,3 +391,53 @@ def test_sample_with_a_narrower_band_has_no_enclave():
     assert m["contiguous"] and m["grids_with_holes"] == []
     assert (shapely.get_type_id(plan.grids.geometry.to_numpy()) == 3).all()
     assert [p for p in plan.report["problems"] if p["severity"] == "error"] == []
+
+
+# -- one band syntax for every entry point -------------------------------------------------
+
+BAND_TEXT = {"300:500": (300.0, 500.0), " 250 : 400 ": (250.0, 400.0), "0:5": (0.0, 5.0),
+             "300-500": None, "300,500": None, "[300,500]": None, "500:300": None, "0:0": None,
+             "nan:500": None, "300:inf": None, "a:b": None, "300": None, "": None}
+BAND_PAIRS = [((300, 500), (300.0, 500.0)), ([0, 5.5], (0.0, 5.5)), ((5, 1), None), ((0, 0), None),
+              ((-1, 5), None), ((300, float("inf")), None), ((300, 400, 500), None), (("300", "500"), None)]
+
+
+def test_band_text_is_read_alike_by_settings_and_cli():
+    """GRIDGEO_GRID_BAND and --band accept exactly FLOOR:CEILING, through one parser."""
+    import typer
+    from pydantic import ValidationError
+
+    from gridgeo.cli_plan import _band
+    from gridgeo.config import Settings
+    from gridgeo.plan.bands import parse_band
+
+    for text, expected in BAND_TEXT.items():
+        if expected is None:
+            with pytest.raises(InvalidInput):
+                parse_band(text)
+            with pytest.raises(ValidationError, match="band"):
+                Settings(grid_band=text)
+            with pytest.raises(typer.BadParameter):
+                _band(text)
+        else:
+            assert parse_band(text) == Settings(grid_band=text).grid_band == _band(text) == expected
+
+
+def test_band_pairs_are_read_alike_by_the_api_and_the_planner():
+    from pydantic import ValidationError
+
+    from gridgeo.api.routers.plans import PlanRequest
+    from gridgeo.plan.bands import DEFAULT_BAND, parse_band
+
+    assert PlanRequest().band == DEFAULT_BAND
+    for pair, expected in BAND_PAIRS:
+        if expected is None:
+            with pytest.raises(InvalidInput):
+                parse_band(pair)
+            with pytest.raises(InvalidInput):
+                divide(None, None, band=pair)  # checked before anything is read
+            if not isinstance(pair[0], str):  # pydantic itself turns "300" into 300.0
+                with pytest.raises(ValidationError):
+                    PlanRequest(band=pair)
+        else:
+            assert parse_band(pair) == PlanRequest(band=pair).band == expected

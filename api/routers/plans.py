@@ -14,6 +14,7 @@ from gridgeo.api.auth import roles
 from gridgeo.api.deps import get_store
 from gridgeo.auth import Principal
 from gridgeo.plan import lifecycle
+from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.divide import jsonable
 from gridgeo.store import Store
 
@@ -50,7 +51,7 @@ class PlanRequest(BaseModel):
 
     villages: list[str] | None = Field(None, description="Village / community codes; default all.")
     within: str | None = Field(None, description="Only villages whose code starts with this (a township code).")
-    band: tuple[float, float] = Field((300, 500), description="Floor and ceiling of a grid's workload.")
+    band: tuple[float, float] = Field(DEFAULT_BAND, description="Floor and ceiling of a grid's workload.")
     per_village: int | dict[str, int] | None = Field(None, description="Grids per village (or per village code).")
     target: float | None = Field(
         None, gt=0, description="Preferred mean workload (default: middle of the band).")
@@ -66,9 +67,7 @@ class PlanRequest(BaseModel):
 
     @model_validator(mode="after")
     def _band_order(self):
-        lo, hi = self.band
-        if not 0 <= lo <= hi or hi <= 0:
-            raise ValueError("band must be [floor, ceiling] with 0 <= floor <= ceiling, ceiling > 0")
+        self.band = parse_band(self.band)  # InvalidInput is a ValueError: a 422 like the others
         return self
 
 

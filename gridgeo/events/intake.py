@@ -40,7 +40,7 @@ from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
 from gridgeo.events.duplicates import candidates_frame, distance_m, duplicate_settings, find_candidates_many
 from gridgeo.events.geolocate import get_geolocator, location_from_row
 from gridgeo.events.records import event_record, now_utc
-from gridgeo.events.routing import deadline, route_event, route_frame
+from gridgeo.events.routing import deadline, route_frame, route_many
 from gridgeo.events.workflow import OPEN_STATES, REPORT
 from gridgeo.layers import SOURCES
 from gridgeo.store import Store, schema
@@ -238,16 +238,21 @@ def locate_prepared(store: Store, items: list[Prepared]) -> list:
         "address": [it.ev.address for it in items], "source": [it.ev.source for it in items],
         "reporter_staff_code": [it.ev.reporter_staff_code for it in items]})
     errors: list = [None] * n
+    locs: list = [None] * n
     for i, it in enumerate(items):
-        ev = it.ev
         try:
-            loc = location_from_row({k: v[i] for k, v in located.items()}, (ev.lon, ev.lat))
+            locs[i] = location_from_row({k: v[i] for k, v in located.items()}, (it.ev.lon, it.ev.lat))
         except InvalidCoordinates as exc:
             errors[i] = exc
+    routes = route_many([it.categories[it.ev.category_code] for it in items],
+                        [[it.categories[c] for c in it.ev.related_categories] for it in items],
+                        outside=[loc is not None and loc.outside for loc in locs],
+                        beyond_level=[it.ev.beyond_level for it in items])
+    for i, it in enumerate(items):
+        ev, loc, route = it.ev, locs[i], routes[i]
+        if loc is None:
             continue
         category = it.categories[ev.category_code]
-        route = route_event(category, [it.categories[c] for c in ev.related_categories],
-                            outside=loc.outside, beyond_level=ev.beyond_level)
         it.token = secrets.token_urlsafe(16)
         it.values = {
             "source": ev.source, "category_code": ev.category_code, "description": ev.description,

@@ -1,10 +1,62 @@
-"""How many grids a village (part) gets, and why a band cannot be met."""
+"""The workload band of a grid: how it is written, how many grids a village (part) gets
+under it, and why a band cannot be met.
+
+A band is ``FLOOR:CEILING`` (``300:500``) wherever it is text (the CLI's ``--band``,
+``GRIDGEO_GRID_BAND``) and a pair of numbers wherever it is data (the API's JSON, a
+plan's stored parameters, :func:`gridgeo.plan.divide`); :func:`parse_band` reads and
+checks both, for every caller.
+"""
 
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 
-__all__ = ["grids_for", "split_count"]
+from gridgeo.errors import InvalidInput
+
+__all__ = ["DEFAULT_BAND", "grids_for", "parse_band", "split_count"]
+
+#: The households band of a grid when nobody says otherwise (浙江: 300-500 households).
+DEFAULT_BAND: tuple[float, float] = (300.0, 500.0)
+
+_TEXT = re.compile(r"\s*([^:]+?)\s*:\s*([^:]+?)\s*")
+
+
+def parse_band(value: str | Sequence[float]) -> tuple[float, float]:
+    """A workload band as ``(floor, ceiling)`` floats.
+
+    Parameters
+    ----------
+    value : str or pair of numbers
+        ``"FLOOR:CEILING"`` (``"300:500"``) or ``(floor, ceiling)``.
+
+    Raises
+    ------
+    InvalidInput
+        Any other form, numbers that are not finite, or not ``0 <= floor <= ceiling``
+        with ``ceiling > 0``. A ValueError, so settings and request models report it as
+        their own validation error.
+    """
+    if isinstance(value, str):
+        m = _TEXT.fullmatch(value)
+        parts = m.groups() if m else None
+    elif isinstance(value, Sequence) or hasattr(value, "__array__"):
+        parts = list(value) if len(value) == 2 else None
+        if parts is not None and any(isinstance(v, (str, bool)) for v in parts):
+            parts = None
+    else:
+        parts = None
+    try:
+        lo, hi = (float(v) for v in parts) if parts is not None else (math.nan, math.nan)
+    except (TypeError, ValueError):
+        lo = hi = math.nan
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise InvalidInput(f"band {value!r} is not FLOOR:CEILING (e.g. 300:500) "
+                           "or a pair of finite numbers [floor, ceiling]")
+    if not 0 <= lo <= hi or hi <= 0:
+        raise InvalidInput(f"band {value!r}: need 0 <= floor <= ceiling and ceiling > 0")
+    return lo, hi
 
 
 def _fmt(x: float) -> str:

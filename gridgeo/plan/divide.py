@@ -40,7 +40,7 @@ import shapely
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
 from gridgeo.errors import GridgeoError, InfeasibleBand, InvalidGeometry, UnknownCRS
-from gridgeo.plan.bands import grids_for, split_count
+from gridgeo.plan.bands import DEFAULT_BAND, grids_for, parse_band, split_count
 from gridgeo.plan.blocks import Metric, block_graph, cut_part
 from gridgeo.plan.metrics import enclaves, evaluate
 from gridgeo.plan.partition import Objective, partition
@@ -268,7 +268,7 @@ def divide(
     households: gpd.GeoDataFrame | None,
     roads=None,
     *,
-    band: tuple[float, float] = (300, 500),
+    band: tuple[float, float] = DEFAULT_BAND,
     per_village: int | Mapping[str, int] | None = None,
     target: float | None = None,
     tolerance: float = 0.05,
@@ -351,9 +351,7 @@ def divide(
     """
     t0 = time.perf_counter()
     timing: dict[str, float] = {}
-    lo, hi = float(band[0]), float(band[1])
-    if not (0 <= lo <= hi) or hi <= 0:
-        raise GridgeoError(f"band {band!r} must be floor:ceiling with 0 <= floor <= ceiling, ceiling > 0")
+    lo, hi = parse_band(band)
     if target is not None and not 0 < float(target) < math.inf:
         raise GridgeoError(f"target {target!r} must be a number > 0")
     if exclaves not in ("own", "attach"):

@@ -29,6 +29,7 @@ from sqlalchemy import bindparam, select
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
 from gridgeo.errors import GridgeoError, IllegalTransition, InvalidPlan, NotFound
+from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.blocks import Metric, clip_lines
 from gridgeo.plan.divide import COUNT_COLUMNS, Plan, divide, jsonable
 from gridgeo.plan.metrics import enclaves, evaluate
@@ -390,7 +391,7 @@ def _apply(store: Store, row: dict, grids: gpd.GeoDataFrame, blocks: gpd.GeoData
         raise InvalidPlan(problems)
     report = dict(row.get("report") or {})
     params = report.get("params") or {}
-    band = tuple(params.get("band") or (300, 500))
+    band = parse_band(params.get("band") or DEFAULT_BAND)
     totals = blocks.groupby("grid_code")[[*COUNT_COLUMNS, "workload"]].sum()
     new = grids.copy()
     for code, geom in geoms.items():
