@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import select, update
 
 from gridgeo.errors import InvalidUser, NotFound, RoleNotAllowed, Unauthenticated
+from gridgeo.layers import ACCOUNT_ROLES
 from gridgeo.store import Store, schema
 
 __all__ = [
-    "ROLES",
-    "STAFF_ROLES",
+    "ACCOUNT_ROLES",
     "Principal",
     "authenticate",
     "create_token",
@@ -53,18 +53,7 @@ __all__ = [
     "sees_event",
 ]
 
-#: Role code -> label. Every role but ``reporter`` belongs to a user account.
-ROLES: dict[str, str] = {
-    "admin": "系统管理员",
-    "planner": "网格规划（社会发展科）",
-    "command_room": "综合指挥室",
-    "leadership": "领导小组",
-    "platform_office": "平台协调办公室",
-    "department": "责任部门",
-    "grid_worker": "网格员",
-    "reporter": "反映人（公众）",
-}
-STAFF_ROLES = tuple(schema.USER_ROLES)
+# ACCOUNT_ROLES (gridgeo.layers): the roles a principal may have, code -> label.
 
 #: Roles that see every event.
 ALL_EVENTS = frozenset({"admin", "command_room", "leadership"})
@@ -110,7 +99,7 @@ class Principal:
 
     def describe(self) -> dict:
         return {"username": self.username, "name": self.name, "role": self.role,
-                "role_label": ROLES.get(self.role or "", None), "grids": sorted(self.grids),
+                "role_label": ACCOUNT_ROLES.get(self.role or "", None), "grids": sorted(self.grids),
                 "department": self.department, "platform": self.platform,
                 "staff_code": self.staff_code}
 
@@ -236,7 +225,7 @@ def hash_token(token: str) -> str:
 
 def _user_record(row: Mapping) -> dict:
     return {"username": row["username"], "name": row["name"], "role": row["role"],
-            "role_label": ROLES.get(row["role"]), "grids": list(row["grids"] or []),
+            "role_label": ACCOUNT_ROLES.get(row["role"]), "grids": list(row["grids"] or []),
             "department": row["department"], "platform": row["platform"],
             "staff_code": row["staff_code"], "active": bool(row["active"]),
             "created_at": row["created_at"].isoformat() if row["created_at"] else None}
@@ -253,8 +242,8 @@ def create_user(store: Store, username: str, *, role: str, name: str | None = No
     username = (username or "").strip()
     if not username or len(username) > 64:
         raise InvalidUser("username: 1 to 64 characters")
-    if role not in STAFF_ROLES:
-        raise InvalidUser(f"role {role!r} unknown: use {', '.join(STAFF_ROLES)}")
+    if role not in ACCOUNT_ROLES:
+        raise InvalidUser(f"role {role!r} unknown: use {', '.join(ACCOUNT_ROLES)}")
     grids = sorted({g.strip() for g in (grids or []) if g and g.strip()})
     with store.engine.begin() as conn:
         if conn.execute(select(schema.users.c.id).where(schema.users.c.username == username)).first():

@@ -32,7 +32,7 @@ import shapely
 
 from gridgeo.config import get_settings
 from gridgeo.crs import metric_epsg
-from gridgeo.layers import ROLES
+from gridgeo.layers import STAFF_ROLES
 from gridgeo.locate import Locator
 
 __all__ = ["REQUIRED_ROLES", "WORKER_ROLES", "coverage", "staffing"]
@@ -69,7 +69,7 @@ def staffing(
     -------
     pandas.DataFrame
         Indexed by grid code, in the order given: ``name``, ``households``; for each
-        role of :data:`gridgeo.layers.ROLES` a column of names (``grid_head`` ...) and
+        role of :data:`gridgeo.layers.STAFF_ROLES` a column of names (``grid_head`` ...) and
         a count (``n_grid_head`` ...); ``workers`` (people in :data:`WORKER_ROLES`),
         ``need_workers``, ``workers_short`` (how many more are needed), ``missing``
         (Chinese labels of the empty required roles, joined by ``separator``; empty
@@ -104,16 +104,16 @@ def staffing(
         .str[: -len(separator) or None]
     )
     table = (joined.unstack("role") if len(joined) else pd.DataFrame(index=pd.Index([], name="grid_code")))
-    table = table.reindex(index=index, columns=list(ROLES)).astype(object).fillna("")
+    table = table.reindex(index=index, columns=list(STAFF_ROLES)).astype(object).fillna("")
     counts = (rows.groupby(["grid_code", "role"]).size().unstack("role") if len(rows)
               else pd.DataFrame(index=pd.Index([], name="grid_code")))
-    counts = counts.reindex(index=index, columns=list(ROLES)).fillna(0).astype(int)
+    counts = counts.reindex(index=index, columns=list(STAFF_ROLES)).fillna(0).astype(int)
     out = pd.DataFrame(index=index)
     out["name"] = names
     out["households"] = households
-    for role in ROLES:
+    for role in STAFF_ROLES:
         out[role] = table[role].to_numpy(dtype=object)
-    for role in ROLES:
+    for role in STAFF_ROLES:
         out[f"n_{role}"] = counts[role].to_numpy()
     out["workers"] = counts[list(WORKER_ROLES)].sum(axis=1).to_numpy()
     out["need_workers"] = np.maximum(1, np.ceil(households / hpw)).astype(int)
@@ -122,7 +122,7 @@ def staffing(
     # The empty roles as a bit mask, looked up in a table of every combination's label.
     mask = lacking.astype(int) @ (1 << np.arange(len(REQUIRED_ROLES)))
     labels = np.array(
-        [separator.join(ROLES[r] for i, r in enumerate(REQUIRED_ROLES) if m >> i & 1)
+        [separator.join(STAFF_ROLES[r] for i, r in enumerate(REQUIRED_ROLES) if m >> i & 1)
          for m in range(1 << len(REQUIRED_ROLES))],
         dtype=object,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["Column", "Layer", "LAYERS", "IMPORT_ORDER", "PLATFORMS", "ROLES", "get_layer"]
+__all__ = ["ACCOUNT_ROLES", "Column", "Layer", "LAYERS", "IMPORT_ORDER", "PLATFORMS", "STAFF_ROLES", "get_layer"]
 
 #: The four platforms (四个平台), code name -> label.
 PLATFORMS = {
@@ -18,12 +18,28 @@ PLATFORMS = {
     "service": "便民服务",
 }
 
-#: Staff roles, code name -> label.
-ROLES = {
+# Three vocabularies of roles, each defined once: STAFF_ROLES (the posts of the people of
+# a grid, in the staff layer), ACCOUNT_ROLES (what a user account may do in the service)
+# and gridgeo.events.workflow.WORKFLOW_ACTORS (the parts played in an event's life cycle).
+
+#: Staff roles (网格人员 posts), code name -> label.
+STAFF_ROLES = {
     "grid_head": "网格长",
     "full_time_worker": "专职网格员",
     "part_time_worker": "兼职网格员",
     "instructor": "网格指导员",
+}
+
+#: Roles of user accounts, code name -> label (the users table's CHECK, gridgeo.auth's
+#: permissions). The public reporter has no account: they follow their event with its token.
+ACCOUNT_ROLES = {
+    "admin": "系统管理员",
+    "planner": "网格规划（社会发展科）",
+    "command_room": "综合指挥室",
+    "leadership": "领导小组",
+    "platform_office": "平台协调办公室",
+    "department": "责任部门",
+    "grid_worker": "网格员",
 }
 
 #: Division levels, code name -> label.
@@ -159,7 +175,7 @@ LAYERS: dict[str, Layer] = {
                 Column("code", label="人员编号"),
                 Column("name", label="姓名"),
                 Column("phone", pattern=r"1\d{10}", label="手机"),
-                Column("role", choices=tuple(ROLES), label="角色"),
+                Column("role", choices=tuple(STAFF_ROLES), label="角色"),
                 Column("grid_code", pattern=_CODE15, label="网格编码"),
             ),
             key="code",

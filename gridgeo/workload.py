@@ -29,7 +29,7 @@ from gridgeo.assess.facts import (CLOSED_STATES, STATUSES, _positions, as_utc, e
 from gridgeo.assess.periods import CST, InvalidPeriod, InvalidQuery, Period, default_period, parse_period
 from gridgeo.config import get_settings
 from gridgeo.coverage import WORKER_ROLES, staffing
-from gridgeo.layers import PLATFORMS, ROLES
+from gridgeo.layers import PLATFORMS, STAFF_ROLES
 from gridgeo.plan.bands import parse_band
 from gridgeo.store import Store, frame_from_rows, schema
 
@@ -346,7 +346,7 @@ def per_worker(
     }).groupby("code", sort=True).sum()
     shares = pd.Series(share.to_numpy(), index=worker_pairs["code"].to_numpy()).groupby(level=0).sum()
     people = staff.sort_values(["code", "grid_code", "role"])
-    roles = (people[["code", "role"]].drop_duplicates().assign(r=lambda f: f["role"].map(ROLES) + "、")
+    roles = (people[["code", "role"]].drop_duplicates().assign(r=lambda f: f["role"].map(STAFF_ROLES) + "、")
              .groupby("code")["r"].sum().str[:-1])
     grid_list = (people[["code", "grid_code"]].drop_duplicates().assign(g=lambda f: f["grid_code"] + ",")
                  .groupby("code")["g"].sum().str[:-1])

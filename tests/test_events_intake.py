@@ -229,3 +229,40 @@ def test_duplicates_settings(world, monkeypatch):
     lon, lat = INSIDE[G11]
     e = report_event(world, event("ZF001", at=at, lon=lon + 0.002, lat=lat)).event  # ~196 m
     assert e["duplicate_flag"]
+
+
+def test_one_duplicate_rule_for_intakes_batches_and_imports(world):
+    """The intake path (the store pre-selected by SQL, then the events before it in its
+    group-commit batch) and the batch path of imports and the replay (candidates_frame)
+    apply one rule: on the same events, recorded in report order, they flag the same
+    candidates at the same distances."""
+    import numpy as np
+    import pandas as pd
+
+    from gridgeo.events.db import write_txn
+    from gridgeo.events.duplicates import candidates_frame
+    from gridgeo.events.intake import locate_prepared, prepare_intake, write_intakes
+
+    rng = np.random.default_rng(13)
+    t0 = dt.datetime.now(CST) - dt.timedelta(days=12)
+    lon0, lat0 = INSIDE[G11]
+    evs = [event(str(rng.choice(["ZZ001", "ZF001"])), at=t0 + dt.timedelta(hours=k * 5 + float(rng.uniform(0, 4))),
+                 lon=lon0 + float(rng.uniform(-0.0012, 0.0012)), lat=lat0 + float(rng.uniform(-0.0009, 0.0009)))
+           for k in range(40)]
+    codes = [report_event(world, e).event["code"] for e in evs[:25]]  # one at a time
+    items = [prepare_intake(world, e) for e in evs[25:]]  # then one batch of 15
+    errors = locate_prepared(world, items)
+    with write_txn(world) as conn:
+        codes += [r.event["code"] for r in write_intakes(conn, items, errors)]
+    stored = [get_event(world, c, history=False) for c in codes]
+    ev = schema.events
+    with world.engine.connect() as conn:  # the stored positions, unrounded
+        pos = {r[0]: (r[1], r[2]) for r in conn.execute(select(ev.c.code, ev.c.pos_lon, ev.c.pos_lat))}
+    frame = pd.DataFrame({"code": codes, "category_code": [e["category_code"] for e in stored],
+                          "reported_at": pd.to_datetime([e["reported_at"] for e in stored], utc=True),
+                          "x": [pos[c][0] for c in codes], "y": [pos[c][1] for c in codes]})
+    batch = candidates_frame(frame)
+    assert [e["duplicate_candidates"] for e in stored] == batch.tolist()
+    flagged = sum(e["duplicate_flag"] for e in stored)
+    assert 5 <= flagged < 40  # the case has both kinds
+    assert any(e["duplicate_flag"] for e in stored[25:])  # and duplicates inside the batch

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gridgeo.errors import IllegalTransition, RoleNotAllowed
-from gridgeo.events.workflow import ACTIONS, FINAL_STATES, ROLES, STATES, Machine, allowed_actions, transition
+from gridgeo.events.workflow import ACTIONS, FINAL_STATES, WORKFLOW_ACTORS, STATES, Machine, allowed_actions, transition
 
 OPEN = [s for s in STATES if s not in FINAL_STATES]
 
@@ -48,14 +48,14 @@ ALLOWED = {(f, a): (t, roles) for f, a, t, roles in EXPECTED}
 def test_the_table_is_the_design():
     table = {(f, a.name) for a in ACTIONS.values() for f in a.moves}
     assert table == set(ALLOWED)
-    assert set(ROLES) == {"command_room", "leadership", "platform_office", "department", "grid_worker", "reporter"}
+    assert set(WORKFLOW_ACTORS) == {"command_room", "leadership", "platform_office", "department", "grid_worker", "reporter"}
     assert FINAL_STATES == {"closed", "rejected"}
 
 
 @pytest.mark.parametrize("state,action", sorted(ALLOWED), ids=lambda v: v)
 def test_allowed_transition(state, action):
     target, roles = ALLOWED[(state, action)]
-    for role in ROLES:
+    for role in WORKFLOW_ACTORS:
         if role in roles:
             assert transition(state, action, role) == target
         else:
@@ -109,7 +109,7 @@ def test_allowed_actions_by_role():
 
 def test_machine_step_agrees_with_transition_everywhere():
     m = Machine()
-    combos = list(itertools.product(STATES, ACTIONS, ROLES, (False, True), (False, True)))
+    combos = list(itertools.product(STATES, ACTIONS, WORKFLOW_ACTORS, (False, True), (False, True)))
     s = np.array([m.state_ix[c[0]] for c in combos], dtype=np.int16)
     a = np.array([m.action_ix[c[1]] for c in combos], dtype=np.int16)
     r = np.array([m.role_ix[c[2]] for c in combos], dtype=np.int16)
@@ -129,3 +129,46 @@ def test_machine_step_agrees_with_transition_everywhere():
     new, illegal, forbidden = m.step(np.array([0]), np.array([-1]), np.array([0]), np.array([False]),
                                      np.array([False]))
     assert illegal[0]
+
+
+def test_account_roles_act_as_their_workflow_actor():
+    """The three role vocabularies are distinct, and the workflow answers about every
+    account role: the operational ones act as themselves, admin and planner take no action."""
+    from gridgeo.events.workflow import ACTOR_OF_ACCOUNT, actor_for
+    from gridgeo.layers import ACCOUNT_ROLES, STAFF_ROLES
+
+    assert set(ACTOR_OF_ACCOUNT) == set(ACCOUNT_ROLES)
+    assert not set(STAFF_ROLES) & (set(ACCOUNT_ROLES) | set(WORKFLOW_ACTORS))
+    assert {a for a in ACTOR_OF_ACCOUNT.values() if a} == set(WORKFLOW_ACTORS) - {"reporter"}
+    for role, actor in ACTOR_OF_ACCOUNT.items():
+        if actor is None:
+            assert allowed_actions("reported", role) == []
+            with pytest.raises(RoleNotAllowed, match="takes no action on events") as exc:
+                transition("reported", "accept", role)
+            assert "unknown" not in str(exc.value) and exc.value.roles == list(WORKFLOW_ACTORS)
+        else:
+            assert actor_for(role) == actor
+            assert allowed_actions("dispatched", role) == allowed_actions("dispatched", actor)
+    assert ACTOR_OF_ACCOUNT["admin"] is None and ACTOR_OF_ACCOUNT["planner"] is None
+
+
+def test_transition_and_allowed_actions_are_the_machine():
+    """One implementation: for every state, actor, major flag and rating, the actions
+    transition accepts are exactly allowed_actions, and both agree with Machine.step."""
+    from gridgeo.events.workflow import MACHINE
+
+    for state, role, major, rated in itertools.product(STATES, WORKFLOW_ACTORS, (False, True), (False, True)):
+        done = {"rate"} if rated else set()
+        accepted = []
+        for action in ACTIONS:
+            try:
+                transition(state, action, role, major=major, done=done)
+            except (IllegalTransition, RoleNotAllowed):
+                continue
+            accepted.append(action)
+        assert accepted == allowed_actions(state, role, major=major, done=done)
+        s = np.full(len(ACTIONS), MACHINE.state_ix[state], dtype=np.int16)
+        _, illegal, forbidden = MACHINE.step(s, np.arange(len(ACTIONS), dtype=np.int16),
+                                             np.full(len(ACTIONS), MACHINE.role_ix[role], dtype=np.int16),
+                                             np.full(len(ACTIONS), major), MACHINE.once & rated)
+        assert MACHINE.actions[~illegal & ~forbidden].tolist() == accepted

@@ -14,7 +14,7 @@ import pyogrio
 import pytest
 import shapely
 
-from gridgeo.layers import LAYERS, PLATFORMS, ROLES, SOURCES
+from gridgeo.layers import LAYERS, PLATFORMS, STAFF_ROLES, SOURCES
 
 ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -201,7 +201,7 @@ def test_every_grid_has_staff_and_a_few_are_understaffed(layers, tables):
     roles = staff.groupby("grid_code")["role"].agg(set)
     assert roles.map(lambda r: bool(r & {"grid_head", "full_time_worker",
                                          "part_time_worker"})).all()
-    assert set(staff["role"]) == set(ROLES)
+    assert set(staff["role"]) == set(STAFF_ROLES)
     missing = {role: int((~roles.map(lambda r, role=role: role in r)).sum())
                for role in ("grid_head", "full_time_worker", "instructor")}
     assert all(1 <= n <= 3 for n in missing.values()), missing

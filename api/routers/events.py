@@ -28,8 +28,9 @@ from gridgeo.errors import (IllegalTransition, InvalidEvent, NotFound, RoleNotAl
 from gridgeo.events import catalogue, queries
 from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
 from gridgeo.events.service import take_action
-from gridgeo.events.workflow import ACTIONS, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, ROLES, STATES
-from gridgeo.layers import PLATFORMS, SOURCES
+from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, STATES,
+                                     WORKFLOW_ACTORS)
+from gridgeo.layers import ACCOUNT_ROLES, PLATFORMS, SOURCES
 from gridgeo.store import Store
 from gridgeo.timezone import CHINA as CST
 
@@ -338,7 +339,8 @@ def workflow():
     """The state machine as data: what each action needs, where it may be taken, who may take it."""
     return {
         "states": [{"code": s, "label": label, "final": s in FINAL_STATES} for s, label in STATES.items()],
-        "roles": [{"code": r, "label": label} for r, label in ROLES.items()],
+        "roles": [{"code": r, "label": label} for r, label in WORKFLOW_ACTORS.items()],
+        "account_roles": [{"code": r, "label": ACCOUNT_ROLES[r], "acts_as": a} for r, a in ACTOR_OF_ACCOUNT.items()],
         "actions": [{"code": a.name, "label": a.label, "roles": list(a.roles), "moves": dict(a.moves),
                      "major_moves": dict(a.major_moves), "needs": list(a.needs), "once": a.once}
                     for a in ACTIONS.values()],

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from gridgeo.api.auth import roles
 from gridgeo.api.deps import get_store
-from gridgeo.auth import ALL_EVENTS, STAFF_ROLES
+from gridgeo.auth import ALL_EVENTS, ACCOUNT_ROLES
 from gridgeo.errors import NotFound
 from gridgeo.store import Store
 from gridgeo.maps import offline
@@ -58,7 +58,7 @@ def coverage(store: Annotated[Store, Depends(get_store)], village: VillageQ = No
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,
-            dependencies=[roles(*STAFF_ROLES, what="the workload map")],
+            dependencies=[roles(*ACCOUNT_ROLES, what="the workload map")],
             summary="Events per worker, per 100 households, open or overdue, per grid")
 def workload(
     store: Annotated[Store, Depends(get_store)],

@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from gridgeo.api.auth import roles
 from gridgeo.api.deps import get_store
-from gridgeo.auth import STAFF_ROLES
+from gridgeo.auth import ACCOUNT_ROLES
 from gridgeo.assess import DEFINITIONS, GROUPINGS, LABELS, RANKABLE, assess_many, rank
 from gridgeo.assess.export import records, to_csv
 from gridgeo.assess.facts import as_utc
@@ -27,7 +27,7 @@ from gridgeo.workload import LABELS as WORKLOAD_LABELS
 from gridgeo.workload import default_period, parse_period, per_grid, per_worker, village_prefix
 
 #: Aggregates (no personal data) for every user account; not for the anonymous public.
-router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[roles(*STAFF_ROLES, what="statistics")])
+router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[roles(*ACCOUNT_ROLES, what="statistics")])
 
 StoreDep = Annotated[Store, Depends(get_store)]
 PeriodQ = Annotated[str | None, Query(description="2026, 2026-Q3, 2026-07, 2026-07-15 or a range 2025-10/2026-09; "

@@ -13,7 +13,7 @@ from gridgeo.api.auth import PrincipalDep, roles
 from gridgeo.api.deps import get_store
 from gridgeo.api.routers.lookup import get_lookup
 from gridgeo import auth
-from gridgeo.auth import STAFF_ROLES, Principal
+from gridgeo.auth import ACCOUNT_ROLES, Principal
 from gridgeo.households import MAX_LIMIT, households_in
 from gridgeo.layers import PLATFORMS
 from gridgeo.lookup import Lookup
@@ -30,7 +30,7 @@ class UserIn(BaseModel):
 
     username: str = Field(min_length=1, max_length=64)
     name: str | None = Field(None, max_length=100)
-    role: Literal[STAFF_ROLES]  # type: ignore[valid-type]
+    role: Literal[tuple(ACCOUNT_ROLES)]  # type: ignore[valid-type]
     grids: list[str] | None = Field(None, max_length=200, description="A grid worker's grids.")
     staff_code: str | None = Field(None, max_length=64, description="A grid worker's code in the staff register (gives the grids).")
     department: str | None = Field(None, max_length=200, description="A department's name, as in the catalogue.")
@@ -52,7 +52,7 @@ class UserPatch(BaseModel):
 
 @router.get("/v1/me", summary="Who the token belongs to: role and scope")
 async def me(principal: PrincipalDep):
-    auth.require(principal, STAFF_ROLES, "who am I")
+    auth.require(principal, ACCOUNT_ROLES, "who am I")
     return principal.describe()
 
 

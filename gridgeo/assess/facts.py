@@ -32,7 +32,7 @@ from sqlalchemy import (Float, Integer, and_, case, cast, extract, func, literal
 
 from gridgeo import crs as _crs
 from gridgeo.assess.periods import CST, InvalidQuery, Period, parse_period
-from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, STATES
+from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, RESOLVED_STATES, STATES
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
@@ -56,7 +56,7 @@ FLAG_BITS = {"accept": 1, "dispatch": 2, "escalate": 4, "rework": 8, "extend": 1
 STATUSES = {"open": "在办", "overdue": "超期", "closed": "已办结", "rejected": "不予受理"}
 #: States counted as handled (办结) by :func:`event_status`: resolved by the department,
 #: whether or not verified and closed yet.
-CLOSED_STATES = ("resolved", "verified", "closed")
+CLOSED_STATES = tuple(s for s in STATES if s in RESOLVED_STATES)  # the workflow's, in life-cycle order
 
 
 def as_utc(when: dt.datetime | dt.date | str | None) -> dt.datetime:

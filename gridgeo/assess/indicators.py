@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gridgeo.assess.facts import read_facts, self_reported
 from gridgeo.assess.periods import InvalidQuery, Period
-from gridgeo.layers import PLATFORMS, ROLES
+from gridgeo.layers import PLATFORMS, STAFF_ROLES
 from gridgeo.store import Store, schema
 
 __all__ = [
@@ -221,9 +221,9 @@ def _keys(facts: pd.DataFrame, by: str, names: _Names, roles: Sequence[str] | No
 def _worker_grids(staff: pd.DataFrame, roles: Sequence[str] | None) -> pd.DataFrame:
     """(worker, grid) pairs: each person once per grid they serve, whatever their roles there."""
     if roles is not None:
-        unknown = [r for r in roles if r not in ROLES]
+        unknown = [r for r in roles if r not in STAFF_ROLES]
         if unknown:
-            raise InvalidQuery(f"unknown role {unknown[0]!r}: use {', '.join(ROLES)}")
+            raise InvalidQuery(f"unknown role {unknown[0]!r}: use {', '.join(STAFF_ROLES)}")
         staff = staff[staff["role"].isin(list(roles))]
     return (staff[["code", "grid_code"]].rename(columns={"code": "worker", "grid_code": "grid"})
             .astype(object).drop_duplicates())
@@ -334,7 +334,7 @@ def _worker_columns(out: pd.DataFrame, names: _Names, facts: pd.DataFrame, roles
     if roles is not None:
         staff = staff[staff["role"].isin(list(roles))]
     staff = staff.sort_values(["code", "grid_code", "role"])
-    role_labels = (staff[["code", "role"]].drop_duplicates().assign(label=lambda f: f["role"].map(ROLES) + "、")
+    role_labels = (staff[["code", "role"]].drop_duplicates().assign(label=lambda f: f["role"].map(STAFF_ROLES) + "、")
                    .groupby("code")["label"].sum().str[:-1])
     grid_list = (staff[["code", "grid_code"]].drop_duplicates().assign(g=lambda f: f["grid_code"] + ",")
                  .groupby("code")["g"].sum().str[:-1])

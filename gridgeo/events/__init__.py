@@ -19,13 +19,13 @@ The pieces, each usable alone:
 from gridgeo.events.intake import EventIn, IntakeResult, report_event
 from gridgeo.events.queries import command_room, get_event, list_events, reporter_view, supervision
 from gridgeo.events.service import take_action
-from gridgeo.events.workflow import ACTIONS, ROLES, STATES, allowed_actions, transition
+from gridgeo.events.workflow import ACTIONS, STATES, WORKFLOW_ACTORS, allowed_actions, transition
 
 __all__ = [
     "ACTIONS",
     "EventIn",
     "IntakeResult",
-    "ROLES",
+    "WORKFLOW_ACTORS",
     "STATES",
     "allowed_actions",
     "command_room",

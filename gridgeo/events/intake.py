@@ -37,11 +37,11 @@ from gridgeo.auth import hash_token  # what is kept of a token: its SHA-256
 from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEvent
 from gridgeo.events.batcher import committer
 from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
-from gridgeo.events.duplicates import candidates_frame, distance_m, duplicate_settings, find_candidates_many
+from gridgeo.events.duplicates import candidates_frame, duplicate_settings, find_candidates_many, stored_open_events
 from gridgeo.events.geolocate import get_geolocator, location_from_row
 from gridgeo.events.records import event_record, now_utc
 from gridgeo.events.routing import deadline, route_frame, route_many
-from gridgeo.events.workflow import OPEN_STATES, REPORT
+from gridgeo.events.workflow import REPORT
 from gridgeo.layers import SOURCES
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
@@ -358,24 +358,11 @@ def write_intakes(conn, items: list[Prepared], errors: list | None = None) -> li
         for day, idx in sorted(by_day.items()):  # one order of counter locks: no deadlock
             for i, code in zip(idx, allocate_codes(conn, day, len(idx))):
                 items[i].values["code"] = code
-        radius, window = duplicate_settings()
-        found = find_candidates_many(conn, [items[i].values for i in todo], radius_m=radius,
-                                     window_hours=window)
+        # Against the store and the events before it in this batch (not yet in the table).
+        found = find_candidates_many(conn, [items[i].values for i in todo])
         for n, i in enumerate(todo):
-            v = items[i].values
-            cands = found[n]
-            if v["pos_lon"] is not None:
-                for j in todo[:n]:  # earlier events of this batch, not yet in the table
-                    w = items[j].values
-                    if w["category_code"] != v["category_code"] or w["pos_lon"] is None:
-                        continue
-                    hours = abs((w["reported_at"] - v["reported_at"]).total_seconds()) / 3600.0
-                    if hours <= window:
-                        d = float(distance_m(v["pos_lon"], v["pos_lat"], w["pos_lon"], w["pos_lat"]))
-                        if d <= radius:
-                            cands.append({"code": w["code"], "distance_m": round(d, 1), "hours": round(hours, 1)})
-            v["duplicate_flag"] = bool(cands)
-            v["duplicate_candidates"] = sorted(cands, key=lambda c: (c["distance_m"], c["code"])) or None
+            items[i].values["duplicate_flag"] = bool(found[n])
+            items[i].values["duplicate_candidates"] = found[n] or None
         ids = conn.execute(_INSERT_EVENTS, [items[i].values for i in todo]).scalars().all()
         actions, audits, keyrows = [], [], []
         for i, event_id in zip(todo, ids):
@@ -551,18 +538,8 @@ def _open_events_near(store: Store, reported: pd.Series) -> pd.DataFrame | None:
         return None
     _, window = duplicate_settings()
     span = dt.timedelta(hours=window)
-    ev = schema.events
-    lo = reported.min().to_pydatetime() - span
-    hi = reported.max().to_pydatetime() + span
     with store.engine.connect() as conn:
-        rows = conn.execute(select(ev.c.code, ev.c.category_code, ev.c.reported_at, ev.c.pos_lon, ev.c.pos_lat)
-                            .where(ev.c.reported_at >= lo, ev.c.reported_at <= hi,
-                                   ev.c.state.in_(sorted(OPEN_STATES)), ev.c.pos_lon.is_not(None))).all()
-    if not rows:
-        return None
-    return pd.DataFrame({"code": [r[0] for r in rows], "category_code": [r[1] for r in rows],
-                         "reported_at": pd.to_datetime([r[2] for r in rows], utc=True),
-                         "x": [r[3] for r in rows], "y": [r[4] for r in rows]})
+        return stored_open_events(conn, reported.min().to_pydatetime() - span, reported.max().to_pydatetime() + span)
 
 
 def _py(frame: pd.DataFrame, columns: list[str]) -> list[dict]:

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select
 from gridgeo.errors import InvalidEvent, NotFound
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import event_record, history_record, iso, now_utc
-from gridgeo.events.workflow import OVERDUE_STATES, STATES
+from gridgeo.events.workflow import OVERDUE_STATES, QUEUE_STATES, STATES
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
@@ -178,17 +178,10 @@ def command_room(store: Store, *, now: dt.datetime | None = None, limit: int = 2
     """The command room's queues: what waits for it, and the feedback coming back."""
     now = now or now_utc()
     ev = schema.events
-    open_ = ev.c.state.notin_(["closed", "rejected"])
-    queues = {
-        "to_accept": [ev.c.state == "reported"],
-        "unlocated": [ev.c.located_by == "unlocated", open_],
-        "outside": [ev.c.located_by == "outside", ev.c.state.in_(["reported", "accepted"])],
-        "duplicates": [ev.c.duplicate_flag.is_(True), ev.c.state.in_(["reported", "accepted", "reviewing"])],
-        "to_review": [ev.c.state == "reviewing"],
-        "to_dispatch": [ev.c.state.in_(["accepted", "returned"])],
-        "to_close": [ev.c.state == "verified"],
-        "overdue": [_overdue_clause(now)],
-    }
+    extra = {"unlocated": [ev.c.located_by == "unlocated"], "outside": [ev.c.located_by == "outside"],
+             "duplicates": [ev.c.duplicate_flag.is_(True)]}
+    queues = {name: [*extra.get(name, []), ev.c.state.in_(sorted(states))] for name, states in QUEUE_STATES.items()}
+    queues["overdue"] = [_overdue_clause(now)]
     out = {"as_of": iso(now)}
     with store.engine.connect() as conn:
         for name, conds in queues.items():

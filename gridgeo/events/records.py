@@ -8,7 +8,7 @@ from functools import lru_cache
 
 import shapely
 
-from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, ROLES, STATES, allowed_actions
+from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, STATES, WORKFLOW_ACTORS, allowed_actions
 from gridgeo.timezone import CHINA as CST
 
 __all__ = ["CST", "event_record", "history_record", "iso", "now_utc"]
@@ -96,7 +96,7 @@ def history_record(row: Mapping) -> dict:
         "action_label": label,
         "actor": row["actor"],
         "role": row["role"],
-        "role_label": ROLES.get(row["role"], row["role"]),
+        "role_label": WORKFLOW_ACTORS.get(row["role"], row["role"]),
         "from_state": row["from_state"],
         "to_state": row["to_state"],
         "note": row["note"],

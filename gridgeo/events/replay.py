@@ -36,7 +36,7 @@ from gridgeo.events.geolocate import get_geolocator
 from gridgeo.events.importing import bare_events, read_events, report_history, _report_swapped
 from gridgeo.events.intake import insert_events, prepare_events
 from gridgeo.events.routing import ESCALATION_TARGETS
-from gridgeo.events.workflow import ROLES, STATES, Machine
+from gridgeo.events.workflow import MACHINE, STATES, WORKFLOW_ACTORS
 from gridgeo.store import Store, schema
 from gridgeo.validate import Report
 
@@ -131,7 +131,7 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
     implied : int
         Reviews recorded for major events.
     """
-    m = Machine()
+    m = MACHINE
     n = len(prepared)
     ev = prepared.reset_index(drop=True).copy()
     pos = pd.Series(np.arange(n), index=ev["code"].to_numpy())
@@ -178,7 +178,7 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
             state[k] = accepted
             hist_parts.append(pd.DataFrame({
                 "_ev": k, "seq": seq[k] + 1, "at": at[need], "action": "review",
-                "actor": ROLES["leadership"], "role": "leadership", "from_state": "reviewing",
+                "actor": WORKFLOW_ACTORS["leadership"], "role": "leadership", "from_state": "reviewing",
                 "to_state": "accepted", "note": "（回放补记）领导小组研判后交办",
                 "data": [{"implied": True}] * len(k)}))
             seq[k] += 1
@@ -226,7 +226,7 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
         closed[e_ok[names == "close"]] = at_ok[names == "close"]
         updated[e_ok] = at_ok
         role_names = step["actor_role"].to_numpy(dtype=object)[ok]
-        actor = np.array([ROLES.get(x, x) for x in role_names], dtype=object)
+        actor = np.array([WORKFLOW_ACTORS.get(x, x) for x in role_names], dtype=object)
         is_dept = role_names == "department"
         actor[is_dept] = department[e_ok[is_dept]]
         hist_parts.append(pd.DataFrame({

@@ -22,7 +22,7 @@ from gridgeo.events.geolocate import get_geolocator
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.routing import ESCALATION_TARGETS, deadline, route_event
-from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, transition
+from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, actor_for, transition
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store, schema
 
@@ -113,6 +113,7 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
     ------
     NotFound, IllegalTransition (409), RoleNotAllowed (403), StaleVersion (409), InvalidEvent (422)
     """
+    role = actor_for(role)  # an account role acts as its workflow actor; admin and planner take no action
     data = dict(data or {})
     note = note.strip() if isinstance(note, str) and note.strip() else None
     at = at or now_utc()

@@ -1,9 +1,17 @@
 """The event life cycle as an explicit state machine (DESIGN.md, "Event life cycle").
 
-States and actions are data: :data:`STATES`, :data:`ROLES` and :data:`ACTIONS`. Each
-action lists the states it may be taken in, the state it leads to, and the roles that
-may take it. :func:`transition` checks one action; :class:`Machine` holds the same
-table as integer arrays for batch work (the replay of a year of trails).
+States, actors and actions are data: :data:`STATES`, :data:`WORKFLOW_ACTORS` and
+:data:`ACTIONS`. Each action lists the states it may be taken in, the state it leads to,
+and the actors that may take it. :class:`Machine` holds that table as integer arrays and
+applies it to many events at once (the replay of a year of trails); :func:`transition`
+(one action) and :func:`allowed_actions` ask the same machine about one event, so there
+is one implementation of the rules. The states derived from the table (final, open,
+overdue, and the command room's queues) are defined here too, once.
+
+Actors are the parts people play in the life cycle; user accounts have roles
+(:data:`gridgeo.layers.ACCOUNT_ROLES`). :data:`ACTOR_OF_ACCOUNT` says which actor each
+account role acts as: the five operational ones act as themselves, the administrator
+and the planner take no action on events.
 
 ::
 
@@ -26,16 +34,22 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gridgeo.errors import IllegalTransition, RoleNotAllowed
+from gridgeo.layers import ACCOUNT_ROLES
 
 __all__ = [
     "ACTIONS",
+    "ACTOR_OF_ACCOUNT",
     "FINAL_STATES",
+    "MACHINE",
     "OPEN_STATES",
     "OVERDUE_STATES",
-    "ROLES",
+    "QUEUE_STATES",
+    "RESOLVED_STATES",
     "STATES",
+    "WORKFLOW_ACTORS",
     "Action",
     "Machine",
+    "actor_for",
     "allowed_actions",
     "transition",
 ]
@@ -66,9 +80,9 @@ OVERDUE_STATES = frozenset(
     {"reported", "reviewing", "accepted", "dispatched", "returned", "in_progress", "escalated"}
 )
 
-#: Role code -> label. Authentication comes later (issue 9); for now the caller names
-#: its role and the machine checks it.
-ROLES: dict[str, str] = {
+#: The parts played in the life cycle (workflow actors), code -> label; the history
+#: keeps the actor of every action.
+WORKFLOW_ACTORS: dict[str, str] = {
     "command_room": "综合指挥室",
     "leadership": "领导小组",
     "platform_office": "平台协调办公室",
@@ -98,7 +112,7 @@ class Action:
     moves
         From-state -> to-state; the action is allowed exactly in these states.
     roles
-        Roles that may take it.
+        Workflow actors (:data:`WORKFLOW_ACTORS`) that may take it.
     major_moves
         Overrides of ``moves`` for events of a major category (重大事项), which go to
         the leadership group first.
@@ -163,70 +177,18 @@ ACTIONS: dict[str, Action] = {
 REPORT = "report"
 
 
-def allowed_actions(state: str, role: str | None = None, *, major: bool = False,
-                    done: frozenset[str] | set[str] = frozenset()) -> list[str]:
-    """Actions that may be taken in ``state`` (by ``role``, when given).
-
-    ``done`` holds the actions already taken on the event, for once-only actions.
-    """
-    out = []
-    for a in ACTIONS.values():
-        if a.target(state, major=major) is None:
-            continue
-        if a.once and a.name in done:
-            continue
-        if role is not None and role not in a.roles:
-            continue
-        out.append(a.name)
-    return out
-
-
-def transition(state: str, action: str, role: str, *, major: bool = False,
-               done: frozenset[str] | set[str] = frozenset(), event: str | None = None) -> str:
-    """The state ``action`` by ``role`` leads to from ``state``.
-
-    Raises
-    ------
-    IllegalTransition
-        The action does not exist, is not allowed in ``state``, or was taken already
-        (once-only). ``exc.allowed`` maps each allowed action to the roles that may
-        take it; ``exc.state`` is the current state.
-    RoleNotAllowed
-        The action is allowed in ``state`` but not for ``role``.
-    """
-    if role not in ROLES:
-        raise RoleNotAllowed(f"unknown role {role!r}: use one of {', '.join(ROLES)}", roles=list(ROLES))
-    spec = ACTIONS.get(action)
-    target = spec.target(state, major=major) if spec else None
-    if spec is not None and spec.once and action in done:
-        target = None
-    if target is None:
-        allowed = {a: list(ACTIONS[a].roles) for a in allowed_actions(state, major=major, done=done)}
-        what = f"event {event}" if event else "an event"
-        why = "unknown action" if spec is None else f"not allowed on {what} in state {state!r}"
-        if spec is not None and spec.once and action in done:
-            why = f"already taken on {what} (once only)"
-        listing = ", ".join(f"{a} ({'/'.join(r)})" for a, r in allowed.items()) or "none"
-        raise IllegalTransition(f"{action!r}: {why}; allowed now: {listing}",
-                                state=state, allowed=allowed)
-    if role not in spec.roles:
-        raise RoleNotAllowed(
-            f"role {role!r} may not {action!r}; roles allowed: {', '.join(spec.roles)}",
-            roles=list(spec.roles))
-    return target
-
-
 class Machine:
     """The table of :data:`ACTIONS` as integer arrays, for vectorised transitions.
 
     ``next[major, state, action]`` is the index of the state reached, -1 where the
-    action is not allowed; ``role_ok[action, role]`` says who may take it.
+    action is not allowed; ``role_ok[action, actor]`` says who may take it. Build it
+    once: :data:`MACHINE` is the module's.
     """
 
     def __init__(self) -> None:
         self.states = np.array(list(STATES), dtype=object)
         self.actions = np.array(list(ACTIONS), dtype=object)
-        self.roles = np.array(list(ROLES), dtype=object)
+        self.roles = np.array(list(WORKFLOW_ACTORS), dtype=object)
         self.state_ix = {s: i for i, s in enumerate(self.states)}
         self.action_ix = {a: i for i, a in enumerate(self.actions)}
         self.role_ix = {r: i for i, r in enumerate(self.roles)}
@@ -255,7 +217,7 @@ class Machine:
         Parameters
         ----------
         state, action, role : int arrays
-            Codes (see :meth:`codes`); -1 marks an unknown action or role.
+            Codes (see :meth:`codes`); -1 marks an unknown action or actor.
         major : bool array
         done_once : bool array
             The once-only action was taken already on this event.
@@ -266,7 +228,7 @@ class Machine:
             The state reached; the old one where refused.
         illegal, forbidden : bool arrays
             Refused because the action is not allowed in the state (or unknown, or
-            already taken once), or because the role may not take it.
+            already taken once), or because the actor may not take it.
         """
         known = (action >= 0) & (state >= 0)
         a = np.where(known, action, 0)
@@ -277,3 +239,117 @@ class Machine:
         forbidden = ~illegal & ((role < 0) | ~self.role_ok[a, r])
         new = np.where(illegal | forbidden, state, target).astype(np.int16)
         return new, illegal, forbidden
+
+    def allowed(self, state: str, *, major: bool = False, done: frozenset[str] | set[str] = frozenset()
+                ) -> np.ndarray:
+        """Bool per action (in :attr:`actions` order): allowed in ``state`` for someone."""
+        si = self.state_ix.get(state, -1)
+        if si < 0:
+            return np.zeros(len(self.actions), dtype=bool)
+        taken = np.array([a in done for a in self.actions], dtype=bool)
+        return (self.next[int(major), si] >= 0) & ~(self.once & taken)
+
+
+#: The machine, built once from :data:`ACTIONS`.
+MACHINE = Machine()
+
+#: The actor each account role (:data:`gridgeo.layers.ACCOUNT_ROLES`) acts as in the life
+#: cycle; None: the role takes no action on events (it may still read them).
+ACTOR_OF_ACCOUNT: dict[str, str | None] = {
+    role: (role if role in WORKFLOW_ACTORS else None) for role in ACCOUNT_ROLES
+}
+
+
+def actor_for(role: str | None) -> str:
+    """The workflow actor ``role`` acts as: an actor itself, or an account role's
+    (:data:`ACTOR_OF_ACCOUNT`).
+
+    Raises
+    ------
+    RoleNotAllowed
+        An account role that takes no action on events (``admin``, ``planner``), or a
+        name that is neither an actor nor an account role.
+    """
+    if role in WORKFLOW_ACTORS:
+        return role
+    actors = [a for a in WORKFLOW_ACTORS]
+    if role in ACTOR_OF_ACCOUNT:
+        raise RoleNotAllowed(
+            f"the account role {role!r} ({ACCOUNT_ROLES[role]}) takes no action on events; "
+            f"actions are taken by {', '.join(actors)}", roles=actors)
+    raise RoleNotAllowed(f"unknown role {role!r}: use one of {', '.join(actors)} "
+                         f"(account roles: {', '.join(ACCOUNT_ROLES)})", roles=actors)
+
+
+def allowed_actions(state: str, role: str | None = None, *, major: bool = False,
+                    done: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Actions that may be taken in ``state`` (by ``role``, when given: a workflow actor
+    or an account role; one that takes no action on events gets none).
+
+    ``done`` holds the actions already taken on the event, for once-only actions.
+    """
+    ok = MACHINE.allowed(state, major=major, done=done)
+    if role is not None:
+        actor = role if role in WORKFLOW_ACTORS else ACTOR_OF_ACCOUNT.get(role)
+        if actor is None:
+            return []
+        ok &= MACHINE.role_ok[:, MACHINE.role_ix[actor]]
+    return MACHINE.actions[ok].tolist()
+
+
+def transition(state: str, action: str, role: str, *, major: bool = False,
+               done: frozenset[str] | set[str] = frozenset(), event: str | None = None) -> str:
+    """The state ``action`` by ``role`` leads to from ``state``: :meth:`Machine.step` for
+    one event, with errors that say what is allowed.
+
+    ``role`` is a workflow actor or an account role (:func:`actor_for`).
+
+    Raises
+    ------
+    IllegalTransition
+        The action does not exist, is not allowed in ``state``, or was taken already
+        (once-only). ``exc.allowed`` maps each allowed action to the actors that may
+        take it; ``exc.state`` is the current state.
+    RoleNotAllowed
+        The action is allowed in ``state`` but not for ``role``, or ``role`` takes no
+        action on events.
+    """
+    actor = actor_for(role)
+    m = MACHINE
+    new, illegal, forbidden = m.step(
+        np.array([m.state_ix.get(state, -1)]), np.array([m.action_ix.get(action, -1)]),
+        np.array([m.role_ix[actor]]), np.array([bool(major)]), np.array([action in done]))
+    spec = ACTIONS.get(action)
+    if illegal[0]:
+        allowed = {a: list(ACTIONS[a].roles) for a in allowed_actions(state, major=major, done=done)}
+        what = f"event {event}" if event else "an event"
+        why = "unknown action" if spec is None else f"not allowed on {what} in state {state!r}"
+        if spec is not None and spec.once and action in done:
+            why = f"already taken on {what} (once only)"
+        listing = ", ".join(f"{a} ({'/'.join(r)})" for a, r in allowed.items()) or "none"
+        raise IllegalTransition(f"{action!r}: {why}; allowed now: {listing}",
+                                state=state, allowed=allowed)
+    if forbidden[0]:
+        raise RoleNotAllowed(
+            f"role {role!r} may not {action!r}; roles allowed: {', '.join(spec.roles)}",
+            roles=list(spec.roles))
+    return str(m.states[new[0]])
+
+
+# -- states derived from the table, defined once ------------------------------------------
+
+#: States an event has been resolved in (or since): what assessment counts as done.
+RESOLVED_STATES = frozenset({"resolved", "verified", "closed"})
+
+#: The command room's queues (:func:`gridgeo.events.queries.command_room`): the states an
+#: event waits in for each. ``to_dispatch`` and ``duplicates`` are where ``dispatch`` and
+#: ``merge`` may be taken; ``outside`` holds events awaiting the escalation to 12345.
+QUEUE_STATES: dict[str, frozenset[str]] = {
+    "to_accept": frozenset(ACTIONS["accept"].moves),
+    "unlocated": OPEN_STATES,
+    "outside": frozenset({"reported", "accepted"}),
+    "duplicates": frozenset(ACTIONS["merge"].moves),
+    "to_review": frozenset(ACTIONS["review"].moves),
+    "to_dispatch": frozenset(ACTIONS["dispatch"].moves),
+    "to_close": frozenset(ACTIONS["close"].moves),
+}

@@ -22,6 +22,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from gridgeo.layers import ACCOUNT_ROLES
 from gridgeo.store.types import Geometry, UTCDateTime
 
 metadata = MetaData(
@@ -268,9 +269,6 @@ idempotency_keys = Table(
     Index(None, "created_at"),
 )
 
-#: Roles a user account may have (gridgeo.auth.ROLES; the public reporter has no account).
-USER_ROLES = ("admin", "planner", "command_room", "leadership", "platform_office", "department",
-              "grid_worker")
 
 #: 用户: who may use the API, with one role and, for scoped roles, their scope: the grids
 #: of a grid worker, the department of a department, the platform of a platform office.
@@ -288,7 +286,7 @@ users = Table(
     Column("staff_code", String(64)),
     Column("active", Boolean, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
-    CheckConstraint(f"role IN ({_in(USER_ROLES)})", name="role"),
+    CheckConstraint(f"role IN ({_in(tuple(ACCOUNT_ROLES))})", name="role"),  # gridgeo.layers.ACCOUNT_ROLES
 )
 
 #: API tokens: only the SHA-256 of each token is kept (tokens are 256 random bits, so a
