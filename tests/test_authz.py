@@ -331,3 +331,44 @@ def test_actions_act_in_the_tokens_role_within_scope(setup):
                                                               "role": "command_room"}, headers=who["department"])
     assert r.status_code == 422
     assert ACTIONS["start"].roles == ("department",)
+
+
+def test_dispatch_stays_inside_the_rules(setup):
+    """A platform office dispatches inside its platform to departments of the catalogue;
+    the command room anywhere, but only to the catalogue's departments; admin takes no
+    action. Refusals are 4xx saying what is allowed, and store nothing."""
+    client, who, ctx, events, _ = setup
+    cr, po = who["command_room"], who["platform_office"]
+    code = ctx["e0"]  # ZZ001: stability, 综治办, in the platform office's scope
+
+    def act(headers, action, data=None):
+        v = client.get(f"/v1/events/{code}", headers=cr).json()["version"]
+        return client.post(f"/v1/events/{code}/actions", json={"action": action, "version": v, "data": data or {}},
+                           headers=headers)
+
+    r = act(who["admin"], "accept")
+    assert r.status_code == 403 and "takes no action on events" in r.json()["detail"]
+    assert act(cr, "accept").status_code == 200
+    v = client.get(f"/v1/events/{code}", headers=cr).json()["version"]
+    for headers, data, status in [(po, {"platform": "market", "department": "市场监管所"}, 403),
+                                  (po, {"department": "市场监管所"}, 403),
+                                  (po, {"department": "不存在的部门"}, 422),
+                                  (cr, {"department": "不存在的部门"}, 422),
+                                  (cr, {"platform": "market", "department": "不存在的部门"}, 422),
+                                  (cr, {"platform": "market", "department": "综治办"}, 422)]:
+        r = act(headers, "dispatch", data)
+        assert r.status_code == status, (data, r.text)
+        body = r.json()
+        if status == 403:
+            assert body["allowed_roles"] == ["command_room"] and "inside its platform" in body["detail"]
+        else:
+            assert "市场监管所" in body["detail"] and "综治办" in body["detail"]  # the targets it may use
+    e = client.get(f"/v1/events/{code}", headers=cr).json()
+    assert (e["version"], e["state"], e["platform"], e["department"]) == (v, "accepted", "stability", "综治办")
+    r = act(po, "dispatch", {"department": "司法所"})
+    assert r.status_code == 200 and (r.json()["platform"], r.json()["department"]) == ("stability", "司法所")
+    # the command room may send another event across platforms, to a department of the catalogue
+    code = ctx["e1"]
+    assert act(cr, "accept").status_code == 200
+    r = act(cr, "dispatch", {"platform": "market", "department": "市场监管所"})
+    assert r.status_code == 200 and (r.json()["platform"], r.json()["department"]) == ("market", "市场监管所")

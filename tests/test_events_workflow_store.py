@@ -139,11 +139,55 @@ def test_history_and_audit_keep_who_when_and_the_note(world):
 def test_dispatch_can_reroute(world):
     w = Walker(world)
     code = w.to("returned")
-    e = w.act(code, "dispatch", role="platform_office", data={"category_code": "ZF001"})
+    # Re-routing to a category of another platform is a dispatch across platforms: the
+    # command room's (a platform office keeps to its platform, test_dispatch_targets_...).
+    e = w.act(code, "dispatch", role="command_room", data={"category_code": "ZF001"})
     assert (e["category_code"], e["platform"], e["department"]) == ("ZF001", "enforcement", "综合行政执法中队")
     assert e["deadline_at"] == (dt.datetime.fromisoformat(e["reported_at"]) + dt.timedelta(hours=120)).isoformat()
     e = w.act(w.to("accepted"), "dispatch", data={"department": "司法所"})
     assert e["department"] == "司法所"
+
+
+def test_dispatch_targets_come_from_the_catalogue_and_offices_keep_to_their_platform(world):
+    w = Walker(world)
+    code = w.to("returned")  # a ZZ001 event: stability, 综治办
+    before = get_event(world, code)
+    # a department that does not exist, or not of that platform: refused, saying what is allowed
+    for data in ({"department": "不存在的部门"}, {"department": "市场监管所", "platform": "stability"},
+                 {"platform": "market"}, {"department": "综治办", "platform": "nowhere"}):
+        for role in ("command_room", "platform_office"):
+            with pytest.raises(InvalidEvent) as exc:
+                w.act(code, "dispatch", role=role, data=data)
+            assert exc.value.status == 422
+            if "nowhere" not in str(data):
+                assert "stability: 司法所、综治办" in str(exc.value) or "司法所" in str(exc.value)
+    # a platform office: inside its platform only, whichever way it names the target
+    for data in ({"department": "市场监管所"}, {"department": "市场监管所", "platform": "market"},
+                 {"category_code": "SC001"}):
+        with pytest.raises(RoleNotAllowed, match="inside its platform") as exc:
+            w.act(code, "dispatch", role="platform_office", data=data)
+        assert exc.value.roles == ["command_room"] and exc.value.status == 403
+    after = get_event(world, code)
+    assert (after["version"], after["platform"], after["department"], after["state"]) == \
+        (before["version"], before["platform"], before["department"], "returned")  # nothing stored
+    # inside the platform it may; the command room may cross platforms (to catalogue pairs)
+    e = w.act(code, "dispatch", role="platform_office", data={"department": "司法所"})
+    assert (e["platform"], e["department"], e["state"]) == ("stability", "司法所", "dispatched")
+    other = w.to("accepted")
+    e = w.act(other, "dispatch", role="command_room", data={"department": "市场监管所"})
+    assert (e["platform"], e["department"]) == ("market", "市场监管所")  # the department's one platform
+    e = get_event(world, w.to("accepted"))
+    assert w.act(e["code"], "dispatch", role="command_room", data={"platform": "enforcement",
+                                                                     "department": "综合行政执法中队"})["platform"] == "enforcement"
+
+
+def test_admin_and_planner_take_no_action_and_are_told_so(world):
+    w = Walker(world)
+    code = w.new()
+    for role in ("admin", "planner"):
+        with pytest.raises(RoleNotAllowed, match="takes no action on events"):
+            w.act(code, "accept", role=role)
+    assert get_event(world, code)["state"] == "reported"
 
 
 def test_major_event_is_reviewed_before_dispatch(world):

@@ -11,7 +11,7 @@ from gridgeo.events.db import write_txn
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store, schema
 
-__all__ = ["get_category", "list_categories", "put_category"]
+__all__ = ["dispatch_targets", "get_category", "list_categories", "put_category"]
 
 _FIELDS = ("name", "platform", "department", "deadline_hours", "major", "description")
 #: The longest deadline a category may set: a year (deadlines are dates, and dates end).
@@ -26,6 +26,17 @@ def list_categories(store: Store, *, platform: str | None = None) -> list[dict]:
         q = q.where(cat.c.platform == platform)
     with store.engine.connect() as conn:
         return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def dispatch_targets(conn) -> dict[str, list[str]]:
+    """Where an event may be dispatched: platform -> its departments, as the catalogue's
+    categories pair them (on the caller's connection, inside its transaction)."""
+    cat = schema.categories
+    out: dict[str, list[str]] = {}
+    for platform, department in conn.execute(select(cat.c.platform, cat.c.department).distinct()
+                                             .order_by(cat.c.platform, cat.c.department)):
+        out.setdefault(platform, []).append(department)
+    return out
 
 
 def get_category(store: Store, code: str) -> dict:

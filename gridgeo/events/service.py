@@ -17,6 +17,7 @@ import shapely
 from sqlalchemy import select
 
 from gridgeo.errors import InvalidEvent, NotFound, RoleNotAllowed, StaleVersion
+from gridgeo.events.catalogue import dispatch_targets
 from gridgeo.events.db import write_txn
 from gridgeo.events.geolocate import get_geolocator
 from gridgeo.events.intake import hash_token
@@ -144,7 +145,7 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         changes: dict[str, Any] = {}
         extra: list = []  # (statement) to run after the update, e.g. on a merge target
         record_data = dict(data)
-        _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor)
+        _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor, role)
         ev = schema.events
         changes.update(state=target, version=row["version"] + 1, updated_at=at)
         if target == "closed" and row["state"] != "closed":
@@ -168,7 +169,70 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
     return get_event(store, code)
 
 
-def _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor) -> None:
+def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
+    """Where a dispatch sends the event: the routed unit, or a target of the catalogue.
+
+    The rules (the catalogue, :func:`gridgeo.events.catalogue.dispatch_targets`, pairs
+    platforms and departments):
+
+    - ``data.category_code`` re-routes the event by that category (its platform and
+      department, as routing gives them);
+    - ``data.department`` / ``data.platform`` name the unit: a department of the catalogue,
+      of that platform (a department alone keeps the event's platform when it has that
+      department there, else takes the one platform that has it);
+    - a platform office dispatches inside the event's platform (its own: it sees no other)
+      only; across platforms the command room dispatches.
+
+    Raises
+    ------
+    InvalidEvent
+        An unknown category, platform or department, or a pair the catalogue does not have.
+    RoleNotAllowed
+        A platform office sending the event to another platform.
+    """
+    wanted = _text(data, "category_code", 32)
+    if wanted and wanted != row["category_code"]:
+        category = _category(conn, wanted)
+        if category is None:
+            raise InvalidEvent(f"unknown category {data['category_code']!r}")
+        route = route_event(category, [])
+        changes.update(category_code=category["code"], platform=route.platform,
+                       department=route.department, route=route.route, route_target=route.target,
+                       route_reason=route.reason,
+                       deadline_at=deadline(row["reported_at"], category["deadline_hours"],
+                                            row["extended_hours"]))
+    department = _text(data, "department", 200)
+    platform = _text(data, "platform", 16)
+    if platform is not None and platform not in PLATFORMS:
+        raise InvalidEvent(f"data.platform must be one of {', '.join(PLATFORMS)}, not {platform!r}")
+    current = changes.get("platform") or row["platform"]
+    if department is not None or platform is not None:
+        targets = dispatch_targets(conn)
+        listing = "; ".join(f"{p}: {'、'.join(ds)}" for p, ds in targets.items()) or "none"
+        if department is None:
+            department = changes.get("department") or row["department"]
+        elif platform is None:
+            having = [p for p, ds in targets.items() if department in ds]
+            platform = current if current in having else having[0] if len(having) == 1 else None
+            if platform is None and having:
+                raise InvalidEvent(f"department {department!r} is in several platforms "
+                                   f"({', '.join(having)}): give data.platform too")
+        platform = platform or current
+        if department not in targets.get(platform, ()):
+            raise InvalidEvent(f"{department!r} is not a department of platform {platform!r} in the "
+                               f"catalogue; dispatch targets: {listing}")
+    department = department or changes.get("department") or row["department"]
+    platform = platform or current
+    if not department:
+        raise InvalidEvent("dispatch needs data.department: the event has no routed department")
+    if role == "platform_office" and platform != row["platform"]:
+        raise RoleNotAllowed(f"a platform office dispatches inside its platform ({row['platform']!r}) only, "
+                             f"not to {platform!r}: across platforms the command room dispatches",
+                             roles=["command_room"])
+    changes.update(department=department, platform=platform)
+
+
+def _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor, role) -> None:
     """The fields an action changes besides the state (and what the history keeps)."""
     ev = schema.events
     if action == "reject":
@@ -203,28 +267,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
 
         extra.append(absorb)
     elif action == "dispatch":
-        category = None
-        wanted = _text(data, "category_code", 32)
-        if wanted and wanted != row["category_code"]:
-            category = _category(conn, wanted)
-            if category is None:
-                raise InvalidEvent(f"unknown category {data['category_code']!r}")
-            route = route_event(category, [])
-            changes.update(category_code=category["code"], platform=route.platform,
-                           department=route.department, route=route.route, route_target=route.target,
-                           route_reason=route.reason,
-                           deadline_at=deadline(row["reported_at"], category["deadline_hours"],
-                                                row["extended_hours"]))
-        department = (_text(data, "department", 200) or changes.get("department")
-                      or row["department"])
-        if not department:
-            raise InvalidEvent("dispatch needs data.department: the event has no routed department")
-        platform = _text(data, "platform", 16)
-        if platform is not None and platform not in PLATFORMS:
-            raise InvalidEvent(f"data.platform must be one of {', '.join(PLATFORMS)}, "
-                               f"not {platform!r}")
-        platform = platform or changes.get("platform") or row["platform"]
-        changes.update(department=department, platform=platform)
+        _dispatch(conn, row, role, data, changes)
+        department, platform = changes["department"], changes["platform"]
         record_data.update(department=department, platform=platform)
         if row["deadline_at"] is None and "deadline_at" not in changes:
             cat = _category(conn, row["category_code"])
