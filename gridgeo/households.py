@@ -18,6 +18,7 @@ from sqlalchemy import or_
 from gridgeo.errors import InvalidEvent
 from gridgeo.lookup import Lookup
 from gridgeo.store import Store, schema
+from gridgeo.store.sql import starts_with
 
 __all__ = ["households_in"]
 
@@ -46,7 +47,7 @@ def households_in(store: Store, *, grids: Iterable[str] | None = None, village: 
     if grids:  # a grid code starts with its village's code
         conds.append(or_(*[h.c.village_code == g[:12] for g in {g[:12] for g in grids}]))
     if village:
-        conds.append(h.c.village_code.startswith(village))
+        conds.append(starts_with(h.c.village_code, village))
     frame = store.read("households", where=None if not conds else conds[0] if len(conds) == 1
                        else conds[0] & conds[1])
     geoms = frame.geometry.to_numpy()

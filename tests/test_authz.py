@@ -372,3 +372,22 @@ def test_dispatch_stays_inside_the_rules(setup):
     assert act(cr, "accept").status_code == 200
     r = act(cr, "dispatch", {"platform": "market", "department": "市场监管所"})
     assert r.status_code == 200 and (r.json()["platform"], r.json()["department"]) == ("market", "市场监管所")
+
+
+def test_like_wildcards_in_filters_match_only_themselves(setup):
+    """``%`` and ``_`` in a user's prefix filter are characters, not LIKE wildcards:
+    ``village=%`` once matched every event (events, supervision, households, grids)."""
+    client, who, ctx, events, _ = setup
+    cr = who["command_room"]
+    v1 = G11[:12]
+    wild = ["%", "_", "%%", v1[:-1] + "_", v1[:3] + "%", "3311%", "_" * 12]
+    assert client.get(f"/v1/events?village={v1}", headers=cr).json()["total"] == 2  # the filter works
+    assert client.get(f"/v1/households?village={v1}", headers=cr).json()["total"] > 0
+    assert len(client.get(f"/v1/grids?village={v1}").json()["features"]) == 2
+    for text in wild:
+        q = {"village": text}
+        assert client.get("/v1/events", params=q, headers=cr).json()["total"] == 0, text
+        sup = client.get("/v1/supervision", params=q, headers=cr).json()
+        assert sup["overdue"]["total"] == 0, text
+        assert client.get("/v1/households", params=q, headers=cr).json()["total"] == 0, text
+        assert client.get("/v1/grids", params=q).json()["features"] == [], text

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from gridgeo.api.deps import get_store
 from gridgeo.errors import InvalidCoordinates, NotFound
 from gridgeo.store import Store, schema
+from gridgeo.store.sql import starts_with
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
 
@@ -48,7 +49,7 @@ def list_grids(
 ):
     """A FeatureCollection of grids, with the plan version that answered."""
     box = _bbox(bbox)
-    where = schema.grids.c.village_code.startswith(village) if village else None
+    where = starts_with(schema.grids.c.village_code, village) if village else None
     frame = store.read("grids", at=at, plan=plan, where=where)
     if box is not None and len(frame):
         frame = frame.cx[box[0]:box[2], box[1]:box[3]]

@@ -11,8 +11,9 @@ from sqlalchemy import and_, func, or_, select
 from gridgeo.errors import InvalidEvent, NotFound
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import event_record, history_record, iso, now_utc
-from gridgeo.events.workflow import OVERDUE_STATES, QUEUE_STATES, STATES
+from gridgeo.events.workflow import OVERDUE_STATES, QUEUE_STATES, STATES, UNDISPATCHED_STATES
 from gridgeo.store import Store, schema
+from gridgeo.store.sql import starts_with
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = ["command_room", "get_event", "list_events", "reporter_view", "supervision"]
@@ -74,7 +75,7 @@ def _filters(*, state=None, grid=None, village=None, platform=None, department=N
     if grid:
         many(ev.c.grid_code, grid)
     if village:
-        conds.append(ev.c.grid_code.startswith(village))
+        conds.append(starts_with(ev.c.grid_code, village))
     if platform:
         many(ev.c.platform, platform)
     if department:
@@ -231,7 +232,7 @@ def reporter_view(store: Store, code: str, token: str, *, now: dt.datetime | Non
         "reported_at": iso(row["reported_at"]),
         "updated_at": iso(row["updated_at"]),
         "deadline_at": iso(row["deadline_at"]),
-        "department": row["department"] if row["state"] not in ("reported", "reviewing", "accepted") else None,
+        "department": row["department"] if row["state"] not in UNDISPATCHED_STATES else None,
         "escalated_to": row["escalated_to"],
         "result": row["result"],
         "satisfaction": row["satisfaction"],

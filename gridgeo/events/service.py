@@ -23,7 +23,7 @@ from gridgeo.events.geolocate import get_geolocator
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.routing import ESCALATION_TARGETS, deadline, route_event
-from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, actor_for, transition
+from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, actor_for, transition
 from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store, schema
 
@@ -312,7 +312,7 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         if loc.lon is not None:
             changes.update(geometry=shapely.Point(loc.lon, loc.lat), pos_lon=loc.lon, pos_lat=loc.lat)
         cat = _category(conn, row["category_code"])
-        if cat is not None and row["state"] in ("reported", "reviewing", "accepted", "returned"):
+        if cat is not None and row["state"] in ROUTABLE_STATES:
             route = route_event(cat, [], outside=loc.outside)
             changes.update(route=route.route, route_target=route.target, route_reason=route.reason,
                            platform=route.platform, department=route.department)

@@ -45,7 +45,9 @@ __all__ = [
     "OVERDUE_STATES",
     "QUEUE_STATES",
     "RESOLVED_STATES",
+    "ROUTABLE_STATES",
     "STATES",
+    "UNDISPATCHED_STATES",
     "WORKFLOW_ACTORS",
     "Action",
     "Machine",
@@ -340,6 +342,12 @@ def transition(state: str, action: str, role: str, *, major: bool = False,
 
 #: States an event has been resolved in (or since): what assessment counts as done.
 RESOLVED_STATES = frozenset({"resolved", "verified", "closed"})
+#: States before the first dispatch: no department has the event yet (the reporter's
+#: view names none).
+UNDISPATCHED_STATES = frozenset({"reported", "reviewing", "accepted"})
+#: States in which placing the event anew (``locate``) routes it anew: not dispatched
+#: yet, or returned by the department.
+ROUTABLE_STATES = UNDISPATCHED_STATES | {"returned"}
 
 #: The command room's queues (:func:`gridgeo.events.queries.command_room`): the states an
 #: event waits in for each. ``to_dispatch`` and ``duplicates`` are where ``dispatch`` and

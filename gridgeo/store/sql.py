@@ -1,0 +1,18 @@
+"""SQL building blocks shared by every query of user-supplied text."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement
+
+__all__ = ["starts_with"]
+
+
+def starts_with(column, prefix: str) -> ColumnElement[bool]:
+    """``column`` begins with ``prefix``, taken literally.
+
+    A prefix filter becomes ``LIKE 'prefix%'``: left as it is, a ``%`` or ``_`` typed by a
+    user is a wildcard there (``village=%`` would match every event). The prefix is
+    escaped (``ESCAPE '/'``, the same on SQLite and PostgreSQL), so it only ever matches
+    itself. Every user-supplied string that reaches LIKE goes through here.
+    """
+    return column.startswith(str(prefix), autoescape=True)
