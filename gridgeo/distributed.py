@@ -611,7 +611,7 @@ def export_archive(
             frame["extended_hours"] = frame["extended_hours"].fillna(0).astype(np.int64)
             key = (
                 frame["reported_at"]
-                .dt.tz_convert("Asia/Shanghai")
+                .dt.tz_convert(CST)
                 .dt.strftime(fmt)
                 .to_numpy(dtype=object)
             )

@@ -26,6 +26,7 @@ from gridgeo.config import get_settings
 from gridgeo.errors import GridgeoError, IllegalTransition, ImportFailed, StoreError, UnknownCRS
 from gridgeo.layers import IMPORT_ORDER, LAYERS, get_layer
 from gridgeo.store import Store, schema, today
+from gridgeo.timezone import CHINA
 from gridgeo.validate import (
     Report,
     check_grids,
@@ -644,7 +645,7 @@ def export_layer(store: Store, layer: str, path: str | Path, *, at: dt.date | No
         frame = frame.drop(columns=["plan_id"], errors="ignore")
     for col in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
-            frame[col] = frame[col].dt.tz_convert("Asia/Shanghai").dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(
+            frame[col] = frame[col].dt.tz_convert(CHINA).dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(
                 r"(\d\d)(\d\d)$", r"\1:\2", regex=True)
     write_frame(frame, path, layer=layer)
     return len(frame)

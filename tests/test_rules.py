@@ -1,0 +1,38 @@
+"""One definition per rule: the China time zone and "today" are defined once and used by
+every module that needs them (the other rules have their own agreement tests:
+test_events_routing, test_events_workflow, test_events_intake, test_crs, test_plan)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import gridgeo
+from gridgeo import timezone
+
+ROOT = Path(gridgeo.__file__).resolve().parent.parent
+
+
+def test_china_time_is_defined_once():
+    """No module but gridgeo.timezone spells UTC+8; the modules that re-export a ``CST``
+    hand out that one object."""
+    from gridgeo.assess import periods
+    from gridgeo.events import db, geolocate, records
+
+    pattern = re.compile(r"timedelta\(hours=8\)|Asia/Shanghai|hours=8\)")
+    offenders = [str(p.relative_to(ROOT)) for folder in ("gridgeo", "api", "maps") for p in (ROOT / folder).rglob("*.py")
+                 if p.name != "timezone.py" and "migrations" not in p.parts and pattern.search(p.read_text("utf-8"))]
+    assert offenders == []
+    assert all(m.CST is timezone.CHINA for m in (periods, db, geolocate, records))
+    assert timezone.CHINA.utcoffset(None) == dt.timedelta(hours=8)
+
+
+def test_today_is_the_date_in_china():
+    from gridgeo.store import today
+
+    assert today is timezone.today
+    now = dt.datetime.now(dt.timezone.utc)
+    assert timezone.today() in {(now + dt.timedelta(hours=8)).date(), (now + dt.timedelta(hours=8, seconds=5)).date()}
+    # 16:30 UTC is half past midnight of the next day in China
+    assert timezone.china_date(dt.datetime(2026, 7, 1, 16, 30, tzinfo=dt.timezone.utc)) == dt.date(2026, 7, 2)
