@@ -68,6 +68,9 @@ def test_grids_filters(client):
 
 
 def test_bad_bbox_is_a_problem(client):
+    for bad in ("119,28,121,inf", "-200,28,121,30", "119,-95,121,30"):  # corners that are no lon/lat
+        r = client.get("/v1/grids", params={"bbox": bad})
+        assert r.status_code == 422 and "bbox" in r.json()["detail"], bad
     r = client.get("/v1/grids", params={"bbox": "1,2,3"})
     assert r.status_code == 422
     assert r.headers["content-type"] == "application/problem+json"

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from gridgeo.api.deps import get_store
+from gridgeo.crs import lonlat_ok
 from gridgeo.errors import InvalidCoordinates, NotFound
 from gridgeo.store import Store, schema
 from gridgeo.store.sql import starts_with
@@ -26,8 +27,10 @@ def _bbox(value: str | None):
         parts = [float(v) for v in value.split(",")]
     except ValueError:
         parts = []
-    if len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3]):
-        raise InvalidCoordinates(f"bbox {value!r} must be min_lon,min_lat,max_lon,max_lat")
+    if (len(parts) != 4 or not (parts[0] < parts[2] and parts[1] < parts[3])
+            or not (lonlat_ok(parts[0], parts[1]) and lonlat_ok(parts[2], parts[3]))):
+        raise InvalidCoordinates(f"bbox {value!r} must be min_lon,min_lat,max_lon,max_lat "
+                                 "(degrees: lon in [-180, 180], lat in [-90, 90])")
     return parts
 
 
