@@ -274,7 +274,7 @@ def actor_for(role: str | None) -> str:
     """
     if role in WORKFLOW_ACTORS:
         return role
-    actors = [a for a in WORKFLOW_ACTORS]
+    actors = list(WORKFLOW_ACTORS)
     if role in ACTOR_OF_ACCOUNT:
         raise RoleNotAllowed(
             f"the account role {role!r} ({ACCOUNT_ROLES[role]}) takes no action on events; "
