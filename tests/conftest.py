@@ -1,51 +1,36 @@
-"""Fixtures: stores on SQLite and on PostgreSQL + PostGIS, and a tiny hand-built township.
+"""Fixtures of the whole suite: stores on SQLite and on PostgreSQL + PostGIS, the tiny
+township and its events world, the hand-built assessment township, and the sample
+township (loaded once per database, its year replayed once per session).
 
 The PostgreSQL half uses ``GRIDGEO_TEST_POSTGRES_URL`` (default: the local server's
 ``gridgeo_test`` database, created if missing). Where no server answers, those tests
 are skipped locally and fail in CI (``CI=true``), so a green CI always means both.
+
+The data behind the fixtures is in plain modules under ``tests/helpers/`` (see
+tests/README.md); fixtures used by one folder only are in that folder's ``conftest.py``.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
+import sqlite3
+from contextlib import closing
 
-import geopandas as gpd
 import pytest
-import shapely
 from sqlalchemy import create_engine, text
 
-from gridgeo.store import Store, metadata
+from gridgeo.store import Store
+from helpers.databases import PG_URL, empty_store, ensure_pg_database, truncate
+from helpers.events_world import load_world
+from helpers.hand_built import build
+from helpers.tiny import make_tiny
 
-ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "data" / "sample"
-PG_URL = os.environ.get(
-    "GRIDGEO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/gridgeo_test"
-)
-
-
-def _ensure_pg_database(url: str) -> str | None:
-    """Create the test database if missing; return why PostgreSQL is unusable, or None."""
-    base, _, name = url.rpartition("/")
-    try:
-        admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-            available = conn.execute(
-                text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
-            ).first()
-        admin.dispose()
-    except Exception as exc:  # no server, refused ...
-        return f"PostgreSQL at {base} is not reachable: {exc}"
-    if not available:
-        return "PostGIS is not installed on the PostgreSQL server (apt-get install postgresql-15-postgis-3)"
-    return None
+DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 @pytest.fixture(scope="session")
 def pg_url():
-    why = _ensure_pg_database(PG_URL)
+    why = ensure_pg_database(PG_URL)
     if why:
         if os.environ.get("CI"):
             pytest.fail(why)
@@ -61,119 +46,100 @@ def pg_url():
     return PG_URL
 
 
-def _truncate(store: Store) -> None:
-    names = ", ".join(t.name for t in metadata.sorted_tables)
-    with store.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 def store(request, tmp_path):
     """An empty, migrated store on each database."""
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'test.db'}")
-        s.migrate()
-    else:
-        s = Store(request.getfixturevalue("pg_url"))
-        _truncate(s)
+    pg = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    s = empty_store(request.param, tmp_path, pg)
     yield s
     s.close()
 
 
-# -- a tiny township, small enough to reason about by hand ------------------------------
-#
-# Two villages side by side, 0.01 degree squares near 119.40E 28.40N (about 980 m by
-# 1110 m), each split into two grids west | east. Households sit inside the grids.
-
-X0, Y0, D = 119.40, 28.40, 0.01
-V1, V2 = "331124201201", "331124201202"
-
-
-def box(x0, y0, x1, y1):
-    return shapely.box(x0, y0, x1, y1)
-
-
 @pytest.fixture
 def tiny(tmp_path):
-    """Paths of a consistent tiny township: divisions, grids, households, staff, categories."""
+    """Paths of a consistent tiny township: divisions, grids, households, staff, categories
+    (:mod:`helpers.tiny`)."""
     return make_tiny(tmp_path)
 
 
-def make_tiny(tmp_path: Path) -> dict:
-    """Write the tiny township's files into ``tmp_path`` (for fixtures of wider scope)."""
-    div = gpd.GeoDataFrame(
-        {
-            "code": ["331124", "331124201", V1, V2],
-            "name": ["松阳县", "测试乡", "东村", "西村"],
-            "level": ["county", "township", "village", "village"],
-            "parent_code": [None, "331124", "331124201", "331124201"],
-        },
-        geometry=[None, box(X0, Y0, X0 + 2 * D, Y0 + D), box(X0, Y0, X0 + D, Y0 + D),
-                  box(X0 + D, Y0, X0 + 2 * D, Y0 + D)],
-        crs=4326,
-    )
-    h = D / 2
-    grids = gpd.GeoDataFrame(
-        {
-            "code": [V1 + "001", V1 + "002", V2 + "001", V2 + "002"],
-            "name": ["东村一网格", "东村二网格", "西村一网格", "西村二网格"],
-            "village_code": [V1, V1, V2, V2],
-            "kind": ["basic"] * 4,
-        },
-        geometry=[box(X0, Y0, X0 + h, Y0 + D), box(X0 + h, Y0, X0 + D, Y0 + D),
-                  box(X0 + D, Y0, X0 + D + h, Y0 + D), box(X0 + D + h, Y0, X0 + 2 * D, Y0 + D)],
-        crs=4326,
-    )
-    pts = [(X0 + 0.002, Y0 + 0.002), (X0 + 0.007, Y0 + 0.005), (X0 + 0.012, Y0 + 0.008),
-           (X0 + 0.017, Y0 + 0.003), (X0 + 0.018, Y0 + 0.009)]
-    households = gpd.GeoDataFrame(
-        {
-            "code": [f"H{i:03d}" for i in range(1, 6)],
-            "address": [f"测试乡东村{i}号" for i in range(1, 6)],
-            "village_code": [V1, V1, V2, V2, V2],
-            "households": [1, 2, 1, 3, 1],
-            "population": [3, 5, 2, 8, 1],
-        },
-        geometry=[shapely.Point(p) for p in pts],
-        crs=4326,
-    )
-    path = tmp_path / "tiny.gpkg"
-    div.to_file(path, layer="divisions")
-    grids.to_file(path, layer="grids")
-    households.to_file(path, layer="households")
-    staff = tmp_path / "staff.csv"
-    staff.write_text(
-        "code,name,phone,role,grid_code\n"
-        f"P1,张三,13800000001,grid_head,{V1}001\n"
-        f"P2,李四,13800000002,full_time_worker,{V1}001\n"
-        f"P3,王五,13800000003,instructor,{V1}001\n"
-        f"P3,王五,13800000003,instructor,{V1}002\n",
-        encoding="utf-8",
-    )
-    categories = tmp_path / "categories.csv"
-    categories.write_text(
-        "code,name,platform,department,deadline_hours,major,description\n"
-        "ZZ001,矛盾纠纷,stability,综治办,72,false,\n"
-        "ZF001,违章搭建,enforcement,综合行政执法中队,120,false,\n",
-        encoding="utf-8",
-    )
-    return {"gpkg": path, "staff": staff, "categories": categories, "divisions": div,
-            "grids": grids, "households": households, "dir": tmp_path}
+@pytest.fixture
+def world(store, tiny):
+    """The events township in ``store``: the tiny township, plan v1 from 2024-01-01, with
+    the catalogue of :data:`helpers.events_world.CATEGORIES` (events and API tests)."""
+    return load_world(store, tiny)
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def sample_store(request, tmp_path_factory):
-    """The sample township loaded once per session on each database; treat it as read-only."""
+@pytest.fixture
+def hand_built(store):
+    """The hand-built assessment township in ``store``, every event and action written out
+    (:mod:`helpers.hand_built`; the expected figures are in tests/assess/test_assess.py)."""
+    build(store)
+    return store
+
+
+# -- the sample township: loaded once per database, its year replayed once ------------------
+
+
+@pytest.fixture(scope="session")
+def sample_sqlite(tmp_path_factory):
+    """Path of a SQLite file holding the sample township (no events), loaded once per
+    session. Never open it for writing: copy it (:func:`copy_sqlite`)."""
+    from gridgeo.sample import load_sample
+
+    path = tmp_path_factory.mktemp("sample") / "sample.db"
+    s = Store(f"sqlite:///{path}")
+    s.migrate()
+    load_sample(s)
+    s.close()
+    return path
+
+
+def copy_sqlite(src, dst) -> Store:
+    """A store on a copy of the SQLite file ``src`` at ``dst`` (SQLite's online backup,
+    so a file still open elsewhere copies consistently)."""
+    with closing(sqlite3.connect(src)) as a, closing(sqlite3.connect(dst)) as b:
+        a.backup(b)
+    return Store(f"sqlite:///{dst}")
+
+
+@pytest.fixture(scope="session")
+def sample_copy(sample_sqlite, tmp_path_factory):
+    """A factory: ``sample_copy()`` returns a store on a fresh private copy of the loaded
+    sample (SQLite), for tests and fixtures that change it. The caller closes it."""
+
+    def make() -> Store:
+        return copy_sqlite(sample_sqlite, tmp_path_factory.mktemp("sample-copy") / "sample.db")
+
+    return make
+
+
+@pytest.fixture(scope="session", params=DATABASES)
+def sample_store(request, sample_sqlite):
+    """The sample township (no events) on each database, loaded once per session;
+    read-only (a test that changes it uses ``sample_copy``)."""
     from gridgeo.sample import load_sample
 
     if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path_factory.mktemp('sample') / 'sample.db'}")
-        s.migrate()
-    else:
-        s = Store(request.getfixturevalue("pg_url"))
-        _truncate(s)
+        s = Store(f"sqlite:///{sample_sqlite}")
+        yield s
+        s.close()
+        return
+    s = Store(request.getfixturevalue("pg_url"))
+    truncate(s)
     load_sample(s)
     yield s
-    if request.param == "postgresql":
-        _truncate(s)
+    truncate(s)
+    s.close()
+
+
+@pytest.fixture(scope="session")
+def replayed(sample_copy):
+    """The sample township after its year of events (SQLite), replayed once per session
+    and shared by every test that asks: read-only. The year is the slow part (about half
+    a minute), hence one replay for tests/assess and tests/distributed together."""
+    from gridgeo.events.replay import replay_sample
+
+    s = sample_copy()
+    replay_sample(s)
+    yield s
     s.close()

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from conftest import V1, V2
+from helpers.tiny import V1, V2
 from gridgeo.io import import_files
 from gridgeo.store import HEAD_REVISION
 

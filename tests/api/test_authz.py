@@ -22,11 +22,11 @@ from fastapi.testclient import TestClient
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from authn import headers_for
+from helpers.authn import headers_for
 from gridgeo import auth
 from gridgeo.auth import mask_name, mask_phone
 from gridgeo.events.workflow import ACTIONS
-from test_events_support import CST, G11, G12, G21, G22, INSIDE, world  # noqa: F401
+from helpers.events_world import CST, G11, G12, G21, G22, INSIDE
 
 ALL = {"anonymous", "admin", "planner", "command_room", "leadership", "platform_office", "department",
        "grid_worker"}

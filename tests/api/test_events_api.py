@@ -9,8 +9,8 @@ from fastapi.testclient import TestClient
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from authn import headers_for
-from test_events_support import CST, G11, G12, INSIDE, world  # noqa: F401
+from helpers.authn import headers_for
+from helpers.events_world import CST, G11, G12, INSIDE
 
 CR: dict = {}
 DEPT: dict = {}

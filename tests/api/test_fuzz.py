@@ -33,15 +33,14 @@ from schemathesis.checks import not_a_server_error
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.routers.lookup import _lookup_for
-from authn import headers_for
-from conftest import _truncate, make_tiny
+from helpers.authn import headers_for
 from gridgeo import auth
 from gridgeo.config import get_settings
 from gridgeo.events import queries
 from gridgeo.events.workflow import ACTIONS
-from gridgeo.io import import_files
-from gridgeo.store import Store
-from test_events_support import CATEGORIES, CST, G11, G12, G21, G22, INSIDE
+from helpers.databases import empty_store
+from helpers.events_world import CST, G11, G12, G21, G22, INSIDE, load_world
+from helpers.tiny import make_tiny
 
 #: Examples per operation and caller. Above 20 schemathesis's coverage phase runs too:
 #: boundary and invalid values of every parameter, hundreds of cases per operation.
@@ -64,17 +63,8 @@ DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 def fuzz_store(request, tmp_path_factory):
     """The tiny township with the catalogue and events in several states."""
     tmp = tmp_path_factory.mktemp("fuzz")
-    if request.param == "sqlite":
-        store = Store(f"sqlite:///{tmp / 'fuzz.db'}")
-        store.migrate()
-    else:
-        store = Store(request.getfixturevalue("pg_url"))
-        _truncate(store)
-    tiny = make_tiny(tmp)
-    cats = tmp / "categories.csv"
-    cats.write_text(CATEGORIES, encoding="utf-8")
-    import_files(store, [tiny["gpkg"], tiny["staff"], cats], plan_version="v1",
-                 effective_from=dt.date(2024, 1, 1))
+    pg = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    store = load_world(empty_store(request.param, tmp, pg), make_tiny(tmp))
     yield store
     store.close()
 

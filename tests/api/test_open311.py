@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from authn import headers_for
+from helpers.authn import headers_for
 from gridgeo.crs import convert
-from test_events_support import CST, G11, G12, INSIDE, world  # noqa: F401
+from helpers.events_world import CST, G11, G12, INSIDE
 
 BASE = "/open311/v2"
 REQUEST_FIELDS = ["service_request_id", "status", "status_notes", "service_name", "service_code", "description",

@@ -14,7 +14,7 @@ from gridgeo.api.main import create_app
 from gridgeo.api.middleware import TokenBuckets, json_depth, parse_rate
 from gridgeo.api.routers.lookup import _lookup_for
 from gridgeo.config import Settings, get_settings
-from test_events_support import G11, INSIDE, world  # noqa: F401
+from helpers.events_world import G11, INSIDE
 
 PT = INSIDE[G11]
 
@@ -180,7 +180,7 @@ def test_lookup_rate_limit_429_after_the_burst(world, monkeypatch):
 
 
 def test_anonymous_intake_is_rate_limited_but_not_staff(world, monkeypatch):
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     staff = headers_for(world, "command_room")
     with TestClient(_app(world, monkeypatch, public_intake_rate="1/min", public_intake_burst=2)) as c:
@@ -359,7 +359,7 @@ def test_an_escaped_backslash_before_u0000_is_not_a_nul(client):
 
 @pytest.fixture
 def open311_key(world):
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     return headers_for(world, "command_room")["Authorization"].removeprefix("Bearer ")
 

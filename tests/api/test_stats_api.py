@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from authn import headers_for
-from test_assess_world import G1, G2, G3, T0, V1, V2, build
+from helpers.authn import headers_for
+from helpers.hand_built import G1, G2, G3, T0, V1, V2, build
 
 AS_OF = "2026-10-15T00:00:00+08:00"
 

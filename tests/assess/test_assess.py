@@ -23,16 +23,10 @@ from gridgeo.assess import (
 )
 from gridgeo.coverage import coverage, staffing
 from gridgeo.workload import per_grid, per_worker
-from test_assess_world import AS_OF, CST, G1, G2, G3, T0, V1, V2, add_bare_event, build
+from helpers.hand_built import AS_OF, CST, G1, G2, G3, T0, V1, V2, add_bare_event
 
 Q3 = "2026-Q3"
 COUNT_COLS = list(COUNTS)
-
-
-@pytest.fixture
-def world(store):
-    build(store)
-    return store
 
 
 def row(table, code, cols=COUNT_COLS):
@@ -46,11 +40,11 @@ def counts(received, accepted, dispatched, escalated, due, closed, on_time, rewo
                                  extended, overdue, rated, satisfied)))
 
 
-# -- every indicator of the hand-built township (tests/test_assess_world.py) --------------------
+# -- every indicator of the hand-built township (tests/helpers/hand_built.py) --------------------
 
 
-def test_every_count_per_grid(world):
-    g = assess(world, Q3, by="grid", as_of=AS_OF)
+def test_every_count_per_grid(hand_built):
+    g = assess(hand_built, Q3, by="grid", as_of=AS_OF)
     assert list(g.index) == [G1, G2, G3, None]
     assert list(g["name"]) == ["东村一网格", "东村二网格", "西村一网格", "（未落入网格）"]
     #                                  rec acc dis esc due clo ont rew ext ovd rat sat
@@ -71,8 +65,8 @@ def test_every_count_per_grid(world):
     assert g.loc[G2, "dispatch_rate"] == pytest.approx(2 / 3)
 
 
-def test_the_six_rates_and_the_total(world):
-    total = assess(world, Q3, by="total", as_of=AS_OF)
+def test_the_six_rates_and_the_total(hand_built):
+    total = assess(hand_built, Q3, by="total", as_of=AS_OF)
     assert row(total, "all") == counts(11, 10, 7, 2, 8, 6, 4, 1, 1, 2, 3, 2)
     t = total.loc["all"]
     assert t["acceptance_rate"] == pytest.approx(10 / 11)   # 立案率
@@ -87,8 +81,8 @@ def test_the_six_rates_and_the_total(world):
     assert t["hours_to_close_p90"] == pytest.approx(156.0)  # between 144 and 168
 
 
-def test_platforms_departments_villages_townships(world):
-    tables = assess_many(world, Q3, ["platform", "department", "village", "township", "total"], as_of=AS_OF)
+def test_platforms_departments_villages_townships(hand_built):
+    tables = assess_many(hand_built, Q3, ["platform", "department", "village", "township", "total"], as_of=AS_OF)
     p = tables["platform"]
     assert list(p.index) == ["stability", "market", "enforcement"]  # the usual order
     assert row(p, "stability") == counts(6, 6, 5, 0, 5, 3, 3, 1, 1, 2, 2, 1)
@@ -99,7 +93,7 @@ def test_platforms_departments_villages_townships(world):
     assert row(d, "综治办") == row(p, "stability") and row(d, "市场监管所") == row(p, "market")
     v = tables["village"]
     assert row(v, V1) == counts(8, 7, 6, 0, 5, 3, 2, 1, 1, 1, 2, 1)
-    assert row(v, V2) == row(assess(world, Q3, by="grid", as_of=AS_OF), G3)
+    assert row(v, V2) == row(assess(hand_built, Q3, by="grid", as_of=AS_OF), G3)
     assert v.loc[V1, "name"] == "东村"
     tw = tables["township"]
     assert row(tw, T0) == counts(10, 9, 7, 1, 7, 5, 4, 1, 1, 2, 3, 2) and tw.loc[T0, "name"] == "测试乡"
@@ -108,10 +102,10 @@ def test_platforms_departments_villages_townships(world):
         assert tables[by][COUNT_COLS].sum().to_dict() == tables["total"][COUNT_COLS].iloc[0].to_dict(), by
 
 
-def test_workers_count_the_events_of_every_grid_they_serve(world):
-    w = assess(world, Q3, by="worker", as_of=AS_OF)
+def test_workers_count_the_events_of_every_grid_they_serve(hand_built):
+    w = assess(hand_built, Q3, by="worker", as_of=AS_OF)
     assert list(w.index) == ["P1", "P2", "P3", "P4", "P5"]
-    g = assess(world, Q3, by="grid", as_of=AS_OF)
+    g = assess(hand_built, Q3, by="grid", as_of=AS_OF)
     for code, grid in (("P1", G1), ("P2", G1), ("P4", G2), ("P5", G3)):
         assert row(w, code) == row(g, grid)
     # the instructor of G1 and G2 counts both, each event once
@@ -121,20 +115,20 @@ def test_workers_count_the_events_of_every_grid_they_serve(world):
     assert w.loc["P3", "n_grids"] == 2 and w.loc["P3", "grids"] == f"{G1},{G2}"
     assert w.loc["P3", "roles"] == "网格指导员" and w.loc["P1", "name"] == "张三"
     assert w["self_reported"].to_dict() == {"P1": 0, "P2": 1, "P3": 0, "P4": 1, "P5": 0}
-    only = assess(world, Q3, by="worker", as_of=AS_OF, roles=["full_time_worker", "part_time_worker"])
+    only = assess(hand_built, Q3, by="worker", as_of=AS_OF, roles=["full_time_worker", "part_time_worker"])
     assert list(only.index) == ["P2", "P4", "P5"]
 
 
-def test_as_of_replays_the_states_of_the_time(world):
+def test_as_of_replays_the_states_of_the_time(hand_built):
     # End of 3 July: E1 closed but not yet due; E9 due and closed; E8 overdue.
-    early = assess(world, Q3, by="total", as_of="2026-07-03")
+    early = assess(hand_built, Q3, by="total", as_of="2026-07-03")
     assert row(early, "all") == counts(1, 1, 1, 0, 1, 1, 1, 0, 0, 1, 0, 0)
     # 25 July noon: E3 was in progress past its 09:00 deadline (closed the next day).
-    mid = assess(world, Q3, by="grid", as_of=dt.datetime(2026, 7, 25, 12, tzinfo=CST))
+    mid = assess(hand_built, Q3, by="grid", as_of=dt.datetime(2026, 7, 25, 12, tzinfo=CST))
     assert row(mid, G1) == counts(3, 3, 3, 0, 3, 2, 2, 1, 1, 1, 2, 1)
     assert mid[COUNT_COLS].sum()["due"] == 6 and mid[COUNT_COLS].sum()["overdue"] == 2
-    facts = read_facts(world, Q3, as_of=dt.datetime(2026, 7, 25, 12, tzinfo=CST))
-    codes = _codes(world)
+    facts = read_facts(hand_built, Q3, as_of=dt.datetime(2026, 7, 25, 12, tzinfo=CST))
+    codes = _codes(hand_built)
     assert facts.set_index(facts["id"].map(codes))["state"].astype(str).to_dict()["E3"] == "in_progress"
 
 
@@ -143,10 +137,10 @@ def _codes(store) -> dict:
         return dict(conn.execute(text("SELECT id, code FROM events")).all())
 
 
-def test_derived_flags_equal_the_action_aggregation(world):
+def test_derived_flags_equal_the_action_aggregation(hand_built):
     for as_of in (AS_OF, dt.datetime(2026, 7, 25, 12, tzinfo=CST), "2026-07-03"):
-        a = read_facts(world, Q3, as_of=as_of)
-        b = read_facts(world, Q3, as_of=as_of, flags="actions")
+        a = read_facts(hand_built, Q3, as_of=as_of)
+        b = read_facts(hand_built, Q3, as_of=as_of, flags="actions")
         assert a["flags"].tolist() == b["flags"].tolist()
         assert a["state"].tolist() == b["state"].tolist()
     table = derivable_flags()
@@ -155,40 +149,40 @@ def test_derived_flags_equal_the_action_aggregation(world):
     assert table[("rejected", False)] == (None, 0)   # rejected before or after acceptance
 
 
-def test_an_event_the_pipeline_never_saw_is_placed_by_the_locator(world):
-    add_bare_event(world)  # in G1, category ZZ001 (72 h), state reported, no grid, no deadline
-    g = assess(world, Q3, by="grid", as_of=AS_OF)
+def test_an_event_the_pipeline_never_saw_is_placed_by_the_locator(hand_built):
+    add_bare_event(hand_built)  # in G1, category ZZ001 (72 h), state reported, no grid, no deadline
+    g = assess(hand_built, Q3, by="grid", as_of=AS_OF)
     # received, due (07-10), overdue; never accepted
     assert row(g, G1) == counts(5, 4, 4, 0, 4, 3, 2, 1, 1, 1, 2, 1)
-    assert assess(world, Q3, by="platform", as_of=AS_OF).loc["stability", "received"] == 7
+    assert assess(hand_built, Q3, by="platform", as_of=AS_OF).loc["stability", "received"] == 7
 
 
-def test_chinese_labels(world):
-    zh = assess(world, Q3, by="platform", as_of=AS_OF, chinese=True)
+def test_chinese_labels(hand_built):
+    zh = assess(hand_built, Q3, by="platform", as_of=AS_OF, chinese=True)
     assert {"立案率", "派遣率", "结案率", "按期结案率", "返工率", "延期率", "当前超期数", "名称"} <= set(zh.columns)
     assert zh.index.name == "编码"
-    assert to_chinese(assess(world, Q3, by="total", as_of=AS_OF)).loc["all", "应结案数"] == 8
+    assert to_chinese(assess(hand_built, Q3, by="total", as_of=AS_OF)).loc["all", "应结案数"] == 8
 
 
-def test_bad_period_and_grouping(world):
+def test_bad_period_and_grouping(hand_built):
     with pytest.raises(InvalidPeriod):
-        assess(world, "2026-Q5")
+        assess(hand_built, "2026-Q5")
     with pytest.raises(InvalidPeriod):
-        assess(world, "2026-09/2026-07")
+        assess(hand_built, "2026-09/2026-07")
     with pytest.raises(InvalidQuery, match="grouping"):
-        assess(world, Q3, by="county")
+        assess(hand_built, Q3, by="county")
     with pytest.raises(InvalidQuery, match="as_of"):
-        assess(world, Q3, as_of="last week")
+        assess(hand_built, Q3, as_of="last week")
     with pytest.raises(InvalidQuery, match="role"):
-        assess(world, Q3, by="worker", roles=["mayor"])
+        assess(hand_built, Q3, by="worker", roles=["mayor"])
     assert InvalidPeriod.status == 422 and InvalidQuery.status == 422
 
 
 # -- rankings -----------------------------------------------------------------------------------
 
 
-def test_ranking_needs_a_minimum_volume(world):
-    g = assess(world, Q3, by="grid", as_of=AS_OF)
+def test_ranking_needs_a_minimum_volume(hand_built):
+    g = assess(hand_built, Q3, by="grid", as_of=AS_OF)
     r = rank(g, "on_time_rate", min_volume=2)
     assert list(r.index[:3]) == [G3, G1, G2] and list(r["rank"][:3]) == [1, 2, 3]
     assert r["rank"].isna().iloc[3] and "not a unit" in r["note"].iloc[3]  # the outside events
@@ -221,8 +215,8 @@ def test_ranking_ties_are_broken_by_volume_then_code():
 # -- workload and coverage ---------------------------------------------------------------------
 
 
-def test_workload_per_grid_and_worker(world):
-    w = per_grid(world, Q3, now=AS_OF)
+def test_workload_per_grid_and_worker(hand_built):
+    w = per_grid(hand_built, Q3, now=AS_OF)
     assert list(w.index) == [G1, G2, G3]
     assert w["events"].tolist() == [4, 4, 2] and w.attrs["unplaced"] == 1   # E10 is outside
     assert w["closed"].tolist() == [4, 0, 1]       # E11 verified counts as handled (办结)
@@ -235,28 +229,28 @@ def test_workload_per_grid_and_worker(world):
     assert w["understaffed"].tolist() == [True, True, True]
     assert w.loc[G2, "missing"] == "网格长、专职网格员" and w.loc[G1, "shortfall"] == "网格员缺2名"
     assert w.attrs["band"] == (300.0, 500.0)
-    p = per_worker(world, Q3, now=AS_OF)
+    p = per_worker(hand_built, Q3, now=AS_OF)
     assert p.loc["P3", "events"] == 8 and p.loc["P3", "households"] == 970 and p.loc["P3", "n_grids"] == 2
     assert p["events_share"].dropna().to_dict() == {"P2": 4.0, "P4": 4.0, "P5": 2.0}
     assert p["self_reported"].to_dict() == {"P1": 0, "P2": 1, "P3": 0, "P4": 1, "P5": 0}
 
 
-def test_one_definition_of_staffing(world):
-    grids = world.read("grids")
-    s = staffing(grids, world.read("staff"))
+def test_one_definition_of_staffing(hand_built):
+    grids = hand_built.read("grids")
+    s = staffing(grids, hand_built.read("staff"))
     assert s["missing"].to_dict() == {G1: "", G2: "网格长、专职网格员", G3: "网格长、网格指导员"}
     assert s["need_workers"].tolist() == [3, 3, 1] and s["short"].all()
     assert s.loc[G3, "shortfall_en"] == "no grid head; no instructor"
     from gridgeo.plan import staffing as planner_staffing
 
-    planned = planner_staffing(grids, world.read("staff")).set_index("code")
+    planned = planner_staffing(grids, hand_built.read("staff")).set_index("code")
     assert planned["short"].tolist() == s["short"].tolist()
     assert planned["need_workers"].tolist() == s["need_workers"].tolist()
     assert planned.loc[G1, "missing"] == "2 worker(s) short"
 
 
-def test_coverage_of_villages_households_and_staff(world):
-    cov = coverage(world)
+def test_coverage_of_villages_households_and_staff(hand_built):
+    cov = coverage(hand_built)
     v = cov["villages"]
     # projected corners vs projected mid-edge vertices: a few parts per million
     assert v.loc[V1, "area_share"] == pytest.approx(1.0, abs=1e-4)
@@ -271,21 +265,7 @@ def test_coverage_of_villages_households_and_staff(world):
     assert s["area_share"] == pytest.approx(0.75, abs=1e-3)
 
 
-# -- the sample year after the replay (SQLite) ------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    from gridgeo.events.replay import replay_sample
-    from gridgeo.sample import load_sample
-    from gridgeo.store import Store
-
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('replayed') / 'sample.db'}")
-    store.migrate()
-    load_sample(store)
-    replay_sample(store)
-    yield store
-    store.close()
+# -- the sample year after the replay (SQLite; `replayed` in tests/conftest.py) -------------
 
 
 @pytest.mark.parametrize("period", ["2026-Q3", "2025-10/2026-09"])

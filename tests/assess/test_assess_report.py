@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gridgeo.cli import app
 from gridgeo.store import Store
-from test_assess_world import G1, build
+from helpers.hand_built import G1, build
 
 AS_OF = "2026-10-15T00:00:00+08:00"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from conftest import V1
+from helpers.tiny import V1
 from gridgeo.cli import app
 
 runner = CliRunner()

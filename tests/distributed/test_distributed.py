@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-from test_assess_world import AS_OF, CST, G1, add_bare_event, build
+from helpers.hand_built import AS_OF, CST, G1, add_bare_event
 from typer.testing import CliRunner
 
 from gridgeo.assess import GROUPINGS, assess_many, read_facts
@@ -47,21 +47,6 @@ def client():
     ):
         c.run(importlib.import_module, "gridgeo.distributed")  # imports once, not in the first task
         yield c
-
-
-@pytest.fixture(scope="module")
-def replayed(tmp_path_factory):
-    """The sample township after its year of events (SQLite), read-only."""
-    from gridgeo.events.replay import replay_sample
-    from gridgeo.sample import load_sample
-    from gridgeo.store import Store
-
-    store = Store(f"sqlite:///{tmp_path_factory.mktemp('dask') / 'sample.db'}")
-    store.migrate()
-    load_sample(store)
-    replay_sample(store)
-    yield store
-    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -264,18 +249,18 @@ def test_archive_action_flags_and_one_grouping(replayed, archive):
 
 
 @pytest.fixture
-def world(store):
-    build(store)
-    add_bare_event(store)  # never through the pipeline: placed at export, as read_facts places it
-    return store
+def hand_built_and_bare(hand_built):
+    """The hand-built township and its bare event."""
+    add_bare_event(hand_built)  # never through the pipeline: placed at export, as read_facts places it
+    return hand_built
 
 
-def test_hand_built_township_on_both_databases(world, tmp_path):
+def test_hand_built_township_on_both_databases(hand_built_and_bare, tmp_path):
     root = tmp_path / "archive"
-    export_archive(world, root)
+    export_archive(hand_built_and_bare, root)
     received = []
     for as_of in (AS_OF, dt.datetime(2026, 7, 25, 12, tzinfo=CST), "2026-07-03"):
-        want = assess_many(world, "2026-Q3", GROUPS, as_of=as_of)
+        want = assess_many(hand_built_and_bare, "2026-Q3", GROUPS, as_of=as_of)
         got = assess_archive_many(root, "2026-Q3", GROUPS, as_of=as_of, client="threads")
         for g in GROUPS:
             pd.testing.assert_frame_equal(
@@ -285,14 +270,14 @@ def test_hand_built_township_on_both_databases(world, tmp_path):
     assert received == [5, 4, 1]  # the bare event (07-07) counts in G1
 
 
-def test_partition_facts_equal_read_facts(world, tmp_path):
+def test_partition_facts_equal_read_facts(hand_built_and_bare, tmp_path):
     root = tmp_path / "archive"
-    export_archive(world, root)
+    export_archive(hand_built_and_bare, root)
     events = pd.read_parquet(root / "events").drop(columns="month")
     actions = pd.read_parquet(root / "actions").drop(columns="month")
     cats = pd.read_parquet(root / "reference" / "categories.parquet")
     for as_of in (AS_OF, dt.datetime(2026, 7, 25, 12, tzinfo=CST)):
-        want = read_facts(world, "2026-Q3", as_of=as_of).sort_values("id").reset_index(drop=True)
+        want = read_facts(hand_built_and_bare, "2026-Q3", as_of=as_of).sort_values("id").reset_index(drop=True)
         got = (
             partition_facts(events, actions, cats, "2026-Q3", as_of)
             .sort_values("id")

@@ -14,7 +14,7 @@ from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEven
 from gridgeo.events import get_event, list_events, report_event
 from gridgeo.events.intake import hash_token
 from gridgeo.store import Store, schema
-from test_events_support import CST, G11, G12, G21, INSIDE, X0, Y0, event, world  # noqa: F401
+from helpers.events_world import CST, G11, G12, G21, INSIDE, X0, Y0, event
 
 
 def _count(store, table):

@@ -11,7 +11,7 @@ import shapely
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from conftest import SAMPLE
+from helpers.paths import SAMPLE
 from gridgeo.cli import app
 from gridgeo.errors import ImportFailed
 from gridgeo.events import get_event, list_events

@@ -9,39 +9,8 @@ import pytest
 
 from gridgeo.errors import IllegalTransition, RoleNotAllowed
 from gridgeo.events.workflow import ACTIONS, FINAL_STATES, WORKFLOW_ACTORS, STATES, Machine, allowed_actions, transition
+from helpers.life_cycle import EXPECTED, OPEN
 
-OPEN = [s for s in STATES if s not in FINAL_STATES]
-
-# The life cycle of DESIGN.md, written out independently of the machine's table:
-# (from, action, to, roles). Major events: accept leads to reviewing (tested apart).
-EXPECTED = [
-    ("reported", "accept", "accepted", {"command_room"}),
-    ("reported", "reject", "rejected", {"command_room"}),
-    ("accepted", "reject", "rejected", {"command_room"}),
-    ("reviewing", "reject", "rejected", {"command_room"}),
-    ("reported", "merge", "rejected", {"command_room"}),
-    ("accepted", "merge", "rejected", {"command_room"}),
-    ("reviewing", "merge", "rejected", {"command_room"}),
-    ("reviewing", "review", "accepted", {"leadership", "command_room"}),
-    ("accepted", "dispatch", "dispatched", {"command_room", "platform_office"}),
-    ("returned", "dispatch", "dispatched", {"command_room", "platform_office"}),
-    ("dispatched", "return", "returned", {"department", "platform_office"}),
-    *[(s, "escalate", "escalated", {"command_room"})
-      for s in ("accepted", "reviewing", "dispatched", "returned", "in_progress", "suspended")],
-    ("dispatched", "start", "in_progress", {"department"}),
-    ("escalated", "start", "in_progress", {"department"}),
-    ("in_progress", "suspend", "suspended", {"command_room"}),
-    ("suspended", "resume", "in_progress", {"command_room"}),
-    ("in_progress", "resolve", "resolved", {"department"}),
-    ("resolved", "rework", "in_progress", {"grid_worker", "command_room"}),
-    ("resolved", "verify", "verified", {"grid_worker"}),
-    ("verified", "close", "closed", {"command_room"}),
-    *[(s, "extend", s, {"platform_office", "command_room"})
-      for s in ("dispatched", "in_progress", "escalated", "suspended", "resolved")],
-    *[(s, "supervise", s, {"command_room"}) for s in OPEN],
-    *[(s, "locate", s, {"command_room", "grid_worker"}) for s in OPEN],
-    ("closed", "rate", "closed", {"reporter"}),
-]
 ALLOWED = {(f, a): (t, roles) for f, a, t, roles in EXPECTED}
 
 

@@ -10,8 +10,8 @@ import pytest
 from gridgeo.errors import IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion
 from gridgeo.events import get_event, list_events, report_event, reporter_view, supervision, take_action
 from gridgeo.events.queries import command_room
-from test_events_support import CST, G12, G22, INSIDE, event, world  # noqa: F401
-from test_events_workflow import EXPECTED
+from helpers.events_world import CST, G12, G22, INSIDE, event
+from helpers.life_cycle import EXPECTED
 
 # How each action is taken in these tests: role, note, data.
 HOW = {

@@ -1,18 +1,17 @@
-"""Shared fixtures of the events tests (imported by them; holds no test itself).
+"""The events township: the tiny township (:mod:`helpers.tiny`: two villages, four grids,
+five households, staff) with a catalogue that exercises every routing rule.
 
-``world``: the tiny township of conftest (two villages, four grids, five households,
-staff) with a catalogue that exercises every routing rule, on each database.
+The ``world`` fixture (tests/conftest.py) loads it into ``store`` on each database.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 
-import pytest
-
-from conftest import D, V1, V2, X0, Y0
 from gridgeo.events.intake import EventIn
 from gridgeo.io import import_files
+from gridgeo.store import Store
+from helpers.tiny import D, V1, V2, X0, Y0
 
 CST = dt.timezone(dt.timedelta(hours=8))
 G11, G12, G21, G22 = V1 + "001", V1 + "002", V2 + "001", V2 + "002"
@@ -32,9 +31,9 @@ INSIDE = {G11: (X0 + 0.002, Y0 + 0.003), G12: (X0 + 0.007, Y0 + 0.006),
           G21: (X0 + 0.012, Y0 + 0.004), G22: (X0 + 0.018, Y0 + 0.007)}
 
 
-@pytest.fixture
-def world(store, tiny):
-    """The tiny township in ``store`` (plan v1 from 2024-01-01), with CATEGORIES."""
+def load_world(store: Store, tiny: dict) -> Store:
+    """Import the tiny township (files of :func:`helpers.tiny.make_tiny`) into ``store``:
+    plan v1 from 2024-01-01, with CATEGORIES."""
     cats = tiny["dir"] / "categories.csv"
     cats.write_text(CATEGORIES, encoding="utf-8")
     import_files(store, [tiny["gpkg"], tiny["staff"], cats], plan_version="v1",
@@ -50,4 +49,4 @@ def event(category="ZZ001", source="app", at=None, **kw) -> EventIn:
     return EventIn(source=source, category_code=category, reported_at=when, **kw)
 
 
-__all__ = ["CATEGORIES", "CST", "D", "G11", "G12", "G21", "G22", "INSIDE", "V1", "V2", "X0", "Y0", "event", "world"]
+__all__ = ["CATEGORIES", "CST", "D", "G11", "G12", "G21", "G22", "INSIDE", "V1", "V2", "X0", "Y0", "event", "load_world"]

@@ -1,6 +1,6 @@
-"""A hand-built township for the assessment tests (no tests here): every event and action
-written out, every figure known (the expected numbers are in tests/test_assess.py, worked
-out by hand).
+"""A hand-built township for the assessment tests: every event and action written out,
+every figure known (the expected numbers are in tests/assess/test_assess.py, worked out by
+hand). The ``hand_built`` fixture (tests/conftest.py) builds it in ``store``.
 
 Township 331124201 (测试乡) with two villages side by side, each 0.01 degree square:
 东村 (V1) split into grids G1 | G2, 西村 (V2) whose west half is grid G3 and whose east

@@ -28,8 +28,10 @@ from typing import Self
 
 import httpx
 import pytest
-from conftest import PG_URL, SAMPLE
 from sqlalchemy import create_engine, text
+
+from helpers.databases import PG_URL
+from helpers.paths import SAMPLE
 
 __all__ = ["Server", "client_port", "event_bodies", "free_port", "fresh_database", "pg_url_for"]
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import shapely
 
-from conftest import D, V1, V2, X0, Y0
+from helpers.tiny import D, V1, V2, X0, Y0
 from gridgeo.errors import ImportFailed
 from gridgeo.io import export_layer, import_files, validate_files
 from gridgeo.layers import LAYERS

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.routers.lookup import _lookup_for
-from conftest import D, V1, V2, X0, Y0
+from helpers.tiny import D, V1, V2, X0, Y0
 from gridgeo.cli import app as cli
 from gridgeo.crs import convert
 from gridgeo.errors import InvalidCoordinates, OutsideJurisdiction

@@ -27,7 +27,7 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
-from conftest import ROOT, SAMPLE
+from helpers.paths import ROOT, SAMPLE
 from gridgeo.compare import compare_grids
 from gridgeo.coverage import staffing
 from gridgeo.store import Store
@@ -56,15 +56,12 @@ def _unavailable(why: str):
 # -- the sample, a draft plan, the saved maps -----------------------------------------------
 
 @pytest.fixture(scope="module")
-def sample_db(tmp_path_factory):
+def sample_db(sample_copy, tmp_path_factory):
     """A SQLite store with the sample and a second plan (two grids merged), from 2030."""
     from gridgeo.io import import_files
-    from gridgeo.sample import load_sample
 
     folder = tmp_path_factory.mktemp("maps")
-    store = Store(f"sqlite:///{folder / 'sample.db'}")
-    store.migrate()
-    load_sample(store)
+    store = sample_copy()
     grids = store.read("grids")
     draft, merged = merge_two_neighbours(grids)
     path = folder / "draft.gpkg"
@@ -533,7 +530,7 @@ def client(sample_db):
     from gridgeo.api.deps import get_store
     from gridgeo.api.main import create_app
 
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     app = create_app()
     app.dependency_overrides[get_store] = lambda: sample_db
@@ -543,7 +540,7 @@ def client(sample_db):
 
 
 def test_api_maps_need_a_token_but_coverage(client, sample_db):
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     token = headers_for(sample_db, "command_room")["Authorization"].split()[1]
     anonymous = {"Authorization": ""}

@@ -345,7 +345,7 @@ def test_staffing_flags_shortfalls():
 
 
 def test_sample_township(tmp_path):
-    from conftest import SAMPLE
+    from helpers.paths import SAMPLE
 
     path = SAMPLE / "township.gpkg"
     div = gpd.read_file(path, layer="divisions")
@@ -381,7 +381,7 @@ def test_sample_township(tmp_path):
 def test_sample_with_a_narrower_band_has_no_enclave():
     """Band 200:400 on the sample once left a grid wrapped around another (a hole over its
     village's land) while the report listed no problem: the part is now partitioned again."""
-    from conftest import SAMPLE
+    from helpers.paths import SAMPLE
 
     path = SAMPLE / "township.gpkg"
     div = gpd.read_file(path, layer="divisions")

@@ -306,7 +306,7 @@ def test_cli_plan_draft_publish_diff(loaded, tmp_path):
 
 @pytest.fixture
 def client(loaded):
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     app = create_app()
     app.dependency_overrides[get_store] = lambda: loaded

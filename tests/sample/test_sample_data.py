@@ -6,7 +6,6 @@ import hashlib
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,8 +14,8 @@ import pytest
 import shapely
 
 from gridgeo.layers import LAYERS, PLATFORMS, STAFF_ROLES, SOURCES
+from helpers.paths import ROOT
 
-ROOT = Path(__file__).parent.parent
 SAMPLE = ROOT / "data" / "sample"
 GPKG = SAMPLE / "township.gpkg"
 GPKG_LAYERS = ("divisions", "grids", "households", "roads")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from conftest import SAMPLE
+from helpers.paths import SAMPLE
 from gridgeo.cli import app
 from gridgeo.io import validate_store
 from gridgeo.sample import SAMPLE_PLAN

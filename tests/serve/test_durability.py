@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from live_server import Server, event_bodies, fresh_database
+from helpers.live_server import Server, event_bodies, fresh_database
 from sqlalchemy import func, select
 
 from gridgeo.events.batcher import GroupCommitter

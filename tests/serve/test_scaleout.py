@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from live_server import Server, client_port, event_bodies, fresh_database
+from helpers.live_server import Server, client_port, event_bodies, fresh_database
 from sqlalchemy import select
 
 from gridgeo.store import Store, schema
@@ -45,7 +45,7 @@ def _staff_headers(url: str) -> dict[str, str]:
     """The headers of a command-room member (综合指挥室) of the database ``url``: the one
     place that says how staff authenticate in these tests (``url`` is where a user and
     a token would be made)."""
-    from authn import headers_for
+    from helpers.authn import headers_for
 
     store = Store(url)
     try:

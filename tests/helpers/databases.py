@@ -1,0 +1,56 @@
+"""The two databases of the suite: a SQLite file per test, and the PostgreSQL + PostGIS
+database named by ``GRIDGEO_TEST_POSTGRES_URL`` (default: the local server's
+``gridgeo_test``), shared by the whole session and emptied between tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from gridgeo.store import Store, metadata
+
+PG_URL = os.environ.get(
+    "GRIDGEO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/gridgeo_test"
+)
+
+
+def ensure_pg_database(url: str) -> str | None:
+    """Create the test database if missing; return why PostgreSQL is unusable, or None."""
+    base, _, name = url.rpartition("/")
+    try:
+        admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            if not conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).first():
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+            available = conn.execute(
+                text("SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'")
+            ).first()
+        admin.dispose()
+    except Exception as exc:  # no server, refused ...
+        return f"PostgreSQL at {base} is not reachable: {exc}"
+    if not available:
+        return "PostGIS is not installed on the PostgreSQL server (apt-get install postgresql-15-postgis-3)"
+    return None
+
+
+def truncate(store: Store) -> None:
+    """Empty every table of ``store`` (PostgreSQL), identities restarted."""
+    names = ", ".join(t.name for t in metadata.sorted_tables)
+    with store.engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+def empty_store(kind: str, folder: Path, pg_url: str | None = None) -> Store:
+    """An empty, migrated store: a new SQLite file in ``folder`` (``kind="sqlite"``), or
+    the shared PostgreSQL database ``pg_url``, truncated (``kind="postgresql"``)."""
+    if kind == "sqlite":
+        store = Store(f"sqlite:///{folder / 'test.db'}")
+        store.migrate()
+        return store
+    if kind != "postgresql" or not pg_url:
+        raise ValueError(f"empty_store: kind must be 'sqlite' or 'postgresql' with pg_url, got {kind!r}")
+    store = Store(pg_url)
+    truncate(store)
+    return store
