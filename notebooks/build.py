@@ -3,7 +3,7 @@
     .venv/bin/python notebooks/build.py
 
 Edit the cells here, not the .ipynb files: this keeps the stored notebooks free of
-outputs and execution counts, and their JSON valid. tests/test_notebooks.py runs them.
+outputs and execution counts, and their JSON valid. tests/project/test_notebooks.py runs them.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ pg_version=$(ls /usr/lib/postgresql 2>/dev/null | sort -n | tail -1 || true)
 if [[ -n "$pg_version" && ! -e /usr/share/postgresql/$pg_version/extension/postgis.control ]]; then
   need+=("postgresql-$pg_version-postgis-3")
 fi
-# maps: tests/test_maps.py opens the maps in headless Chromium (the distribution's, never a
+# maps: tests/maps/test_maps.py opens the maps in headless Chromium (the distribution's, never a
 # downloaded browser) and screenshots them with a CJK font.
 for pkg in chromium fonts-wqy-microhei; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")

@@ -6,7 +6,7 @@
 # on the npm registry, fetched with `npm pack` (a tarball, no install scripts run), with
 # each package's licence file beside them. To upgrade: change a version below, run
 #   bash maps/assets/update.sh
-# then run tests/test_maps.py (it opens every map in headless Chromium with the network
+# then run tests/maps/test_maps.py (it opens every map in headless Chromium with the network
 # off, and checks the versions below) and review `git diff --stat maps/assets`.
 # maps/offline.py names the files the maps load; maps/assets/README.md lists the licences.
 set -euo pipefail

@@ -198,7 +198,7 @@ def test_every_route_has_a_rule(setup):
     routes = _routes(client.app)
     missing = routes - set(RULES)
     stale = set(RULES) - routes
-    assert not missing, f"routes with no authorization rule in tests/test_authz.py: {sorted(missing)}"
+    assert not missing, f"routes with no authorization rule in tests/api/test_authz.py: {sorted(missing)}"
     assert not stale, f"rules for routes that do not exist: {sorted(stale)}"
 
 

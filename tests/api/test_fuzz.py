@@ -6,7 +6,7 @@ document does not list the problem answers, and that is not what this test is fo
 
 Nothing is excluded: /metrics, the HTML maps and the planner run with the rest, at
 15 examples per operation and caller (about a minute for the module). For a deeper
-run, ``GRIDGEO_FUZZ_EXAMPLES=300 GRIDGEO_FUZZ_SEED=1 pytest tests/test_fuzz.py`` (more
+run, ``GRIDGEO_FUZZ_EXAMPLES=300 GRIDGEO_FUZZ_SEED=1 pytest tests/api/test_fuzz.py`` (more
 examples, another seed, and schemathesis's coverage phase; ten minutes a database).
 
 The store is the tiny township of the events tests (plan v1, the catalogue, staff) with

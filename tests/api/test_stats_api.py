@@ -1,5 +1,5 @@
 """GET /v1/stats/assessment, /workload and /coverage over the hand-built township, on both
-databases: the figures of tests/test_assess.py, CSV, and 422 problems for bad input."""
+databases: the figures of tests/assess/test_assess.py, CSV, and 422 problems for bad input."""
 
 from __future__ import annotations
 
