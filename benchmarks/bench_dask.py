@@ -1,4 +1,4 @@
-"""Batch geolocation in-process against dask (gridgeo.distributed) on the same points.
+"""Batch geolocation in-process against dask (gridgeo.scale) on the same points.
 
 Run from the repository root::
 
@@ -15,7 +15,7 @@ GeoParquet.
     One process: ``geopandas.read_parquet`` of the directory, ``Locator.locate_detail``,
     one output file.
 ``dask threads``
-    :func:`gridgeo.distributed.locate_parquet` on dask's thread pool in this process.
+    :func:`gridgeo.scale.locate.locate_parquet` on dask's thread pool in this process.
 ``dask LocalCluster``
     The same on a :class:`distributed.LocalCluster` of ``--workers`` processes (one
     thread each): the locator is scattered to each worker once, each partition is read,
@@ -46,7 +46,7 @@ import shapely
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_locate import make_grids, make_points
 
-from gridgeo.distributed import _locate_partition, _name_table, locate_parquet
+from gridgeo.scale.locate import _locate_partition, _name_table, locate_parquet
 from gridgeo.locate import Locator
 
 
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
             ) as cluster,
             Client(cluster) as client,
         ):
-            for module in ("gridgeo.distributed", "dask_geopandas"):
+            for module in ("gridgeo.scale", "dask_geopandas"):
                 client.run(importlib.import_module, module)
             t_up = time.perf_counter() - t
             t = time.perf_counter()

@@ -2,7 +2,7 @@
 
 An archive is what ``gridgeo report --archive DIR`` assesses and ``gridgeo locate DIR``
 locates on a dask cluster when a year of events outgrows one machine
-(:mod:`gridgeo.distributed`).
+(:mod:`gridgeo.scale`).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def export(
     gridgeo report --archive /shared/archive --period 2026 --scheduler tcp://10.0.0.5:8786
     """
     from gridgeo.cli import _fail, _progress, _store, err, out
-    from gridgeo.distributed import export_archive
+    from gridgeo.scale.archive import export_archive
     from gridgeo.errors import GridgeoError
 
     try:
@@ -101,7 +101,7 @@ def info(
 ) -> None:
     """What an archive holds: when it was exported, its partitions, events and actions."""
     from gridgeo.cli import _fail, out
-    from gridgeo.distributed import archive_info
+    from gridgeo.scale.archive import archive_info
     from gridgeo.errors import GridgeoError
 
     try:

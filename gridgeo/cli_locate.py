@@ -119,10 +119,10 @@ def locate(
 
 def _locate_on_dask(input: Path, out: Path, *, crs, at, lon, lat, database, scheduler,
                     overwrite) -> None:
-    """``gridgeo locate`` of partitioned Parquet on dask (:mod:`gridgeo.distributed`)."""
+    """``gridgeo locate`` of partitioned Parquet on dask (:mod:`gridgeo.scale.locate`)."""
     from gridgeo.cli import _fail, _store, err
     from gridgeo.cli import out as console
-    from gridgeo.distributed import locate_parquet
+    from gridgeo.scale.locate import locate_parquet
     from gridgeo.errors import GridgeoError
 
     if input.is_file() and input.suffix.lower() not in (".parquet", ".geoparquet"):

@@ -81,7 +81,7 @@ def report(
         with _progress(len(wanted) + 2, "assessing") as step:
             role_list = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
             if archive is not None:
-                from gridgeo.distributed import assess_archive_many
+                from gridgeo.scale.assess import assess_archive_many
 
                 tables = assess_archive_many(archive, p, wanted, as_of=when, roles=role_list,
                                              client=scheduler_from(scheduler), progress=step)

@@ -271,7 +271,7 @@ def _table_from(index: list, counts: dict, done_codes: np.ndarray, hours: np.nda
                 satisfaction_sum: np.ndarray) -> pd.DataFrame:
     """The table of :func:`_table` from its sums: the counts per unit (unit numbers index
     ``index``), the unit and hours of each closed event, and the summed ratings per unit.
-    :mod:`gridgeo.distributed` adds these up over partitions and finishes here too."""
+    :mod:`gridgeo.scale.assess` adds these up over partitions and finishes here too."""
     k = len(index)
     out = pd.DataFrame(index=pd.Index(index, dtype=object, name="code"))
     for name in COUNTS:
@@ -363,7 +363,7 @@ def _worker_table(facts: pd.DataFrame, names: _Names, roles) -> pd.DataFrame:
 def _worker_table_from(grid_table: pd.DataFrame, closed: pd.DataFrame, names: _Names,
                        roles) -> pd.DataFrame:
     """:func:`_worker_table` from the grid table (:func:`_table` by grid) and the closed
-    events' ``grid`` and ``hours`` (also how :mod:`gridgeo.distributed` combines partitions)."""
+    events' ``grid`` and ``hours`` (also how :mod:`gridgeo.scale.assess` combines partitions)."""
     pairs = _worker_grids(names.staff(), roles)
     workers = pd.Index(sorted(set(pairs["worker"])), dtype=object, name="code")
     grid_table = grid_table[grid_table.index.notna()]

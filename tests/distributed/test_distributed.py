@@ -1,4 +1,4 @@
-"""Scale-out on dask (gridgeo.distributed): batch geolocation of partitioned GeoParquet and
+"""Scale-out on dask (gridgeo.scale): batch geolocation of partitioned GeoParquet and
 assessment of archives give exactly what the in-process path gives, on a dask.distributed
 LocalCluster of two worker processes (the production path, with a scheduler address)."""
 
@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from gridgeo.assess import GROUPINGS, assess_many, read_facts
 from gridgeo.cli import app
-from gridgeo.distributed import (
+from gridgeo.scale import (
     InvalidArchive,
     archive_info,
     assess_archive,
@@ -45,7 +45,7 @@ def client():
         ) as cluster,
         Client(cluster) as c,
     ):
-        c.run(importlib.import_module, "gridgeo.distributed")  # imports once, not in the first task
+        c.run(importlib.import_module, "gridgeo.scale")  # imports once, not in the first task
         yield c
 
 
