@@ -16,19 +16,31 @@ category (reported time + the category's hours + any extension), and their grid 
 found by :class:`gridgeo.locate.Locator` of the plan in force on the day they were
 reported (the locator the events pipeline uses, :func:`gridgeo.events.geolocate.get_geolocator`).
 Events the pipeline left without a grid (outside, unlocated) stay without one.
+
+Each rule is written once, for the store and for archives on dask alike. Which events can
+count in a period (:func:`in_scope`), which were received (:func:`received`) and what is
+marked on each (:func:`marks`) are written once over a column form (:class:`Columns`):
+SQL here, a Parquet filter and pandas masks for an archive's partitions. The facts follow from
+the events' values by one pandas function, :func:`derive_facts`, which :func:`read_facts`
+calls after its one SQL read and :func:`gridgeo.scale.assess.partition_facts` on each
+partition; the actions come from a :class:`History` (``event_actions``, or the partition's
+actions: :class:`FrameHistory`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import operator
+from collections.abc import Callable
 from collections import deque
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import lru_cache, reduce
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import (Float, Integer, and_, case, cast, extract, func, literal_column, or_, select,
-                        type_coerce)
+from sqlalchemy import Float, Integer, case, cast, extract, func, literal_column, select, type_coerce
 
 from gridgeo import crs as _crs
 from gridgeo.assess.periods import CST, InvalidQuery, Period, parse_period
@@ -39,13 +51,23 @@ from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 __all__ = [
     "CLOSED_STATES",
     "FLAG_BITS",
+    "MARKS",
+    "SQL",
     "STATUSES",
+    "Columns",
+    "FrameHistory",
+    "History",
     "add_cohorts",
     "as_utc",
+    "derive_facts",
     "epoch",
     "event_status",
+    "frame_columns",
+    "in_scope",
     "locate_unplaced",
+    "marks",
     "read_facts",
+    "received",
     "self_reported",
 ]
 
@@ -93,6 +115,156 @@ def epoch(col, dialect: str):
 
 def _ts(when: dt.datetime) -> float:
     return when.timestamp()
+
+
+# -- which events count, and what is known of each: one definition, any column form ---------
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A *column form*: how :func:`in_scope`, :func:`received` and :func:`marks` are
+    written once and read as SQL (:data:`SQL`), pandas (:func:`frame_columns`) or a Parquet
+    filter (:func:`gridgeo.scale.assess._arrow`).
+
+    Called with a column name, it gives that column; ``time`` turns an aware datetime into
+    a value to compare with, ``null`` says a column is missing, ``isin`` that it holds one
+    of some values, ``pack`` folds conditions into one int (condition ``i`` is bit
+    ``1 << i``). A missing value compares false, as NULL does in a SQL condition (no
+    comparison here is negated, so the forms agree).
+    """
+
+    column: Callable[[str], Any]
+    time: Callable[[dt.datetime], Any] = lambda when: when  # noqa: E731
+    null: Callable[[Any], Any] = lambda col: col.isna()  # noqa: E731
+    isin: Callable[[Any, list], Any] = lambda col, values: col.isin(values)  # noqa: E731
+    pack: Callable[[list], Any] = lambda conds: sum(  # noqa: E731
+        np.where(np.asarray(c, dtype=bool), 1 << i, 0) for i, c in enumerate(conds))
+
+    def __call__(self, name: str):
+        return self.column(name)
+
+
+#: The events table in SQLAlchemy expressions.
+SQL = Columns(
+    column=lambda name: schema.events.c[name],
+    null=lambda col: col.is_(None),
+    isin=lambda col, values: col.in_(values),
+    pack=lambda conds: reduce(operator.add, [case((c, 1 << i), else_=0) for i, c in enumerate(conds)]),
+)
+
+
+def frame_columns(frame: pd.DataFrame) -> Columns:
+    """The columns of a frame of events (times as aware datetimes) as boolean Series."""
+    return Columns(column=frame.__getitem__, time=pd.Timestamp)
+
+
+def received(c: Columns, period: Period, as_of: dt.datetime):
+    """Reported in ``period`` and by ``as_of`` (上报), in the column form ``c``."""
+    start, end = (c.time(t) for t in period.bounds())
+    reported = c("reported_at")
+    return (reported >= start) & (reported < end) & (reported <= c.time(as_of))
+
+
+def in_scope(c: Columns, period: Period, as_of: dt.datetime):
+    """Which events can count in ``period`` as of ``as_of``, in the column form ``c``.
+
+    Events reported in the period, events whose deadline falls in it, and events due
+    before its end still open (or changed after ``as_of``); all reported before the
+    period ends and by ``as_of``. :func:`add_cohorts` then says which count where.
+    """
+    start, end = period.bounds()
+    cutoff = c.time(min(end, as_of))
+    now, start, end = c.time(as_of), c.time(start), c.time(end)
+    reported, deadline = c("reported_at"), c("deadline_at")
+    return ((reported <= now) & (reported < end)
+            & ((reported >= start) | c.null(deadline) | (deadline >= start)
+               # the backlog: due before the period, open (now, or then)
+               | ((deadline < cutoff)
+                  & (c.isin(c("state"), sorted(OVERDUE_STATES)) | (c("updated_at") > now)))))
+
+
+#: What :func:`derive_facts` needs to know of each event besides its values, in the order
+#: of their bits (:func:`marks`).
+MARKS = ("changed", "unplaced", "escalated", "extended")
+
+
+def marks(c: Columns, as_of: dt.datetime):
+    """The :data:`MARKS` of each event as one int of bits, in the column form ``c``:
+    changed after ``as_of`` (its state then is replayed from its history); never located
+    by the pipeline (placed by :func:`locate_unplaced`); escalated; extended."""
+    return c.pack([
+        c("updated_at") > c.time(as_of),
+        c.null(c("grid_code")) & c.null(c("located_by")),
+        ~c.null(c("escalated_to")),
+        c("extended_hours") > 0,
+    ])
+
+
+def _mark(bits: np.ndarray, name: str) -> np.ndarray:
+    return (bits & (1 << MARKS.index(name))) > 0
+
+
+# -- the histories: where the action flags and past states come from -----------------------
+
+
+class History(Protocol):
+    """The actions taken on the events up to ``as_of``, as :func:`derive_facts` asks for them."""
+
+    def flags(self, ids: np.ndarray) -> np.ndarray:
+        """The :data:`FLAG_BITS` of each event of ``ids`` (int64, in their order)."""
+
+    def reworked(self) -> np.ndarray:
+        """Ids of the events sent back for rework (any, not only those asked about)."""
+
+    def steps(self, ids: np.ndarray) -> pd.DataFrame:
+        """``event_id``, ``seq``, ``to_state`` of the actions of the events of ``ids``."""
+
+
+class FrameHistory:
+    """:class:`History` from a frame of actions (``event_id``, ``seq``, ``at``, ``action``,
+    ``to_state``), those after ``as_of`` left out."""
+
+    def __init__(self, actions: pd.DataFrame, as_of: dt.datetime):
+        self.actions = actions[(actions["at"] <= pd.Timestamp(as_of)).to_numpy()] if len(actions) else actions
+
+    def flags(self, ids: np.ndarray) -> np.ndarray:
+        # The pandas form of _flags' SQL aggregation: each flagged action once per event.
+        acts = self.actions[self.actions["action"].isin(list(FLAG_BITS)).to_numpy()]
+        bits = pd.DataFrame({"event_id": acts["event_id"].to_numpy(dtype=np.int64),
+                             "bit": acts["action"].map(FLAG_BITS).to_numpy(dtype=np.int64)}).drop_duplicates()
+        return bits.groupby("event_id")["bit"].sum().reindex(ids).fillna(0).to_numpy(dtype=np.int64)
+
+    def reworked(self) -> np.ndarray:
+        return self.actions.loc[self.actions["action"].eq("rework").to_numpy(), "event_id"].to_numpy(dtype=np.int64)
+
+    def steps(self, ids: np.ndarray) -> pd.DataFrame:
+        return self.actions[np.isin(self.actions["event_id"].to_numpy(dtype=np.int64), ids)]
+
+
+class _StoredHistory:
+    """:class:`History` read from ``event_actions`` (through its indexes)."""
+
+    def __init__(self, conn, as_of: dt.datetime, dialect: str):
+        self.conn, self.as_of, self.dialect = conn, as_of, dialect
+
+    def flags(self, ids: np.ndarray) -> np.ndarray:
+        return _flags(self.conn, ids, self.as_of, self.dialect)
+
+    def reworked(self) -> np.ndarray:
+        ea = schema.event_actions
+        # Reworks are few: through the (action, at) index.
+        q = select(ea.c.event_id).where(ea.c.action == "rework", ea.c.at <= self.as_of).distinct()
+        return np.asarray(self.conn.execute(q).scalars().all(), dtype=np.int64)
+
+    def steps(self, ids: np.ndarray) -> pd.DataFrame:
+        ea = schema.event_actions
+        parts = []
+        for i in range(0, len(ids), 20_000):
+            chunk = [int(x) for x in ids[i:i + 20_000]]
+            parts.extend(self.conn.execute(
+                select(ea.c.event_id, ea.c.seq, ea.c.to_state)
+                .where(ea.c.event_id.in_(chunk), ea.c.at <= self.as_of)).all())
+        return pd.DataFrame.from_records(parts, columns=["event_id", "seq", "to_state"])
 
 
 def read_facts(
@@ -153,85 +325,138 @@ def read_facts(
     """
     period = parse_period(period)
     as_of = as_utc(as_of)
-    start, end = period.bounds()
+    _check_flags(flags)
     d = store.dialect
-    ev, cat = schema.events, schema.categories
-    reported = epoch(ev.c.reported_at, d)
-    # Events routed by the pipeline carry their deadline; others follow their category.
-    fallback = reported + 3600.0 * (func.coalesce(cat.c.deadline_hours, 0) + ev.c.extended_hours)
-    deadline = case((ev.c.deadline_at.is_not(None), epoch(ev.c.deadline_at, d)),
-                    (cat.c.deadline_hours.is_not(None), fallback), else_=None)
-    if flags not in ("derived", "actions"):
-        raise InvalidQuery(f"flags must be 'derived' or 'actions', not {flags!r}")
-    # 1: changed after as_of (its state then is replayed); 2: never located by the
-    # pipeline; 4: escalated; 8: extended.
-    bits = (case((ev.c.updated_at > as_of, 1), else_=0)
-            + case((and_(ev.c.grid_code.is_(None), ev.c.located_by.is_(None)), 2), else_=0)
-            + case((ev.c.escalated_to.is_not(None), 4), else_=0)
-            + case((ev.c.extended_hours > 0, 8), else_=0))
+    ev, c = schema.events, SQL
     # The state as its number in STATES: small ints cost Python nothing to fetch.
     state = case(*[(ev.c.state == name, i) for i, name in enumerate(STATES)], else_=-1)
     cols = [
-        ev.c.id,
-        ev.c.grid_code,
-        func.coalesce(ev.c.platform, cat.c.platform).label("platform"),
-        func.coalesce(ev.c.department, cat.c.department).label("department"),
-        ev.c.category_code,
+        ev.c.id, ev.c.grid_code, ev.c.platform, ev.c.department, ev.c.category_code,
         state.label("state"),
-        reported.label("reported"),
-        type_coerce(deadline, Float).label("deadline"),
+        epoch(ev.c.reported_at, d).label("reported"),
+        epoch(ev.c.deadline_at, d).label("deadline_at"),
         epoch(ev.c.closed_at, d).label("closed"),
-        ev.c.satisfaction,
-        bits.label("bits"),
+        ev.c.satisfaction, ev.c.extended_hours,
+        marks(c, as_of).label("marks"),
     ]
-    cutoff = min(end, as_of)
-    scope = and_(
-        ev.c.reported_at <= as_of,
-        ev.c.reported_at < end,
-        or_(
-            ev.c.reported_at >= start,
-            ev.c.deadline_at.is_(None),
-            ev.c.deadline_at >= start,
-            # the backlog: due before the period, open (now, or then)
-            and_(ev.c.deadline_at < cutoff,
-                 or_(ev.c.state.in_(sorted(OVERDUE_STATES)), ev.c.updated_at > as_of)),
-        ),
-    )
-    q = select(*cols).select_from(ev.outerjoin(cat, cat.c.code == ev.c.category_code)).where(scope)
+    q = select(*cols).where(in_scope(c, period, as_of))
     with store.engine.connect() as conn:
         data = _columns(_tuples(conn, q), len(cols))
-        facts = pd.DataFrame({
-            "id": np.asarray(data[0], dtype=np.int64),
-            **{c.name: pd.Series(np.asarray(data[i], dtype=object), dtype=object)
-               for i, c in enumerate(cols[1:5], 1)},
+        rows = pd.DataFrame({
+            **{col.name: pd.Series(data[i], dtype=object) for i, col in enumerate(cols[:5])},
             "state": pd.Categorical.from_codes(np.asarray(data[5], dtype=np.int64), categories=list(STATES)),
-            # epoch seconds to the millisecond: julianday arithmetic leaves ~1e-5 s of noise
-            **{name: np.round(np.asarray(data[i], dtype=float), 3) for i, name in
-               ((6, "reported"), (7, "deadline"), (8, "closed"))},
-            "satisfaction": np.asarray(data[9], dtype=float),
+            **{col.name: np.asarray(data[i], dtype=float) for i, col in enumerate(cols[6:11], 6)},
+            "marks": np.asarray(data[11], dtype=np.int64),
         })
-        bits = np.asarray(data[10], dtype=np.int64)
         del data
-        changed = (bits & 1) > 0
-        ids = facts["id"].to_numpy()
-        if flags == "actions":
-            facts["flags"] = _flags(conn, ids, as_of, d)
-        else:
-            facts["flags"] = _derived_flags(conn, facts, bits, as_of, d)
-        if changed.any():
-            facts.loc[changed, "state"] = _states_then(conn, facts.loc[changed, "id"], as_of)
+        facts = derive_facts(rows, _categories(conn), period, as_of, _StoredHistory(conn, as_of, d), flags=flags)
     if place:
-        todo = (bits & 2) > 0
+        todo = _mark(rows["marks"].to_numpy(), "unplaced")
         if todo.any():
             facts.loc[todo, "grid_code"] = locate_unplaced(store, facts.loc[todo, "id"])
+    return facts
+
+
+def _check_flags(flags: str) -> None:
+    if flags not in ("derived", "actions"):
+        raise InvalidQuery(f"flags must be 'derived' or 'actions', not {flags!r}")
+
+
+def _categories(conn) -> pd.DataFrame:
+    """The catalogue's routing columns (a few dozen rows)."""
+    cat = schema.categories
+    rows = conn.execute(select(cat.c.code, cat.c.platform, cat.c.department, cat.c.deadline_hours)).all()
+    return pd.DataFrame.from_records(rows, columns=["code", "platform", "department", "deadline_hours"])
+
+
+def derive_facts(
+    rows: pd.DataFrame,
+    categories: pd.DataFrame,
+    period: Period,
+    as_of: dt.datetime,
+    history: History,
+    *,
+    flags: str = "derived",
+) -> pd.DataFrame:
+    """The facts of :func:`read_facts` from the events' own values: the one definition,
+    whichever the source (the store, or a partition of an archive:
+    :func:`gridgeo.scale.assess.partition_facts`).
+
+    An event's platform and department are its own, else its category's; its deadline is
+    the stored one, else the reported time plus its category's hours and any extension;
+    its action flags come from :func:`_derived_flags` (or its history, for ``flags =
+    "actions"``); an event changed after ``as_of`` gets the state it had then; closed or
+    rated after ``as_of`` is not closed or rated.
+
+    Parameters
+    ----------
+    rows : DataFrame
+        The events in scope (:func:`in_scope`): ``id``; ``grid_code``, ``platform``,
+        ``department``, ``category_code`` (None or NaN for none); ``state`` (names or a
+        categorical of :data:`~gridgeo.events.workflow.STATES`); ``reported``,
+        ``deadline_at``, ``closed`` (float seconds since the epoch, NaN for none);
+        ``satisfaction``; ``extended_hours``; ``marks`` (:func:`marks`).
+    categories : DataFrame
+        The catalogue: ``code``, ``platform``, ``department``, ``deadline_hours``.
+    period, as_of
+        Parsed (:func:`parse_period`, :func:`as_utc`).
+    history : History
+        The events' actions up to ``as_of``.
+    flags : {"derived", "actions"}
+        As for :func:`read_facts`.
+    """
+    _check_flags(flags)
+    cats = categories.drop_duplicates("code").set_index("code")
+    category = _objects(rows["category_code"])
+
+    def own_or_category(col: str) -> np.ndarray:
+        own = _objects(rows[col])
+        missing = own.isna().to_numpy()
+        if missing.any():  # events imported as a plain layer, never routed
+            own[missing] = _objects(category[missing].map(cats[col])).to_numpy()
+        return own.to_numpy()
+
+    reported = rows["reported"].to_numpy(dtype=float)
+    deadline = rows["deadline_at"].to_numpy(dtype=float, copy=True)
+    todo = np.isnan(deadline)
+    if todo.any():
+        hours = category[todo].map(cats["deadline_hours"]).to_numpy(dtype=float, na_value=np.nan)
+        extended = rows["extended_hours"].to_numpy(dtype=float)[todo]
+        deadline[todo] = reported[todo] + 3600.0 * (hours + extended)
+    facts = pd.DataFrame({
+        "id": rows["id"].to_numpy(dtype=np.int64),
+        "grid_code": pd.Series(_objects(rows["grid_code"]).to_numpy(), dtype=object),
+        "platform": pd.Series(own_or_category("platform"), dtype=object),
+        "department": pd.Series(own_or_category("department"), dtype=object),
+        "category_code": pd.Series(category.to_numpy(), dtype=object),
+        "state": pd.Categorical(rows["state"], categories=list(STATES)),
+        # epoch seconds to the millisecond: julianday arithmetic leaves ~1e-5 s of noise
+        "reported": np.round(reported, 3),
+        "deadline": np.round(deadline, 3),
+        "closed": np.round(rows["closed"].to_numpy(dtype=float), 3),
+        "satisfaction": rows["satisfaction"].to_numpy(dtype=float, na_value=np.nan),
+    })
+    bits = np.asarray(rows["marks"], dtype=np.int64)
+    ids = facts["id"].to_numpy()
+    if flags == "actions":
+        facts["flags"] = history.flags(ids)
+    else:
+        facts["flags"] = _derived_flags(facts, bits, history)
+    changed = _mark(bits, "changed")
+    if changed.any():
+        facts.loc[changed, "state"] = _states_then(ids[changed], history.steps(ids[changed]))
     # Not closed, not rated by then.
-    a = _ts(as_of)
-    late_close = facts["closed"].to_numpy() > a
-    facts.loc[late_close, "closed"] = np.nan
+    facts.loc[facts["closed"].to_numpy() > _ts(as_of), "closed"] = np.nan
     rated = (facts["flags"].to_numpy() & FLAG_BITS["rate"]) > 0
     facts.loc[~rated, "satisfaction"] = np.nan
     facts.attrs.update(period=period, as_of=as_of)
     return add_cohorts(facts, period, as_of)
+
+
+def _objects(values: pd.Series) -> pd.Series:
+    """Object values with None for missing, whatever the column's dtype."""
+    s = pd.Series(np.asarray(values, dtype=object), dtype=object)
+    return s.where(pd.notna(s).to_numpy(), None)
 
 
 def _tuples(conn, q) -> list[tuple]:
@@ -337,50 +562,37 @@ def derivable_flags() -> dict[tuple[str, bool], tuple[int | None, int | None]]:
     return out
 
 
-def _derived_flags(conn, facts: pd.DataFrame, bits: np.ndarray, as_of: dt.datetime, dialect: str) -> np.ndarray:
+def _derived_flags(facts: pd.DataFrame, bits: np.ndarray, history: History) -> np.ndarray:
     """:data:`FLAG_BITS` from the events' own columns and states (see :func:`read_facts`)."""
     states = list(STATES)
     table = derivable_flags()
     acc = np.array([[-1 if table[(s, e)][0] is None else table[(s, e)][0] for s in states] for e in (False, True)])
     dis = np.array([[-1 if table[(s, e)][1] is None else table[(s, e)][1] for s in states] for e in (False, True)])
-    code = pd.Categorical(facts["state"], categories=states).codes.astype(np.int64)
-    esc = ((bits & 4) > 0).astype(np.int64)
+    code = facts["state"].cat.codes.to_numpy().astype(np.int64)
+    esc = _mark(bits, "escalated").astype(np.int64)
     known = code >= 0
     a = np.where(known, acc[esc, np.maximum(code, 0)], -1)
     p = np.where(known, dis[esc, np.maximum(code, 0)], -1)
     out = (np.where(a == 1, FLAG_BITS["accept"], 0) | np.where(p == 1, FLAG_BITS["dispatch"], 0)
            | np.where(esc == 1, FLAG_BITS["escalate"], 0)
-           | np.where((bits & 8) > 0, FLAG_BITS["extend"], 0)
+           | np.where(_mark(bits, "extended"), FLAG_BITS["extend"], 0)
            | np.where(np.isfinite(facts["satisfaction"].to_numpy(dtype=float)), FLAG_BITS["rate"], 0))
     ids = facts["id"].to_numpy()
-    ea = schema.event_actions
-    # Reworks are few: through the (action, at) index.
-    reworked = np.asarray(conn.execute(
-        select(ea.c.event_id).where(ea.c.action == "rework", ea.c.at <= as_of).distinct()).scalars().all(),
-        dtype=np.int64)
-    out = out | np.where(np.isin(ids, reworked), FLAG_BITS["rework"], 0)
+    out = out | np.where(np.isin(ids, history.reworked()), FLAG_BITS["rework"], 0)
     # In doubt, or changed since as_of: their history says.
-    doubt = (a < 0) | (p < 0) | ((bits & 1) > 0)
+    doubt = (a < 0) | (p < 0) | _mark(bits, "changed")
     if doubt.any():
-        out[doubt] = _flags(conn, ids[doubt], as_of, dialect)
+        out[doubt] = history.flags(ids[doubt])
     return out.astype(np.int64)
 
 
-def _states_then(conn, ids: pd.Series, as_of: dt.datetime) -> np.ndarray:
-    """The state of each event at ``as_of``: the to-state of its last action by then."""
-    ea = schema.event_actions
-    id_list = ids.to_numpy()
-    parts = []
-    for i in range(0, len(id_list), 20_000):
-        chunk = [int(x) for x in id_list[i:i + 20_000]]
-        parts.extend(conn.execute(
-            select(ea.c.event_id, ea.c.seq, ea.c.to_state)
-            .where(ea.c.event_id.in_(chunk), ea.c.at <= as_of)).all())
-    hist = pd.DataFrame.from_records(parts, columns=["event_id", "seq", "to_state"])
-    last = hist.sort_values(["event_id", "seq"]).drop_duplicates("event_id", keep="last")
-    state = pd.Series(last["to_state"].to_numpy(), index=last["event_id"].to_numpy())
+def _states_then(ids: np.ndarray, steps: pd.DataFrame) -> np.ndarray:
+    """The state of each event of ``ids`` at ``as_of``: the to-state of its last action by
+    then (``steps``: :meth:`History.steps`)."""
+    last = steps.sort_values(["event_id", "seq"]).drop_duplicates("event_id", keep="last")
+    state = pd.Series(last["to_state"].to_numpy(dtype=object), index=last["event_id"].to_numpy())
     # An event with no history line by then keeps the state it was reported in.
-    return ids.map(state).fillna("reported").to_numpy(dtype=object)
+    return pd.Series(ids).map(state).fillna("reported").to_numpy(dtype=object)
 
 
 def _positions(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -463,9 +675,7 @@ def self_reported(store: Store, period: Period, as_of: dt.datetime, *, platform:
     """Events each staff member reported in ``period`` (by ``as_of``), by staff code:
     the ``reporter_staff_code`` the intake keeps (网格员巡查上报)."""
     ev = schema.events
-    start, end = period.bounds()
-    conds = [ev.c.reported_at >= start, ev.c.reported_at < end, ev.c.reported_at <= as_of,
-             ev.c.reporter_staff_code.is_not(None)]
+    conds = [received(SQL, period, as_of), ev.c.reporter_staff_code.is_not(None)]
     if platform is not None:
         conds.append(ev.c.platform == platform)
     q = select(ev.c.reporter_staff_code, func.count()).where(*conds).group_by(ev.c.reporter_staff_code)

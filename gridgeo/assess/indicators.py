@@ -258,13 +258,20 @@ def _table(facts: pd.DataFrame, codes: np.ndarray, units: np.ndarray) -> pd.Data
         codes = np.where(codes < 0, k, codes)
         k += 1
         index.append(None)
-    counts = {name: np.bincount(codes[facts[col].to_numpy(dtype=bool)], minlength=k)
-              for name, col in COUNTS.items()}
+    sums = _sums(facts, codes, k)
     done = facts["closed_"].to_numpy(dtype=bool)
+    return _table_from(index, sums, codes[done], facts["hours"].to_numpy(dtype=float)[done], sums["_sat"])
+
+
+def _sums(facts: pd.DataFrame, codes: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Per unit (``codes`` numbers them 0 to ``k - 1``): each count of :data:`COUNTS`, and
+    the summed ratings as ``_sat`` (also what :mod:`gridgeo.scale.assess` sends back per
+    partition)."""
     rated = facts["rated"].to_numpy(dtype=bool)
     sat = facts["satisfaction"].to_numpy(dtype=float)[rated]
-    return _table_from(index, counts, codes[done], facts["hours"].to_numpy(dtype=float)[done],
-                       np.bincount(codes[rated], weights=sat, minlength=k))
+    out = {name: np.bincount(codes[facts[col].to_numpy(dtype=bool)], minlength=k) for name, col in COUNTS.items()}
+    out["_sat"] = np.bincount(codes[rated], weights=sat, minlength=k)
+    return out
 
 
 def _table_from(index: list, counts: dict, done_codes: np.ndarray, hours: np.ndarray,

@@ -27,7 +27,7 @@ import pandas as pd
 
 from gridgeo.assess.indicators import _Names
 from gridgeo.assess.periods import CST, InvalidQuery, Period
-from gridgeo.errors import GridgeoError
+from gridgeo.errors import InvalidInput
 
 __all__ = ["ARCHIVE_FORMAT", "InvalidArchive", "archive_info", "export_archive"]
 
@@ -75,7 +75,7 @@ _EVENT_TIMES = ["reported_at", "deadline_at", "updated_at", "closed_at"]
 _ACTION_COLUMNS = ["event_id", "seq", "at", "action", "role", "from_state", "to_state"]
 
 
-class InvalidArchive(GridgeoError, ValueError):
+class InvalidArchive(InvalidInput):
     """A directory that is not a gridgeo archive, or an output that would be overwritten."""
 
     status = 422
@@ -93,12 +93,6 @@ def _prepare_output(dst: Path, overwrite: bool) -> None:
 def _text(values: pd.Series) -> pd.Series:
     """A string column (typed even when every value is missing)."""
     return pd.Series(values, dtype=object).astype("str")
-
-
-def _objects(values: pd.Series) -> pd.Series:
-    """Object values with None for missing, as the store's rows give them."""
-    s = pd.Series(values.to_numpy(dtype=object), index=values.index, dtype=object)
-    return s.where(values.notna().to_numpy(), None)
 
 
 def export_archive(

@@ -4,7 +4,10 @@
 Events and their histories as partitioned Parquet, written by
 :func:`~gridgeo.scale.archive.export_archive`. Each partition (a month of events, with the
 histories of those events) becomes the same per-event facts as
-:func:`gridgeo.assess.read_facts` on its worker; the worker sends back only sums per unit,
+:func:`gridgeo.assess.read_facts` on its worker, by the same rules: the scope
+(:func:`~gridgeo.assess.facts.in_scope`) as the Parquet reader's filter, the facts by
+:func:`~gridgeo.assess.facts.derive_facts` with the partition's actions as the history, the
+sums by the in-process functions. The worker sends back only sums per unit,
 the hours of the events closed in the period and the self-reported counts. These add up
 exactly: counts are sums, means are sums over counts, and the p90 is taken from the
 gathered hours with the in-process method, so the tables equal
@@ -22,19 +25,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridgeo.assess.facts import FLAG_BITS, add_cohorts, as_utc, derivable_flags
+from gridgeo.assess.facts import (
+    Columns,
+    FrameHistory,
+    as_utc,
+    derive_facts,
+    frame_columns,
+    in_scope,
+    marks,
+    received,
+)
 from gridgeo.assess.indicators import (
     COUNTS,
     _label,
     _Names,
     _order,
+    _sums,
     _table_from,
     _worker_table_from,
     parse_groupings,
 )
 from gridgeo.assess.periods import InvalidQuery, Period, parse_period
-from gridgeo.events.workflow import OVERDUE_STATES, STATES
-from gridgeo.scale.archive import _archive_parts, _objects, archive_info
+from gridgeo.scale.archive import _archive_parts, archive_info
 from gridgeo.scale.cluster import _compute, dask_client
 
 __all__ = ["assess_archive", "assess_archive_many", "partition_facts"]
@@ -66,18 +78,22 @@ _KEYS = {
 _NONE_KEY = "\uffff"  # stands for None while partial sums are added up (never a real code)
 
 
-def _us(when: dt.datetime) -> int:
-    """Microseconds since the epoch of an aware datetime, exactly."""
-    return (when - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+def _arrow() -> Columns:
+    """The archive's event columns as ``pyarrow.dataset`` expressions: the scope
+    (:func:`~gridgeo.assess.facts.in_scope`) becomes a filter the Parquet reader applies."""
+    import pyarrow as pa
+    import pyarrow.dataset as ds
 
-
-def _micros(values: pd.Series) -> np.ndarray:
-    """Microseconds since the epoch (int64; NaT as the minimum int64) of a UTC time column."""
-    return values.astype("datetime64[us, UTC]").array.asi8
+    return Columns(
+        column=ds.field,
+        time=lambda when: pa.scalar(when, type=pa.timestamp("us", tz="UTC")),
+        null=lambda col: col.is_null(),
+    )
 
 
 def _seconds(values: pd.Series) -> np.ndarray:
-    us = _micros(values)
+    """Seconds since the epoch (float, NaN for none) of a UTC time column."""
+    us = values.astype("datetime64[us, UTC]").array.asi8
     out = us / 1e6
     out[values.isna().to_numpy()] = np.nan
     return out
@@ -86,32 +102,10 @@ def _seconds(values: pd.Series) -> np.ndarray:
 def _read_scope(path: Path, period: Period, as_of: dt.datetime) -> pd.DataFrame:
     """The events of one partition that can count in ``period`` (the scope of
     :func:`gridgeo.assess.read_facts`, pushed down to the Parquet reader)."""
-    import pyarrow as pa
     import pyarrow.dataset as ds
 
-    start, end = period.bounds()
-    ts = pa.timestamp("us", tz="UTC")
-    cutoff = min(end, as_of)
-
-    def t(when):
-        return pa.scalar(when, type=ts)
-
-    f = ds.field
-    scope = (
-        (f("reported_at") <= t(as_of))
-        & (f("reported_at") < t(end))
-        & (
-            (f("reported_at") >= t(start))
-            | f("deadline_at").is_null()
-            | (f("deadline_at") >= t(start))
-            | (
-                (f("deadline_at") < t(cutoff))
-                & (f("state").isin(sorted(OVERDUE_STATES)) | (f("updated_at") > t(as_of)))
-            )
-        )
-    )
     table = ds.dataset(path, format="parquet", partitioning=None).to_table(
-        columns=_FACT_READ, filter=scope
+        columns=_FACT_READ, filter=in_scope(_arrow(), period, as_of)
     )
     return table.to_pandas()
 
@@ -141,73 +135,6 @@ def _read_actions(path: Path | None, ids: np.ndarray, as_of: dt.datetime) -> pd.
     )
 
 
-def _action_flags(ids: np.ndarray, actions: pd.DataFrame) -> np.ndarray:
-    """:data:`FLAG_BITS` of each event of ``ids`` from its actions (as the SQL aggregation)."""
-    acts = actions[actions["action"].isin(list(FLAG_BITS)).to_numpy()]
-    bits = pd.DataFrame(
-        {
-            "event_id": acts["event_id"].to_numpy(dtype=np.int64),
-            "bit": acts["action"].map(FLAG_BITS).to_numpy(dtype=np.int64),
-        }
-    ).drop_duplicates()
-    per = bits.groupby("event_id")["bit"].sum()
-    return per.reindex(ids).fillna(0).to_numpy(dtype=np.int64)
-
-
-def _derived(
-    state: pd.Series,
-    bits: np.ndarray,
-    satisfaction: np.ndarray,
-    ids: np.ndarray,
-    actions: pd.DataFrame,
-) -> np.ndarray:
-    """The ``"derived"`` flags of :func:`gridgeo.assess.read_facts`, from a partition's events
-    and their histories (the same rule, the same table of the state machine)."""
-    states = list(STATES)
-    table = derivable_flags()
-    acc = np.array(
-        [
-            [-1 if table[(s, e)][0] is None else table[(s, e)][0] for s in states]
-            for e in (False, True)
-        ]
-    )
-    dis = np.array(
-        [
-            [-1 if table[(s, e)][1] is None else table[(s, e)][1] for s in states]
-            for e in (False, True)
-        ]
-    )
-    code = pd.Categorical(state, categories=states).codes.astype(np.int64)
-    esc = ((bits & 4) > 0).astype(np.int64)
-    known = code >= 0
-    a = np.where(known, acc[esc, np.maximum(code, 0)], -1)
-    p = np.where(known, dis[esc, np.maximum(code, 0)], -1)
-    out = (
-        np.where(a == 1, FLAG_BITS["accept"], 0)
-        | np.where(p == 1, FLAG_BITS["dispatch"], 0)
-        | np.where(esc == 1, FLAG_BITS["escalate"], 0)
-        | np.where((bits & 8) > 0, FLAG_BITS["extend"], 0)
-        | np.where(np.isfinite(satisfaction), FLAG_BITS["rate"], 0)
-    )
-    reworked = actions.loc[actions["action"].eq("rework").to_numpy(), "event_id"].to_numpy(
-        dtype=np.int64
-    )
-    out = out | np.where(np.isin(ids, reworked), FLAG_BITS["rework"], 0)
-    doubt = (a < 0) | (p < 0) | ((bits & 1) > 0)
-    if doubt.any():
-        out[doubt] = _action_flags(ids[doubt], actions)
-    return out.astype(np.int64)
-
-
-def _states_then(ids: np.ndarray, actions: pd.DataFrame) -> np.ndarray:
-    """The state of each event at ``as_of`` (``actions`` are those up to it): the to-state
-    of its last action, or ``reported``."""
-    acts = actions[np.isin(actions["event_id"].to_numpy(dtype=np.int64), ids)]
-    last = acts.sort_values(["event_id", "seq"]).drop_duplicates("event_id", keep="last")
-    state = pd.Series(last["to_state"].to_numpy(dtype=object), index=last["event_id"].to_numpy())
-    return pd.Series(ids).map(state).fillna("reported").to_numpy(dtype=object)
-
-
 def partition_facts(
     events: pd.DataFrame,
     actions: pd.DataFrame,
@@ -217,7 +144,9 @@ def partition_facts(
     *,
     flags: str = "derived",
 ) -> pd.DataFrame:
-    """The facts of :func:`gridgeo.assess.read_facts` for the events of one partition.
+    """The facts of :func:`gridgeo.assess.read_facts` for the events of one partition, by
+    the same rules (:func:`~gridgeo.assess.facts.in_scope`,
+    :func:`~gridgeo.assess.facts.derive_facts`).
 
     Parameters
     ----------
@@ -239,83 +168,15 @@ def partition_facts(
     """
     period = parse_period(period)
     as_of = as_utc(as_of)
-    if flags not in ("derived", "actions"):
-        raise InvalidQuery(f"flags must be 'derived' or 'actions', not {flags!r}")
-    start, end = (_us(t) for t in period.bounds())
-    a_us = _us(as_of)
-    cutoff = min(end, a_us)
-    rep_us = _micros(events["reported_at"])
-    dl_us = _micros(events["deadline_at"])
-    up_us = _micros(events["updated_at"])
-    has_dl = events["deadline_at"].notna().to_numpy()
-    has_up = events["updated_at"].notna().to_numpy()
-    state_text = events["state"].astype(object).to_numpy()
-    open_state = pd.Series(state_text).isin(sorted(OVERDUE_STATES)).to_numpy()
-    changed_all = has_up & (up_us > a_us)
-    scope = (
-        (rep_us <= a_us)
-        & (rep_us < end)
-        & (
-            (rep_us >= start)
-            | ~has_dl
-            | (has_dl & (dl_us >= start))
-            | (has_dl & (dl_us < cutoff) & (open_state | changed_all))
-        )
+    ev = events[in_scope(frame_columns(events), period, as_of).to_numpy()]
+    rows = ev[["id", "grid_code", "platform", "department", "category_code", "state",
+               "satisfaction", "extended_hours"]].assign(
+        reported=_seconds(ev["reported_at"]),
+        deadline_at=_seconds(ev["deadline_at"]),
+        closed=_seconds(ev["closed_at"]),
+        marks=marks(frame_columns(ev), as_of),
     )
-    ev = events[scope]
-    cats = categories.drop_duplicates("code").set_index("code")
-    category = _objects(ev["category_code"])
-    platform = _objects(ev["platform"])
-    department = _objects(ev["department"])
-    platform = platform.where(platform.notna(), _objects(category.map(cats["platform"])))
-    department = department.where(department.notna(), _objects(category.map(cats["department"])))
-    reported = _seconds(ev["reported_at"])
-    hours = category.map(cats["deadline_hours"]).to_numpy(dtype=float, na_value=np.nan)
-    extended = ev["extended_hours"].to_numpy(dtype=float)
-    deadline = np.where(
-        ev["deadline_at"].notna().to_numpy(),
-        _seconds(ev["deadline_at"]),
-        np.where(np.isfinite(hours), reported + 3600.0 * (hours + extended), np.nan),
-    )
-    state = ev["state"].astype(object).to_numpy()
-    codes = pd.Categorical(state, categories=list(STATES)).codes.astype(np.int64)
-    facts = pd.DataFrame(
-        {
-            "id": ev["id"].to_numpy(dtype=np.int64),
-            "grid_code": _objects(ev["grid_code"]).to_numpy(),
-            "platform": platform.to_numpy(),
-            "department": department.to_numpy(),
-            "category_code": category.to_numpy(),
-            "state": pd.Categorical.from_codes(codes, categories=list(STATES)),
-            "reported": np.round(reported, 3),
-            "deadline": np.round(deadline, 3),
-            "closed": np.round(_seconds(ev["closed_at"]), 3),
-            "satisfaction": ev["satisfaction"].to_numpy(dtype=float, na_value=np.nan),
-        }
-    )
-    for col in ("grid_code", "platform", "department", "category_code"):
-        facts[col] = pd.Series(facts[col].to_numpy(dtype=object), dtype=object)
-    changed = changed_all[scope]
-    bits = (
-        changed.astype(np.int64)
-        + 2 * (ev["grid_code"].isna() & ev["located_by"].isna()).to_numpy().astype(np.int64)
-        + 4 * ev["escalated_to"].notna().to_numpy().astype(np.int64)
-        + 8 * (ev["extended_hours"].to_numpy(dtype=np.int64) > 0).astype(np.int64)
-    )
-    acts = actions[_micros(actions["at"]) <= a_us] if len(actions) else actions
-    ids = facts["id"].to_numpy()
-    if flags == "actions":
-        facts["flags"] = _action_flags(ids, acts)
-    else:
-        facts["flags"] = _derived(facts["state"], bits, facts["satisfaction"].to_numpy(), ids, acts)
-    if changed.any():
-        facts.loc[changed, "state"] = _states_then(ids[changed], acts)
-    a = as_of.timestamp()
-    facts.loc[facts["closed"].to_numpy() > a, "closed"] = np.nan
-    rated = (facts["flags"].to_numpy() & FLAG_BITS["rate"]) > 0
-    facts.loc[~rated, "satisfaction"] = np.nan
-    facts.attrs.update(period=period, as_of=as_of)
-    return add_cohorts(facts, period, as_of)
+    return derive_facts(rows, categories, period, as_of, FrameHistory(actions, as_of), flags=flags)
 
 
 def _unit_sums(facts: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -325,16 +186,7 @@ def _unit_sums(facts: pd.DataFrame, column: str) -> pd.DataFrame:
     k = len(units)
     index = [*units, _NONE_KEY]
     codes = np.where(codes < 0, k, codes)
-    rated = facts["rated"].to_numpy(dtype=bool)
-    sat = facts["satisfaction"].to_numpy(dtype=float)[rated]
-    out = pd.DataFrame(
-        {
-            name: np.bincount(codes[facts[col].to_numpy(dtype=bool)], minlength=k + 1)
-            for name, col in COUNTS.items()
-        },
-        index=pd.Index(index, dtype=object),
-    )
-    out["_sat"] = np.bincount(codes[rated], weights=sat, minlength=k + 1)
+    out = pd.DataFrame(_sums(facts, codes, k + 1), index=pd.Index(index, dtype=object))
     out["_n"] = np.bincount(codes, minlength=k + 1)
     return out[out["_n"] > 0]
 
@@ -358,15 +210,8 @@ def _partials(
     closed = facts.loc[done, ["id", *_KEYS.values(), "hours"]].reset_index(drop=True)
     for col in _KEYS.values():
         closed[col] = closed[col].where(closed[col].notna(), _NONE_KEY)
-    start, end = (_us(t) for t in period.bounds())
-    rep = _micros(ev["reported_at"])
-    own = (
-        (rep >= start)
-        & (rep < end)
-        & (rep <= _us(as_of))
-        & ev["reporter_staff_code"].notna().to_numpy()
-    )
-    reporters = ev.loc[own, "reporter_staff_code"].astype(object).value_counts()
+    own = received(frame_columns(ev), period, as_of) & ev["reporter_staff_code"].notna()
+    reporters = ev.loc[own.to_numpy(), "reporter_staff_code"].astype(object).value_counts()
     return {"sums": sums, "closed": closed, "self_reported": reporters, "facts": len(facts)}
 
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from gridgeo.errors import GridgeoError
+from gridgeo.errors import InvalidInput, ServiceUnavailable
 
 __all__ = ["dask_client"]
 
@@ -40,8 +40,10 @@ def dask_client(client: Any = None) -> Iterator[Any]:
 
     Raises
     ------
-    GridgeoError
-        An address no scheduler answers at.
+    ServiceUnavailable
+        (503) An address no scheduler answers at.
+    InvalidInput
+        ``local:N`` with ``N`` not a positive number.
     """
     if client is None or (isinstance(client, str) and client in _LOCAL_SCHEDULERS):
         yield client
@@ -53,7 +55,10 @@ def dask_client(client: Any = None) -> Iterator[Any]:
 
     text = client.strip()
     if text == "local" or text.startswith("local:"):
-        n = int(text.partition(":")[2] or 0) or (os.cpu_count() or 1)
+        count = text.partition(":")[2]
+        if count and not (count.isdigit() and int(count) > 0):
+            raise InvalidInput(f"scheduler {text!r}: local:N needs a positive number of workers")
+        n = int(count or 0) or (os.cpu_count() or 1)
         with (
             LocalCluster(
                 n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None
@@ -65,7 +70,7 @@ def dask_client(client: Any = None) -> Iterator[Any]:
     try:
         c = Client(text, timeout="10s")
     except (OSError, TimeoutError) as exc:
-        raise GridgeoError(f"no dask scheduler answers at {text}: {exc}") from None
+        raise ServiceUnavailable(f"no dask scheduler answers at {text}: {exc}") from None
     try:
         yield c
     finally:

@@ -18,8 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridgeo.errors import GridgeoError, UnknownCRS
-from gridgeo.scale.archive import InvalidArchive, _objects, _prepare_output
+from gridgeo.errors import InvalidGeometry, InvalidInput, UnknownCRS
+from gridgeo.assess.facts import _objects
+from gridgeo.scale.archive import InvalidArchive, _prepare_output
 from gridgeo.scale.cluster import _compute, _share, _unshare, dask_client
 
 __all__ = ["LOCATE_COLUMNS", "locate_parquet"]
@@ -79,8 +80,10 @@ def _locate_partition(
             part = part.to_crs(4326)
         geoms = part.geometry.to_numpy()
         missing = shapely.is_missing(geoms)
-        if len(geoms) and not (shapely.get_type_id(geoms[~missing]) == 0).all():
-            raise GridgeoError("the layer must hold points")
+        kinds = shapely.get_type_id(geoms[~missing])
+        if (kinds != 0).any():
+            kind = shapely.GeometryType(int(kinds[kinds != 0][0])).name.title()
+            raise InvalidGeometry(f"the layer must hold points, not {kind}")
         x, y = shapely.get_x(geoms), shapely.get_y(geoms)
     else:
         x = pd.to_numeric(part[lon], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
@@ -214,7 +217,7 @@ def locate_parquet(
     t0 = time.perf_counter()
     src, dst = Path(src).resolve(), Path(dst).resolve()
     if (store is None) == (locator is None):
-        raise ValueError("give a store or a locator")
+        raise InvalidInput("give a store or a locator, not both or neither")
     if store is not None:
         from gridgeo.lookup import Lookup
 

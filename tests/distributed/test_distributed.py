@@ -16,18 +16,21 @@ import shapely
 from helpers.hand_built import AS_OF, CST, G1, add_bare_event
 from typer.testing import CliRunner
 
-from gridgeo.assess import GROUPINGS, assess_many, read_facts
+from gridgeo.assess import GROUPINGS, assess_many, parse_period, read_facts
+from gridgeo.assess.facts import as_utc
 from gridgeo.cli import app
+from gridgeo.errors import InvalidGeometry, InvalidInput, ServiceUnavailable, UnknownCRS
 from gridgeo.scale import (
     InvalidArchive,
     archive_info,
     assess_archive,
     assess_archive_many,
+    dask_client,
     export_archive,
     locate_parquet,
     partition_facts,
 )
-from gridgeo.errors import UnknownCRS
+from gridgeo.scale.assess import _read_scope
 from gridgeo.lookup import Lookup
 
 GROUPS = list(GROUPINGS)  # every grouping, total included
@@ -285,6 +288,31 @@ def test_partition_facts_equal_read_facts(hand_built_and_bare, tmp_path):
         )
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         assert len(got) >= 8 and got["flags"].any()
+        # The scope in its Parquet-filter form picks the events its SQL form picks, and
+        # leaves some out (reported after as_of, or due before the period and done).
+        period = parse_period("2026-Q3")
+        pushed = _read_scope(root / "events", period, as_utc(as_of))
+        assert sorted(pushed["id"]) == want["id"].tolist() and len(want) < len(events)
+
+
+def test_errors_say_whose_fault(replayed, tmp_path):
+    """An unreachable scheduler is a missing service (503), bad input is the caller's (422)."""
+    with pytest.raises(ServiceUnavailable, match="no dask scheduler answers at tcp://127.0.0.1:9"):
+        with dask_client("tcp://127.0.0.1:9"):
+            pass
+    assert ServiceUnavailable.status == 503
+    with pytest.raises(InvalidInput, match="positive number of workers"):
+        with dask_client("local:two"):
+            pass
+    grids = replayed.read("grids")[["code", "geometry"]]
+    grids.to_parquet(tmp_path / "polygons.parquet", index=False)
+    with pytest.raises(InvalidGeometry, match="must hold points, not Polygon"):
+        locate_parquet(tmp_path / "polygons.parquet", tmp_path / "out", store=replayed, client="sync")
+    with pytest.raises(InvalidInput, match="give a store or a locator"):
+        locate_parquet(tmp_path / "polygons.parquet", tmp_path / "out2")
+    with pytest.raises(InvalidArchive) as info:
+        archive_info(tmp_path)
+    assert isinstance(info.value, InvalidInput) and info.value.status == 422
 
 
 # -- the command line ----------------------------------------------------------------------------
