@@ -718,7 +718,8 @@ def add_cohorts(facts: pd.DataFrame, period: Period, as_of: dt.datetime) -> pd.D
     def has(action):
         return (flags & FLAG_BITS[action]) > 0
 
-    received = seen & (reported >= start) & (reported < end)
+    # The rule self-reported events are selected by (in SQL and on archives), on these seconds.
+    is_received = received(Columns(column={"reported_at": reported}.__getitem__, time=_ts), period, as_of)
     rejected = state.eq("rejected").to_numpy()
     with np.errstate(invalid="ignore"):
         due = seen & ~rejected & (deadline >= start) & (deadline < end) & (deadline <= a)
@@ -729,10 +730,10 @@ def add_cohorts(facts: pd.DataFrame, period: Period, as_of: dt.datetime) -> pd.D
     sat = facts["satisfaction"].to_numpy(dtype=float)
     rated = is_closed & np.isfinite(sat)
     return facts.assign(
-        received=received,
-        accepted=received & has("accept"),
-        dispatched=received & has("dispatch"),
-        escalated=received & has("escalate"),
+        received=is_received,
+        accepted=is_received & has("accept"),
+        dispatched=is_received & has("dispatch"),
+        escalated=is_received & has("escalate"),
         due=due,
         closed_=is_closed,
         on_time=on_time,
