@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import datetime as dt
 import operator
-from collections.abc import Callable
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache, reduce
 from typing import Any, Protocol

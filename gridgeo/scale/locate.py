@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gridgeo.errors import InvalidGeometry, InvalidInput, UnknownCRS
 from gridgeo.assess.facts import _objects
+from gridgeo.errors import InvalidGeometry, InvalidInput, UnknownCRS
 from gridgeo.scale.archive import InvalidArchive, _prepare_output
 from gridgeo.scale.cluster import _compute, _share, _unshare, dask_client
 
