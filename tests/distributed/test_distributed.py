@@ -20,6 +20,7 @@ from gridgeo.assess import GROUPINGS, assess_many, parse_period, read_facts
 from gridgeo.assess.facts import as_utc
 from gridgeo.cli import app
 from gridgeo.errors import InvalidGeometry, InvalidInput, ServiceUnavailable, UnknownCRS
+from gridgeo.lookup import Lookup
 from gridgeo.scale import (
     InvalidArchive,
     archive_info,
@@ -31,7 +32,6 @@ from gridgeo.scale import (
     partition_facts,
 )
 from gridgeo.scale.assess import _read_scope
-from gridgeo.lookup import Lookup
 
 GROUPS = list(GROUPINGS)  # every grouping, total included
 runner = CliRunner()
