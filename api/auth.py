@@ -1,20 +1,27 @@
 """Who is calling: the bearer token → a :class:`gridgeo.auth.Principal`.
 
 ``Authorization: Bearer <token>`` on every request that needs one. Pages opened in a
-browser (the maps) may carry the token as ``?access_token=`` instead (RFC 6750 §2.3);
-the request log never records query strings. No token: the anonymous public, who may
+browser (the maps, under ``/maps/``) cannot send a header: their URL carries a map
+ticket (``?ticket=``, from ``POST /maps/tickets``: valid a few minutes, for the maps
+only) or, still accepted there, the token itself (``?access_token=``, RFC 6750 §2.3).
+Everywhere else a credential in the URL answers 401: URLs end up in logs, histories and
+Referer headers. No log ever records a query string or a secret (see
+:class:`gridgeo.api.middleware.RedactSecrets`). No token: the anonymous public, who may
 report events, look up points and read public data; everything else answers 401.
 """
 
 from __future__ import annotations
 
+import secrets
+from functools import lru_cache
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridgeo.api.deps import get_store
-from gridgeo.auth import ANONYMOUS, Principal, authenticate, require
+from gridgeo.auth import ANONYMOUS, Principal, authenticate, check_map_ticket, require
+from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated
 from gridgeo.store import Store
 
@@ -28,14 +35,33 @@ async def get_principal(
 ) -> Principal:
     """The caller (anonymous when no token is sent; 401 for a bad one)."""
     if credentials is not None:
-        token = credentials.credentials
-    elif request.headers.get("authorization"):
+        return authenticate(store, credentials.credentials)
+    if request.headers.get("authorization"):
         raise Unauthenticated("send the token as Authorization: Bearer <token>")
-    else:
-        token = request.query_params.get("access_token")
-    if not token:
+    query = request.query_params
+    in_url = [name for name in URL_CREDENTIALS if query.get(name)]
+    if not in_url:
         return ANONYMOUS
-    return authenticate(store, token)
+    if not request.scope["path"].startswith(MAP_PATHS):
+        raise Unauthenticated(f"{in_url[0]} in the URL is accepted by the map pages only; "
+                              "send the token as Authorization: Bearer <token>")
+    if query.get("ticket"):
+        return check_map_ticket(store, query["ticket"], ticket_secret())
+    return authenticate(store, query["access_token"])
+
+
+#: Query parameters that carry a credential (the map pages only).
+URL_CREDENTIALS = ("ticket", "access_token")
+#: The pages a browser opens by URL, which may carry one.
+MAP_PATHS = "/maps/"
+
+
+@lru_cache(maxsize=1)
+def ticket_secret() -> bytes:
+    """The key that signs map tickets: GRIDGEO_TICKET_SECRET (``gridgeo serve`` sets one
+    per start for its workers), else one made for this process."""
+    configured = get_settings().ticket_secret
+    return (configured.get_secret_value() if configured else secrets.token_urlsafe(32)).encode()
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]

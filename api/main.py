@@ -8,7 +8,7 @@ from fastapi_offline import FastAPIOffline
 from gridgeo.api import problems
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.metrics import router as metrics_router
-from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log
+from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log, install_log_redaction
 from gridgeo.api.routers import events, grids, health, lookup, maps, open311, plans, stats, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
@@ -48,7 +48,11 @@ def create_app() -> FastAPI:
     app.add_middleware(RateLimit, paths=RATE_LIMITED_PATHS, rate=settings.lookup_rate, burst=settings.lookup_burst)
     app.add_middleware(RateLimit, paths=("/v1/events",), methods=("POST",), anonymous_only=True,
                        rate=settings.public_intake_rate, burst=settings.public_intake_burst)
+    # The reporter's status page takes a token: limited per client IP against guessing.
+    app.add_middleware(RateLimit, pattern=r"/v1/events/[^/]+/status", route="/v1/events/{code}/status",
+                       methods=("GET",), rate=settings.reporter_status_rate, burst=settings.reporter_status_burst)
     app.add_middleware(ObserveRequests, metrics=app.state.metrics, log=settings.request_log)
+    install_log_redaction()
     if settings.request_log:
         enable_request_log()
     return app

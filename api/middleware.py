@@ -9,18 +9,25 @@ never buffer a response.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import math
 import re
 import threading
 import time
+from typing import Any, Callable, TypeVar
 
+import anyio
+import anyio.to_thread
 import numpy as np
 from fastapi import HTTPException
 
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.problems import problem
+from gridgeo.config import get_settings
+
+T = TypeVar("T")
 
 access_log = logging.getLogger("gridgeo.access")
 
@@ -43,7 +50,55 @@ class JsonFormatter(logging.Formatter):
         out.update({k: v for k, v in vars(record).items() if k not in self._STANDARD})
         if record.exc_info:
             out["exc_info"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc_info"] = record.exc_text
         return json.dumps(out, ensure_ascii=False, default=str)
+
+
+#: What may carry a secret in a log line: a query or form parameter named like one, an
+#: Authorization header's credentials, a gridgeo API token wherever it appears.
+_SECRETS = re.compile(
+    r"(?P<param>[\w-]*(?:token|api_key|ticket|secret|password)=)[^&\s\"'#]+"
+    r"|(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<api>gg[tm]_)[A-Za-z0-9_.-]+",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """``text`` with every secret :data:`_SECRETS` finds replaced by ``[redacted]``."""
+    return _SECRETS.sub(lambda m: (m["param"] or m["scheme"] or m["api"]) + "[redacted]", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Rewrites a record so that no secret reaches a log: the message (its arguments
+    merged in), the string extras and the traceback text. Put on handlers (every
+    record they write passes) and on the loggers that format URLs (uvicorn.access)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = redact(message)
+        if clean != message or record.args:
+            record.msg, record.args = clean, ()
+        for key, value in vars(record).items():
+            if key not in JsonFormatter._STANDARD and isinstance(value, str):
+                setattr(record, key, redact(value))
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Put :class:`RedactSecrets` on uvicorn's loggers and on the root logger's handlers
+    (once), however the app is run: uvicorn's access log formats the URL with its
+    query, where tokens may ride."""
+    targets: list[logging.Filterer] = [logging.getLogger(name) for name in
+                                       ("uvicorn", "uvicorn.error", "uvicorn.access", "gridgeo")]
+    targets += logging.getLogger().handlers
+    for target in targets:
+        if not any(isinstance(f, RedactSecrets) for f in target.filters):
+            target.addFilter(RedactSecrets())
 
 
 def enable_request_log() -> None:
@@ -51,6 +106,7 @@ def enable_request_log() -> None:
     if not any(getattr(h, "_gridgeo", False) for h in access_log.handlers):
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
+        handler.addFilter(RedactSecrets())
         handler._gridgeo = True  # type: ignore[attr-defined]
         access_log.addHandler(handler)
     access_log.setLevel(logging.INFO)
@@ -155,16 +211,26 @@ class TokenBuckets:
 
 class RateLimit:
     """429 with Retry-After when a client IP exceeds its bucket on the given paths (and
-    methods; with ``anonymous_only``, only requests that carry no Authorization header)."""
+    methods; with ``anonymous_only``, only requests that carry no Authorization header).
 
-    def __init__(self, app, paths: tuple[str, ...], rate: str, burst: int,
-                 methods: tuple[str, ...] | None = None, anonymous_only: bool = False) -> None:
+    ``paths`` are exact paths; ``pattern`` (a regular expression matched against the
+    whole path, e.g. the reporter's ``/v1/events/{code}/status``) names the route in
+    ``route`` for the metrics.
+    """
+
+    def __init__(self, app, paths: tuple[str, ...] = (), rate: str = "0", burst: int = 1,
+                 methods: tuple[str, ...] | None = None, anonymous_only: bool = False,
+                 pattern: str | None = None, route: str | None = None) -> None:
         self.app, self.paths, self.methods, self.anonymous_only = app, paths, methods, anonymous_only
+        self.pattern, self.route = (re.compile(pattern) if pattern else None), route
         per_second = parse_rate(rate)
         self.buckets = TokenBuckets(per_second, burst) if per_second > 0 else None
 
     def _applies(self, scope) -> bool:
-        if self.buckets is None or scope["type"] != "http" or scope["path"].rstrip("/") not in self.paths:
+        if self.buckets is None or scope["type"] != "http":
+            return False
+        path = scope["path"].rstrip("/")
+        if path not in self.paths and not (self.pattern and self.pattern.fullmatch(path)):
             return False
         if self.methods is not None and scope["method"] not in self.methods:
             return False
@@ -179,7 +245,7 @@ class RateLimit:
         wait = self.buckets.take(client[0] if client else "-")
         if not wait:
             return await self.app(scope, receive, send)
-        scope["gridgeo.route"] = scope["path"].rstrip("/")
+        scope["gridgeo.route"] = self.route or scope["path"].rstrip("/")
         retry = max(1, math.ceil(wait))
         response = problem(429, "too many requests",
                            f"rate limit of this endpoint exceeded; retry in {retry} s",
@@ -190,27 +256,46 @@ class RateLimit:
 
 # -- body guard -------------------------------------------------------------------------
 
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_OPEN = np.frombuffer(b"[{", dtype=np.uint8)
-_CLOSE = np.frombuffer(b"]}", dtype=np.uint8)
+#: Bytes scanned at a time by :func:`scan_json` (bounded memory, early exit when too deep).
+_CHUNK = 1 << 20
+#: +1 for an opening bracket, -1 for a closing one, 0 for every other byte.
+_STEP = np.zeros(256, dtype=np.int8)
+_STEP[[ord("["), ord("{")]] = 1
+_STEP[[ord("]"), ord("}")]] = -1
+
+
+def scan_json(body: bytes, max_depth: int = 0) -> tuple[int, bool]:
+    """(deepest nesting of arrays and objects, whether a ``\\u0000`` escape occurs) of
+    a JSON text, without parsing it, in time linear in its size.
+
+    Escapes are removed first (``bytes.replace``: an escaped backslash, then an escaped
+    quote), so what is left has plain ``"`` delimiting strings; a bracket counts when an
+    even number of quotes precede it (numpy, 1 MiB at a time). Backslashes occur only
+    in strings in valid JSON, so for any text the parser would accept up to some point,
+    the depth found here up to that point is the parser's. With ``max_depth``, the
+    scan stops as soon as the depth passes it.
+    """
+    text = body.replace(b"\\\\", b"")
+    nul = b"\\u0000" in text
+    raw = np.frombuffer(text.replace(b'\\"', b""), dtype=np.uint8)
+    in_string, depth, deepest = 0, 0, 0
+    for start in range(0, len(raw), _CHUNK):
+        chunk = raw[start:start + _CHUNK]
+        parity = np.bitwise_xor.accumulate((chunk == ord('"')).view(np.uint8)) ^ in_string
+        in_string = int(parity[-1])
+        steps = _STEP[chunk]
+        steps[parity.view(bool)] = 0
+        levels = np.cumsum(steps, dtype=np.int32)
+        deepest = max(deepest, depth + int(levels.max()))
+        if max_depth and deepest > max_depth:
+            break
+        depth += int(levels[-1])
+    return deepest, nul
 
 
 def json_depth(body: bytes) -> int:
-    """Deepest nesting of arrays and objects in a JSON text, without parsing it
-    (strings removed by a regex, brackets counted by numpy: milliseconds for 20 MB)."""
-    if b"[" not in body and b"{" not in body:
-        return 0
-    raw = np.frombuffer(_STRING.sub(b'""', body), dtype=np.uint8)
-    opens, closes = np.isin(raw, _OPEN), np.isin(raw, _CLOSE)
-    idx = np.flatnonzero(opens | closes)
-    if not len(idx):
-        return 0
-    steps = np.where(opens[idx], 1, -1).astype(np.int64)
-    return int(np.cumsum(steps).max())
-
-
-#: A JSON ``\u0000`` escape (not an escaped backslash followed by "u0000").
-_NUL_ESCAPE = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+    """Deepest nesting of arrays and objects in a JSON text (see :func:`scan_json`)."""
+    return scan_json(body)[0]
 
 
 def _has_nul(scope) -> bool:
@@ -230,17 +315,45 @@ class BodyTooLarge(HTTPException):
     HTTPExceptions from body parsing, and the problem handler answers 413."""
 
 
+class BodyTimeout(HTTPException):
+    """Raised from ``receive`` when the body has not arrived within the deadline (a
+    client sending it a byte at a time); the problem handler answers 408."""
+
+
+#: Bodies up to this size are scanned on the event loop (a thread hop costs more).
+INLINE_SCAN_BYTES = 64 * 1024
+
+
 class BodyGuard:
-    """413 for bodies over ``max_bytes`` (from Content-Length at once, or while
-    streaming); 422 for JSON bodies nested deeper than ``max_depth``, and for NUL
-    characters in the path, the query or a JSON body. JSON bodies are read here
-    (bounded by the limit) and replayed to the app."""
+    """413 for bodies over the limit of their path (from Content-Length at once, or while
+    streaming); 408 for a body that does not arrive within ``timeout`` seconds; 422 for
+    JSON bodies nested deeper than ``max_depth``, and for NUL characters in the path,
+    the query or a JSON body. JSON bodies are read here (bounded by the limit), scanned
+    in time linear in their size (in a worker thread when large) and replayed to the app.
 
-    def __init__(self, app, max_bytes: int, max_depth: int) -> None:
-        self.app, self.max_bytes, self.max_depth = app, max_bytes, max_depth
+    ``max_bytes`` is the limit of ``big_paths`` (the batch lookup, whose 100,000 points
+    need it); every other path has ``small_bytes``: nothing else takes a big body, and
+    parsing and validating one would hold the event loop.
+    """
 
-    def _too_large(self, size: str) -> str:
-        return f"request body of {size} bytes; the limit is {self.max_bytes:,} (GRIDGEO_MAX_BODY_BYTES)"
+    def __init__(self, app, max_bytes: int, max_depth: int, small_bytes: int | None = None,
+                 big_paths: tuple[str, ...] = ("/v1/lookup",), timeout: float | None = None) -> None:
+        settings = get_settings()
+        self.app, self.max_bytes, self.max_depth, self.big_paths = app, max_bytes, max_depth, big_paths
+        self.small_bytes = min(max_bytes, settings.max_small_body_bytes if small_bytes is None else small_bytes)
+        self.timeout = settings.body_timeout if timeout is None else timeout
+
+    def _limit(self, scope) -> tuple[int, str]:
+        if scope["path"].rstrip("/") in self.big_paths or self.small_bytes >= self.max_bytes:
+            return self.max_bytes, "GRIDGEO_MAX_BODY_BYTES"
+        return self.small_bytes, "GRIDGEO_MAX_SMALL_BODY_BYTES"
+
+    @staticmethod
+    def _too_large(size: str, limit: tuple[int, str]) -> str:
+        return f"request body of {size} bytes; the limit of this endpoint is {limit[0]:,} ({limit[1]})"
+
+    def _timed_out(self) -> str:
+        return f"the request body did not arrive within {self.timeout:g} s (GRIDGEO_BODY_TIMEOUT)"
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -249,6 +362,7 @@ class BodyGuard:
             return await _nul_problem()(scope, receive, send)
         if scope["method"] in ("GET", "HEAD", "OPTIONS", "DELETE"):
             return await self.app(scope, receive, send)
+        limit = self._limit(scope)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None:
@@ -256,30 +370,39 @@ class BodyGuard:
                 declared = int(length)
             except ValueError:
                 return await problem(400, "bad request", "Content-Length is not a number")(scope, receive, send)
-            if declared > self.max_bytes:
-                return await problem(413, "body too large", self._too_large(f"{declared:,}"),
+            if declared > limit[0]:
+                return await problem(413, "body too large", self._too_large(f"{declared:,}", limit),
                                      "/problems/body-too-large")(scope, receive, send)
+        deadline = time.monotonic() + self.timeout
         if b"json" not in headers.get(b"content-type", b"").lower():
-            return await self.app(scope, self._counting(receive), send)
-        # JSON: read it all (bounded), check its depth, replay it.
+            return await self.app(scope, self._guarded(receive, limit, deadline), send)
+        # JSON: read it all (bounded in size and time), check it, replay it.
         chunks, size, more = [], 0, True
         while more:
-            message = await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                return await self._timeout_problem(scope, receive, send)
             if message["type"] != "http.request":
                 return  # the client went away
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                return await problem(413, "body too large", self._too_large(f"more than {self.max_bytes:,}"),
+            if size > limit[0]:
+                return await problem(413, "body too large", self._too_large(f"more than {limit[0]:,}", limit),
                                      "/problems/body-too-large")(scope, receive, send)
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if self.max_depth and json_depth(body) > self.max_depth:
+        if len(body) <= INLINE_SCAN_BYTES:
+            depth, nul = scan_json(body, self.max_depth)
+        else:
+            depth, nul = await run_heavy(scan_json, body, self.max_depth)
+        if self.max_depth and depth > self.max_depth:
             return await problem(422, "json too deep",
                                  f"JSON nested deeper than {self.max_depth} levels",
                                  "/problems/json-too-deep")(scope, receive, send)
-        if b"\\u0000" in body and _NUL_ESCAPE.search(body):
+        if nul:
             return await _nul_problem()(scope, receive, send)
         replayed = False
 
@@ -292,16 +415,46 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    def _counting(self, receive):
+    async def _timeout_problem(self, scope, receive, send):
+        response = problem(408, "request timeout", self._timed_out(), "/problems/request-timeout")
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)
+
+    def _guarded(self, receive, limit: tuple[int, str], deadline: float):
+        """``receive`` that counts the body's bytes and enforces the deadline."""
         size = 0
 
-        async def counted():
+        async def guarded():
             nonlocal size
-            message = await receive()
+            try:
+                with anyio.fail_after(max(0.0, deadline - time.monotonic())):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeout(408, self._timed_out(), headers={"Connection": "close"}) from None
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
-                if size > self.max_bytes:
-                    raise BodyTooLarge(413, self._too_large(f"more than {self.max_bytes:,}"))
+                if size > limit[0]:
+                    raise BodyTooLarge(413, self._too_large(f"more than {limit[0]:,}", limit))
             return message
 
-        return counted
+        return guarded
+
+
+# -- the thread pool for heavy work -------------------------------------------------------
+
+_HEAVY: anyio.CapacityLimiter | None = None
+
+
+def heavy_limiter() -> anyio.CapacityLimiter:
+    """The limiter of CPU-heavy work (GRIDGEO_HEAVY_THREADS threads at once), apart from
+    the default thread pool that runs the plain sync routes: a burst of batch lookups
+    or maps waits its turn and never takes the threads that /health needs."""
+    global _HEAVY
+    if _HEAVY is None:
+        _HEAVY = anyio.CapacityLimiter(get_settings().heavy_threads)
+    return _HEAVY
+
+
+async def run_heavy(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a worker thread of the heavy-work pool, off the event loop."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=heavy_limiter())

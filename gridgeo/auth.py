@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -374,7 +375,11 @@ def authenticate(store: Store, token: str) -> Principal:
     """The principal a bearer token stands for; :class:`Unauthenticated` if the token is
     unknown, revoked, expired or its user switched off (one message for all: a caller
     learns nothing about which)."""
-    digest = hash_token(token.strip())
+    return _authenticate_digest(store, hash_token(token.strip()))
+
+
+def _authenticate_digest(store: Store, digest: str) -> Principal:
+    """The principal of the token whose SHA-256 is ``digest`` (see :func:`authenticate`)."""
     key = (id(store), digest)
     hit = _CACHE.get(key)
     if hit is not None:
@@ -392,6 +397,39 @@ def authenticate(store: Store, token: str) -> Principal:
                   row["department"], row["platform"], row["staff_code"])
     _CACHE.put(key, p)
     return p
+
+
+# -- map tickets -------------------------------------------------------------------------
+# A browser cannot send a header when it opens a map page, so the map URL carries a
+# credential. Not the API token (long-lived, good for everything): a ticket for the map
+# pages only, valid a few minutes, bound to the token it was issued for (revoking the
+# token voids it) and signed (HMAC-SHA256) with the server's secret: nothing is stored.
+
+MAP_TICKET_PREFIX = "ggm_"
+
+
+def _ticket_signature(secret: bytes, expires: int, digest: str) -> str:
+    return hmac.new(secret, f"maps|{expires}|{digest}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_map_ticket(token: str, secret: bytes, seconds: int, now: float | None = None) -> tuple[str, int]:
+    """(a map ticket for the holder of ``token``, its expiry as a Unix time)."""
+    expires = int((time.time() if now is None else now) + seconds)
+    digest = hash_token(token.strip())
+    return f"{MAP_TICKET_PREFIX}{expires}.{digest}.{_ticket_signature(secret, expires, digest)}", expires
+
+
+def check_map_ticket(store: Store, ticket: str, secret: bytes, now: float | None = None) -> Principal:
+    """The principal a map ticket stands for; :class:`Unauthenticated` if it is forged,
+    expired or its token is no longer valid."""
+    expires, _, rest = ticket.removeprefix(MAP_TICKET_PREFIX).partition(".")
+    digest, _, signature = rest.partition(".")
+    if (not ticket.startswith(MAP_TICKET_PREFIX) or not expires.isdigit()
+            or not hmac.compare_digest(signature, _ticket_signature(secret, int(expires), digest))):
+        raise Unauthenticated("the map ticket is not valid")
+    if int(expires) <= (time.time() if now is None else now):
+        raise Unauthenticated("the map ticket has expired: ask for a new one (POST /maps/tickets)")
+    return _authenticate_digest(store, digest)
 
 
 # -- demo users --------------------------------------------------------------------------

@@ -267,10 +267,14 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (use PostgreSQL for more than one).")] = 1,
     reload: Annotated[bool, typer.Option(help="Reload on code changes (development).")] = False,
-    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+    access_log: Annotated[bool, typer.Option(help="Log every request (JSON lines, no query strings).")] = True,
 ) -> None:
     """Serve the HTTP API (docs at /docs) with uvicorn."""
+    import secrets
+
     import uvicorn
+
+    from gridgeo.api.server import uvicorn_options
 
     url = database or get_settings().database_url
     os.environ["GRIDGEO_DATABASE_URL"] = url
@@ -286,8 +290,13 @@ def serve(
         import tempfile
 
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="gridgeo-metrics-")
+    if not access_log:
+        os.environ["GRIDGEO_REQUEST_LOG"] = "false"
+    # One map-ticket secret per start, shared by the workers (they inherit the environment).
+    os.environ.setdefault("GRIDGEO_TICKET_SECRET", secrets.token_urlsafe(32))
+    get_settings.cache_clear()
     uvicorn.run("gridgeo.api.main:app", host=host, port=port, workers=workers, reload=reload,
-                log_level="info", access_log=access_log)
+                log_level="info", **uvicorn_options())
 
 
 # -- commands defined in their own modules ---------------------------------------------

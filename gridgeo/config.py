@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +55,30 @@ class Settings(BaseSettings):
     public_intake_burst: int = 60
     #: One JSON log line per request on the ``gridgeo.access`` logger.
     request_log: bool = True
+    #: Largest request body of every endpoint but the batch lookup, in bytes (413 above
+    #: it): nothing else takes a big body, and parsing one would hold the event loop.
+    max_small_body_bytes: int = 1_000_000
+    #: Seconds a client has to send a request body (408 and the connection closed after):
+    #: a client trickling its body a byte at a time cannot hold the server.
+    body_timeout: float = 60.0
+    #: Seconds an idle keep-alive connection is kept open (uvicorn's timeout_keep_alive).
+    keep_alive_timeout: int = 5
+    #: Seconds a client has to send a request's headers (the connection is closed after).
+    header_timeout: float = 10.0
+    #: Threads that run CPU-heavy work at once (batch lookups, map pages, large JSON
+    #: checks), apart from the pool that answers the other routes.
+    heavy_threads: int = 2
+    #: The reporter's status page (GET /v1/events/{code}/status) per client IP and process:
+    #: against guessing tokens. ``N/s``, ``N/min`` or ``N/h``; ``0`` disables the limit.
+    reporter_status_rate: str = "30/min"
+    #: Status requests a client may send at once.
+    reporter_status_burst: int = 20
+    #: Secret that signs map tickets (POST /v1/maps/tickets). ``gridgeo serve`` makes
+    #: one per start when unset (shared by its workers); set it when several servers
+    #: answer behind one address.
+    ticket_secret: SecretStr | None = None
+    #: Seconds a map ticket stays valid.
+    ticket_seconds: int = 300
 
     @field_validator("grid_band", mode="before")
     @classmethod

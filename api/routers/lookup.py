@@ -10,10 +10,11 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from gridgeo.api.deps import _open_store, get_store
+from gridgeo.api.middleware import run_heavy
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
@@ -129,18 +130,30 @@ def _check_size(n: int) -> None:
         raise BatchTooLarge(f"{n:,} points in one request; the limit is {MAX_BATCH:,}")
 
 
-@router.post("", summary="Which grids hold many points (up to 100,000)")
+@router.post("", summary="Which grids hold many points (up to 100,000)",
+             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                 "schema": {"type": "object"}, "examples": _BATCH_EXAMPLES}}}})
 async def lookup_many(
     request: Request,
     lookup: Annotated[Lookup, Depends(get_lookup)],
     crs: Annotated[str | None, Query(description="Coordinate system, if the body does not say it.")] = None,
     at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date.")] = None,
-    body: Annotated[dict | None, Body(openapi_examples=_BATCH_EXAMPLES)] = None,
 ):
     """Results in input order: grid code and name, village, township, snapped, distance_m
     and why a point found no grid (outside, invalid, swapped). The body is
     ``{"points": [[lon, lat], ...]}``, ``{"lon": [...], "lat": [...]}`` or a GeoJSON
     FeatureCollection of points; ``crs`` may be given in the body or the query."""
+    # The body is read here and parsed with everything else in the heavy-work pool:
+    # parsing, locating and serialising 100,000 points must not hold the event loop.
+    raw = await request.body()
+    return await run_heavy(_lookup_batch, lookup, raw, crs, at)
+
+
+def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None) -> Response:
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError) as exc:
+        raise MalformedBody(f"the body is not valid JSON: {exc}") from None
     lon, lat, body_crs, ids = _parse_batch(body)
     frame = lookup.many(lon, lat, crs=body_crs or crs or "wgs84", at=at)
     frame["distance_m"] = frame["distance_m"].round(2)

@@ -2,7 +2,13 @@
 
 The coverage map is public (grids and their staff, as posted on the notice boards); the
 workload and plan maps need a user token, the events map one of the command room, the
-leadership group or the administrator. A browser sends it as ``?access_token=``.
+leadership group or the administrator. A browser cannot send a header: the page's URL
+carries ``?ticket=``, a map ticket from ``POST /maps/tickets`` (sent with the token in
+the Authorization header; valid GRIDGEO_TICKET_SECONDS, for the map pages only), or
+the token itself as ``?access_token=`` (accepted on the map pages only; prefer tickets).
+
+Building a map is CPU work (geometry, folium): it runs in the heavy-work thread pool
+(GRIDGEO_HEAVY_THREADS at once), never on the event loop nor in the pool of the other routes.
 
 The pages load Leaflet and the plugins from ``/maps/assets`` (the files vendored in
 ``maps/assets``), by relative links, so they work behind a path prefix and make no
@@ -16,11 +22,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gridgeo.api.auth import roles
+from gridgeo.api.auth import roles, ticket_secret
 from gridgeo.api.deps import get_store
-from gridgeo.auth import ALL_EVENTS, ACCOUNT_ROLES
-from gridgeo.errors import NotFound
+from gridgeo.api.middleware import run_heavy
+from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, authenticate, issue_map_ticket
+from gridgeo.config import get_settings
+from gridgeo.errors import NotFound, Unauthenticated
 from gridgeo.store import Store
 from gridgeo.maps import offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
@@ -42,25 +51,50 @@ InlineQ = Annotated[bool, Query(description="Inline the scripts: one self-contai
 _HTML = {200: {"content": {"text/html": {}}, "description": "An HTML page with the map."}}
 
 
-def _page(m, inline: bool, depth: int) -> HTMLResponse:
+async def _page(build, inline: bool, depth: int, **kwargs) -> HTMLResponse:
+    """The page of the map ``build(**kwargs)`` makes, built and rendered in the heavy pool."""
     assets = None if inline else "../" * depth + "assets"
-    return HTMLResponse(offline.render_html(m, assets_url=assets))
+
+    def render() -> str:
+        return offline.render_html(build(**kwargs), assets_url=assets)
+
+    return HTMLResponse(await run_heavy(render))
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+@router.post("/tickets", summary="A short-lived ticket for the map pages' URLs",
+             responses={401: {"description": "No valid token in the Authorization header."}})
+async def ticket(store: Annotated[Store, Depends(get_store)],
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]):
+    """A ticket to put in a map page's URL (``/maps/events?ticket=...``) instead of the
+    token: it opens the map pages only, as the token's user, for GRIDGEO_TICKET_SECONDS
+    (default 5 minutes), and dies with the token. Send the token in the Authorization
+    header (a ticket or a token in the URL cannot get one)."""
+    if credentials is None:
+        raise Unauthenticated("send the token as Authorization: Bearer <token> to get a map ticket")
+    principal = authenticate(store, credentials.credentials)
+    seconds = get_settings().ticket_seconds
+    value, expires = issue_map_ticket(credentials.credentials, ticket_secret(), seconds)
+    return {"ticket": value, "username": principal.username, "expires_in": seconds,
+            "expires_at": dt.datetime.fromtimestamp(expires, dt.timezone.utc).isoformat()}
 
 
 @router.get("/coverage", response_class=HTMLResponse, responses=_HTML,
             summary="Grids coloured by staffing completeness")
-def coverage(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, at: AtQ = None,
-             plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False):
+async def coverage(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, at: AtQ = None,
+                   plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False):
     """Grids of the plan in force coloured by staffing (grid head, full-time worker,
     instructor), village boundaries, tooltips with the people of each grid."""
-    m = coverage_from_store(store, village=village, at=at, plan=plan, basemap=get_basemap(basemap))
-    return _page(m, inline, 0)
+    return await _page(coverage_from_store, inline, 0, store=store, village=village, at=at, plan=plan,
+                       basemap=get_basemap(basemap))
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,
             dependencies=[roles(*ACCOUNT_ROLES, what="the workload map")],
             summary="Events per worker, per 100 households, open or overdue, per grid")
-def workload(
+async def workload(
     store: Annotated[Store, Depends(get_store)],
     measure: Annotated[Literal["per_worker", "per_100_households", "open", "overdue"],
                        Query(description="What the colours show.")] = "per_worker",
@@ -68,28 +102,26 @@ def workload(
     at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False,
 ):
     """A choropleth of the grids' events over the period, with a legend."""
-    m = workload_from_store(store, measure=measure, period=period, platform=platform, village=village,
-                            at=at, plan=plan, basemap=get_basemap(basemap))
-    return _page(m, inline, 0)
+    return await _page(workload_from_store, inline, 0, store=store, measure=measure, period=period,
+                       platform=platform, village=village, at=at, plan=plan, basemap=get_basemap(basemap))
 
 
 @router.get("/events", response_class=HTMLResponse, responses=_HTML,
             dependencies=[roles(*ALL_EVENTS, what="the events map")],
             summary="Events as clusters and heat, with a time slider")
-def events(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, period: PeriodQ = None,
-           platform: PlatformQ = None, at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None,
-           inline: InlineQ = False):
+async def events(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, period: PeriodQ = None,
+                 platform: PlatformQ = None, at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None,
+                 inline: InlineQ = False):
     """The period's events clustered (coloured by platform and status) and as heat,
     with a slider over the period and platform switches."""
-    m = events_from_store(store, period=period, platform=platform, village=village, at=at, plan=plan,
-                          basemap=get_basemap(basemap))
-    return _page(m, inline, 0)
+    return await _page(events_from_store, inline, 0, store=store, period=period, platform=platform,
+                       village=village, at=at, plan=plan, basemap=get_basemap(basemap))
 
 
 @router.get("/plans/{id}", response_class=HTMLResponse, responses=_HTML,
             dependencies=[roles("planner", "admin", "command_room", "leadership", what="plan maps")],
             summary="A plan beside the plan in force, changed grids highlighted")
-def plan(
+async def plan(
     store: Annotated[Store, Depends(get_store)],
     id: Annotated[str, Path(description="Plan id or version.")],
     against: Annotated[str | None, Query(description="Compare with this plan (id or version) instead of the plan in force.")] = None,
@@ -97,8 +129,8 @@ def plan(
     village: VillageQ = None, basemap: BasemapQ = None, inline: InlineQ = False,
 ):
     """Two maps side by side, kept on the same view: the plan in force and plan ``id``."""
-    m = plan_from_store(store, id, against=against, at=at, village=village, basemap=get_basemap(basemap))
-    return _page(m, inline, 1)
+    return await _page(plan_from_store, inline, 1, store=store, plan=id, against=against, at=at,
+                       village=village, basemap=get_basemap(basemap))
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)
