@@ -17,18 +17,32 @@ requests needs a role that reads events, and gives only the events of its scope,
 ``GET /v1/events`` does. Discovery and services are public. ``jurisdiction_id`` is accepted and ignored (one
 jurisdiction per server). Positions are WGS84 as the spec says; a non-standard ``crs``
 field (``gcj02``, ``bd09``) is accepted for phones that report those. Reporters'
-names, phones and e-mails are never returned.
+names, phones and e-mails are never returned. The spec puts ``api_key`` in the query
+or the form: it is accepted there and never logged (see gridgeo.api.middleware).
+
+Text: URL-encoded form bodies are decoded as UTF-8, raw or percent-encoded, as the
+WHATWG URL-encoded parser does (``curl -d 'description=井盖缺失'``). A request's text
+fields have the limits of ``POST /v1/events`` (its schema is reused) and may not hold
+control characters other than tab, line feed and carriage return (400: XML 1.0 cannot
+carry them). Text stored before that rule, or by other routes, is written to XML with
+such characters removed, so ``requests.xml`` is always well-formed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import xml.etree.ElementTree as ET
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.datastructures import FormData
+
+from gridgeo.api.routers.events import EventCreate
 
 from gridgeo.api.auth import PrincipalDep
 from gridgeo.api.deps import get_store
@@ -73,6 +87,17 @@ def _fmt(fmt: str) -> str:
     return fmt
 
 
+#: Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; lone surrogates; U+FFFE/F).
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: Control characters refused in a request's text (tab, LF and CR are text).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _xml_text(value: Any) -> str:
+    """``value`` as XML character data: characters XML 1.0 cannot carry removed."""
+    return _NOT_XML.sub("", str(value))
+
+
 def _xml_value(parent: ET.Element, key: str, value: Any, item: str | None = None) -> None:
     el = ET.SubElement(parent, key)
     if isinstance(value, list):
@@ -84,7 +109,7 @@ def _xml_value(parent: ET.Element, key: str, value: Any, item: str | None = None
     elif isinstance(value, bool):
         el.text = "true" if value else "false"
     elif value is not None:
-        el.text = str(value)
+        el.text = _xml_text(value)
 
 
 def _render(fmt: str, root: str, item: str | None, body, status: int = 200) -> Response:
@@ -133,7 +158,10 @@ async def discovery(fmt: str, request: Request):
         body = {
             "changeset": __version__,
             "contact": "综合指挥室 (the command room) of the jurisdiction running this gridgeo",
-            "key_service": "API keys: any non-empty api_key is accepted for now (authentication comes later)",
+            "key_service": ("API keys: api_key is a gridgeo API token, issued by the administrator "
+                            "(gridgeo users token USERNAME). Creating a service request needs the token "
+                            "of any active user (the app that submits it); reading requests needs a role "
+                            "that reads events. An Authorization: Bearer header works too."),
             "endpoints": [{"specification": SPEC, "url": base, "changeset": __version__, "type": "production",
                            "formats": ["text/xml", "application/json"]}],
         }
@@ -289,38 +317,81 @@ def _float(form, name: str) -> float | None:
         raise Open311Error(400, f"{name} {value!r} is not a number") from None
 
 
+#: More fields than any GeoReport request has: a body of 100,000 "&" is refused unread.
+MAX_FIELDS = 100
+
+
+def parse_urlencoded(raw: bytes) -> FormData:
+    """An ``application/x-www-form-urlencoded`` body as the WHATWG URL standard parses
+    it: split on ``&`` and the first ``=``, ``+`` as space, percent-decode the bytes,
+    then decode UTF-8 (invalid sequences become U+FFFD). Starlette decodes raw bytes as
+    Latin-1, which turns the UTF-8 that ``curl -d`` and hotline gateways send into mojibake."""
+    if raw.count(b"&") >= MAX_FIELDS:
+        raise Open311Error(400, f"more than {MAX_FIELDS} form fields")
+    pairs = []
+    for field in raw.split(b"&"):
+        if field:
+            name, _, value = field.partition(b"=")
+            pairs.append(tuple(unquote_to_bytes(x.replace(b"+", b" ")).decode("utf-8", "replace")
+                               for x in (name, value)))
+    return FormData(pairs)
+
+
+async def _form(request: Request) -> FormData:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        return parse_urlencoded(await request.body())
+    return await request.form()  # multipart: decoded by its declared charset (UTF-8 by default)
+
+
+def _event_in(form: FormData) -> EventIn:
+    """The event of a request's fields, checked by the schema of ``POST /v1/events``
+    (one definition of its limits), and free of control characters."""
+    for key, value in form.multi_items():
+        if isinstance(value, str) and _CONTROL.search(value):
+            raise Open311Error(400, f"{key} holds a control character (only tab and line breaks are "
+                                    "allowed in text)")
+    lat, lon = _float(form, "lat"), _float(form, "long")
+    address = (form.get("address_string") or "").strip() or None
+    if (lat is None) != (lon is None):
+        raise Open311Error(400, "lat and long go together")
+    if lat is None and address is None and not form.get("address_id"):
+        raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
+    if form.get("address_id") and address is None and lat is None:
+        raise Open311Error(400, "address_id is not supported here: send lat/long or address_string")
+    name = "".join(x for x in ((form.get("last_name") or "").strip(), (form.get("first_name") or "").strip()) if x)
+    media = (form.get("media_url") or "").strip()
+    fields = {"source": "app", "category_code": (form.get("service_code") or "").strip(),
+              "description": form.get("description") or None, "lon": lon, "lat": lat,
+              "crs": form.get("crs") or ("wgs84" if lat is not None else None), "address": address,
+              "reporter_name": name or None, "reporter_phone": (form.get("phone") or "").strip() or None,
+              "photos": [media] if media else []}
+    try:
+        checked = EventCreate(**fields)
+    except ValidationError as exc:
+        names = {"category_code": "service_code", "address": "address_string", "reporter_name": "first_name/last_name",
+                 "reporter_phone": "phone", "photos": "media_url", "lon": "long"}
+        raise Open311Error(400, "; ".join(
+            f"{names.get(str(e['loc'][0]), e['loc'][0]) if e['loc'] else 'request'}: {e['msg']}"
+            for e in exc.errors())) from None
+    return EventIn(**checked.model_dump())
+
+
 @router.post("/requests.{fmt}", summary="Create a service request (form-encoded, with api_key)")
 async def post_request(fmt: str, request: Request, store: StoreDep, principal: PrincipalDep):
     """Fields: ``api_key`` (a gridgeo token, or a bearer header), ``service_code``, a location
     (``lat`` + ``long``, or ``address_string``, or ``address_id``), and optionally
     ``description``, ``first_name``, ``last_name``, ``phone``, ``email``,
     ``device_id``, ``account_id``, ``media_url``, ``jurisdiction_id``; extension:
-    ``crs`` of lat/long (default wgs84). The event is committed before the answer,
-    whose ``service_notice`` carries the reporter's status token."""
+    ``crs`` of lat/long (default wgs84). Text is UTF-8, with the limits of
+    ``POST /v1/events``. The event is committed before the answer, whose
+    ``service_notice`` carries the reporter's status token."""
     async def run():
-        form = await request.form()
-        if any(isinstance(v, str) and "\x00" in v for _, v in form.multi_items()):
-            raise Open311Error(400, "text must not contain NUL characters")
+        form = await _form(request)
         caller = _caller(store, principal, form.get("api_key"))
-        code = (form.get("service_code") or "").strip()
-        if not code:
+        if not (form.get("service_code") or "").strip():
             raise Open311Error(400, "service_code is required")
-        lat, lon = _float(form, "lat"), _float(form, "long")
-        address = (form.get("address_string") or "").strip() or None
-        if (lat is None) != (lon is None):
-            raise Open311Error(400, "lat and long go together")
-        if lat is None and address is None and not form.get("address_id"):
-            raise Open311Error(400, "a location is required: lat and long, address_string or address_id")
-        if form.get("address_id") and address is None and lat is None:
-            raise Open311Error(400, "address_id is not supported here: send lat/long or address_string")
-        name = "".join(x for x in ((form.get("last_name") or "").strip(), (form.get("first_name") or "").strip()) if x)
-        media = (form.get("media_url") or "").strip()
-        ev = EventIn(source="app", category_code=code, description=form.get("description") or None,
-                     lon=lon, lat=lat, crs=form.get("crs") or ("wgs84" if lat is not None else None),
-                     address=address, reporter_name=name or None,
-                     reporter_phone=(form.get("phone") or "").strip() or None,
-                     photos=[media] if media else [])
-        prepared = prepare_intake(store, ev, actor=f"open311:{caller.username}")
+        prepared = prepare_intake(store, _event_in(form), actor=f"open311:{caller.username}")
         result = await asyncio.wrap_future(submit_intake(store, prepared))
         e = result.event
         notice = (f"{e['state_label']}：事件编号 {e['code']}，查询码 {result.token}"
