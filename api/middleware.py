@@ -375,7 +375,8 @@ class BodyGuard:
                                      "/problems/body-too-large")(scope, receive, send)
         deadline = time.monotonic() + self.timeout
         if b"json" not in headers.get(b"content-type", b"").lower():
-            return await self.app(scope, self._guarded(receive, limit, deadline), send)
+            late = _Late()
+            return await self.app(scope, self._guarded(receive, limit, deadline, late), late.closing(send))
         # JSON: read it all (bounded in size and time), check it, replay it.
         chunks, size, more = [], 0, True
         while more:
@@ -420,7 +421,7 @@ class BodyGuard:
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
 
-    def _guarded(self, receive, limit: tuple[int, str], deadline: float):
+    def _guarded(self, receive, limit: tuple[int, str], deadline: float, late: _Late):
         """``receive`` that counts the body's bytes and enforces the deadline."""
         size = 0
 
@@ -430,7 +431,8 @@ class BodyGuard:
                 with anyio.fail_after(max(0.0, deadline - time.monotonic())):
                     message = await receive()
             except TimeoutError:
-                raise BodyTimeout(408, self._timed_out(), headers={"Connection": "close"}) from None
+                late.late = True
+                raise BodyTimeout(408, self._timed_out()) from None
             if message["type"] == "http.request":
                 size += len(message.get("body", b""))
                 if size > limit[0]:
@@ -438,6 +440,21 @@ class BodyGuard:
             return message
 
         return guarded
+
+
+class _Late:
+    """Whether a body arrived too late; then the answer closes the connection (the rest
+    of the body may still be on its way, and the client is not waited for)."""
+
+    late = False
+
+    def closing(self, send):
+        async def closing_send(message):
+            if self.late and message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        return closing_send
 
 
 # -- the thread pool for heavy work -------------------------------------------------------
