@@ -8,14 +8,17 @@ never buffer a response.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 import json
 import logging
 import math
+import multiprocessing
 import re
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Callable, TypeVar
 
 import anyio
@@ -320,8 +323,10 @@ class BodyTimeout(HTTPException):
     client sending it a byte at a time); the problem handler answers 408."""
 
 
-#: Bodies up to this size are scanned on the event loop (a thread hop costs more).
+#: Bodies up to this size are scanned on the event loop (a hop elsewhere costs more);
+#: larger ones in a thread, and from PROCESS_SCAN_BYTES in the process pool.
 INLINE_SCAN_BYTES = 64 * 1024
+PROCESS_SCAN_BYTES = 2_000_000
 
 
 class BodyGuard:
@@ -397,8 +402,10 @@ class BodyGuard:
         body = b"".join(chunks)
         if len(body) <= INLINE_SCAN_BYTES:
             depth, nul = scan_json(body, self.max_depth)
-        else:
+        elif len(body) <= PROCESS_SCAN_BYTES:
             depth, nul = await run_heavy(scan_json, body, self.max_depth)
+        else:
+            depth, nul = await run_in_process(scan_json, body, self.max_depth)
         if self.max_depth and depth > self.max_depth:
             return await problem(422, "json too deep",
                                  f"JSON nested deeper than {self.max_depth} levels",
@@ -457,15 +464,21 @@ class _Late:
         return closing_send
 
 
-# -- the thread pool for heavy work -------------------------------------------------------
+# -- pools for heavy work -------------------------------------------------------------------
+# Threads for work that is mostly Python bytecode (map building): the interpreter hands the
+# GIL back to the event loop every few milliseconds. Processes for work dominated by long
+# C calls that hold the GIL throughout (parsing, scanning and serialising megabytes of
+# JSON): in a thread they would stall the event loop as surely as on it.
 
 _HEAVY: anyio.CapacityLimiter | None = None
+_PROCESS_SLOTS: anyio.CapacityLimiter | None = None
+_PROCESSES: ProcessPoolExecutor | None = None
 
 
 def heavy_limiter() -> anyio.CapacityLimiter:
-    """The limiter of CPU-heavy work (GRIDGEO_HEAVY_THREADS threads at once), apart from
-    the default thread pool that runs the plain sync routes: a burst of batch lookups
-    or maps waits its turn and never takes the threads that /health needs."""
+    """The limiter of CPU-heavy threads (GRIDGEO_HEAVY_THREADS at once), apart from the
+    default thread pool that runs the plain sync routes: a burst of maps waits its turn
+    and never takes the threads that /health needs."""
     global _HEAVY
     if _HEAVY is None:
         _HEAVY = anyio.CapacityLimiter(get_settings().heavy_threads)
@@ -475,3 +488,22 @@ def heavy_limiter() -> anyio.CapacityLimiter:
 async def run_heavy(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in a worker thread of the heavy-work pool, off the event loop."""
     return await anyio.to_thread.run_sync(functools.partial(fn, *args), limiter=heavy_limiter())
+
+
+def _process_pool() -> tuple[ProcessPoolExecutor, anyio.CapacityLimiter]:
+    global _PROCESSES, _PROCESS_SLOTS
+    if _PROCESSES is None:
+        size = get_settings().heavy_processes
+        # spawn, not fork: the server has threads (a fork could copy a held lock).
+        _PROCESSES = ProcessPoolExecutor(max_workers=size, mp_context=multiprocessing.get_context("spawn"))
+        _PROCESS_SLOTS = anyio.CapacityLimiter(size)
+    return _PROCESSES, _PROCESS_SLOTS
+
+
+async def run_in_process(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in the process pool (GRIDGEO_HEAVY_PROCESSES processes; callers wait
+    their turn here rather than queue without bound). ``fn`` and its arguments and
+    result must pickle; exceptions come back as raised."""
+    pool, slots = _process_pool()
+    async with slots:
+        return await asyncio.wrap_future(pool.submit(fn, *args))

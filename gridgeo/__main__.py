@@ -2,4 +2,6 @@
 
 from gridgeo.cli import app
 
-app(prog_name="gridgeo")
+# Guarded: a worker process of the API's process pool (spawned) imports this module again.
+if __name__ == "__main__":
+    app(prog_name="gridgeo")

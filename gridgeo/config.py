@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     #: Threads that run CPU-heavy work at once (batch lookups, map pages, large JSON
     #: checks), apart from the pool that answers the other routes.
     heavy_threads: int = 2
+    #: Processes that run work dominated by long GIL-holding C calls (batch lookups,
+    #: scans of multi-megabyte bodies), which in a thread would stall the event loop.
+    heavy_processes: int = 1
     #: The reporter's status page (GET /v1/events/{code}/status) per client IP and process:
     #: against guessing tokens. ``N/s``, ``N/min`` or ``N/h``; ``0`` disables the limit.
     reporter_status_rate: str = "30/min"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from gridgeo.api.deps import _open_store, get_store
-from gridgeo.api.middleware import run_heavy
+from gridgeo.api.middleware import run_heavy, run_in_process
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
@@ -143,13 +143,28 @@ async def lookup_many(
     and why a point found no grid (outside, invalid, swapped). The body is
     ``{"points": [[lon, lat], ...]}``, ``{"lon": [...], "lat": [...]}`` or a GeoJSON
     FeatureCollection of points; ``crs`` may be given in the body or the query."""
-    # The body is read here and parsed with everything else in the heavy-work pool:
-    # parsing, locating and serialising 100,000 points must not hold the event loop.
+    # The body is read here and parsed, located and serialised in the process pool:
+    # parsing and writing megabytes of JSON are long C calls that hold the GIL, so even in
+    # a thread they would stall the event loop (and /health) for the whole batch.
     raw = await request.body()
-    return await run_heavy(_lookup_batch, lookup, raw, crs, at)
+    url = lookup.store.url
+    if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
+        return Response(await run_heavy(_lookup_batch, lookup, raw, crs, at), media_type="application/json")
+    return Response(await run_in_process(_lookup_batch_at, url, raw, crs, at), media_type="application/json")
 
 
-def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None) -> Response:
+@lru_cache(maxsize=8)
+def _lookup_by_url(url: str) -> Lookup:
+    """The Lookup of a worker process of the pool (one per database, kept)."""
+    return Lookup(Store(url))
+
+
+def _lookup_batch_at(url: str, raw: bytes, crs: str | None, at: dt.date | None) -> bytes:
+    return _lookup_batch(_lookup_by_url(url), raw, crs, at)
+
+
+def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None) -> bytes:
+    """The answer (JSON) to a batch lookup body."""
     try:
         body = json.loads(raw) if raw.strip() else None
     except (ValueError, RecursionError) as exc:
@@ -161,8 +176,9 @@ def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | Non
     if ids is not None:
         for rec, fid in zip(records, ids):
             rec["id"] = fid
-    return _json({"plan_version": frame.attrs["plan_version"], "count": len(records),
-                  "located": int((~frame["outside"]).sum()), "results": records})
+    return json.dumps({"plan_version": frame.attrs["plan_version"], "count": len(records),
+                       "located": int((~frame["outside"]).sum()), "results": records},
+                      ensure_ascii=False, allow_nan=False).encode()
 
 
 # -- the hot path ------------------------------------------------------------------------
