@@ -165,23 +165,28 @@ def test_big_bodies_only_where_they_are_needed(world, monkeypatch):
 
 
 def test_heavy_work_runs_off_the_event_loop(client, monkeypatch):
-    """Batch lookups and map pages run in worker threads, not on the event loop's thread."""
-    from gridgeo.api.routers import maps
-    from gridgeo.lookup import Lookup
+    """Map pages are built in worker threads, not on the event loop's thread; batch
+    lookups and scans of multi-megabyte bodies run in the process pool."""
+    from gridgeo.api import middleware
+    from gridgeo.api.routers import lookup, maps
 
     threads: dict[str, str] = {}
-    many, build = Lookup.many, maps.coverage_from_store
-
-    def spy_many(self, *a, **kw):
-        threads["lookup"] = threading.current_thread().name
-        return many(self, *a, **kw)
+    build = maps.coverage_from_store
 
     def spy_build(*a, **kw):
         threads["map"] = threading.current_thread().name
         return build(*a, **kw)
 
-    monkeypatch.setattr(Lookup, "many", spy_many)
+    sent: list[str] = []
+    run_in_process = middleware.run_in_process
+
+    async def spy_process(fn, *args):
+        sent.append(fn.__name__)
+        return await run_in_process(fn, *args)
+
     monkeypatch.setattr(maps, "coverage_from_store", spy_build)
+    monkeypatch.setattr(lookup, "run_in_process", spy_process)
+    monkeypatch.setattr(middleware, "run_in_process", spy_process)
     loop_thread: list[str] = []
 
     @client.app.get("/_loop_thread")
@@ -190,9 +195,17 @@ def test_heavy_work_runs_off_the_event_loop(client, monkeypatch):
         return {}
 
     client.get("/_loop_thread")
-    assert client.post("/v1/lookup", json={"points": [list(PT)]}).status_code == 200
     assert client.get("/maps/coverage").status_code == 200
-    assert threads["lookup"] != loop_thread[0] and threads["map"] != loop_thread[0], (threads, loop_thread)
+    assert threads["map"] != loop_thread[0], (threads, loop_thread)
+    r = client.post("/v1/lookup", json={"points": [list(PT)] * 3})
+    assert r.status_code == 200 and [x["grid_code"] for x in r.json()["results"]] == [G11] * 3
+    big = json.dumps({"points": [list(PT)] * 100_000}, indent=1).encode()
+    assert len(big) > middleware.PROCESS_SCAN_BYTES
+    r = client.post("/v1/lookup", content=big, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["count"] == 100_000
+    assert sent == ["_lookup_batch_at", "scan_json", "_lookup_batch_at"]
+    workers = middleware._process_pool()[0]._processes
+    assert workers and os.getpid() not in workers
 
 
 def test_malformed_batch_json_is_a_clear_422(client):
