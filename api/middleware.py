@@ -81,7 +81,7 @@ class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
         clean = redact(message)
-        if clean != message or record.args:
+        if clean != message:
             record.msg, record.args = clean, ()
         for key, value in vars(record).items():
             if key not in JsonFormatter._STANDARD and isinstance(value, str):

@@ -1,44 +1,13 @@
-"""How uvicorn runs the API: logging that never writes a secret, and timeouts for slow
-clients. ``gridgeo serve`` passes :func:`uvicorn_options` to ``uvicorn.run``; another
-runner (``uvicorn gridgeo.api.main:app``, gunicorn) still gets the redaction, which
-:func:`gridgeo.api.middleware.install_log_redaction` puts on uvicorn's loggers when the
-app is created.
-
-Logging: uvicorn's own access log is off (it writes query strings, where an
-``access_token``, an Open311 ``api_key`` or a reporter's ``token`` may ride); gridgeo's
-JSON request log (``gridgeo.access``: method, route, path, status, duration, never the
-query) takes its place. Every handler redacts secrets whatever the logger.
-"""
+"""uvicorn's HTTP protocol with a deadline for request headers, named by
+:func:`gridgeo.config.uvicorn_options`, which ``gridgeo serve`` passes to ``uvicorn.run``."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gridgeo.config import Settings, get_settings
-
-
-def log_config() -> dict[str, Any]:
-    """``logging.config.dictConfig`` for uvicorn: JSON lines on stderr through the
-    secret-redacting filter, for uvicorn's loggers, gridgeo's and every other (root)."""
-    handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"],
-               "stream": "ext://sys.stderr"}
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {"redact": {"()": "gridgeo.api.middleware.RedactSecrets"}},
-        "formatters": {"json": {"()": "gridgeo.api.middleware.JsonFormatter"}},
-        "handlers": {"default": handler},
-        "loggers": {
-            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
-            "uvicorn.error": {"level": "INFO"},
-            # gridgeo.access replaces it; off even if a runner turns it on.
-            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
-        },
-        "root": {"handlers": ["default"], "level": "INFO"},
-    }
+from gridgeo.config import get_settings
 
 
 class TimedHttpToolsProtocol(HttpToolsProtocol):
@@ -82,17 +51,3 @@ class TimedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._disarm()
         super().on_headers_complete()
-
-
-def uvicorn_options(settings: Settings | None = None) -> dict[str, Any]:
-    """Keyword arguments of ``uvicorn.run`` for the API: the logging above (uvicorn's
-    access log off), the HTTP protocol with the header deadline, and the timeouts."""
-    settings = settings or get_settings()
-    return {
-        "log_config": log_config(),
-        "access_log": False,
-        "http": TimedHttpToolsProtocol,
-        "timeout_keep_alive": settings.keep_alive_timeout,
-        # h11 only (httptools has its own bounds): the largest incomplete request head.
-        "h11_max_incomplete_event_size": 64 * 1024,
-    }

@@ -274,7 +274,7 @@ def serve(
 
     import uvicorn
 
-    from gridgeo.api.server import uvicorn_options
+    from gridgeo.config import uvicorn_options
 
     url = database or get_settings().database_url
     os.environ["GRIDGEO_DATABASE_URL"] = url

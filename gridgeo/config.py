@@ -97,3 +97,44 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Return the process-wide settings (read once from the environment)."""
     return Settings()
+
+
+def uvicorn_options(settings: Settings | None = None) -> dict:
+    """Keyword arguments of ``uvicorn.run`` for the API (``gridgeo serve``); the API's
+    classes are named, not imported (the core imports neither uvicorn nor the API).
+
+    Logging: uvicorn's own access log is off (it writes query strings, where an
+    ``access_token``, an Open311 ``api_key`` or a reporter's ``token`` may ride); gridgeo's
+    JSON request log (``gridgeo.access``: method, route, path, status, duration, never the
+    query) takes its place. Every record, whatever its logger, goes through one stderr
+    handler writing JSON lines through the secret-redacting filter. Another runner
+    (``uvicorn gridgeo.api.main:app``) still gets the filter on uvicorn's loggers and the
+    root handlers, put there when the app is created.
+
+    Slow clients: the HTTP protocol closes connections whose headers do not arrive within
+    ``header_timeout``; idle keep-alive connections close after ``keep_alive_timeout``
+    (the body has its deadline in the API's body guard).
+    """
+    settings = settings or get_settings()
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "filters": ["redact"],
+               "stream": "ext://sys.stderr"}
+    log_config = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"redact": {"()": "gridgeo.api.middleware.RedactSecrets"}},
+        "formatters": {"json": {"()": "gridgeo.api.middleware.JsonFormatter"}},
+        "handlers": {"default": handler},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": "INFO", "propagate": False},
+            "uvicorn.access": {"handlers": [], "level": "CRITICAL", "propagate": False},
+        },
+        "root": {"handlers": ["default"], "level": "INFO"},
+    }
+    return {
+        "log_config": log_config,
+        "access_log": False,
+        "http": "gridgeo.api.server:TimedHttpToolsProtocol",
+        "timeout_keep_alive": settings.keep_alive_timeout,
+        # h11 only (httptools bounds its own): the largest incomplete request head.
+        "h11_max_incomplete_event_size": 64 * 1024,
+    }

@@ -102,6 +102,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("POST", "/open311/v2/requests.{fmt}"): (STAFF, _post("/open311/v2/requests.json", form={
         "service_code": "BM001", "lat": str(INSIDE[G22][1]), "long": str(INSIDE[G22][0])})),
     ("GET", "/maps/coverage"): (ALL, _get("/maps/coverage")),
+    ("POST", "/maps/tickets"): (STAFF, _post("/maps/tickets")),
     ("GET", "/maps/workload"): (STAFF, _get("/maps/workload")),
     ("GET", "/maps/events"): (EVERYTHING, _get("/maps/events")),
     ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
