@@ -19,6 +19,7 @@ import re
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Callable, TypeVar
 
 import anyio
@@ -29,8 +30,10 @@ from fastapi import HTTPException
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.problems import problem
 from gridgeo.config import get_settings
+from gridgeo.errors import ServiceUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("gridgeo.api")
 
 access_log = logging.getLogger("gridgeo.access")
 
@@ -504,6 +507,15 @@ async def run_in_process(fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)`` in the process pool (GRIDGEO_HEAVY_PROCESSES processes; callers wait
     their turn here rather than queue without bound). ``fn`` and its arguments and
     result must pickle; exceptions come back as raised."""
+    global _PROCESSES
     pool, slots = _process_pool()
     async with slots:
-        return await asyncio.wrap_future(pool.submit(fn, *args))
+        try:
+            return await asyncio.wrap_future(pool.submit(fn, *args))
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): the pool is unusable from now on, so
+            # the next call makes a new one; this one is answered 503.
+            log.error("the process pool broke running %s; starting a new one", fn.__name__)
+            if _PROCESSES is pool:
+                _PROCESSES = None
+            raise ServiceUnavailable("a worker process died; retry the request") from None

@@ -208,6 +208,20 @@ def test_heavy_work_runs_off_the_event_loop(client, monkeypatch):
     assert workers and os.getpid() not in workers
 
 
+def test_a_dead_worker_process_costs_one_request(client):
+    """A killed worker process breaks the pool: that request gets 503, the next a new pool."""
+    from gridgeo.api import middleware
+
+    body = {"points": [list(PT)]}
+    assert client.post("/v1/lookup", json=body).status_code == 200
+    for proc in list(middleware._process_pool()[0]._processes.values()):
+        proc.kill()
+        proc.join()
+    r = client.post("/v1/lookup", json=body)
+    assert r.status_code == 503 and r.json()["type"] == "/problems/service-unavailable", r.text
+    assert client.post("/v1/lookup", json=body).status_code == 200
+
+
 def test_malformed_batch_json_is_a_clear_422(client):
     r = client.post("/v1/lookup", content=b'{"points": [[1, 2]', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["type"] == "/problems/malformed-body"
