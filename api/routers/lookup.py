@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import uuid
 from urllib.parse import parse_qsl
 from functools import lru_cache
 from typing import Annotated, Any
@@ -150,17 +151,20 @@ async def lookup_many(
     url = lookup.store.url
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
         return Response(await run_heavy(_lookup_batch, lookup, raw, crs, at), media_type="application/json")
-    return Response(await run_in_process(_lookup_batch_at, url, raw, crs, at), media_type="application/json")
+    # The worker process keeps one Lookup per Lookup of this process (a new one here, e.g.
+    # after the cache is cleared, gets a new one there), so both see the same data.
+    key = lookup.__dict__.setdefault("_process_key", uuid.uuid4().hex)
+    return Response(await run_in_process(_lookup_batch_at, url, key, raw, crs, at), media_type="application/json")
 
 
 @lru_cache(maxsize=8)
-def _lookup_by_url(url: str) -> Lookup:
-    """The Lookup of a worker process of the pool (one per database, kept)."""
+def _worker_lookup(url: str, key: str) -> Lookup:
+    """The Lookup of a worker process of the pool for this process's Lookup ``key``."""
     return Lookup(Store(url))
 
 
-def _lookup_batch_at(url: str, raw: bytes, crs: str | None, at: dt.date | None) -> bytes:
-    return _lookup_batch(_lookup_by_url(url), raw, crs, at)
+def _lookup_batch_at(url: str, key: str, raw: bytes, crs: str | None, at: dt.date | None) -> bytes:
+    return _lookup_batch(_worker_lookup(url, key), raw, crs, at)
 
 
 def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None) -> bytes:
