@@ -33,9 +33,6 @@ async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
     return _lookup_for(store)
 
 
-def _json(body: Any) -> Response:
-    return Response(json.dumps(body, ensure_ascii=False, allow_nan=False), media_type="application/json")
-
 
 @router.get("", summary="Which grid holds a point")
 async def lookup_one(
