@@ -33,7 +33,6 @@ async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
     return _lookup_for(store)
 
 
-
 @router.get("", summary="Which grid holds a point")
 async def lookup_one(
     lookup: Annotated[Lookup, Depends(get_lookup)],
