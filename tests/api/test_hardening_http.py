@@ -25,13 +25,11 @@ import sys
 import threading
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from authn import headers_for
 from gridgeo.api.auth import ticket_secret
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
@@ -40,8 +38,9 @@ from gridgeo.api.routers.lookup import _lookup_for
 from gridgeo.auth import check_map_ticket, issue_map_ticket, revoke_token
 from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated
-from live_server import free_port, fresh_database
-from test_events_support import G11, INSIDE, world  # noqa: F401
+from helpers.authn import headers_for
+from helpers.events_world import G11, INSIDE
+from helpers.live_server import free_port, fresh_database
 
 PT = INSIDE[G11]
 #: The body that took 46 s: 120 kB of escaped quotes in one JSON string.
