@@ -9,7 +9,6 @@ from gridgeo.io.exporting import export_layer, write_frame
 from gridgeo.io.importing import (
     ImportResult,
     Progress,
-    end_plan_in_force,
     import_files,
     validate_files,
     validate_store,
@@ -22,7 +21,6 @@ __all__ = [
     "Progress",
     "Source",
     "export_layer",
-    "end_plan_in_force",
     "import_files",
     "read_sources",
     "validate_files",

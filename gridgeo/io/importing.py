@@ -19,7 +19,7 @@ import shapely
 from sqlalchemy import bindparam, select
 
 from gridgeo.config import get_settings
-from gridgeo.errors import GridgeoError, IllegalTransition, ImportFailed, StoreError
+from gridgeo.errors import GridgeoError, IllegalTransition, ImportFailed, InvalidPlan, StoreError
 from gridgeo.io.reading import Source, read_sources
 from gridgeo.layers import IMPORT_ORDER, LAYERS, get_layer
 from gridgeo.store import Store, schema, today
@@ -34,7 +34,6 @@ from gridgeo.validate import (
 __all__ = [
     "ImportResult",
     "Progress",
-    "end_plan_in_force",
     "import_files",
     "validate_files",
     "validate_store",
@@ -278,11 +277,12 @@ def import_files(
                 files = sorted(set(frame["_file"]))
                 detail = {"files": files, "rows": int(len(frame))}
                 if name == "grids":
-                    plan_id, version = _new_plan(conn, store, plan_version, plan_name, effective_from, files)
+                    plan_id, version, start = _new_plan(conn, plan_version, plan_name, effective_from, files)
                     frame = frame.assign(plan_id=plan_id, kind=frame["kind"].fillna("basic"))
-                    result.plan_version = version
-                    detail["plan"] = version
                     _write_rows(conn, table, _records(frame, table), None, False)
+                    ended = _publish(conn, store, plan_id, version, start, files)
+                    result.plan_version = version
+                    detail.update(plan=version, ended=ended["version"] if ended else None)
                 else:
                     if name == "events":
                         now = dt.datetime.now(dt.timezone.utc)
@@ -306,41 +306,32 @@ def import_files(
     return result
 
 
-def _new_plan(conn, store: Store, version, name, effective_from, files) -> tuple[int, str]:
-    plans = schema.plans
+def _new_plan(conn, version, name, effective_from, files) -> tuple[int, str, dt.date]:
+    """Insert the imported plan as a draft; :func:`_publish` puts it in force once its grids
+    are written. Returns its id, its version label and its effective date."""
+    from gridgeo.plan.lifecycle import _new_version
+
     start = effective_from or today()
     version = version or start.isoformat()
-    if conn.execute(select(plans.c.id).where(plans.c.version == version)).first():
-        raise ImportFailed(_single_error(files, "grids", "plan", f"plan version {version!r} exists already"))
-    try:
-        end_plan_in_force(conn, store, start)
-    except IllegalTransition as exc:
-        raise ImportFailed(_single_error(files, "grids", "effective_from", str(exc))) from None
-    res = conn.execute(plans.insert().values(
-        version=version, name=name or f"网格划分 {version}", status="published",
-        effective_from=start, created_at=dt.datetime.now(dt.timezone.utc),
-        note=f"imported from {', '.join(files)}",
+    res = conn.execute(schema.plans.insert().values(
+        version=_new_version(conn, today()), name=name or f"网格划分 {version}", status="draft",
+        created_at=dt.datetime.now(dt.timezone.utc), note=f"imported from {', '.join(files)}",
     ))
-    return res.inserted_primary_key[0], version
+    return res.inserted_primary_key[0], version, start
 
 
-def end_plan_in_force(conn, store: Store, start: dt.date) -> dict | None:
-    """Make way for a plan taking effect on ``start``, inside the caller's transaction.
+def _publish(conn, store: Store, plan_id: int, version: str, start: dt.date, files) -> dict | None:
+    """Publish the imported plan by the plan life cycle's one rule; its refusals become
+    import errors (nothing is written)."""
+    from gridgeo.plan.lifecycle import put_in_force
 
-    The published plan in force on ``start`` ends that day (its ``effective_to``); it is
-    returned, or None. Raises :class:`IllegalTransition` when a published plan already
-    takes effect on or after ``start``: plans follow each other in time.
-    """
-    plans = schema.plans
-    later = conn.execute(
-        select(plans.c.version).where(plans.c.status != "draft", plans.c.effective_from >= start)
-    ).first()
-    if later:
-        raise IllegalTransition(f"plan {later[0]!r} takes effect on or after {start}: choose a later date")
-    current = store.plan_in_force(start, conn=conn)
-    if current is not None:
-        conn.execute(plans.update().where(plans.c.id == current["id"]).values(effective_to=start))
-    return current
+    try:
+        return put_in_force(conn, store, plan_id, start, version=version)
+    except IllegalTransition as exc:
+        fld = "plan" if "exists already" in str(exc) else "effective_from"
+        raise ImportFailed(_single_error(files, "grids", fld, str(exc))) from None
+    except InvalidPlan as exc:
+        raise ImportFailed(_single_error(files, "grids", None, str(exc))) from None
 
 
 def _single_error(files, layer, fld, message) -> Report:

@@ -3,8 +3,9 @@
 A draft is a row of ``plans`` with status ``draft`` and no dates, its grids rows of
 ``grids``. The planner's report, and the blocks the grids are made of (needed for manual
 edits), are kept in ``plans.report``. Publishing gives the draft an effective date; the
-plan in force then ends that day (:func:`gridgeo.io.end_plan_in_force`, the rule imports
-follow too). Every write is one transaction with its line in the audit log.
+plan in force then ends that day. :func:`put_in_force` is the one place a plan is
+published: :func:`publish` and the grid import (:mod:`gridgeo.io.importing`) both call it.
+Every write is one transaction with its line in the audit log.
 
 Manual edits move blocks, or households, between grids of one village in a draft. Each
 edit is checked before anything is written: a grid must stay one polygon without holes
@@ -41,6 +42,7 @@ __all__ = [
     "save_draft",
     "read_plan",
     "publish",
+    "put_in_force",
     "diff",
     "move_blocks",
     "move_households",
@@ -251,6 +253,51 @@ def _validate(store: Store, row: dict, grids: gpd.GeoDataFrame) -> list[str]:
     return [p.message for p in report.errors]
 
 
+def put_in_force(conn, store: Store, plan_id: int, start: dt.date, *, version: str,
+                 name: str | None = None) -> dict | None:
+    """Publish plan ``plan_id`` from ``start`` inside the caller's transaction: the one
+    place a plan takes effect (``publish`` and the grid import both call it).
+
+    The plan must hold grids: an empty plan would end the plan in force and leave every
+    village with none. The published plan in force on ``start`` ends that day; plans
+    follow each other in time. The plan gets ``version`` (and ``name`` when given), status
+    ``published`` and ``effective_from`` = ``start``.
+
+    Returns
+    -------
+    dict or None
+        The plan row that ended, or None when no plan was in force on ``start``.
+
+    Raises
+    ------
+    InvalidPlan
+        The plan has no grid.
+    IllegalTransition
+        Another plan has the version label, or a published plan takes effect on or after
+        ``start``.
+    """
+    plans, grids = schema.plans, schema.grids
+    if conn.execute(select(grids.c.id).where(grids.c.plan_id == plan_id).limit(1)).first() is None:
+        raise InvalidPlan([f"plan {version!r} has no grid: a plan must cover the villages it divides; "
+                           "an empty plan would end the plan in force"])
+    if conn.execute(select(plans.c.id).where(plans.c.version == version, plans.c.id != plan_id)).first():
+        raise IllegalTransition(f"plan version {version!r} exists already: choose another")
+    later = conn.execute(
+        select(plans.c.version).where(plans.c.status != "draft", plans.c.effective_from >= start,
+                                      plans.c.id != plan_id)
+    ).first()
+    if later:
+        raise IllegalTransition(f"plan {later[0]!r} takes effect on or after {start}: choose a later date")
+    current = store.plan_in_force(start, conn=conn)
+    if current is not None:
+        conn.execute(plans.update().where(plans.c.id == current["id"]).values(effective_to=start))
+    values = {"status": "published", "effective_from": start, "effective_to": None, "version": version}
+    if name is not None:
+        values["name"] = name
+    conn.execute(plans.update().where(plans.c.id == plan_id).values(**values))
+    return current
+
+
 def publish(store: Store, ref: int | str, effective_from: dt.date | None = None, *,
             version: str | None = None, actor: str = "cli") -> dict:
     """Publish a draft: it takes effect on ``effective_from`` (default today, CST) and the
@@ -268,8 +315,6 @@ def publish(store: Store, ref: int | str, effective_from: dt.date | None = None,
     InvalidPlan
         The draft breaks a rule; nothing was written.
     """
-    from gridgeo.io import end_plan_in_force
-
     store.check()
     row, grids = read_plan(store, ref)
     if row["status"] != "draft":
@@ -282,17 +327,11 @@ def publish(store: Store, ref: int | str, effective_from: dt.date | None = None,
         raise InvalidPlan(problems)
     start = effective_from or today()
     new_version = version or (start.isoformat() if row["version"].startswith("draft-") else row["version"])
-    plans = schema.plans
     with store.engine.begin() as conn:
-        if new_version != row["version"] and conn.execute(
-                select(plans.c.id).where(plans.c.version == new_version)).first():
-            raise IllegalTransition(f"plan version {new_version!r} exists already: pass another version")
-        ended = end_plan_in_force(conn, store, start)
         name = row["name"]
         if name == f"网格划分草案 {row['version']}":  # the default name follows the new label
             name = f"网格划分 {new_version}"
-        conn.execute(plans.update().where(plans.c.id == row["id"]).values(
-            status="published", effective_from=start, effective_to=None, version=new_version, name=name))
+        ended = put_in_force(conn, store, row["id"], start, version=new_version, name=name)
         Store.audit(conn, actor=actor, action="plan.publish", entity="plans", entity_id=str(row["id"]),
                     detail={"version": new_version, "draft_version": row["version"],
                             "effective_from": start.isoformat(),
