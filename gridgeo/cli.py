@@ -74,11 +74,11 @@ def run_import(run, *, report: Path | None, steps: int, what: str):
             result = run(step)
     except GridgeoError as exc:
         if report and isinstance(exc, ImportFailed):
-            exc.report.to_frame().to_csv(report, index=False)
+            exc.report.to_csv(report)
         _fail(exc)
     _print_report(result.report)
     if report:
-        result.report.to_frame().to_csv(report, index=False)
+        result.report.to_csv(report)
     return result
 
 
@@ -185,7 +185,7 @@ def validate(
         _fail(exc)
     _print_report(rep)
     if report:
-        rep.to_frame().to_csv(report, index=False)
+        rep.to_csv(report)
     gaps = sum("gap:" in p.message for p in rep.errors)
     overlaps = sum("overlaps" in p.message for p in rep.errors)
     out.print(f"{len(rep.errors)} error(s), {len(rep.warnings)} warning(s); gaps: {gaps}, overlaps: {overlaps}")

@@ -80,7 +80,9 @@ def replay(
     if len(result.refused):
         out.print(result.refused.head(20).to_string(index=False))
     if refused:
-        result.refused.to_csv(refused, index=False)
+        from gridgeo.io.exporting import neutralise_formulas
+
+        neutralise_formulas(result.refused).to_csv(refused, index=False)
 
 
 @events_app.command("purge-keys")

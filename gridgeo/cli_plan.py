@@ -222,6 +222,7 @@ def diff(
 
     from gridgeo.cli import _fail, _store, out
     from gridgeo.errors import GridgeoError
+    from gridgeo.io.exporting import neutralise_formulas
     from gridgeo.plan.lifecycle import diff as _diff
 
     try:
@@ -237,7 +238,7 @@ def diff(
             table.add_row(str(f), str(t), str(r["size"]), str(int(r["sum"])))
         out.print(table)
     if out_path:
-        frame.to_csv(out_path, index=False)
+        neutralise_formulas(frame).to_csv(out_path, index=False)
         out.print(f"-> {out_path}")
 
 
@@ -291,6 +292,7 @@ def staffing(
 
     from gridgeo.cli import _fail, _store, out
     from gridgeo.errors import GridgeoError
+    from gridgeo.io.exporting import neutralise_formulas
     from gridgeo.plan.lifecycle import plan_staffing
 
     try:
@@ -304,7 +306,7 @@ def staffing(
         table.add_row(r.code, str(r.households), str(r.need_workers), str(r.workers), r.missing)
     out.print(table)
     if out_path:
-        frame.to_csv(out_path, index=False)
+        neutralise_formulas(frame).to_csv(out_path, index=False)
         out.print(f"-> {out_path}")
 
 

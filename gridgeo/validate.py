@@ -89,6 +89,13 @@ class Report:
             columns=["severity", "file", "layer", "row", "field", "message"],
         )
 
+    def to_csv(self, path) -> None:
+        """Write every problem to a CSV file, neutralised for spreadsheets (the messages
+        quote the values of the input)."""
+        from gridgeo.io.exporting import neutralise_formulas
+
+        neutralise_formulas(self.to_frame()).to_csv(path, index=False)
+
     def __str__(self) -> str:
         return "\n".join(str(p) for p in self.problems) or "no problems"
 

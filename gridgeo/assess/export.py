@@ -1,4 +1,8 @@
-"""Assessment, workload and coverage tables as JSON records, CSV and spreadsheets."""
+"""Assessment, workload and coverage tables as JSON records, CSV and spreadsheets.
+
+CSV and XLSX go through :func:`gridgeo.io.exporting.neutralise_formulas`, like every
+export a spreadsheet opens: unit and category names are edited by people.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from gridgeo.assess.indicators import GROUPINGS, LABELS, RATES
+from gridgeo.io.exporting import neutralise_formulas
 
 __all__ = ["records", "to_csv", "to_xlsx", "rounded"]
 
@@ -57,12 +62,13 @@ def records(table: pd.DataFrame, *, index: str = "code") -> list[dict]:
 
 
 def _labelled(table: pd.DataFrame, chinese: bool, labels: Mapping[str, str] | None) -> pd.DataFrame:
+    """The table as a spreadsheet gets it: rounded, labelled, text cells neutralised."""
     out = rounded(table)
     if chinese:
         names = {**LABELS, **(labels or {})}
         out = out.rename(columns=names)
         out.index = out.index.rename(names.get(out.index.name, out.index.name))
-    return out
+    return neutralise_formulas(out)
 
 
 def to_csv(table: pd.DataFrame, path: str | Path | None = None, *, chinese: bool = False,
@@ -102,6 +108,6 @@ def to_xlsx(tables: Mapping[str, pd.DataFrame], path: str | Path, *, chinese: bo
             if progress:
                 progress(f"sheet {name}")
         if notes:
-            pd.DataFrame({"item": list(notes), "text": list(notes.values())}).to_excel(
+            neutralise_formulas(pd.DataFrame({"item": list(notes), "text": list(notes.values())})).to_excel(
                 writer, sheet_name="说明" if chinese else "notes", index=False)
     return path

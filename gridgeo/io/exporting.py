@@ -1,22 +1,96 @@
-"""Exporting layers to files; the format comes from the file name."""
+"""Exporting layers to files; the format comes from the file name.
+
+Every export a spreadsheet may open (CSV here, the assessment's CSV and XLSX in
+:mod:`gridgeo.assess.export`, the reports the CLI writes) goes through
+:func:`neutralise_formulas`: text from reporters and editors must not become a live
+formula ("CSV injection"). Secrets never leave: :func:`export_layer` drops them.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import warnings
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
 
-from gridgeo.errors import GridgeoError
+from gridgeo.errors import InvalidInput
 from gridgeo.io.reading import _format
 from gridgeo.store import Store
 from gridgeo.timezone import CHINA
 
-__all__ = ["export_layer", "write_frame"]
+__all__ = ["FORMULA_STARTS", "export_layer", "neutralise_formulas", "write_frame"]
+
+#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV
+#: injection"): such a cell is written with a leading single quote.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: Columns never exported, whatever the layer: hashes and other secrets.
+_SECRET = re.compile(r"(_hash|token|secret|password)$")
+
+#: Per layer, columns the store keeps for itself: the events' WKB ``geometry`` is the
+#: position ``pos_lon``/``pos_lat`` already give as numbers (WGS84).
+_INTERNAL = {"events": ("geometry",)}
+
+
+def _neutralise_text(values: pd.Series | pd.Index) -> pd.Series | pd.Index:
+    """Text values starting with a formula character, prefixed with ``'``; others as they are."""
+    try:
+        # Non-text values (numbers, None) in the column are never a hit.
+        hit = np.asarray(values.str.startswith(FORMULA_STARTS, na=False), dtype=bool)
+    except AttributeError:  # no text at all in it
+        return values
+    if not hit.any():
+        return values
+    arr = np.asarray(values, dtype=object).copy()
+    arr[hit] = "'" + arr[hit]
+    if isinstance(values, pd.Index):
+        return pd.Index(arr, name=values.name)
+    return pd.Series(arr, index=values.index, name=values.name)
+
+
+def _textual(values: pd.Series | pd.Index) -> bool:
+    return pd.api.types.is_object_dtype(values.dtype) or pd.api.types.is_string_dtype(values.dtype)
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` a spreadsheet opens without running anything.
+
+    Every text cell (and text index label) that starts with ``=``, ``+``, ``-``, ``@``,
+    a tab or a carriage return gets a leading single quote, as OWASP recommends: the
+    spreadsheet shows it as text. Numbers stored as numbers (numeric columns, numbers in
+    object columns) are left alone, so figures stay figures; a number stored as text
+    (``"-12.5"``, a phone ``"+86..."``) is text and is quoted like any other.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Any table; a GeoDataFrame keeps its geometry column untouched.
+
+    Returns
+    -------
+    DataFrame
+        The neutralised copy (``frame`` itself is not changed).
+    """
+    out = frame.copy()
+    geometry = out.geometry.name if isinstance(out, gpd.GeoDataFrame) else None
+    for col in out.columns:
+        if col != geometry and _textual(out[col]):
+            out[col] = _neutralise_text(out[col])
+    index = out.index
+    if isinstance(index, pd.MultiIndex):
+        out.index = pd.MultiIndex.from_arrays(
+            [_neutralise_text(index.get_level_values(i)) if _textual(index.get_level_values(i))
+             else index.get_level_values(i) for i in range(index.nlevels)], names=index.names)
+    elif _textual(index):
+        out.index = _neutralise_text(index)
+    return out
 
 
 def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = None) -> Path:
@@ -38,14 +112,14 @@ def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = No
                 out["lat"] = shapely.get_y(geoms)
             else:
                 out["wkt"] = shapely.to_wkt(geoms, rounding_precision=7)
-        out.to_csv(path, index=False, lineterminator="\n")
+        neutralise_formulas(out).to_csv(path, index=False, lineterminator="\n")
     elif fmt == "GeoParquet":
         if not is_geo:
-            raise GridgeoError(f"{path}: GeoParquet needs a layer with geometry; use CSV for tables")
+            raise InvalidInput(f"{path}: GeoParquet needs a layer with geometry; use CSV for tables")
         frame.to_parquet(path, index=False)
     else:
         if not is_geo and fmt != "GPKG":
-            raise GridgeoError(f"{path}: {fmt} needs a layer with geometry; use CSV or GeoPackage for tables")
+            raise InvalidInput(f"{path}: {fmt} needs a layer with geometry; use CSV or GeoPackage for tables")
         kwargs = {"layer": layer} if fmt == "GPKG" and layer else {}
         if fmt == "GPKG" and path.exists():
             kwargs["append"] = False
@@ -60,10 +134,23 @@ def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = No
 
 def export_layer(store: Store, layer: str, path: str | Path, *, at: dt.date | None = None,
                  plan: int | str | None = None) -> int:
-    """Export a layer of ``store`` to ``path``; returns the number of rows written."""
+    """Export a layer of ``store`` to ``path``; returns the number of rows written.
+
+    What a user can use: no hashes or other secrets, no internal encodings (the events'
+    WKB geometry: their ``pos_lon``/``pos_lat`` give the position), lists and mappings as
+    JSON text, times in China time with their offset; text cells neutralised for
+    spreadsheets (:func:`neutralise_formulas`) when the file is a CSV.
+    """
     frame = store.read(layer, at=at, plan=plan)
+    drop = [c for c in frame.columns if _SECRET.search(str(c))] + list(_INTERNAL.get(layer, ()))
     if layer == "grids":
-        frame = frame.drop(columns=["plan_id"], errors="ignore")
+        drop.append("plan_id")
+    frame = frame.drop(columns=drop, errors="ignore")
+    for col in frame.columns:
+        # JSON columns (photos, duplicate candidates) as JSON text, not a Python repr.
+        if frame[col].dtype == object and frame[col].map(lambda v: isinstance(v, (list, dict))).any():
+            frame[col] = frame[col].map(lambda v: json.dumps(v, ensure_ascii=False)
+                                        if isinstance(v, (list, dict)) else v)
     for col in frame.columns:
         if pd.api.types.is_datetime64_any_dtype(frame[col]):
             frame[col] = frame[col].dt.tz_convert(CHINA).dt.strftime("%Y-%m-%dT%H:%M:%S%z").str.replace(
