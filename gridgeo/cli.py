@@ -142,7 +142,8 @@ def import_(
     layer: Annotated[Optional[str], typer.Option(help=f"Layer the files hold: {', '.join(LAYERS)}. Default: from the file or layer name.")] = None,
     crs: Annotated[Optional[str], typer.Option(help="CRS of the input when it declares none or a wrong one: wgs84, cgcs2000, gcj02, bd09, EPSG:xxxx.")] = None,
     repair: Annotated[bool, typer.Option(help="Repair invalid polygons instead of refusing them.")] = False,
-    replace: Annotated[bool, typer.Option(help="Update rows whose code is already in the database.")] = False,
+    replace: Annotated[bool, typer.Option(help="Update rows whose code is already in the database; staff: the "
+                                               "file becomes the roster of the grids it names (says whom it removes).")] = False,
     plan: Annotated[Optional[str], typer.Option(help="Version label of the new grid plan (default: its effective date).")] = None,
     plan_name: Annotated[Optional[str], typer.Option(help="Name of the new grid plan.")] = None,
     effective_from: Annotated[Optional[str], typer.Option(help="Date the new grid plan takes effect (default: today).")] = None,
@@ -157,9 +158,8 @@ def import_(
                                   replace=replace, plan_version=plan, plan_name=plan_name,
                                   effective_from=start, progress=step),
         report=report, steps=2 * len(LAYERS) + 2, what="importing")
-    out.print("imported: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
-    if result.plan_version:
-        out.print(f"grid plan {result.plan_version} published")
+    for line in result.summary():
+        out.print(line)
 
 
 @app.command()
@@ -169,6 +169,7 @@ def validate(
     layer: Annotated[Optional[str], typer.Option(help="Layer the files hold, when their names do not say it.")] = None,
     crs: Annotated[Optional[str], typer.Option(help="CRS of the input when it declares none.")] = None,
     standalone: Annotated[bool, typer.Option(help="Check the files on their own, without the database.")] = False,
+    replace: Annotated[bool, typer.Option(help="Check as `import --replace` would, listing what it would remove.")] = False,
     report: Annotated[Optional[Path], typer.Option(help="Also write every problem found to this CSV file.")] = None,
 ) -> None:
     """Check files (or the database) for every import error, writing nothing. Exits 1 on errors."""
@@ -178,7 +179,7 @@ def validate(
         if files:
             store = None if standalone else _store_if_ready(database)
             with _progress(2 * len(LAYERS) + 2, "validating") as step:
-                rep = validate_files(files, store=store, layer=layer, crs=crs, progress=step)
+                rep = validate_files(files, store=store, layer=layer, crs=crs, replace=replace, progress=step)
         else:
             rep = _validate_store(_store(database))
     except GridgeoError as exc:

@@ -210,7 +210,13 @@ def check_keys(frame, spec: Layer, report: Report, existing: set[str] | None, re
         _each(report, "error", frame, dup, spec.name, spec.key,
               [f"duplicated code {k!r} (also in row {f})" if f != r else f"duplicated code {k!r}"
                for k, f, r in zip(keys[dup], first, frame["_row"].to_numpy()[dup])])
-    if existing and not replace and spec.name not in ("grids", "staff"):
+    if existing and spec.name == "events":
+        # An event's state and history are the workflow's: an import never overwrites them.
+        clash = keys.isin(existing).to_numpy(dtype=bool)
+        _each(report, "error", frame, clash, spec.name, spec.key,
+              [f"event {k!r} is already in the store; an import does not replace events"
+               for k in keys[clash]])
+    elif existing and not replace and spec.name not in ("grids", "staff"):
         clash = keys.isin(existing).to_numpy(dtype=bool)
         _each(report, "error", frame, clash, spec.name, spec.key,
               [f"code {k!r} is already in the store (import with --replace to update it)"

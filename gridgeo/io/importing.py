@@ -34,6 +34,7 @@ from gridgeo.validate import (
 __all__ = [
     "ImportResult",
     "Progress",
+    "staff_removed",
     "import_files",
     "validate_files",
     "validate_store",
@@ -44,11 +45,86 @@ Progress = Callable[[str], None]
 
 @dataclass
 class ImportResult:
-    """What an import wrote."""
+    """What an import wrote, and what it took away.
+
+    Attributes
+    ----------
+    counts : dict
+        Rows written, by layer.
+    plan_version : str or None
+        The grid plan the import published.
+    ended_plan : str or None
+        The plan that was in force on the new plan's first day and ends that day.
+    replaced : dict
+        With ``replace``: by layer, the codes of rows that were in the store and were
+        overwritten in place.
+    removed : dict
+        With ``replace``: by layer, the rows taken out of the store (today only staff: the
+        people of a replaced roster the file does not list), as dicts.
+    report : Report
+        Warnings (errors make the import fail).
+    """
 
     counts: dict[str, int] = field(default_factory=dict)
     plan_version: str | None = None
+    ended_plan: str | None = None
+    replaced: dict[str, list[str]] = field(default_factory=dict)
+    removed: dict[str, list[dict]] = field(default_factory=dict)
     report: Report = field(default_factory=Report)
+
+    def summary(self) -> list[str]:
+        """What happened, one line each, for people (the CLI prints these)."""
+        lines = ["imported: " + ", ".join(f"{k} {v}" for k, v in self.counts.items())]
+        for layer, codes in self.replaced.items():
+            lines.append(f"replaced (updated in place): {layer} {len(codes)}: {_some(codes)}")
+        for layer, rows in self.removed.items():
+            lines.append(f"removed: {layer} {len(rows)}: " + _some([_who(r) for r in rows]))
+        if self.plan_version:
+            ended = f"; plan {self.ended_plan} ends that day" if self.ended_plan else ""
+            lines.append(f"grid plan {self.plan_version} published{ended}")
+        return lines
+
+
+def _some(items: list[str], n: int = 20) -> str:
+    return "; ".join(items[:n]) + (f" (and {len(items) - n} more)" if len(items) > n else "")
+
+
+def _who(row) -> str:
+    return f"{row['name']} ({row['code']}, {row['role']}) from grid {row['grid_code']}"
+
+
+#: A staff row is one person in one role on one grid (the store's unique key): a person
+#: may serve several grids.
+_STAFF_KEY = ["code", "grid_code", "role"]
+
+
+def staff_removed(stored: pd.DataFrame, staff: pd.DataFrame) -> pd.DataFrame:
+    """The people a replacing staff import takes off the rosters.
+
+    Importing staff with ``replace`` makes the file the roster of every grid it names:
+    the rows of ``stored`` on those grids that the file does not list (same person, grid
+    and role) are removed. Without ``replace`` nobody is.
+    """
+    on_grids = stored[stored["grid_code"].isin(set(staff["grid_code"].dropna()))]
+    listed = pd.MultiIndex.from_frame(staff[_STAFF_KEY].astype(str))
+    kept = pd.MultiIndex.from_frame(on_grids[_STAFF_KEY].astype(str)).isin(listed)
+    return on_grids[~kept].sort_values(["grid_code", "code", "role"])
+
+
+def _check_roster(staff: pd.DataFrame, stored: pd.DataFrame, report: Report, replace: bool) -> None:
+    """An import adds people or refuses; with ``replace`` it says whom it removes."""
+    if replace:
+        file0 = staff["_file"].iloc[0] if len(staff) else ""
+        for row in staff_removed(stored, staff).to_dict("records"):
+            report.warning(file0, "staff", None, "grid_code", f"--replace removes {_who(row)}")
+        return
+    known = pd.MultiIndex.from_frame(stored[_STAFF_KEY].astype(str))
+    clash = pd.MultiIndex.from_frame(staff[_STAFF_KEY].astype(str)).isin(known)
+    for r, f, c, n, role, g in zip(staff["_row"][clash], staff["_file"][clash], staff["code"][clash],
+                                   staff["name"][clash], staff["role"][clash], staff["grid_code"][clash]):
+        report.error(f, "staff", None if pd.isna(r) else int(r), "code",
+                     f"{n} ({c}) is already {role} of grid {g}: an import adds people; import with "
+                     f"--replace to make the file the roster of the grids it names")
 
 
 def _existing_keys(store: Store | None, layer: str) -> set[str]:
@@ -101,7 +177,13 @@ def _validate(store: Store | None, sources: list[Source], report: Report, *, rep
         villages = villages[villages.geometry.notna()]
     grids = frames.get("grids")
     if grids is not None:
-        if villages is None or len(villages) == 0:
+        if len(grids) == 0:
+            # Published, it would end the plan in force and leave every village without a
+            # grid (the plan life cycle refuses it too: put_in_force).
+            files = ", ".join(s.file for s in sources if s.layer == "grids")
+            report.error(files, "grids", None, None, "the grids layer has no features: a plan must "
+                         "cover the villages it divides, an empty one is refused")
+        elif villages is None or len(villages) == 0:
             report.error(grids["_file"].iloc[0] if len(grids) else "", "grids", None, "village_code",
                          "no villages or communities are known: import divisions first (or with the grids)")
         else:
@@ -128,6 +210,8 @@ def _validate(store: Store | None, sources: list[Source], report: Report, *, rep
         else:
             report.error(staff["_file"].iloc[0] if len(staff) else "", "staff", None, "grid_code",
                          "no grid plan: import grids first (or with the staff)")
+        if store is not None:
+            _check_roster(staff, store.read("staff"), report, replace)
     events = frames.get("events")
     if events is not None:
         known = set(frames["categories"]["code"]) if "categories" in frames else set()
@@ -176,9 +260,12 @@ def _records(frame: pd.DataFrame, table) -> list[dict]:
     return out.to_dict("records")
 
 
-def _write_rows(conn, table, rows: list[dict], key: str | None, replace: bool) -> None:
+def _write_rows(conn, table, rows: list[dict], key: str | None, replace: bool) -> list[str]:
+    """Insert ``rows``; with ``replace``, rows whose ``key`` is in the table update it.
+    Returns the keys updated in place."""
+    updates: list[dict] = []
     if not rows:
-        return
+        return []
     if replace and key:
         existing = {r[0] for r in conn.execute(select(table.c[key]).where(table.c[key].in_([r[key] for r in rows])))}
         updates = [dict(r, _key=r[key]) for r in rows if r[key] in existing]
@@ -188,6 +275,7 @@ def _write_rows(conn, table, rows: list[dict], key: str | None, replace: bool) -
             conn.execute(table.update().where(table.c[key] == bindparam("_key")).values(cols), updates)
     if rows:
         conn.execute(table.insert(), rows)
+    return sorted(r["_key"] for r in updates)
 
 
 def _grid_totals(grids: gpd.GeoDataFrame, households: gpd.GeoDataFrame | None) -> gpd.GeoDataFrame:
@@ -240,7 +328,11 @@ def import_files(
     repair : bool
         Repair invalid polygons instead of refusing them.
     replace : bool
-        Update rows whose code is already in the store instead of refusing them.
+        Update rows whose code is already in the store instead of refusing them; for
+        staff, make the file the roster of every grid it names (the people it does not
+        list leave those grids). What is replaced or removed is said in the report
+        (before anything is written), in the result, and in the audit log. Without it an
+        import only adds: a row already in the store is an error.
     plan_version, plan_name, effective_from : optional
         For a grid layer: the new plan's version label (default the effective date),
         name, and the date it takes effect (default today). The plan in force then
@@ -282,7 +374,8 @@ def import_files(
                     _write_rows(conn, table, _records(frame, table), None, False)
                     ended = _publish(conn, store, plan_id, version, start, files)
                     result.plan_version = version
-                    detail.update(plan=version, ended=ended["version"] if ended else None)
+                    result.ended_plan = ended["version"] if ended else None
+                    detail.update(plan=version, ended=result.ended_plan)
                 else:
                     if name == "events":
                         now = dt.datetime.now(dt.timezone.utc)
@@ -293,10 +386,18 @@ def import_files(
                             population=frame["population"].fillna(0),
                             buildings=frame["buildings"].fillna(0),
                         )
-                    if name == "staff":
+                    if name == "staff" and replace:
+                        # The file becomes the roster of the grids it names; who leaves
+                        # them is said in the result and recorded in the audit line.
+                        removed = staff_removed(store.read("staff", conn=conn), frame)
                         conn.execute(table.delete().where(table.c.grid_code.in_(sorted(set(frame["grid_code"])))))
+                        gone = removed[["code", "name", "role", "grid_code"]].to_dict("records")
+                        if gone:
+                            result.removed[name] = detail["removed"] = gone
                     key = get_layer(name).key if name != "staff" else None
-                    _write_rows(conn, table, _records(frame, table), key, replace)
+                    updated = _write_rows(conn, table, _records(frame, table), key, replace)
+                    if updated:
+                        result.replaced[name] = detail["replaced"] = updated
                 Store.audit(conn, actor=actor, action="import", entity=name, detail=detail)
                 result.counts[name] = int(len(frame))
     except GridgeoError:
