@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["ACCOUNT_ROLES", "Column", "Layer", "LAYERS", "IMPORT_ORDER", "PLATFORMS", "STAFF_ROLES", "get_layer"]
+__all__ = ["ACCOUNT_ROLES", "Column", "Layer", "LAYERS", "IMPORT_ORDER", "MAX_LENGTHS", "PLATFORMS", "STAFF_ROLES",
+           "get_layer"]
 
 #: The four platforms (四个平台), code name -> label.
 PLATFORMS = {
@@ -220,6 +221,22 @@ LAYERS: dict[str, Layer] = {
 
 #: The order in which layers depend on each other.
 IMPORT_ORDER = ["divisions", "categories", "grids", "roads", "households", "staff", "events"]
+
+#: The longest value, in characters, of every text column of every layer. An import
+#: refuses a longer one (file, row, field): one huge address would slow every lookup.
+#: The event intake (API and Open311) takes the same limits for the same fields. Never
+#: above the store's column length, so the database never is the one to refuse.
+MAX_LENGTHS: dict[str, dict[str, int]] = {
+    "divisions": {"code": 12, "name": 200, "level": 16, "parent_code": 12},
+    "grids": {"code": 15, "name": 200, "village_code": 12, "kind": 16},
+    "households": {"code": 64, "address": 500, "village_code": 12, "contact_name": 100,
+                   "contact_phone": 32},
+    "roads": {"code": 64, "name": 200, "kind": 16, "rank": 32},
+    "staff": {"code": 64, "name": 100, "phone": 32, "role": 32, "grid_code": 15},
+    "categories": {"code": 32, "name": 200, "platform": 16, "department": 200, "description": 4000},
+    "events": {"code": 64, "source": 32, "category_code": 32, "description": 4000, "crs": 16,
+               "address": 500, "reporter_name": 100, "reporter_phone": 32, "reporter_staff_code": 64},
+}
 
 
 def get_layer(name: str) -> Layer:

@@ -4,8 +4,8 @@ Every check returns :class:`Problem` rows that name the file, the row (1-based r
 number in the file; for a CSV, line = row + 1), the field and what is wrong. The
 importer writes nothing while the :class:`Report` holds an error.
 
-Checks on one layer (:func:`check_layer`): required fields and values, formats and
-allowed values, duplicated keys, geometry presence, type and validity (repaired only
+Checks on one layer (:func:`check_layer`): required fields and values, lengths
+(:data:`gridgeo.layers.MAX_LENGTHS`), formats and allowed values, duplicated keys, geometry presence, type and validity (repaired only
 when asked), swapped lon/lat. Checks across layers (:func:`check_grids`,
 :func:`check_households`, :func:`check_references`): grids overlapping each other,
 grids leaving their village, gaps (village area covered by no grid), grid codes that do
@@ -22,7 +22,7 @@ import pandas as pd
 import shapely
 
 from gridgeo import crs as _crs
-from gridgeo.layers import Layer
+from gridgeo.layers import MAX_LENGTHS, Layer
 
 __all__ = ["Problem", "Report", "check_layer", "check_grids", "check_households", "metric"]
 
@@ -130,6 +130,12 @@ def _each(report, severity, frame, mask, layer, fld, message):
         report.add(severity, f, layer, None if r is None or pd.isna(r) else int(r), fld, m)
 
 
+def _show(value, limit: int = 40) -> str:
+    """``repr`` of an input value for a message, cut: the value may be megabytes long."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value)):,} characters)"
+
+
 def coerce(frame: pd.DataFrame, spec: Layer, report: Report) -> pd.DataFrame:
     """Check the columns of ``frame`` against ``spec`` and convert their types.
 
@@ -152,21 +158,26 @@ def coerce(frame: pd.DataFrame, spec: Layer, report: Report) -> pd.DataFrame:
             _each(report, "error", out, empty, spec.name, col.name, "value is required")
         if col.kind == "str":
             value = text.where(~empty, None).astype(object)
+            length = text.str.len().fillna(0).to_numpy()
+            limit = MAX_LENGTHS[spec.name][col.name]
+            long = ~empty & (length > limit)
+            _each(report, "error", out, long, spec.name, col.name,
+                  [f"{n:,} characters, more than the {limit:,} allowed" for n in length[long]])
             if col.pattern:
-                bad = ~empty & ~text.fillna("").str.fullmatch(col.pattern).to_numpy(dtype=bool)
+                bad = ~empty & ~long & ~text.fillna("").str.fullmatch(col.pattern).to_numpy(dtype=bool)
                 _each(report, "error", out, bad, spec.name, col.name,
-                      [f"{v!r} does not match the format {col.pattern}" for v in text[bad]])
+                      [f"{_show(v)} does not match the format {col.pattern}" for v in text[bad]])
             if col.choices:
-                bad = ~empty & ~text.isin(col.choices).to_numpy(dtype=bool)
+                bad = ~empty & ~long & ~text.isin(col.choices).to_numpy(dtype=bool)
                 _each(report, "error", out, bad, spec.name, col.name,
-                      [f"{v!r} is not one of {', '.join(col.choices)}" for v in text[bad]])
+                      [f"{_show(v)} is not one of {', '.join(col.choices)}" for v in text[bad]])
         elif col.kind in ("int", "float"):
             num = pd.to_numeric(text.where(~empty, None), errors="coerce")
             bad = ~empty & num.isna().to_numpy()
             if col.kind == "int":
                 bad |= ~empty & ~num.isna().to_numpy() & (num.fillna(0) % 1 != 0).to_numpy()
             _each(report, "error", out, bad, spec.name, col.name,
-                  [f"{v!r} is not a{'n integer' if col.kind == 'int' else ' number'}" for v in text[bad]])
+                  [f"{_show(v)} is not a{'n integer' if col.kind == 'int' else ' number'}" for v in text[bad]])
             if col.kind == "int":
                 bad_neg = ~bad & ~empty & (num.fillna(0) < 0).to_numpy()
                 _each(report, "error", out, bad_neg, spec.name, col.name, "must not be negative")
@@ -177,13 +188,13 @@ def coerce(frame: pd.DataFrame, spec: Layer, report: Report) -> pd.DataFrame:
             falsy = low.isin(["0", "false", "no", "n", "f", "否"]).to_numpy(dtype=bool)
             bad = ~empty & ~truthy & ~falsy
             _each(report, "error", out, bad, spec.name, col.name,
-                  [f"{v!r} is not true/false" for v in text[bad]])
+                  [f"{_show(v)} is not true/false" for v in text[bad]])
             value = pd.Series(np.where(truthy, True, False), index=out.index)
         elif col.kind == "datetime":
             value = pd.to_datetime(text.where(~empty, None), errors="coerce", utc=False, format="ISO8601")
             bad = ~empty & value.isna().to_numpy()
             _each(report, "error", out, bad, spec.name, col.name,
-                  [f"{v!r} is not an ISO 8601 date and time" for v in text[bad]])
+                  [f"{_show(v)} is not an ISO 8601 date and time" for v in text[bad]])
             if not bad.all() and value.notna().any():
                 if getattr(value.dt, "tz", None) is None:
                     naive = ~empty & ~bad
@@ -208,7 +219,7 @@ def check_keys(frame, spec: Layer, report: Report, existing: set[str] | None, re
     if dup.any():
         first = frame.loc[dup].groupby(cols, sort=False)["_row"].transform("min").to_numpy()
         _each(report, "error", frame, dup, spec.name, spec.key,
-              [f"duplicated code {k!r} (also in row {f})" if f != r else f"duplicated code {k!r}"
+              [f"duplicated code {_show(k)} (also in row {f})" if f != r else f"duplicated code {_show(k)}"
                for k, f, r in zip(keys[dup], first, frame["_row"].to_numpy()[dup])])
     if existing and spec.name == "events":
         # An event's state and history are the workflow's: an import never overwrites them.
@@ -417,4 +428,4 @@ def check_references(frame, layer: str, fld: str, known: set, what: str, report:
         return
     vals = frame[fld].astype("string")
     bad = vals.notna().to_numpy() & ~vals.isin(known).to_numpy(dtype=bool)
-    _each(report, "error", frame, bad, layer, fld, [f"{v!r} is not a known {what}" for v in vals[bad]])
+    _each(report, "error", frame, bad, layer, fld, [f"{_show(v)} is not a known {what}" for v in vals[bad]])

@@ -30,7 +30,7 @@ from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
 from gridgeo.events.service import take_action
 from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, STATES,
                                      WORKFLOW_ACTORS)
-from gridgeo.layers import ACCOUNT_ROLES, PLATFORMS, SOURCES
+from gridgeo.layers import ACCOUNT_ROLES, MAX_LENGTHS, PLATFORMS, SOURCES
 from gridgeo.store import Store
 from gridgeo.timezone import CHINA as CST
 
@@ -61,6 +61,10 @@ def _scoped(principal: Principal, what: str, **requested) -> dict:
 # -- schemas at the edge ----------------------------------------------------------------
 
 
+#: The text limits of the events layer (the import's too).
+_MAX = MAX_LENGTHS["events"]
+
+
 class EventCreate(BaseModel):
     """An event as reported. Give coordinates (in ``crs``), an address, both or neither."""
 
@@ -71,16 +75,16 @@ class EventCreate(BaseModel):
         "photos": ["https://example.org/p/1.jpg"]}})
 
     source: Literal[tuple(SOURCES)] = Field(description="; ".join(f"{k} {v}" for k, v in SOURCES.items()))  # type: ignore[valid-type]
-    category_code: str = Field(min_length=1, max_length=32, description="事项编码 (GET /v1/categories)")
+    category_code: str = Field(min_length=1, max_length=_MAX["category_code"], description="事项编码 (GET /v1/categories)")
     reported_at: dt.datetime | None = Field(None, description="Time reported, with offset; default now.")
-    description: str | None = Field(None, max_length=4000)
+    description: str | None = Field(None, max_length=_MAX["description"])
     lon: float | None = None
     lat: float | None = None
     crs: str | None = Field(None, description="wgs84 (default), cgcs2000, gcj02 or bd09")
-    address: str | None = Field(None, max_length=500)
-    reporter_name: str | None = Field(None, max_length=100)
-    reporter_phone: str | None = Field(None, max_length=32)
-    reporter_staff_code: str | None = Field(None, max_length=64, description="For patrols: the grid worker's code.")
+    address: str | None = Field(None, max_length=_MAX["address"])
+    reporter_name: str | None = Field(None, max_length=_MAX["reporter_name"])
+    reporter_phone: str | None = Field(None, max_length=_MAX["reporter_phone"])
+    reporter_staff_code: str | None = Field(None, max_length=_MAX["reporter_staff_code"], description="For patrols: the grid worker's code.")
     photos: list[str] = Field(default_factory=list, max_length=20, description="Photo URLs.")
     related_categories: list[str] = Field(default_factory=list, max_length=10,
                                           description="Other categories the event involves.")

@@ -42,7 +42,7 @@ from gridgeo.events.geolocate import get_geolocator, location_from_row
 from gridgeo.events.records import event_record, now_utc
 from gridgeo.events.routing import deadline, route_frame, route_many
 from gridgeo.events.workflow import REPORT
-from gridgeo.layers import SOURCES
+from gridgeo.layers import MAX_LENGTHS, SOURCES
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
@@ -179,8 +179,10 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         related_categories=[c for c in dict.fromkeys(ev.related_categories) if c != ev.category_code],
         beyond_level=_clean(ev.beyond_level),
     )
-    for name in ("reporter_name", "reporter_phone", "reporter_staff_code"):
-        limit = schema.events.c[name].type.length
+    # The limits of the events layer, whichever door the event comes in by (API, Open311).
+    for name in ("category_code", "description", "address", "reporter_name", "reporter_phone",
+                 "reporter_staff_code"):
+        limit = MAX_LENGTHS["events"][name]
         if len(getattr(out, name) or "") > limit:
             raise InvalidEvent(f"{name} has more than {limit} characters")
     return out
