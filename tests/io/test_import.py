@@ -328,3 +328,195 @@ def test_unreadable_and_unknown_files(store, tiny):
     odd.write_text("a,b\n1,2\n", encoding="utf-8")
     expect_failure(store, [odd], contains="cannot tell which layer")
     expect_failure(store, [tiny["dir"] / "nope.gpkg"], contains="no such file")
+
+
+# -- imports add or refuse; replacing says what it removes (issue 13, item 4) ----------
+
+
+def staff_file(tiny, rows, name="staff.csv"):
+    path = tiny["dir"] / name
+    path.write_text("code,name,phone,role,grid_code\n" + "".join(f"{r}\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def roster(store, grid):
+    s = store.read("staff")
+    return sorted(s[s["grid_code"] == grid][["code", "role"]].itertuples(index=False, name=None))
+
+
+def test_staff_import_adds_and_never_removes(store, tiny):
+    """One row for a grid of six people used to replace the whole roster, silently."""
+    load_tiny(store, tiny)
+    before = roster(store, V1 + "001")
+    path = staff_file(tiny, [f"P9,赵六,13800000009,part_time_worker,{V1}001"])
+    result = import_files(store, [path])
+    assert result.counts == {"staff": 1} and not result.removed
+    assert roster(store, V1 + "001") == sorted(before + [("P9", "part_time_worker")])
+    assert "removed" not in store.audit_log(entity="staff").iloc[-1]["detail"]
+    # The same person again, in the same role on the same grid: refused, nothing written.
+    hits = expect_failure(store, [path], field="code", row=1, contains="is already part_time_worker of grid")
+    assert "--replace" in hits[0].message
+
+
+def test_staff_replace_says_whom_it_removes(store, tiny):
+    load_tiny(store, tiny)
+    path = staff_file(tiny, [f"P9,赵六,13800000009,grid_head,{V1}001"])
+    # Before anything is written, validation lists the people --replace would remove.
+    report = validate_files([path], store=store, replace=True)
+    said = sorted(p.message for p in report.warnings)
+    assert said == [f"--replace removes 张三 (P1, grid_head) from grid {V1}001",
+                    f"--replace removes 李四 (P2, full_time_worker) from grid {V1}001",
+                    f"--replace removes 王五 (P3, instructor) from grid {V1}001"]
+    assert len(store.read("staff")) == 4
+    result = import_files(store, [path], replace=True)
+    assert sorted(p.message for p in result.report.warnings) == said
+    gone = {(r["code"], r["grid_code"]) for r in result.removed["staff"]}
+    assert gone == {("P1", V1 + "001"), ("P2", V1 + "001"), ("P3", V1 + "001")}
+    assert "removed: staff 3: 张三 (P1, grid_head)" in "\n".join(result.summary())
+    assert roster(store, V1 + "001") == [("P9", "grid_head")]
+    assert roster(store, V1 + "002") == [("P3", "instructor")]   # other grids keep their people
+    detail = store.audit_log(entity="staff").iloc[-1]["detail"]
+    assert detail["rows"] == 1
+    assert {(r["code"], r["name"], r["role"], r["grid_code"]) for r in detail["removed"]} == {
+        ("P1", "张三", "grid_head", V1 + "001"), ("P2", "李四", "full_time_worker", V1 + "001"),
+        ("P3", "王五", "instructor", V1 + "001")}
+
+
+def test_replace_of_other_layers_lists_what_it_overwrites(store, tiny):
+    load_tiny(store, tiny)
+    path = tiny["dir"] / "households.csv"
+    path.write_text("code,address,lon,lat\nH001,某地,119.401,28.401\nH099,新地,119.402,28.402\n", encoding="utf-8")
+    result = import_files(store, [path], crs="wgs84", replace=True)
+    assert result.replaced == {"households": ["H001"]} and not result.removed
+    assert store.audit_log(entity="households").iloc[-1]["detail"]["replaced"] == ["H001"]
+    assert len(store.read("households")) == 6
+
+
+def test_cli_import_prints_whom_replace_removes(store, tiny):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    load_tiny(store, tiny)
+    path = staff_file(tiny, [f"P9,赵六,13800000009,grid_head,{V1}001"])
+    r = CliRunner().invoke(app, ["import", str(path), "--database", store.url])
+    assert r.exit_code == 0 and "imported: staff 1" in r.output and "removed" not in r.output
+    r = CliRunner().invoke(app, ["import", str(path), "--database", store.url])
+    assert r.exit_code == 1 and "nothing was written" in r.output
+    r = CliRunner().invoke(app, ["import", str(path), "--database", store.url, "--replace"])
+    assert r.exit_code == 0, r.output
+    assert "removed: staff 3" in r.output and "张三" in r.output and "李四" in r.output
+
+
+def test_events_are_never_replaced_by_an_import(store, tiny):
+    load_tiny(store, tiny)
+    path = tiny["dir"] / "events.csv"
+    path.write_text("code,source,category_code,reported_at,description,lon,lat\n"
+                    "E1,app,ZZ001,2026-01-05T09:00:00+08:00,井盖缺失,119.402,28.402\n", encoding="utf-8")
+    import_files(store, [path])
+    expect_failure(store, [path], field="code", row=1, contains="an import does not replace events", replace=True)
+
+
+# -- an empty plan (issue 13, item 5) --------------------------------------------------
+
+
+@pytest.mark.parametrize("suffix", [".gpkg", ".csv"])
+def test_empty_grids_layer_is_refused(store, tiny, suffix):
+    """A grids layer with no features used to become a plan and end the one in force."""
+    load_tiny(store, tiny)
+    if suffix == ".gpkg":
+        path = broken(tiny, "grids", tiny["grids"].iloc[:0], name="empty.gpkg")
+    else:
+        path = tiny["dir"] / "grids.csv"
+        path.write_text("code,name,village_code,kind,wkt\n", encoding="utf-8")
+    hits = expect_failure(store, [path], contains="has no features", plan_version="v2",
+                          effective_from=dt.date(2025, 1, 1), crs="wgs84", layer="grids")
+    assert hits[0].file.endswith(path.name)
+    assert store.plan_in_force(dt.date(2025, 6, 1))["version"] == "v1"
+
+
+def test_partial_plan_is_refused(store, tiny):
+    """A plan leaving a village of the plan in force without grids is refused (a gap)."""
+    load_tiny(store, tiny)
+    path = broken(tiny, "grids", tiny["grids"][tiny["grids"]["village_code"] == V1], name="half.gpkg")
+    expect_failure(store, [path], contains=f"gap: village {V2} has no grid at all",
+                   plan_version="v2", effective_from=dt.date(2025, 1, 1))
+
+
+def test_the_plan_life_cycle_refuses_an_empty_plan(store, tiny):
+    """put_in_force, the one function that publishes (import and `plans publish`)."""
+    from gridgeo.errors import InvalidPlan
+    from gridgeo.plan.lifecycle import publish, put_in_force
+    from gridgeo.store import schema
+
+    load_tiny(store, tiny)
+    with store.engine.begin() as conn:
+        conn.execute(schema.plans.insert().values(version="draft-empty", name="空", status="draft",
+                                                  created_at=dt.datetime.now(dt.timezone.utc)))
+    with pytest.raises(InvalidPlan, match="has no grid"):
+        publish(store, "draft-empty", dt.date(2025, 1, 1))
+    with pytest.raises(InvalidPlan, match="has no grid"), store.engine.begin() as conn:
+        put_in_force(conn, store, store.plan("draft-empty")["id"], dt.date(2025, 1, 1), version="x")
+    assert store.plan_in_force(dt.date(2025, 6, 1))["version"] == "v1"
+
+
+# -- field lengths (issue 13, item 8) ---------------------------------------------------
+
+
+def test_every_text_column_has_a_limit_within_the_store():
+    from gridgeo.layers import MAX_LENGTHS
+    from gridgeo.store import schema
+
+    for name, spec in LAYERS.items():
+        text = {c.name for c in spec.columns if c.kind == "str"}
+        assert set(MAX_LENGTHS[name]) == text, name
+        for col, limit in MAX_LENGTHS[name].items():
+            length = getattr(schema.LAYER_TABLES[name].c[col].type, "length", None)
+            assert length is None or limit <= length, (name, col)
+
+
+@pytest.mark.parametrize("layer", list(LAYERS))
+def test_too_long_values_are_errors_with_row_and_field(layer):
+    """Every text column of every layer: one character over its limit is an error."""
+    from gridgeo.layers import MAX_LENGTHS
+    from gridgeo.validate import Report, coerce
+
+    spec = LAYERS[layer]
+    for col, limit in MAX_LENGTHS[layer].items():
+        frame = pd.DataFrame({c.name: ["1"] for c in spec.columns})
+        frame[col] = ["x" * limit + "x"]
+        frame.insert(0, "_row", [7])
+        frame["_file"] = f"{layer}.csv"
+        report = Report()
+        coerce(frame, spec, report)
+        hits = [p for p in report.errors if p.field == col and "more than" in p.message]
+        assert len(hits) == 1 and hits[0].row == 7 and hits[0].file == f"{layer}.csv", (layer, col, report)
+        assert hits[0].message == f"{limit + 1:,} characters, more than the {limit:,} allowed"
+
+
+def test_huge_address_refused_with_a_short_message(store, tiny):
+    """A 10 MB address used to be imported, then slowed every address lookup."""
+    load_tiny(store, tiny)
+    path = tiny["dir"] / "households.csv"
+    huge = "地" * 10_000_000
+    path.write_text(f"code,address,lon,lat\nH100,{huge},119.401,28.401\nH101,{'x' * 500},119.402,28.402\n"
+                    f"{'C' * 70},某地,119.401,28.401\n", encoding="utf-8")
+    hits = expect_failure(store, [path], field="address", row=1, crs="wgs84",
+                          contains="10,000,000 characters, more than the 500 allowed")
+    assert len(str(hits[0])) < 200
+    expect_failure(store, [path], field="code", row=3, crs="wgs84", contains="more than the 64 allowed")
+    path.write_text(f"code,address,lon,lat\nH101,{'x' * 500},119.402,28.402\n", encoding="utf-8")
+    assert import_files(store, [path], crs="wgs84").counts == {"households": 1}
+
+
+def test_event_intake_takes_the_same_limits():
+    from gridgeo.errors import InvalidEvent
+    from gridgeo.events.intake import EventIn, _validate
+    from gridgeo.layers import MAX_LENGTHS
+
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    for name in ("description", "address", "reporter_name"):
+        limit = MAX_LENGTHS["events"][name]
+        _validate(EventIn(source="app", category_code="ZZ001", reported_at=now, **{name: "x" * limit}), now)
+        with pytest.raises(InvalidEvent, match=f"{name} has more than {limit} characters"):
+            _validate(EventIn(source="app", category_code="ZZ001", reported_at=now, **{name: "x" * (limit + 1)}), now)
