@@ -19,7 +19,7 @@ import pyproj
 import shapely
 
 from gridgeo import crs as _crs
-from gridgeo.errors import GridgeoError, UnknownCRS
+from gridgeo.errors import InvalidInput, UnknownCRS
 from gridgeo.layers import LAYERS
 from gridgeo.validate import Report
 
@@ -49,7 +49,7 @@ def _format(path: Path) -> str:
     try:
         return FORMATS[path.suffix.lower()]
     except KeyError:
-        raise GridgeoError(
+        raise InvalidInput(
             f"{path}: unknown file type {path.suffix!r}; use one of {', '.join(sorted(FORMATS))}"
         ) from None
 
