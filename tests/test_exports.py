@@ -178,3 +178,20 @@ def test_problem_reports_are_safe(tmp_path):
     header, rows = csv_cells(path.read_text(encoding="utf-8"))
     assert not unescaped([c for row in rows for c in row])
     assert rows[0][header.index("row")] == "3"
+
+
+def test_plan_diff_csv_is_safe(hostile_store, tiny, tmp_path):
+    """`gridgeo plans diff --out`: addresses that change grid, as a spreadsheet reads them."""
+    grids = tiny["grids"].copy()
+    v1 = grids["village_code"] == V1
+    grids.loc[v1, "code"] = grids.loc[v1, "code"].iloc[::-1].to_numpy()   # the two grids of V1 swap codes
+    path = tmp_path / "v2.gpkg"
+    grids.to_file(path, layer="grids")
+    import_files(hostile_store, [path], plan_version="v2", effective_from=dt.date(2025, 1, 1))
+    out = tmp_path / "diff.csv"
+    r = CliRunner().invoke(app, ["plans", "diff", "v1", "v2", "--out", str(out), "-d", hostile_store.url])
+    assert r.exit_code == 0, r.output
+    header, rows = csv_cells(out.read_text(encoding="utf-8"))
+    cells = [c for row in rows for c in row]
+    assert not unescaped(cells) and "'" + HOSTILE[2] in cells
+    assert all(row[header.index("population")].isdigit() for row in rows)

@@ -2,10 +2,11 @@
 
 - :mod:`gridgeo.io.reading`: files into WGS84 frames (formats, coordinate systems);
 - :mod:`gridgeo.io.importing`: validate a batch and write it in one transaction;
-- :mod:`gridgeo.io.exporting`: layers of the store to files.
+- :mod:`gridgeo.io.exporting`: layers of the store to files, and
+  :func:`~gridgeo.io.exporting.neutralise_formulas` for every export a spreadsheet opens.
 """
 
-from gridgeo.io.exporting import export_layer, write_frame
+from gridgeo.io.exporting import export_layer, neutralise_formulas, write_frame
 from gridgeo.io.importing import (
     ImportResult,
     Progress,
@@ -22,6 +23,7 @@ __all__ = [
     "Source",
     "export_layer",
     "import_files",
+    "neutralise_formulas",
     "read_sources",
     "validate_files",
     "validate_store",
