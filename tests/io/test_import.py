@@ -457,6 +457,19 @@ def test_the_plan_life_cycle_refuses_an_empty_plan(store, tiny):
         publish(store, "draft-empty", dt.date(2025, 1, 1))
     with pytest.raises(InvalidPlan, match="has no grid"), store.engine.begin() as conn:
         put_in_force(conn, store, store.plan("draft-empty")["id"], dt.date(2025, 1, 1), version="x")
+    # The plan API publishes through the same function.
+    from fastapi.testclient import TestClient
+
+    from authn import headers_for
+    from gridgeo.api.deps import get_store
+    from gridgeo.api.main import create_app
+
+    api = create_app()
+    api.dependency_overrides[get_store] = lambda: store
+    with TestClient(api) as client:
+        r = client.post("/v1/plans/draft-empty/publish", json={"effective_from": "2025-01-01"},
+                        headers=headers_for(store, "admin"))
+    assert r.status_code == 422 and "has no grid" in r.text, r.text
     assert store.plan_in_force(dt.date(2025, 6, 1))["version"] == "v1"
 
 
