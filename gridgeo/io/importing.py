@@ -120,11 +120,11 @@ def _check_roster(staff: pd.DataFrame, stored: pd.DataFrame, report: Report, rep
         return
     known = pd.MultiIndex.from_frame(stored[_STAFF_KEY].astype(str))
     clash = pd.MultiIndex.from_frame(staff[_STAFF_KEY].astype(str)).isin(known)
-    for r, f, c, n, role, g in zip(staff["_row"][clash], staff["_file"][clash], staff["code"][clash],
-                                   staff["name"][clash], staff["role"][clash], staff["grid_code"][clash]):
-        report.error(f, "staff", None if pd.isna(r) else int(r), "code",
-                     f"{n} ({c}) is already {role} of grid {g}: an import adds people; import with "
-                     f"--replace to make the file the roster of the grids it names")
+    for row in staff[clash].to_dict("records"):
+        report.error(row["_file"], "staff", None if pd.isna(row["_row"]) else int(row["_row"]), "code",
+                     f"{row['name']} ({row['code']}) is already {row['role']} of grid {row['grid_code']}: "
+                     "an import adds people; import with --replace to make the file the roster of "
+                     "the grids it names")
 
 
 def _existing_keys(store: Store | None, layer: str) -> set[str]:
