@@ -460,7 +460,7 @@ def test_the_plan_life_cycle_refuses_an_empty_plan(store, tiny):
     # The plan API publishes through the same function.
     from fastapi.testclient import TestClient
 
-    from authn import headers_for
+    from helpers.authn import headers_for
     from gridgeo.api.deps import get_store
     from gridgeo.api.main import create_app
 

