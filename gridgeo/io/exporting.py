@@ -31,6 +31,10 @@ __all__ = ["FORMULA_STARTS", "export_layer", "neutralise_formulas", "write_frame
 #: injection"): such a cell is written with a leading single quote.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
+#: A plain number written as text (``-12.5``, ``+8613800000000``, ``-1e3``): a spreadsheet
+#: reads it as that number, never as a formula, so it is written as it is.
+_PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+
 #: Columns never exported, whatever the layer: hashes and other secrets.
 _SECRET = re.compile(r"(_hash|token|secret|password)$")
 
@@ -46,6 +50,8 @@ def _neutralise_text(values: pd.Series | pd.Index) -> pd.Series | pd.Index:
         hit = np.asarray(values.str.startswith(FORMULA_STARTS, na=False), dtype=bool)
     except AttributeError:  # no text at all in it
         return values
+    if hit.any():
+        hit = hit & ~np.asarray(values.str.fullmatch(_PLAIN_NUMBER, na=False), dtype=bool)
     if not hit.any():
         return values
     arr = np.asarray(values, dtype=object).copy()
@@ -64,9 +70,11 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 
     Every text cell (and text index label) that starts with ``=``, ``+``, ``-``, ``@``,
     a tab or a carriage return gets a leading single quote, as OWASP recommends: the
-    spreadsheet shows it as text. Numbers stored as numbers (numeric columns, numbers in
-    object columns) are left alone, so figures stay figures; a number stored as text
-    (``"-12.5"``, a phone ``"+86..."``) is text and is quoted like any other.
+    spreadsheet shows it as text. Numbers are never changed: numbers stored as numbers, and
+    text that is a plain number and nothing else (``"-12.5"``, a phone ``"+8613800000000"``,
+    which a spreadsheet reads as that number, not as a formula), so a user's figures come
+    back as they were (``gridgeo locate`` reads a CSV's columns as text). ``"-1+2"`` or
+    ``"+86 138..."`` is not a plain number and is quoted.
 
     Parameters
     ----------

