@@ -2,7 +2,8 @@
 
 Registered on the ``gridgeo`` command through the ``gridgeo.cli`` entry point group
 (pyproject.toml), so that the core never imports the maps layer. Each command writes
-one self-contained HTML file: scripts, styles and data inlined, opening offline.
+one self-contained HTML file: scripts, styles and data inlined, opening offline. Errors are
+printed by the ``gridgeo`` command (:mod:`gridgeo.cli`), as for every command.
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from typing import Annotated, Optional
 
 import typer
 
-from gridgeo.cli import DatabaseOpt, _fail, _parse_date, _store, err, out
-from gridgeo.errors import GridgeoError
+from gridgeo.cli.common import AtOpt, DatabaseOpt, err, open_store, out
 
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.", dir_okay=False)]
 VillageOpt = Annotated[Optional[str], typer.Option(help="Only this village or community: 12-digit code, code prefix (township) or name.")]
 PeriodOpt = Annotated[Optional[str], typer.Option(help="2026, 2026-Q1, 2026-03, 2026-03-05 or 2025-10/2026-09 (default: the twelve months up to the latest event).")]
 PlatformOpt = Annotated[Optional[str], typer.Option(help="Only one platform: stability, market, enforcement, service.")]
-AtOpt = Annotated[Optional[str], typer.Option(help="Grids of the plan in force on this date (default today).")]
 PlanOpt = Annotated[Optional[str], typer.Option(help="Grids of this plan version instead.")]
 BasemapOpt = Annotated[Optional[str], typer.Option(help="Base map: none, tianditu (needs GRIDGEO_TIANDITU_KEY) or amap (default $GRIDGEO_MAP_BASEMAP, else none).")]
 
@@ -50,12 +49,9 @@ def coverage(out_file: OutOpt, database: DatabaseOpt = None, village: VillageOpt
     """Grids coloured by staffing completeness, village boundaries, who is in each grid."""
     from gridgeo.maps.coverage import coverage_from_store
 
-    try:
-        m = coverage_from_store(_store(database), village=village, at=_parse_date(at, "--at"),
-                                plan=plan, basemap=_basemap(basemap))
-        _save(m, out_file, "coverage")
-    except GridgeoError as exc:
-        _fail(exc)
+    m = coverage_from_store(open_store(database), village=village, at=at, plan=plan,
+                            basemap=_basemap(basemap))
+    _save(m, out_file, "coverage")
 
 
 @maps_app.command("workload")
@@ -69,13 +65,9 @@ def workload(
     """A choropleth of each grid's events per worker, per 100 households, open or overdue."""
     from gridgeo.maps.workload import workload_from_store
 
-    try:
-        m = workload_from_store(_store(database), measure=measure, period=period, platform=platform,
-                                village=village, at=_parse_date(at, "--at"), plan=plan,
-                                basemap=_basemap(basemap))
-        _save(m, out_file, "workload")
-    except GridgeoError as exc:
-        _fail(exc)
+    m = workload_from_store(open_store(database), measure=measure, period=period, platform=platform,
+                            village=village, at=at, plan=plan, basemap=_basemap(basemap))
+    _save(m, out_file, "workload")
 
 
 @maps_app.command("events")
@@ -85,12 +77,9 @@ def events(out_file: OutOpt, database: DatabaseOpt = None, period: PeriodOpt = N
     """Events as clusters and heat, with a time slider over the period."""
     from gridgeo.maps.events import events_from_store
 
-    try:
-        m = events_from_store(_store(database), period=period, platform=platform, village=village,
-                              at=_parse_date(at, "--at"), plan=plan, basemap=_basemap(basemap))
-        _save(m, out_file, "events")
-    except GridgeoError as exc:
-        _fail(exc)
+    m = events_from_store(open_store(database), period=period, platform=platform, village=village,
+                          at=at, plan=plan, basemap=_basemap(basemap))
+    _save(m, out_file, "events")
 
 
 @maps_app.command("plan")
@@ -105,24 +94,20 @@ def plan(
     """A plan (or a draft file) beside the plan in force, the grids that change highlighted."""
     from gridgeo.maps.plan import plan_from_store, plan_map
 
-    try:
-        store = _store(database)
-        when = _parse_date(at, "--at")
-        if draft is not None:
-            import geopandas as gpd
+    store = open_store(database)
+    if draft is not None:
+        import geopandas as gpd
 
-            grids = gpd.read_file(draft)
-            current = store.read("grids", plan=against) if against else store.read("grids", at=when)
-            m = plan_map(grids, current, store.read("divisions"), draft_label=f"调整方案（{draft.name}）",
-                         basemap=_basemap(basemap))
-        else:
-            if plan is None:
-                plan = _newest_other_plan(store, when)
-            m = plan_from_store(store, plan, against=against, at=when, village=village,
-                                basemap=_basemap(basemap))
-        _save(m, out_file, "plan")
-    except GridgeoError as exc:
-        _fail(exc)
+        grids = gpd.read_file(draft)
+        current = store.read("grids", plan=against) if against else store.read("grids", at=at)
+        m = plan_map(grids, current, store.read("divisions"), draft_label=f"调整方案（{draft.name}）",
+                     basemap=_basemap(basemap))
+    else:
+        if plan is None:
+            plan = _newest_other_plan(store, at)
+        m = plan_from_store(store, plan, against=against, at=at, village=village,
+                            basemap=_basemap(basemap))
+    _save(m, out_file, "plan")
 
 
 def _newest_other_plan(store, when) -> str:

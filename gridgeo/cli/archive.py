@@ -7,40 +7,21 @@ locates on a dask cluster when a year of events outgrows one machine
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-archive_app = typer.Typer(
+from gridgeo.cli.common import DatabaseOpt, err, open_store, out, progress
+
+app = typer.Typer(
     help="Event archives for dask: export events and histories to partitioned Parquet, show one. "
     "Assess with `gridgeo report --archive DIR`.",
     no_args_is_help=True,
 )
 
-DatabaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database", "-d", envvar="GRIDGEO_DATABASE_URL", show_envvar=False, help="Database URL."
-    ),
-]
 
-#: The scheduler option shared by ``locate``, ``report`` and ``archive``.
-SCHEDULER_HELP = (
-    "Where dask runs: a scheduler address (tcp://host:8786), local (a cluster of one worker "
-    "per core on this machine), local:N, or threads (this process; the default). Default "
-    "$GRIDGEO_DASK_SCHEDULER. On a cluster every worker needs gridgeo installed and the paths "
-    "on a shared file system."
-)
-
-
-def scheduler_from(option: str | None) -> str | None:
-    """The ``--scheduler`` value, else ``$GRIDGEO_DASK_SCHEDULER``, else None (threads)."""
-    return option or os.environ.get("GRIDGEO_DASK_SCHEDULER") or None
-
-
-@archive_app.command("export")
+@app.command("export")
 def export(
     directory: Annotated[
         Path, typer.Argument(help="The archive directory to write (empty or new).")
@@ -65,24 +46,19 @@ def export(
     Example: gridgeo archive export /shared/archive then
     gridgeo report --archive /shared/archive --period 2026 --scheduler tcp://10.0.0.5:8786
     """
-    from gridgeo.cli import _fail, _progress, _store, err, out
     from gridgeo.scale.archive import export_archive
-    from gridgeo.errors import GridgeoError
 
-    try:
-        store = _store(database)
-        total = store.counts().get("events", 0)
-        with _progress(max(1, -(-total // chunk)), "exporting") as step:
-            info = export_archive(
-                store,
-                directory,
-                partition_on=partition_on,
-                chunk=chunk,
-                overwrite=overwrite,
-                progress=step,
-            )
-    except GridgeoError as exc:
-        _fail(exc)
+    store = open_store(database)
+    total = store.counts().get("events", 0)
+    with progress(max(1, -(-total // chunk)), "exporting") as step:
+        info = export_archive(
+            store,
+            directory,
+            partition_on=partition_on,
+            chunk=chunk,
+            overwrite=overwrite,
+            progress=step,
+        )
     parts = info["partitions"]
     span = f"{parts[0]} to {parts[-1]}" if parts else "none"
     out.print(
@@ -93,28 +69,19 @@ def export(
     err.print(f"assess it with: gridgeo report --archive {directory} --period {year}")
 
 
-@archive_app.command("info")
+@app.command("info")
 def info(
     directory: Annotated[
         Path, typer.Argument(help="An archive written by `gridgeo archive export`.")
     ],
 ) -> None:
     """What an archive holds: when it was exported, its partitions, events and actions."""
-    from gridgeo.cli import _fail, out
     from gridgeo.scale.archive import archive_info
-    from gridgeo.errors import GridgeoError
 
-    try:
-        meta = archive_info(directory)
-    except GridgeoError as exc:
-        _fail(exc)
+    meta = archive_info(directory)
     parts = meta["partitions"]
     out.print(f"archive {directory}: exported {meta['exported_at']} from {meta['source']}")
     out.print(
         f"{meta['events']:,} events, {meta['actions']:,} actions, {len(parts)} partitions by "
         f"{meta['partition_on']}" + (f": {parts[0]} to {parts[-1]}" if parts else "")
     )
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(archive_app, name="archive")

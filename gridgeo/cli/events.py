@@ -7,21 +7,17 @@ from typing import Annotated, Optional
 
 import typer
 
-events_app = typer.Typer(help="Events (事件): import, replay the sample year, housekeeping.",
-                         no_args_is_help=True)
+from gridgeo.cli.common import DatabaseOpt, open_store, out, progress, run_import
 
-DatabaseOpt = Annotated[
-    Optional[str],
-    typer.Option("--database", "-d", help="Database URL (default: $GRIDGEO_DATABASE_URL or sqlite:///gridgeo.db).",
-                 envvar="GRIDGEO_DATABASE_URL", show_envvar=False),
-]
+app = typer.Typer(help="Events (事件): import, replay the sample year, housekeeping.",
+                  no_args_is_help=True)
 
 
 def _counts(d: dict) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in sorted(d.items(), key=lambda kv: -kv[1]))
 
 
-@events_app.command("import")
+@app.command("import")
 def import_(
     files: Annotated[list[Path], typer.Argument(help="Event files (CSV, GeoPackage) imported as one batch.")],
     database: DatabaseOpt = None,
@@ -33,17 +29,16 @@ def import_(
     Events are located, routed, dated and checked for duplicates. A bad row fails the
     import with a report naming the file, row and field of every problem. Valid events
     outside the jurisdiction or without a place go to the command room's queues, not dropped."""
-    from gridgeo.cli import _store, out, run_import
     from gridgeo.events.importing import import_events
 
-    result = run_import(lambda step: import_events(_store(database), files, crs=crs, progress=step),
+    result = run_import(lambda step: import_events(open_store(database), files, crs=crs, progress=step),
                         report=report, steps=4, what="importing events")
     out.print(f"imported {result.events:,} events ({result.history:,} history lines)")
     out.print(f"located by: {_counts(result.located_by)}")
     out.print(f"routes: {_counts(result.routes)}; possible duplicates: {result.duplicates:,}")
 
 
-@events_app.command()
+@app.command()
 def replay(
     database: DatabaseOpt = None,
     folder: Annotated[Optional[Path], typer.Option(help="Folder with events.csv and event_actions.csv (default: the sample).")] = None,
@@ -54,17 +49,12 @@ def replay(
     Events of a plain ``gridgeo init --sample`` are taken over."""
     from rich.table import Table
 
-    from gridgeo.cli import _fail, _progress, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.events.replay import replay_sample
     from gridgeo.events.workflow import STATES
 
-    try:
-        store = _store(database)
-        with _progress(5, "replaying") as step:
-            result = replay_sample(store, folder, progress=step)
-    except GridgeoError as exc:
-        _fail(exc)
+    store = open_store(database)
+    with progress(5, "replaying") as step:
+        result = replay_sample(store, folder, progress=step)
     out.print(f"replayed {result.events:,} events, {result.actions:,} actions "
               f"({result.history:,} history lines, {result.implied_reviews} implied leadership reviews, "
               f"{result.adopted:,} plain-imported events taken over) in {result.seconds} s")
@@ -85,7 +75,7 @@ def replay(
         neutralise_formulas(result.refused).to_csv(refused, index=False)
 
 
-@events_app.command("purge-keys")
+@app.command("purge-keys")
 def purge_keys(
     database: DatabaseOpt = None,
     hours: Annotated[float, typer.Option(help="Forget idempotency keys older than this.")] = 24.0,
@@ -93,16 +83,7 @@ def purge_keys(
     """Forget old idempotency keys (their stored answers hold reporters' tokens)."""
     import datetime as dt
 
-    from gridgeo.cli import _fail, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.events.intake import purge_idempotency_keys
 
-    try:
-        n = purge_idempotency_keys(_store(database), dt.timedelta(hours=hours))
-    except GridgeoError as exc:
-        _fail(exc)
+    n = purge_idempotency_keys(open_store(database), dt.timedelta(hours=hours))
     out.print(f"{n} idempotency key(s) purged")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(events_app, name="events")

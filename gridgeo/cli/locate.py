@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +11,11 @@ import pandas as pd
 import pyogrio
 import typer
 
-from gridgeo.cli_archive import SCHEDULER_HELP, scheduler_from
+from gridgeo.cli.common import (SCHEDULER_HELP, AtOpt, DatabaseOpt, err, open_store, progress,
+                                scheduler_from)
+from gridgeo.cli.common import out as console
+
+app = typer.Typer()
 
 _CHUNK = 200_000
 
@@ -48,6 +51,7 @@ def _read_points(path: Path, lon: str, lat: str) -> tuple[pd.DataFrame, np.ndarr
     return frame, shapely.get_x(geoms), shapely.get_y(geoms), declared
 
 
+@app.command()
 def locate(
     input: Annotated[Path, typer.Argument(
         help="Points: CSV (lon/lat columns), GeoParquet or GeoPackage/GeoJSON/Shapefile; "
@@ -56,10 +60,10 @@ def locate(
         "--out", "-o", help="Output file; same formats, from its suffix. "
                             "A directory for a directory INPUT (one file per partition).")],
     crs: Annotated[Optional[str], typer.Option(help="CRS of the coordinates: wgs84, cgcs2000, gcj02, bd09. CSV needs it; it overrides a file's own.")] = None,
-    at: Annotated[Optional[str], typer.Option(help="Use the plan in force on this date (default today).")] = None,
+    at: AtOpt = None,
     lon: Annotated[str, typer.Option(help="Longitude column (CSV, plain Parquet).")] = "lon",
     lat: Annotated[str, typer.Option(help="Latitude column (CSV, plain Parquet).")] = "lat",
-    database: Annotated[Optional[str], typer.Option("--database", "-d", help="Database URL.", envvar="GRIDGEO_DATABASE_URL")] = None,
+    database: DatabaseOpt = None,
     scheduler: Annotated[Optional[str], typer.Option(
         help="Locate on dask (a directory INPUT always is). " + SCHEDULER_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(
@@ -71,44 +75,32 @@ def locate(
     dask: one task per partition, the same answers, one output file per partition.
     Example: gridgeo locate points/ --out located/ --scheduler tcp://10.0.0.5:8786
     """
-    from gridgeo.cli import _fail, _progress, _store, err, out as console
-    from gridgeo.errors import GridgeoError
+    from gridgeo.io import write_frame
     from gridgeo.lookup import Lookup
 
-    when = None
-    if at:
-        try:
-            when = dt.date.fromisoformat(at)
-        except ValueError:
-            raise typer.BadParameter(f"{at!r} is not a date like 2026-01-31", param_hint="--at") from None
     if input.is_dir() or scheduler is not None:
-        _locate_on_dask(input, out, crs=crs, at=when, lon=lon, lat=lat, database=database,
+        _locate_on_dask(input, out, crs=crs, at=at, lon=lon, lat=lat, database=database,
                         scheduler=scheduler_from(scheduler), overwrite=overwrite)
         return
-    try:
-        frame, x, y, declared = _read_points(input, lon, lat)
-        src = crs or declared
-        if src is None:
-            raise typer.BadParameter(f"{input} declares no coordinate system: pass --crs", param_hint="--crs")
-        lookup = Lookup(_store(database))
-        n = len(frame)
-        steps = max(1, -(-n // _CHUNK))
-        parts = []
-        with _progress(steps + 1, "locating") as step:
-            for start in range(0, max(n, 1), _CHUNK):
-                parts.append(lookup.many(x[start:start + _CHUNK], y[start:start + _CHUNK], crs=src, at=when))
-                step(f"located {min(start + _CHUNK, n):,} of {n:,}")
-        result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        plan = parts[0].attrs.get("plan_version") if parts else None
-        keep = ["grid_code", "grid_name", "village_code", "village_name", "snapped", "distance_m",
-                "outside", "invalid", "swapped"]
-        result.index = frame.index
-        merged = frame.drop(columns=[c for c in keep if c in frame.columns]).join(result[keep])
-        from gridgeo.io import write_frame
-
-        write_frame(merged, out)
-    except GridgeoError as exc:
-        _fail(exc)
+    frame, x, y, declared = _read_points(input, lon, lat)
+    src = crs or declared
+    if src is None:
+        raise typer.BadParameter(f"{input} declares no coordinate system: pass --crs", param_hint="--crs")
+    lookup = Lookup(open_store(database))
+    n = len(frame)
+    steps = max(1, -(-n // _CHUNK))
+    parts = []
+    with progress(steps + 1, "locating") as step:
+        for start in range(0, max(n, 1), _CHUNK):
+            parts.append(lookup.many(x[start:start + _CHUNK], y[start:start + _CHUNK], crs=src, at=at))
+            step(f"located {min(start + _CHUNK, n):,} of {n:,}")
+    result = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    plan = parts[0].attrs.get("plan_version") if parts else None
+    keep = ["grid_code", "grid_name", "village_code", "village_name", "snapped", "distance_m",
+            "outside", "invalid", "swapped"]
+    result.index = frame.index
+    merged = frame.drop(columns=[c for c in keep if c in frame.columns]).join(result[keep])
+    write_frame(merged, out)
     located = int((~result["outside"]).sum()) if n else 0
     console.print(f"{n:,} points, {located:,} in a grid ({int(result['snapped'].sum()) if n else 0:,} snapped), "
                   f"{n - located:,} outside; plan {plan} -> {out}")
@@ -120,10 +112,7 @@ def locate(
 def _locate_on_dask(input: Path, out: Path, *, crs, at, lon, lat, database, scheduler,
                     overwrite) -> None:
     """``gridgeo locate`` of partitioned Parquet on dask (:mod:`gridgeo.scale.locate`)."""
-    from gridgeo.cli import _fail, _store, err
-    from gridgeo.cli import out as console
     from gridgeo.scale.locate import locate_parquet
-    from gridgeo.errors import GridgeoError
 
     if input.is_file() and input.suffix.lower() not in (".parquet", ".geoparquet"):
         raise typer.BadParameter(f"{input}: dask reads (Geo)Parquet; convert it or drop "
@@ -131,20 +120,13 @@ def _locate_on_dask(input: Path, out: Path, *, crs, at, lon, lat, database, sche
     if out.suffix.lower() in (".csv", ".gpkg", ".geojson", ".json", ".shp"):
         raise typer.BadParameter(f"{out}: on dask the output is a directory of Parquet files",
                                  param_hint="--out")
-    try:
-        store = _store(database)
-        with err.status(f"locating {input} on dask ({scheduler or 'threads'})"):
-            s = locate_parquet(input, out, store=store, at=at, crs=crs, lon=lon, lat=lat,
-                               client=scheduler, overwrite=overwrite)
-    except GridgeoError as exc:
-        _fail(exc)
+    store = open_store(database)
+    with err.status(f"locating {input} on dask ({scheduler or 'threads'})"):
+        s = locate_parquet(input, out, store=store, at=at, crs=crs, lon=lon, lat=lat,
+                           client=scheduler, overwrite=overwrite)
     console.print(f"{s['rows']:,} points, {s['located']:,} in a grid ({s['snapped']:,} snapped), "
                   f"{s['outside']:,} outside; plan {s['plan']} -> {out} "
                   f"({s['partitions']} files, {s['seconds']:.1f} s)")
     if s["invalid"]:
         err.print(f"{s['invalid']:,} points have invalid coordinates "
                   f"({s['swapped']:,} look swapped)")
-
-
-def register(app: typer.Typer) -> None:
-    app.command()(locate)

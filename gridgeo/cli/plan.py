@@ -1,5 +1,5 @@
-"""``gridgeo plan`` (divide villages into grids) and ``gridgeo plans ...`` (drafts, publishing,
-diffs, manual edits, staffing)."""
+"""``gridgeo plan``: divide villages into grids (``plan new``), then list, show, edit,
+publish, compare and staff the plans in the database."""
 
 from __future__ import annotations
 
@@ -8,15 +8,30 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
+from typer.core import TyperGroup
 
-plans_app = typer.Typer(help="Grid plans in the database: list, show, publish, diff, edit drafts, staffing.",
-                        no_args_is_help=True)
+from gridgeo.cli.common import (DatabaseOpt, EffectiveFromOpt, deprecated, err, open_store, out, print_report,
+                                progress)
 
-DatabaseOpt = Annotated[
-    Optional[str],
-    typer.Option("--database", "-d", help="Database URL (default: $GRIDGEO_DATABASE_URL or sqlite:///gridgeo.db).",
-                 envvar="GRIDGEO_DATABASE_URL", show_envvar=False),
-]
+
+class _PlanGroup(TyperGroup):
+    """``gridgeo plan``, which also takes its old spelling: ``gridgeo plan --band ...`` (options
+    first, no subcommand) was today's ``gridgeo plan new --band ...``."""
+
+    def parse_args(self, ctx, args):  # noqa: D102 - click's
+        if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
+            deprecated("gridgeo plan OPTIONS", "gridgeo plan new OPTIONS")
+            args = ["new", *args]
+        return super().parse_args(ctx, args)
+
+
+app = typer.Typer(
+    cls=_PlanGroup,
+    help="Grid plans (网格方案): divide villages into grids (new), then list, show, edit (move), "
+         "publish, compare (diff) and staff them.",
+    no_args_is_help=True,
+)
 
 
 def _band(value: str) -> tuple[float, float]:
@@ -43,12 +58,11 @@ def _weights(value: str | None) -> dict[str, float] | None:
 
 
 def _read(path: Path, layer: str, crs: str | None):
-    from gridgeo.cli import _print_report, err
     from gridgeo.io import read_sources
 
     sources, report = read_sources([path], layer=layer, crs=crs)
     if not report.ok or not sources:
-        _print_report(report, console=err)
+        print_report(report, console=err)
         err.print(f"[red]error:[/red] cannot read the {layer} from {path}")
         raise typer.Exit(1)
     frame = sources[0].frame
@@ -56,10 +70,6 @@ def _read(path: Path, layer: str, crs: str | None):
 
 
 def _print_metrics(report: dict) -> None:
-    from rich.table import Table
-
-    from gridgeo.cli import out
-
     m = report.get("metrics") or {}
     table = Table("metric", "value", title="plan")
     for key in ("grids", "blocks", "deviation_max", "deviation_mean", "share_in_band", "polsby_popper_mean",
@@ -79,7 +89,8 @@ def _print_metrics(report: dict) -> None:
                   "; ".join(f"{s['code']}: {s['missing']}" for s in short[:5]))
 
 
-def plan(
+@app.command()
+def new(
     villages: Annotated[Optional[Path], typer.Option(help="Villages / communities: polygons with a code column, or a divisions layer (default: the database's).")] = None,
     households: Annotated[Optional[Path], typer.Option(help="Household address points (households, population, buildings columns); default: the database's.")] = None,
     roads: Annotated[Optional[Path], typer.Option(help="Roads and rivers (lines); default: the database's when planning from it.")] = None,
@@ -105,8 +116,6 @@ def plan(
     """Divide villages into grids of balanced workload that follow roads (网格划分)."""
     import pandas as pd
 
-    from gridgeo.cli import _fail, _progress, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.plan import divide
     from gridgeo.plan.lifecycle import plan_from_store, save_draft as _save
 
@@ -117,100 +126,77 @@ def plan(
         raise typer.BadParameter("use own or attach", param_hint="--exclaves")
     kwargs = dict(band=_band(band), per_village=per_village, target=target, tolerance=tolerance,
                   workload=_weights(workload), seed=seed, exclaves=exclaves, strict=not lenient)
-    try:
-        with _progress(6, "planning") as step:
-            kwargs["progress"] = step
-            if villages is None:
-                store = _store(database)
-                result = plan_from_store(store, villages=village or None, within=within, **kwargs)
-            else:
-                vil = _read(villages, "divisions", crs)
-                hh = _read(households, "households", crs) if households else None
-                rd = _read(roads, "roads", crs) if roads else None
-                st = pd.read_csv(staff, dtype=str, encoding="utf-8-sig") if staff else None
-                result = divide(vil, hh, rd, staff=st, **kwargs)
-        if out_path:
-            result.to_file(out_path)
-        if report:
-            report.parent.mkdir(parents=True, exist_ok=True)
-            report.write_text(json.dumps(result.report, ensure_ascii=False, indent=1), encoding="utf-8")
-        _print_metrics(result.report)
-        if out_path:
-            out.print(f"{len(result.grids)} grids, {len(result.blocks)} blocks -> {out_path}")
-        if save_draft:
-            row = _save(_store(database), result, version=version, name=name, actor="cli")
-            out.print(f"draft {row['version']} saved (id {row['id']}); publish with "
-                      f"`gridgeo plans publish {row['id']} --effective-from YYYY-MM-DD`")
-    except GridgeoError as exc:
-        _fail(exc)
+    with progress(6, "planning") as step:
+        kwargs["progress"] = step
+        if villages is None:
+            store = open_store(database)
+            result = plan_from_store(store, villages=village or None, within=within, **kwargs)
+        else:
+            vil = _read(villages, "divisions", crs)
+            hh = _read(households, "households", crs) if households else None
+            rd = _read(roads, "roads", crs) if roads else None
+            st = pd.read_csv(staff, dtype=str, encoding="utf-8-sig") if staff else None
+            result = divide(vil, hh, rd, staff=st, **kwargs)
+    if out_path:
+        result.to_file(out_path)
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        report.write_text(json.dumps(result.report, ensure_ascii=False, indent=1), encoding="utf-8")
+    _print_metrics(result.report)
+    if out_path:
+        out.print(f"{len(result.grids)} grids, {len(result.blocks)} blocks -> {out_path}")
+    if save_draft:
+        row = _save(open_store(database), result, version=version, name=name, actor="cli")
+        out.print(f"draft {row['version']} saved (id {row['id']}); publish with "
+                  f"`gridgeo plan publish {row['id']} --effective-from YYYY-MM-DD`")
 
 
-@plans_app.command("list")
+@app.command("list")
 def list_plans(database: DatabaseOpt = None) -> None:
     """Every plan: id, version, status, dates, grids."""
-    from rich.table import Table
-
-    from gridgeo.cli import _fail, _store, out
-    from gridgeo.errors import GridgeoError
-
-    try:
-        frame = _store(database).plans()
-    except GridgeoError as exc:
-        _fail(exc)
+    frame = open_store(database).plans()
     table = Table(*[str(c) for c in frame.columns])
     for row in frame.itertuples(index=False):
         table.add_row(*["" if v is None or v != v else str(v) for v in row])
     out.print(table)
 
 
-@plans_app.command()
+@app.command()
 def show(
     ref: Annotated[str, typer.Argument(help="Plan id or version.")],
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write its grids and blocks to this GeoPackage.")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """A plan's status, dates and metrics; optionally its grids and blocks (for editing)."""
-    from gridgeo.cli import _fail, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.plan.lifecycle import _blocks, read_plan
 
-    try:
-        store = _store(database)
-        row, grids = read_plan(store, ref)
-        out.print(f"plan {row['version']} (id {row['id']}): {row['status']}, "
-                  f"from {row['effective_from'] or '-'} to {row['effective_to'] or '-'}, {len(grids)} grids")
-        _print_metrics(row.get("report") or {})
-        if out_path:
-            if out_path.exists():
-                out_path.unlink()
-            grids.drop(columns=["plan_id"], errors="ignore").to_file(out_path, layer="grids", driver="GPKG")
-            _blocks(row, grids).to_file(out_path, layer="blocks", driver="GPKG")
-            out.print(f"grids and blocks -> {out_path}")
-    except GridgeoError as exc:
-        _fail(exc)
+    row, grids = read_plan(open_store(database), ref)
+    out.print(f"plan {row['version']} (id {row['id']}): {row['status']}, "
+              f"from {row['effective_from'] or '-'} to {row['effective_to'] or '-'}, {len(grids)} grids")
+    _print_metrics(row.get("report") or {})
+    if out_path:
+        if out_path.exists():
+            out_path.unlink()
+        grids.drop(columns=["plan_id"], errors="ignore").to_file(out_path, layer="grids", driver="GPKG")
+        _blocks(row, grids).to_file(out_path, layer="blocks", driver="GPKG")
+        out.print(f"grids and blocks -> {out_path}")
 
 
-@plans_app.command()
+@app.command()
 def publish(
     ref: Annotated[str, typer.Argument(help="Draft id or version.")],
-    effective_from: Annotated[Optional[str], typer.Option(help="Date the plan takes effect (default today); the plan in force ends that day.")] = None,
+    effective_from: EffectiveFromOpt = None,
     version: Annotated[Optional[str], typer.Option(help="Version label (default: the effective date for a draft-... label).")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Publish a draft after validating it."""
-    from gridgeo.cli import _fail, _parse_date, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.plan.lifecycle import publish as _publish
 
-    start = _parse_date(effective_from, "--effective-from")
-    try:
-        row = _publish(_store(database), ref, start, version=version, actor="cli")
-    except GridgeoError as exc:
-        _fail(exc)
+    row = _publish(open_store(database), ref, effective_from, version=version, actor="cli")
     out.print(f"plan {row['version']} published, in force from {row['effective_from']}")
 
 
-@plans_app.command()
+@app.command()
 def diff(
     a: Annotated[str, typer.Argument(help="Plan id or version (from).")],
     b: Annotated[str, typer.Argument(help="Plan id or version (to).")],
@@ -218,17 +204,10 @@ def diff(
     database: DatabaseOpt = None,
 ) -> None:
     """Households and addresses that change grid between two plans."""
-    from rich.table import Table
-
-    from gridgeo.cli import _fail, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.io.exporting import neutralise_formulas
     from gridgeo.plan.lifecycle import diff as _diff
 
-    try:
-        frame = _diff(_store(database), a, b)
-    except GridgeoError as exc:
-        _fail(exc)
+    frame = _diff(open_store(database), a, b)
     out.print(f"{len(frame):,} address points ({int(frame['households'].sum()):,} households) change grid "
               f"from plan {frame.attrs['from_plan']} to {frame.attrs['to_plan']}")
     if len(frame):
@@ -246,33 +225,28 @@ def _ids(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-@plans_app.command()
+@app.command()
 def move(
     ref: Annotated[str, typer.Argument(help="Draft id or version.")],
     to: Annotated[str, typer.Option("--to", help="Grid code the blocks or households go to.")],
-    blocks: Annotated[Optional[str], typer.Option(help="Block ids, comma-separated (see `plans show --out`).")] = None,
+    blocks: Annotated[Optional[str], typer.Option(help="Block ids, comma-separated (see `plan show --out`).")] = None,
     households: Annotated[Optional[str], typer.Option(help="Household codes, comma-separated.")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Move blocks or households between grids of a draft; the edit is validated first."""
-    from gridgeo.cli import _fail, _store, err, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.plan.lifecycle import move_blocks, move_households
 
     if bool(blocks) == bool(households):
         raise typer.BadParameter("give either --blocks or --households", param_hint="--blocks")
-    try:
-        store = _store(database)
-        if blocks:
-            try:
-                ids = [int(b) for b in _ids(blocks)]
-            except ValueError:
-                raise typer.BadParameter(f"{blocks!r}: block ids are integers", param_hint="--blocks") from None
-            res = move_blocks(store, ref, ids, to, actor="cli")
-        else:
-            res = move_households(store, ref, _ids(households), to, actor="cli")
-    except GridgeoError as exc:
-        _fail(exc)
+    store = open_store(database)
+    if blocks:
+        try:
+            ids = [int(b) for b in _ids(blocks)]
+        except ValueError:
+            raise typer.BadParameter(f"{blocks!r}: block ids are integers", param_hint="--blocks") from None
+        res = move_blocks(store, ref, ids, to, actor="cli")
+    else:
+        res = move_households(store, ref, _ids(households), to, actor="cli")
     out.print(f"moved {res['moved_households']:,.0f} households to {res['to_grid']} from "
               f"{', '.join(res['from_grids'])}; households now: " +
               ", ".join(f"{c} {v:,.0f}" for c, v in res["households_after"].items()))
@@ -280,7 +254,7 @@ def move(
         err.print(f"[yellow]warning:[/yellow] {w}")
 
 
-@plans_app.command()
+@app.command()
 def staffing(
     ref: Annotated[str, typer.Argument(help="Plan id or version.")],
     households_per_worker: Annotated[Optional[int], typer.Option(help="One worker per this many households (default: the setting).")] = None,
@@ -288,17 +262,10 @@ def staffing(
     database: DatabaseOpt = None,
 ) -> None:
     """Staff each grid needs (1 grid head, 1 instructor, ceil(households / N) workers) and has."""
-    from rich.table import Table
-
-    from gridgeo.cli import _fail, _store, out
-    from gridgeo.errors import GridgeoError
     from gridgeo.io.exporting import neutralise_formulas
     from gridgeo.plan.lifecycle import plan_staffing
 
-    try:
-        frame = plan_staffing(_store(database), ref, households_per_worker=households_per_worker)
-    except GridgeoError as exc:
-        _fail(exc)
+    frame = plan_staffing(open_store(database), ref, households_per_worker=households_per_worker)
     short = frame[frame["short"]]
     out.print(f"{len(frame)} grids, {len(short)} short of staff")
     table = Table("grid", "households", "workers needed", "workers", "missing")
@@ -308,8 +275,3 @@ def staffing(
     if out_path:
         neutralise_formulas(frame).to_csv(out_path, index=False)
         out.print(f"-> {out_path}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("plan")(plan)
-    app.add_typer(plans_app, name="plans")

@@ -10,7 +10,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from gridgeo.cli_archive import SCHEDULER_HELP, scheduler_from
+from gridgeo.cli.common import SCHEDULER_HELP, DatabaseOpt, err, open_store, progress, scheduler_from
+
+app = typer.Typer()
 
 
 class Format(str, Enum):
@@ -19,6 +21,7 @@ class Format(str, Enum):
     json = "json"
 
 
+@app.command()
 def report(
     period: Annotated[str, typer.Option(help="2026, 2026-Q3, 2026-07, 2026-07-15 or a range 2025-10/2026-09.")],
     by: Annotated[str, typer.Option(help="grid, village, township, worker, department, platform, category, total; "
@@ -26,8 +29,7 @@ def report(
     format: Annotated[Format, typer.Option("--format", "-f", help="csv, xlsx (one sheet per grouping) or json.")] = Format.csv,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write here (default: standard output; "
                                                                     "xlsx needs a file).")] = None,
-    database: Annotated[Optional[str], typer.Option("--database", "-d", envvar="GRIDGEO_DATABASE_URL",
-                                                    show_envvar=False, help="Database URL.")] = None,
+    database: DatabaseOpt = None,
     as_of: Annotated[Optional[str], typer.Option(help="The moment the figures describe: an ISO date (its end, CST) "
                                                       "or time; default now.")] = None,
     rank: Annotated[Optional[str], typer.Option(help="Rank the units by this indicator (on_time_rate, closure_rate, "
@@ -60,8 +62,6 @@ def report(
     from gridgeo.assess import DEFINITIONS, RANKABLE, assess_many, parse_groupings, parse_period, rank as rank_table
     from gridgeo.assess.export import records, to_csv, to_xlsx
     from gridgeo.assess.facts import as_utc
-    from gridgeo.cli import _fail, _progress, _store, err
-    from gridgeo.errors import GridgeoError
 
     if labels not in (None, "zh", "en"):
         raise typer.BadParameter("use zh or en", param_hint="--labels")
@@ -70,64 +70,57 @@ def report(
         raise typer.BadParameter("a spreadsheet needs a file: --out report.xlsx", param_hint="--out")
     if rank is not None and rank not in RANKABLE:
         raise typer.BadParameter(f"use one of {', '.join(RANKABLE)}", param_hint="--rank")
-    try:
-        groupings = parse_groupings(by)
-        p = parse_period(period)
-        when = as_utc(as_of)
-        if scheduler is not None and archive is None:
-            raise typer.BadParameter("--scheduler assesses an archive: give --archive DIR",
-                                     param_hint="--scheduler")
-        wanted = groupings + (["total"] if total and "total" not in groupings else [])
-        with _progress(len(wanted) + 2, "assessing") as step:
-            role_list = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
-            if archive is not None:
-                from gridgeo.scale.assess import assess_archive_many
+    groupings = parse_groupings(by)
+    p = parse_period(period)
+    when = as_utc(as_of)
+    if scheduler is not None and archive is None:
+        raise typer.BadParameter("--scheduler assesses an archive: give --archive DIR",
+                                 param_hint="--scheduler")
+    wanted = groupings + (["total"] if total and "total" not in groupings else [])
+    with progress(len(wanted) + 2, "assessing") as step:
+        role_list = [r.strip() for r in roles.split(",") if r.strip()] if roles else None
+        if archive is not None:
+            from gridgeo.scale.assess import assess_archive_many
 
-                tables = assess_archive_many(archive, p, wanted, as_of=when, roles=role_list,
-                                             client=scheduler_from(scheduler), progress=step)
+            tables = assess_archive_many(archive, p, wanted, as_of=when, roles=role_list,
+                                         client=scheduler_from(scheduler), progress=step)
+        else:
+            tables = assess_many(open_store(database), p, wanted, as_of=when, roles=role_list,
+                                 progress=step)
+        totals = tables.pop("total") if total and "total" not in groupings else None
+        notes = {}
+        for g in groupings:
+            # Worker rows overlap (an event counts for every person of its grid): no total.
+            if totals is not None and g not in ("total", "worker"):
+                tables[g] = pd.concat([tables[g], totals])
+            if rank is not None and g != "total":
+                tables[g] = rank_table(tables[g], rank, min_volume=min_volume)
+                notes[f"ranking {g}"] = tables[g].attrs["explanation_zh" if chinese else "explanation"]
+        step(f"writing {format.value}")
+        if format is Format.xlsx:
+            head = {"period": p.label, "as_of": when.isoformat(timespec="seconds")}
+            to_xlsx(tables, out, chinese=chinese, notes={**head, **notes, **DEFINITIONS})
+        elif format is Format.json:
+            body = {"period": p.as_dict(), "as_of": when.isoformat(timespec="seconds"),
+                    "tables": {g: records(t) for g, t in tables.items()},
+                    "rankings": notes or None, "definitions": DEFINITIONS}
+            text = json.dumps(body, ensure_ascii=False, indent=1)
+            if out:
+                out.write_text(text, encoding="utf-8")
             else:
-                tables = assess_many(_store(database), p, wanted, as_of=when, roles=role_list,
-                                     progress=step)
-            totals = tables.pop("total") if total and "total" not in groupings else None
-            notes = {}
-            for g in groupings:
-                # Worker rows overlap (an event counts for every person of its grid): no total.
-                if totals is not None and g not in ("total", "worker"):
-                    tables[g] = pd.concat([tables[g], totals])
-                if rank is not None and g != "total":
-                    tables[g] = rank_table(tables[g], rank, min_volume=min_volume)
-                    notes[f"ranking {g}"] = tables[g].attrs["explanation_zh" if chinese else "explanation"]
-            step(f"writing {format.value}")
-            if format is Format.xlsx:
-                head = {"period": p.label, "as_of": when.isoformat(timespec="seconds")}
-                to_xlsx(tables, out, chinese=chinese, notes={**head, **notes, **DEFINITIONS})
-            elif format is Format.json:
-                body = {"period": p.as_dict(), "as_of": when.isoformat(timespec="seconds"),
-                        "tables": {g: records(t) for g, t in tables.items()},
-                        "rankings": notes or None, "definitions": DEFINITIONS}
-                text = json.dumps(body, ensure_ascii=False, indent=1)
-                if out:
-                    out.write_text(text, encoding="utf-8")
-                else:
-                    sys.stdout.write(text + "\n")
+                sys.stdout.write(text + "\n")
+        else:
+            if len(tables) == 1:
+                frame = next(iter(tables.values()))
             else:
-                if len(tables) == 1:
-                    frame = next(iter(tables.values()))
-                else:
-                    # Several groupings in one CSV: a first column says which.
-                    frame = pd.concat([t.assign(grouping=g) for g, t in tables.items()])
-                    frame = frame[["grouping", *[c for c in frame.columns if c != "grouping"]]]
-                text = to_csv(frame, chinese=chinese, labels={"grouping": "分组"})
-                if out:
-                    out.write_text(text, encoding="utf-8")
-                else:
-                    sys.stdout.write(text.lstrip("\ufeff"))
-    except GridgeoError as exc:
-        _fail(exc)
+                # Several groupings in one CSV: a first column says which.
+                frame = pd.concat([t.assign(grouping=g) for g, t in tables.items()])
+                frame = frame[["grouping", *[c for c in frame.columns if c != "grouping"]]]
+            text = to_csv(frame, chinese=chinese, labels={"grouping": "分组"})
+            if out:
+                out.write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text.lstrip("\ufeff"))
     if out:
         source = f" of archive {archive}" if archive is not None else ""
         err.print(f"assessment{source} {p.label} by {', '.join(groupings)} -> {out}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("report")(report)

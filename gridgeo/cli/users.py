@@ -5,32 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich.table import Table
 
-users_app = typer.Typer(help="Users and API tokens: add, list, issue and revoke tokens, demo users.",
-                        no_args_is_help=True)
+from gridgeo import auth
+from gridgeo.cli.common import DatabaseOpt, err, open_store, out
 
-DatabaseOpt = Annotated[
-    Optional[str],
-    typer.Option("--database", "-d", help="Database URL (default: $GRIDGEO_DATABASE_URL or sqlite:///gridgeo.db).",
-                 envvar="GRIDGEO_DATABASE_URL", show_envvar=False),
-]
-
-
-def _run(fn):
-    from gridgeo.cli import _fail
-    from gridgeo.errors import GridgeoError
-
-    try:
-        return fn()
-    except GridgeoError as exc:
-        _fail(exc)
+app = typer.Typer(help="Users and API tokens: add, list, issue and revoke tokens, demo users.",
+                  no_args_is_help=True)
 
 
 def _table(rows: list[dict], cols: list[str], title: str | None = None) -> None:
-    from rich.table import Table
-
-    from gridgeo.cli import out
-
     table = Table(*cols, title=title)
     for r in rows:
         table.add_row(*["" if r.get(c) is None else ", ".join(r[c]) if isinstance(r.get(c), list)
@@ -38,7 +22,7 @@ def _table(rows: list[dict], cols: list[str], title: str | None = None) -> None:
     out.print(table)
 
 
-@users_app.command("add")
+@app.command("add")
 def add(
     username: Annotated[str, typer.Argument(help="Login name (1-64 characters).")],
     role: Annotated[str, typer.Option(help="admin, planner, command_room, leadership, platform_office, "
@@ -56,32 +40,26 @@ def add(
 
     Example: gridgeo users add wangwei --role grid_worker --name 王伟 --staff P00051
     """
-    from gridgeo import auth
-    from gridgeo.cli import _store, out
-
-    store = _store(database)
-    user = _run(lambda: auth.create_user(store, username, role=role, name=name, grids=grid, staff_code=staff,
-                                         department=department, platform=platform, actor="cli"))
+    store = open_store(database)
+    user = auth.create_user(store, username, role=role, name=name, grids=grid, staff_code=staff,
+                            department=department, platform=platform, actor="cli")
     out.print(f"added {user['username']} ({user['role']}"
               + (f"; grids {', '.join(user['grids'])}" if user["grids"] else "")
               + (f"; {user['department']}" if user["department"] else "")
               + (f"; {user['platform']}" if user["platform"] else "") + ")")
     if token:
-        tok, _ = _run(lambda: auth.create_token(store, username, days=days, actor="cli"))
+        tok, _ = auth.create_token(store, username, days=days, actor="cli")
         out.print(f"token (shown once): {tok}")
 
 
-@users_app.command("list")
+@app.command("list")
 def list_(database: DatabaseOpt = None) -> None:
     """Every user with role, scope and whether active."""
-    from gridgeo import auth
-    from gridgeo.cli import _store
-
-    _table(auth.list_users(_store(database)),
+    _table(auth.list_users(open_store(database)),
            ["username", "name", "role", "grids", "department", "platform", "active"])
 
 
-@users_app.command("token")
+@app.command("token")
 def token(
     username: Annotated[str, typer.Argument(help="The user.")],
     label: Annotated[str, typer.Option(help="What the token is for (shown in lists).")] = "",
@@ -89,64 +67,46 @@ def token(
     database: DatabaseOpt = None,
 ) -> None:
     """Issue a new token for a user and print it (only its hash is kept)."""
-    from gridgeo import auth
-    from gridgeo.cli import _store, out
-
-    tok, rec = _run(lambda: auth.create_token(_store(database), username, label=label, days=days or None,
-                                              actor="cli"))
+    tok, rec = auth.create_token(open_store(database), username, label=label, days=days or None, actor="cli")
     out.print(tok, highlight=False)
-    from gridgeo.cli import err
-
     err.print(f"token {rec['id']} for {username}, expires {rec['expires_at'] or 'never'}")
 
 
-@users_app.command("tokens")
+@app.command("tokens")
 def tokens(
     username: Annotated[Optional[str], typer.Argument(help="Only this user's.")] = None,
     database: DatabaseOpt = None,
 ) -> None:
     """Tokens by id and prefix (never the tokens themselves)."""
-    from gridgeo import auth
-    from gridgeo.cli import _store
-
-    _table(auth.list_tokens(_store(database), username),
+    _table(auth.list_tokens(open_store(database), username),
            ["id", "username", "prefix", "label", "created_at", "expires_at", "revoked_at"])
 
 
-@users_app.command("revoke")
+@app.command("revoke")
 def revoke(
     token_id: Annotated[int, typer.Argument(help="The token's id (gridgeo users tokens).")],
     database: DatabaseOpt = None,
 ) -> None:
     """Revoke a token: every server worker refuses it within seconds."""
-    from gridgeo import auth
-    from gridgeo.cli import _store, out
-
-    _run(lambda: auth.revoke_token(_store(database), token_id, actor="cli"))
+    auth.revoke_token(open_store(database), token_id, actor="cli")
     out.print(f"revoked token {token_id}")
 
 
-@users_app.command("disable")
+@app.command("disable")
 def disable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
     """Switch a user off: their tokens stop working."""
-    from gridgeo import auth
-    from gridgeo.cli import _store, out
-
-    _run(lambda: auth.set_active(_store(database), username, False, actor="cli"))
+    auth.set_active(open_store(database), username, False, actor="cli")
     out.print(f"{username} is off")
 
 
-@users_app.command("enable")
+@app.command("enable")
 def enable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
     """Switch a user back on."""
-    from gridgeo import auth
-    from gridgeo.cli import _store, out
-
-    _run(lambda: auth.set_active(_store(database), username, True, actor="cli"))
+    auth.set_active(open_store(database), username, True, actor="cli")
     out.print(f"{username} is on")
 
 
-@users_app.command("demo")
+@app.command("demo")
 def demo(
     days: Annotated[float, typer.Option(help="The demo tokens are valid this many days.")] = 30,
     database: DatabaseOpt = None,
@@ -155,10 +115,7 @@ def demo(
 
     For trying the sample out; the previous demo tokens are revoked. Not for production.
     """
-    from gridgeo import auth
-    from gridgeo.cli import _store
-
-    rows = _run(lambda: auth.demo_users(_store(database), days=days))
+    rows = auth.demo_users(open_store(database), days=days)
     for r in rows:
         r["scope"] = (", ".join(r["grids"]) or r["department"] or r["platform"]
                       or ("every event" if r["role"] in auth.ALL_EVENTS else "plans and statistics"))
@@ -167,7 +124,3 @@ def demo(
                f"valid {days:g} days; `gridgeo users demo` issues new ones):")
     for r in rows:
         typer.echo(f"  {r['username']:<16} {r['role']:<16} {r['token']}   scope: {r['scope']}")
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(users_app, name="users")

@@ -274,14 +274,14 @@ def test_move_a_household(loaded):
 def test_cli_plan_from_files(township, tmp_path):
     out, rep = tmp_path / "out.gpkg", tmp_path / "r.json"
     path = str(township["gpkg"])
-    res = CliRunner().invoke(cli_app, ["plan", "--villages", path, "--households", path, "--roads", path,
+    res = CliRunner().invoke(cli_app, ["plan", "new", "--villages", path, "--households", path, "--roads", path,
                                        "--band", "300:500", "--out", str(out), "--report", str(rep)])
     assert res.exit_code == 0, res.output
     grids = gpd.read_file(out, layer="grids")
     assert len(grids) == 3 and grids["households"].sum() == 1140
     report = json.loads(rep.read_text(encoding="utf-8"))
     assert report["metrics"]["grids"] == 3 and "polsby_popper_mean" in report["metrics"]
-    res = CliRunner().invoke(cli_app, ["plan", "--villages", path, "--households", path, "--band", "460:500",
+    res = CliRunner().invoke(cli_app, ["plan", "new", "--villages", path, "--households", path, "--band", "460:500",
                                        "--out", str(out)])
     assert res.exit_code == 1 and "cannot be split into grids of 460-500" in " ".join(res.output.split())
 
@@ -289,15 +289,15 @@ def test_cli_plan_from_files(township, tmp_path):
 def test_cli_plan_draft_publish_diff(loaded, tmp_path):
     url = loaded.url
     run = CliRunner().invoke
-    res = run(cli_app, ["plan", "--save-draft", "--version", "d1", "-d", url])
+    res = run(cli_app, ["plan", "new", "--save-draft", "--version", "d1", "-d", url])
     assert res.exit_code == 0, res.output
     assert loaded.plan("d1")["status"] == "draft"
-    res = run(cli_app, ["plans", "diff", "v1", "d1", "--out", str(tmp_path / "d.csv"), "-d", url])
+    res = run(cli_app, ["plan", "diff", "v1", "d1", "--out", str(tmp_path / "d.csv"), "-d", url])
     assert res.exit_code == 0, res.output and (tmp_path / "d.csv").exists()
-    res = run(cli_app, ["plans", "publish", "d1", "--effective-from", "2025-06-01", "-d", url])
+    res = run(cli_app, ["plan", "publish", "d1", "--effective-from", "2025-06-01", "-d", url])
     assert res.exit_code == 0, res.output
     assert loaded.plan_in_force(dt.date(2025, 6, 1))["version"] == "d1"
-    res = run(cli_app, ["plans", "staffing", "d1", "-d", url])
+    res = run(cli_app, ["plan", "staffing", "d1", "-d", url])
     assert res.exit_code == 0 and "short of staff" in res.output
 
 
