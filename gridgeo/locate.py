@@ -79,9 +79,9 @@ from pyproj import CRS, Transformer
 
 from gridgeo import crs as _crs
 from gridgeo.errors import (
-    GridgeoError,
     InvalidCoordinates,
     InvalidGeometry,
+    InvalidInput,
     OutsideJurisdiction,
     UnknownCRS,
 )
@@ -610,13 +610,13 @@ class Locator:
             If the layer has no CRS.
         InvalidGeometry
             If a geometry is missing, empty, not polygonal or not valid.
-        GridgeoError
+        InvalidInput
             If the code column is missing, has nulls, or mixes types.
         """
         if grids.crs is None:
             raise UnknownCRS("the grid layer has no CRS: set it (EPSG:4326 for lon/lat)")
         if code not in grids.columns:
-            raise GridgeoError(f"the grid layer has no column {code!r}")
+            raise InvalidInput(f"the grid layer has no column {code!r}")
         if not (tolerance >= 0 and math.isfinite(tolerance)):
             raise ValueError(f"tolerance must be a finite number >= 0, not {tolerance!r}")
         if cells_per_grid < 1:
@@ -675,7 +675,7 @@ class Locator:
         """
         codes = [c.item() if isinstance(c, np.generic) else c for c in self.codes]
         if not all(isinstance(c, (str, int)) for c in codes):
-            raise GridgeoError("only string or integer grid codes can be saved")
+            raise InvalidInput("only string or integer grid codes can be saved")
         fr = self._fr
         meta = {
             "format": _FORMAT,
@@ -712,7 +712,7 @@ class Locator:
 
         Raises
         ------
-        GridgeoError
+        InvalidInput
             If the file is not a locator index of this version.
         """
         with np.load(path, allow_pickle=False) as z:
@@ -722,7 +722,7 @@ class Locator:
                 or meta.get("version") != _FORMAT_VERSION
                 or meta.get("sub") != _SUB
             ):
-                raise GridgeoError(
+                raise InvalidInput(
                     f"{path}: not a gridgeo locator index of version {_FORMAT_VERSION}"
                 )
             self = cls.__new__(cls)
@@ -1129,10 +1129,10 @@ def _check_layer(geoms: np.ndarray, codes: np.ndarray) -> None:
         raise InvalidGeometry("the grid layer is empty")
     null_code = np.flatnonzero(pd.isna(codes))
     if null_code.size:
-        raise GridgeoError(f"{null_code.size} grid(s) have no code (rows {list(null_code[:5])})")
+        raise InvalidInput(f"{null_code.size} grid(s) have no code (rows {list(null_code[:5])})")
     kinds = {type(c.item() if isinstance(c, np.generic) else c) for c in codes}
     if len(kinds) > 1:
-        raise GridgeoError(f"grid codes mix types {sorted(k.__name__ for k in kinds)}")
+        raise InvalidInput(f"grid codes mix types {sorted(k.__name__ for k in kinds)}")
     missing = np.flatnonzero(shapely.is_missing(geoms) | shapely.is_empty(geoms))
     if missing.size:
         raise InvalidGeometry(f"grid(s) without geometry: {some(missing)}")

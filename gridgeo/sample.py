@@ -6,7 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 from gridgeo.config import get_settings
-from gridgeo.errors import GridgeoError
+from gridgeo.errors import InvalidInput
 from gridgeo.io import ImportResult, Progress, import_files
 from gridgeo.store import Store
 
@@ -22,7 +22,7 @@ def sample_files(folder: str | Path | None = None) -> list[Path]:
     paths = [folder / name for name in SAMPLE_FILES]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
-        raise GridgeoError(f"sample data not found: {', '.join(missing)} (set GRIDGEO_SAMPLE_DIR)")
+        raise InvalidInput(f"sample data not found: {', '.join(missing)} (set GRIDGEO_SAMPLE_DIR)")
     return paths
 
 

@@ -39,7 +39,7 @@ import shapely
 
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
-from gridgeo.errors import GridgeoError, InfeasibleBand, InvalidGeometry, UnknownCRS
+from gridgeo.errors import InfeasibleBand, InvalidGeometry, InvalidInput, UnknownCRS
 from gridgeo.plan.bands import DEFAULT_BAND, grids_for, parse_band, split_count
 from gridgeo.plan.blocks import Metric, block_graph, cut_part
 from gridgeo.plan.metrics import enclaves, evaluate
@@ -130,12 +130,12 @@ def prepare_villages(villages: gpd.GeoDataFrame, code: str = "code") -> gpd.GeoD
     ------
     InvalidGeometry
         A missing, empty, non-polygonal or invalid village boundary.
-    GridgeoError
-        No code column, or a code given twice.
+    InvalidInput
+        No code column, no village, or a code given twice.
     """
     v = _to_wgs84(villages, "villages")
     if code not in v.columns:
-        raise GridgeoError(f"the villages layer has no {code!r} column")
+        raise InvalidInput(f"the villages layer has no {code!r} column")
     if "level" in v.columns:
         v = v[v["level"].isin(["village", "community"])]
     v = v[~(v.geometry.isna() | v.geometry.is_empty)] if "level" in villages.columns else v
@@ -144,10 +144,10 @@ def prepare_villages(villages: gpd.GeoDataFrame, code: str = "code") -> gpd.GeoD
          "name": (v["name"].astype(str).to_numpy() if "name" in v.columns else v[code].astype(str).to_numpy())},
         geometry=v.geometry.to_numpy(), crs=4326)
     if len(out) == 0:
-        raise GridgeoError("no villages to plan")
+        raise InvalidInput("no villages to plan")
     dup = out["code"][out["code"].duplicated()].unique()
     if len(dup):
-        raise GridgeoError(f"village code(s) given twice: {', '.join(dup[:5])}")
+        raise InvalidInput(f"village code(s) given twice: {', '.join(dup[:5])}")
     geoms = out.geometry.to_numpy()
     bad = shapely.is_missing(geoms) | shapely.is_empty(geoms)
     if bad.any():
@@ -189,12 +189,12 @@ def prepare_households(households: gpd.GeoDataFrame | None,
             h[c] = default
     unknown = [c for c in weights if c not in h.columns]
     if unknown:
-        raise GridgeoError(f"workload column(s) not in the households layer: {', '.join(unknown)}")
+        raise InvalidInput(f"workload column(s) not in the households layer: {', '.join(unknown)}")
     wl = np.zeros(len(h))
     for c, f in weights.items():
         wl += float(f) * pd.to_numeric(h[c], errors="coerce").fillna(0).to_numpy(dtype=float)
     if not np.isfinite(wl).all() or not all(0 <= float(f) < math.inf for f in weights.values()):
-        raise GridgeoError(f"workload weights {weights!r} must be finite numbers >= 0")
+        raise InvalidInput(f"workload weights {weights!r} must be finite numbers >= 0")
     h["workload"] = wl
     return h
 
@@ -346,16 +346,17 @@ def divide(
     InfeasibleBand
         (``strict``) a village whose workload no count of grids can hold in the band, or
         an address holding more than the ceiling.
-    InvalidGeometry, UnknownCRS, GridgeoError
-        Unusable inputs.
+    InvalidGeometry, UnknownCRS, InvalidInput
+        Unusable inputs (a band, target, weights or exclaves option out of range, a missing
+        column).
     """
     t0 = time.perf_counter()
     timing: dict[str, float] = {}
     lo, hi = parse_band(band)
     if target is not None and not 0 < float(target) < math.inf:
-        raise GridgeoError(f"target {target!r} must be a number > 0")
+        raise InvalidInput(f"target {target!r} must be a number > 0")
     if exclaves not in ("own", "attach"):
-        raise GridgeoError(f"exclaves must be 'own' or 'attach', not {exclaves!r}")
+        raise InvalidInput(f"exclaves must be 'own' or 'attach', not {exclaves!r}")
     settings = get_settings()
     snap = settings.snap_tolerance_m if snap_m is None else float(snap_m)
     say = progress or (lambda _m: None)
@@ -617,7 +618,7 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems):
         sel = np.flatnonzero(vrow == vi)
         order = sel[number_grids(cx[sel], cy[sel])]
         if len(order) > 999:
-            raise GridgeoError(f"village {vcodes[vi]} would need {len(order)} grids: codes allow 999")
+            raise InfeasibleBand([f"village {vcodes[vi]} would need {len(order)} grids: codes allow 999"])
         for seq, r in enumerate(order, 1):
             codes[r] = f"{vcodes[vi]}{seq:03d}"
             names[r] = f"{vnames[vi]}网格" if len(order) == 1 else f"{vnames[vi]}第{seq}网格"

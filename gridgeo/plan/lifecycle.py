@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, select
 
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
-from gridgeo.errors import GridgeoError, IllegalTransition, InvalidPlan, NotFound
+from gridgeo.errors import IllegalTransition, InternalError, InvalidPlan, NotFound
 from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.blocks import Metric, clip_lines
 from gridgeo.plan.divide import COUNT_COLUMNS, Plan, divide, jsonable
@@ -615,7 +615,7 @@ def _recut(blocks: gpd.GeoDataFrame, village: np.ndarray, lines, households: gpd
     owner = np.full(len(faces), -1)
     owner[fi] = bi
     if (owner < 0).any():
-        raise GridgeoError("internal: a re-cut piece lies in no block")
+        raise InternalError("a re-cut piece lies in no block")
     m = Metric(_crs.metric_epsg(float(np.mean(shapely.bounds(vgeom)[[0, 2]]))))
     area = m.area(faces)
     ids = old["block"].to_numpy()[owner].astype(int)

@@ -203,7 +203,7 @@ FOUND = [
     # a band so narrow it asks for billions of grids (hung the planner), a zero target
     ("admin", "post", "/v1/plans", {"json": {"band": [0, 1e-9], "strict": False}}, 422),
     ("admin", "post", "/v1/plans", {"json": {"band": [0, 5], "target": 0}}, 422),
-    ("admin", "post", "/v1/plans", {"json": {"workload": {"households": -1}}}, 400),
+    ("admin", "post", "/v1/plans", {"json": {"workload": {"households": -1}}}, 422),
     # a crs object whose properties are not an object
     ("anonymous", "post", "/v1/lookup",
      {"json": {"points": [list(INSIDE[G11])], "crs": {"properties": [1]}}}, 422),

@@ -20,9 +20,9 @@ from shapely.geometry import MultiPolygon, Polygon, box
 
 from gridgeo import crs
 from gridgeo.errors import (
-    GridgeoError,
     InvalidCoordinates,
     InvalidGeometry,
+    InvalidInput,
     OutsideJurisdiction,
     UnknownCRS,
 )
@@ -479,17 +479,17 @@ def test_layer_in_another_crs_is_reprojected(grids):
         (gpd.GeoDataFrame({"code": ["a"]}, geometry=[box(120, 30, 120.01, 30.01)]), UnknownCRS),
         (
             gpd.GeoDataFrame({"id": ["a"]}, geometry=[box(120, 30, 120.01, 30.01)], crs=4326),
-            GridgeoError,
+            InvalidInput,
         ),
         (
             gpd.GeoDataFrame({"code": [None]}, geometry=[box(120, 30, 120.01, 30.01)], crs=4326),
-            GridgeoError,
+            InvalidInput,
         ),
         (
             gpd.GeoDataFrame(
                 {"code": ["a", 1]}, geometry=[box(120, 30, 120.01, 30.01)] * 2, crs=4326
             ),
-            GridgeoError,
+            InvalidInput,
         ),
         (
             gpd.GeoDataFrame(
@@ -549,7 +549,7 @@ def test_pickle_round_trip(loc):
 
 def test_load_rejects_other_files(tmp_path):
     np.savez(tmp_path / "other.npz", meta=np.array('{"format": "something"}'))
-    with pytest.raises(GridgeoError):
+    with pytest.raises(InvalidInput):
         Locator.load(tmp_path / "other.npz")
 
 
