@@ -55,12 +55,14 @@ def parse_date(value: str | dt.date | None) -> dt.date | None:
 
 AtOpt = Annotated[
     Optional[dt.date],
-    typer.Option(parser=parse_date, metavar="DATE", help="The plan in force on this date (default today)."),
+    typer.Option(parser=parse_date, metavar="DATE",
+                 help="The plan in force on this date (default today)."),
 ]
 EffectiveFromOpt = Annotated[
     Optional[dt.date],
     typer.Option(parser=parse_date, metavar="DATE",
-                 help="Date the plan takes effect (default today); the plan in force until then ends that day."),
+                 help="Date the plan takes effect (default today); the plan in force until "
+                      "then ends that day."),
 ]
 
 #: The scheduler option's help, shared by ``locate``, ``report`` and ``archive``.
