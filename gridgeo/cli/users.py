@@ -7,7 +7,6 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from gridgeo import auth
 from gridgeo.cli.common import DatabaseOpt, err, open_store, out
 
 app = typer.Typer(help="Users and API tokens: add, list, issue and revoke tokens, demo users.",
@@ -40,6 +39,8 @@ def add(
 
     Example: gridgeo users add wangwei --role grid_worker --name 王伟 --staff P00051
     """
+    from gridgeo import auth
+
     store = open_store(database)
     user = auth.create_user(store, username, role=role, name=name, grids=grid, staff_code=staff,
                             department=department, platform=platform, actor="cli")
@@ -55,6 +56,8 @@ def add(
 @app.command("list")
 def list_(database: DatabaseOpt = None) -> None:
     """Every user with role, scope and whether active."""
+    from gridgeo import auth
+
     _table(auth.list_users(open_store(database)),
            ["username", "name", "role", "grids", "department", "platform", "active"])
 
@@ -67,6 +70,8 @@ def token(
     database: DatabaseOpt = None,
 ) -> None:
     """Issue a new token for a user and print it (only its hash is kept)."""
+    from gridgeo import auth
+
     tok, rec = auth.create_token(open_store(database), username, label=label, days=days or None, actor="cli")
     out.print(tok, highlight=False)
     err.print(f"token {rec['id']} for {username}, expires {rec['expires_at'] or 'never'}")
@@ -78,6 +83,8 @@ def tokens(
     database: DatabaseOpt = None,
 ) -> None:
     """Tokens by id and prefix (never the tokens themselves)."""
+    from gridgeo import auth
+
     _table(auth.list_tokens(open_store(database), username),
            ["id", "username", "prefix", "label", "created_at", "expires_at", "revoked_at"])
 
@@ -88,6 +95,8 @@ def revoke(
     database: DatabaseOpt = None,
 ) -> None:
     """Revoke a token: every server worker refuses it within seconds."""
+    from gridgeo import auth
+
     auth.revoke_token(open_store(database), token_id, actor="cli")
     out.print(f"revoked token {token_id}")
 
@@ -95,6 +104,8 @@ def revoke(
 @app.command("disable")
 def disable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
     """Switch a user off: their tokens stop working."""
+    from gridgeo import auth
+
     auth.set_active(open_store(database), username, False, actor="cli")
     out.print(f"{username} is off")
 
@@ -102,6 +113,8 @@ def disable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = 
 @app.command("enable")
 def enable(username: Annotated[str, typer.Argument()], database: DatabaseOpt = None) -> None:
     """Switch a user back on."""
+    from gridgeo import auth
+
     auth.set_active(open_store(database), username, True, actor="cli")
     out.print(f"{username} is on")
 
@@ -115,6 +128,8 @@ def demo(
 
     For trying the sample out; the previous demo tokens are revoked. Not for production.
     """
+    from gridgeo import auth
+
     rows = auth.demo_users(open_store(database), days=days)
     for r in rows:
         r["scope"] = (", ".join(r["grids"]) or r["department"] or r["platform"]
