@@ -19,7 +19,8 @@ from gridgeo.errors import GridgeoError
 
 __all__ = ["app"]
 
-#: Old spellings of command groups, still taken (hidden) with a note on stderr.
+#: Old spellings of command groups, still taken (hidden) with a note on stderr. The old
+#: ``gridgeo plan OPTIONS`` (now ``plan new``) is resolved by the plan group (cli/plan.py).
 ALIASES = {"plans": "plan"}
 
 

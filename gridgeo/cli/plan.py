@@ -16,8 +16,8 @@ from gridgeo.cli.common import (DatabaseOpt, EffectiveFromOpt, deprecated, err, 
 
 
 class _PlanGroup(TyperGroup):
-    """``gridgeo plan``, which also takes its old spelling: ``gridgeo plan --band ...`` (options
-    first, no subcommand) was today's ``gridgeo plan new --band ...``."""
+    """``gridgeo plan``, which also takes the old spelling of ``plan new``: options with no
+    subcommand (``gridgeo plan --band 300:500 ...``) run ``plan new``, with a note on stderr."""
 
     def parse_args(self, ctx, args):  # noqa: D102 - click's
         if args and args[0].startswith("-") and args[0] not in ctx.help_option_names:
