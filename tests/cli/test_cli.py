@@ -10,6 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from helpers.paths import ROOT
 from helpers.tiny import V1
 from gridgeo.cli import app
 from gridgeo.errors import InternalError
@@ -64,8 +65,7 @@ def test_the_database_option_is_declared_once():
                 seen += 1
                 assert param.opts == ["--database", "-d"] and param.help == shared.help, path
     assert seen >= 30
-    root = Path(__file__).resolve().parents[1]
-    declared = [str(f.relative_to(root)) for f in [*(root / "gridgeo").rglob("*.py"), *(root / "maps").rglob("*.py")]
+    declared = [str(f.relative_to(ROOT)) for f in [*(ROOT / "gridgeo").rglob("*.py"), *(ROOT / "maps").rglob("*.py")]
                 if '"--database"' in f.read_text(encoding="utf-8")]
     assert declared == ["gridgeo/cli/common.py"]
 
@@ -186,7 +186,7 @@ def test_plans_is_plan_with_a_note(db, tiny):
 
 def test_the_readme_uses_the_current_spellings():
     """Every command in the README's examples exists, spelt as it is now."""
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     root = typer.main.get_command(app)
     in_code = False
     for line in readme.splitlines():

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import ast
 import logging
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from gridgeo import errors
 from gridgeo.api.main import create_app
-
-ROOT = Path(__file__).resolve().parents[1]
+from helpers.paths import ROOT
 
 #: Modules other engineers are replacing in parallel (issue 14: gridgeo/io.py becomes the
 #: gridgeo/io/ package, gridgeo/distributed.py gridgeo/scale/), with their direct raises. An
