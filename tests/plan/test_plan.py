@@ -407,7 +407,7 @@ def test_band_text_is_read_alike_by_settings_and_cli():
     import typer
     from pydantic import ValidationError
 
-    from gridgeo.cli_plan import _band
+    from gridgeo.cli.plan import _band
     from gridgeo.config import Settings
     from gridgeo.plan.bands import parse_band
 
