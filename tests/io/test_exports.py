@@ -196,7 +196,7 @@ def test_plan_diff_csv_is_safe(hostile_store, tiny, tmp_path):
     grids.to_file(path, layer="grids")
     import_files(hostile_store, [path], plan_version="v2", effective_from=dt.date(2025, 1, 1))
     out = tmp_path / "diff.csv"
-    r = CliRunner().invoke(app, ["plans", "diff", "v1", "v2", "--out", str(out), "-d", hostile_store.url])
+    r = CliRunner().invoke(app, ["plan", "diff", "v1", "v2", "--out", str(out), "-d", hostile_store.url])
     assert r.exit_code == 0, r.output
     header, rows = csv_cells(out.read_text(encoding="utf-8"))
     cells = [c for row in rows for c in row]
