@@ -48,7 +48,7 @@ from gridgeo.api.auth import PrincipalDep
 from gridgeo.api.deps import get_store
 from gridgeo import __version__, auth
 from gridgeo.auth import Principal
-from gridgeo.errors import GridgeoError, NotFound, Unauthenticated
+from gridgeo.errors import GridgeoError, InternalError, NotFound, Unauthenticated
 from gridgeo.events import catalogue, queries
 from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
 from gridgeo.events.records import CST
@@ -143,6 +143,8 @@ async def _guard(fmt: str, fn):
         return result
     except Open311Error as exc:
         return _errors(fmt, exc.status, exc.description)
+    except InternalError:
+        raise  # a bug: the API's problem handler logs it and tells the caller nothing
     except GridgeoError as exc:
         status = 400 if exc.status == 422 else exc.status
         return _errors(fmt, status, str(exc))
@@ -270,7 +272,7 @@ async def get_requests(
             for code in [c.strip() for c in service_request_id.split(",") if c.strip()][:MAX_REQUESTS]:
                 try:
                     e = queries.get_event(store, code, history=False)
-                except GridgeoError:
+                except NotFound:
                     continue
                 if auth.sees_event(caller, e):
                     items.append(_request(e))

@@ -129,3 +129,19 @@ def test_the_other_errors_answer_their_status_with_their_message(client, kind, s
     r = client.get(f"/test/raise/{kind}")
     assert r.status_code == status
     assert r.json()["type"] == f"/problems/{code}" and r.json()["detail"] == SECRET
+
+
+def test_open311_passes_internal_errors_on_as_logged_500s(client, monkeypatch, caplog):
+    """Open311 answers the spec's error list for the caller's mistakes, but a bug behind it
+    is still a bug: a logged 500 that tells the caller nothing."""
+    from gridgeo.events import catalogue
+
+    def broken(store):
+        raise errors.InternalError(SECRET)
+
+    monkeypatch.setattr(catalogue, "list_categories", broken)
+    with caplog.at_level(logging.ERROR, logger="gridgeo.api"):
+        r = client.get("/open311/v2/services.json")
+    assert r.status_code == 500 and SECRET not in r.text
+    assert r.json()["type"] == "/problems/internal-error"
+    assert any(rec.name == "gridgeo.api" and "services.json" in rec.getMessage() for rec in caplog.records)
