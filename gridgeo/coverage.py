@@ -31,6 +31,7 @@ import pandas as pd
 import shapely
 
 from gridgeo.config import get_settings
+from gridgeo.errors import InvalidInput
 from gridgeo.crs import metric_epsg
 from gridgeo.layers import STAFF_ROLES
 from gridgeo.locate import Locator
@@ -78,7 +79,7 @@ def staffing(
     """
     hpw = int(households_per_worker or get_settings().households_per_worker)
     if hpw <= 0:
-        raise ValueError("households_per_worker must be positive")
+        raise InvalidInput(f"households_per_worker must be a positive number, not {hpw}")
     if isinstance(grids, pd.DataFrame):
         codes = grids["code"].astype(str).to_numpy(dtype=object)
         households = (pd.to_numeric(grids["households"], errors="coerce").fillna(0).astype(int).to_numpy()

@@ -618,9 +618,9 @@ class Locator:
         if code not in grids.columns:
             raise InvalidInput(f"the grid layer has no column {code!r}")
         if not (tolerance >= 0 and math.isfinite(tolerance)):
-            raise ValueError(f"tolerance must be a finite number >= 0, not {tolerance!r}")
+            raise InvalidInput(f"tolerance must be a finite number >= 0, not {tolerance!r}")
         if cells_per_grid < 1:
-            raise ValueError(f"cells_per_grid must be >= 1, not {cells_per_grid!r}")
+            raise InvalidInput(f"cells_per_grid must be >= 1, not {cells_per_grid!r}")
         if grids.crs.to_epsg() not in (4326, 4490):
             grids = grids.to_crs(4326)
         geoms = np.asarray(grids.geometry.array, dtype=object)

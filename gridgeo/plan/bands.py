@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from gridgeo.errors import InvalidInput
+from gridgeo.errors import InternalError, InvalidInput
 
 __all__ = ["DEFAULT_BAND", "grids_for", "parse_band", "split_count"]
 
@@ -107,7 +107,7 @@ def split_count(k: int, weights: list[float]) -> list[int]:
     """Share ``k`` grids among parts in proportion to ``weights``, at least one each."""
     m = len(weights)
     if k < m:
-        raise ValueError("fewer grids than parts")
+        raise InternalError(f"{k} grids cannot be shared among {m} parts")
     total = sum(weights)
     if total <= 0:
         base = [1] * m
