@@ -335,7 +335,7 @@ ASSESSMENT = [
 
 The command room (综合指挥室) assesses departments (部门), the four platforms (四个平台:
 综治工作 stability, 市场监管 market, 综合执法 enforcement, 便民服务 service), grids and
-workers over a period. The indicators (指标), as DESIGN.md has them:
+workers over a period. The indicators (指标), as docs/design.md has them:
 
 | indicator | 中文 | definition |
 |---|---|---|

@@ -48,7 +48,7 @@ Times and satisfaction, over the closed events: ``hours_to_close_mean`` and
 ``hours_to_close_p90`` (``closed_at - reported_at`` in hours; p90 by linear
 interpolation), ``satisfaction_mean`` (1 to 5, over the rated ones).
 
-Rates (NaN when the denominator is 0), as DESIGN.md has them:
+Rates (NaN when the denominator is 0), as docs/design.md has them:
 立案率 ``acceptance_rate`` = accepted ÷ received; 派遣率 ``dispatch_rate`` = dispatched ÷
 accepted; 结案率 ``closure_rate`` = closed ÷ due; 按期结案率 ``on_time_rate`` = closed on
 time ÷ due; 返工率 ``rework_rate`` = reworked ÷ due; 延期率 ``extension_rate`` = extended ÷

@@ -1,4 +1,4 @@
-"""The event life cycle as an explicit state machine (DESIGN.md, "Event life cycle").
+"""The event life cycle as an explicit state machine (docs/design.md, "The life of an event").
 
 States, actors and actions are data: :data:`STATES`, :data:`WORKFLOW_ACTORS` and
 :data:`ACTIONS`. Each action lists the states it may be taken in, the state it leads to,

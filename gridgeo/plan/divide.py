@@ -215,7 +215,7 @@ def road_lines(roads) -> np.ndarray:
 
 def number_grids(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     """Order of units west→east, north→south: ``round(√n)`` latitude bands from the north,
-    west to east inside each (the rule of DESIGN.md and data/README.md)."""
+    west to east inside each (the numbering rule of docs/rules.md and data/README.md)."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     n = len(lon)
     if n == 0:

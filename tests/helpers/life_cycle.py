@@ -1,4 +1,4 @@
-"""The events life cycle of DESIGN.md as a table, written out independently of the
+"""The events life cycle of docs/design.md as a table, written out independently of the
 machine's own (tests/events/test_events_workflow.py checks the machine against it, and
 tests/events/test_events_workflow_store.py takes every transition on a stored event)."""
 
@@ -8,7 +8,7 @@ from gridgeo.events.workflow import FINAL_STATES, STATES
 
 OPEN = [s for s in STATES if s not in FINAL_STATES]
 
-#: The life cycle of DESIGN.md, written out independently of the machine's table:
+#: The life cycle of docs/design.md, written out independently of the machine's table:
 #: (from, action, to, roles). Major events: accept leads to reviewing (tested apart).
 EXPECTED = [
     ("reported", "accept", "accepted", {"command_room"}),
