@@ -1,10 +1,14 @@
-"""Dependencies: the store (one per process) and its connection."""
+"""Dependencies: the store (one per process) and its connection, and the lookup over it."""
 
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Annotated
+
+from fastapi import Depends
 
 from gridgeo.config import get_settings
+from gridgeo.lookup import Lookup
 from gridgeo.store import Store
 
 
@@ -20,3 +24,13 @@ async def get_store() -> Store:
     which costs more than the lookups it would serve.
     """
     return _open_store()
+
+
+@lru_cache(maxsize=8)
+def _lookup_for(store: Store) -> Lookup:
+    return Lookup(store)
+
+
+async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
+    """One Lookup (and so one set of locators) per store and process."""
+    return _lookup_for(store)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from gridgeo.api import problems
+from gridgeo.api.fastpath import FastLookup
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.metrics import router as metrics_router
 from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log, install_log_redaction
@@ -43,7 +44,7 @@ def create_app() -> FastAPI:
     # and the JSON request log around everything, 413s and 429s included.
     settings = get_settings()
     app.state.metrics = Metrics()
-    app.add_middleware(lookup.FastLookup)
+    app.add_middleware(FastLookup, metrics=app.state.metrics)
     app.add_middleware(BodyGuard, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     app.add_middleware(RateLimit, paths=RATE_LIMITED_PATHS, rate=settings.lookup_rate, burst=settings.lookup_burst)
     app.add_middleware(RateLimit, paths=("/v1/events",), methods=("POST",), anonymous_only=True,

@@ -43,6 +43,10 @@ class Metrics:
         self.latency = Histogram(
             "gridgeo_http_request_duration_seconds", "HTTP request latency by method and route template.",
             ["method", "route"], buckets=BUCKETS, registry=self.registry)
+        self.fallthroughs = Counter(
+            "gridgeo_lookup_fallthroughs", "GET /v1/lookup requests the fast path left to the route, by reason "
+            "(query: not a plain lon/lat[/crs] query; otherwise the problem the route answers).",
+            ["reason"], registry=self.registry)
         self._children: dict[tuple, tuple] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -55,6 +59,10 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def fell_through(self, reason: str) -> None:
+        """Count a lookup that :class:`gridgeo.api.fastpath.FastLookup` left to the route."""
+        self.fallthroughs.labels(reason).inc()
 
 
 def event_states(store: Store) -> dict[str, int]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
-from urllib.parse import parse_qsl
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -14,23 +12,13 @@ import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from gridgeo.api.deps import _open_store, get_store
+from gridgeo.api.deps import get_lookup
 from gridgeo.api.middleware import run_heavy, run_in_process
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
 
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
-
-
-@lru_cache(maxsize=8)
-def _lookup_for(store: Store) -> Lookup:
-    return Lookup(store)
-
-
-async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
-    """One Lookup (and so one set of locators) per store and process."""
-    return _lookup_for(store)
 
 
 @router.get("", summary="Which grid holds a point")
@@ -180,56 +168,3 @@ def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | Non
                        "located": int((~frame["outside"]).sum()), "results": records},
                       ensure_ascii=False, allow_nan=False).encode()
 
-
-# -- the hot path ------------------------------------------------------------------------
-
-_FAST_KEYS = frozenset({"lon", "lat", "crs"})
-#: A plain decimal number, as the route's validation reads it (no "_", no spaces, no nan).
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-_JSON_HEADERS = [(b"content-type", b"application/json")]
-
-
-class FastLookup:
-    """``GET /v1/lookup?lon=&lat=[&crs=]`` answered as pure ASGI, without FastAPI's routing,
-    dependency solving and query validation, which cost more than the lookup itself.
-
-    Only the plain, successful case is answered here: any other query (``at=``, unknown
-    or repeated parameters, numbers that do not parse) and any error (outside, invalid,
-    unknown CRS) falls through to :func:`lookup_one`, which answers exactly as before:
-    same body, same problems. It sits inside the rate limit, the body guard and the
-    metrics, so those see every lookup.
-    """
-
-    def __init__(self, app) -> None:
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/v1/lookup":
-            return await self.app(scope, receive, send)
-        body = self._answer(scope)
-        if body is None:
-            return await self.app(scope, receive, send)
-        scope["gridgeo.route"] = "/v1/lookup"
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
-    def _answer(scope) -> bytes | None:
-        try:
-            pairs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
-                              strict_parsing=True)
-            params = dict(pairs)
-            if len(params) != len(pairs) or not params.keys() <= _FAST_KEYS or "crs" in params and not params["crs"]:
-                return None
-            if not (_NUMBER.fullmatch(params["lon"]) and _NUMBER.fullmatch(params["lat"])):
-                return None
-            lon, lat = float(params["lon"]), float(params["lat"])
-            fastapi_app = scope.get("app")
-            override = getattr(fastapi_app, "dependency_overrides", {}).get(get_store)
-            store = override() if override is not None else _open_store()
-            if hasattr(store, "__await__"):  # an async override: leave it to the route
-                return None
-            return _lookup_for(store).one_json(lon, lat, crs=params.get("crs", "wgs84")).encode()
-        except Exception:  # anything unusual: the route answers it, with its problems
-            return None

@@ -10,8 +10,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from gridgeo.api.auth import PrincipalDep, roles
-from gridgeo.api.deps import get_store
-from gridgeo.api.routers.lookup import get_lookup
+from gridgeo.api.deps import get_lookup, get_store
 from gridgeo import auth
 from gridgeo.auth import ACCOUNT_ROLES, Principal
 from gridgeo.households import MAX_LIMIT, households_in

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from gridgeo.api.routers.lookup import _lookup_for
+from gridgeo.api.deps import _lookup_for
 from helpers.tiny import D, V1, V2, X0, Y0
 from gridgeo.cli import app as cli
 from gridgeo.crs import convert
@@ -152,7 +152,7 @@ def test_get_lookup(client):
 
 
 def test_get_lookup_fast_path_answers_as_the_route(client, loaded):
-    """Plain lookups are answered by gridgeo.api.routers.lookup.FastLookup without FastAPI's
+    """Plain lookups are answered by gridgeo.api.fastpath.FastLookup without FastAPI's
     routing; an ``at=`` sends the same lookup through the route: the bodies must match."""
     from gridgeo.crs import convert
     from gridgeo.store import today
@@ -179,6 +179,40 @@ def test_get_lookup_fast_path_answers_as_the_route(client, loaded):
     # and the metrics count the fast answers under the route's template
     text = client.get("/metrics").text
     assert 'gridgeo_http_requests_total{method="GET",route="/v1/lookup",status="200"}' in text
+
+
+def _fallthroughs(client) -> dict[str, float]:
+    """gridgeo_lookup_fallthroughs_total by reason, from /metrics."""
+    out = {}
+    for line in client.get("/metrics").text.splitlines():
+        if line.startswith("gridgeo_lookup_fallthroughs_total{"):
+            labels, value = line.rsplit(" ", 1)
+            out[labels.split('reason="', 1)[1].split('"', 1)[0]] = float(value)
+    return out
+
+
+def test_fast_path_fallthroughs_are_counted_by_reason(client):
+    inside = {"lon": X0 + 0.002, "lat": Y0 + 0.005}
+    assert client.get("/v1/lookup", params=inside).status_code == 200
+    assert _fallthroughs(client) == {}  # a fast answer is no fall-through
+    assert client.get("/v1/lookup", params={**inside, "at": "2024-06-01"}).status_code == 200
+    assert client.get("/v1/lookup", params={"lon": "nan", "lat": Y0}).status_code == 422
+    assert client.get("/v1/lookup", params={"lon": X0 - 0.5, "lat": Y0}).status_code == 404
+    assert client.get("/v1/lookup", params={**inside, "crs": "mars"}).status_code == 422
+    assert client.get("/v1/lookup", params={"lon": Y0 + 0.005, "lat": X0 + 0.002}).status_code == 422
+    assert client.get("/v1/lookup?lon=1&lat").status_code == 422  # strict parsing: a field without "="
+    assert client.get("/v1/lookup", params={"lon": X0 - 0.5, "lat": Y0}).status_code == 404
+    assert _fallthroughs(client) == {"query": 3.0, "outside-jurisdiction": 2.0, "unknown-crs": 1.0,
+                                     "invalid-coordinates": 1.0}
+
+
+def test_fast_path_lets_bugs_raise(loaded):
+    """Only the exceptions that mean "the route answers this" fall through: a bug in the
+    lookup (here a store that is not one) raises instead of being retried by the route."""
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: "not a store"
+    with TestClient(app) as client, pytest.raises(AttributeError):
+        client.get("/v1/lookup", params={"lon": X0 + 0.002, "lat": Y0 + 0.005})
 
 
 @pytest.mark.parametrize(
