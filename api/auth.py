@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from gridgeo.api.deps import get_store
+from gridgeo.api.resources import get_store
 from gridgeo.auth import ANONYMOUS, Principal, authenticate, check_map_ticket, require
 from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated

@@ -1,36 +1,54 @@
-"""Dependencies: the store (one per process) and its connection, and the lookup over it."""
+"""The dependencies routers declare, each once, as ``Annotated`` aliases (the layout of
+FastAPI's full-stack project template): a parameter ``store: StoreDep`` gets the store,
+``principal: Admin`` the caller if they are the administrator (401/403 otherwise).
+
+- resources: :data:`StoreDep`, :data:`LookupDep` (providers in :mod:`gridgeo.api.resources`);
+- the caller: :data:`PrincipalDep` (anyone, the anonymous public included: the route
+  decides), and the role-requiring aliases below (:func:`gridgeo.api.auth.roles`);
+- query parameters several routers share: :data:`AtQuery`, :data:`PlanQuery`.
+
+Routers import from here only; routes that must act on ``Depends`` directly (a
+router-wide guard) use :func:`roles`.
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
+import datetime as dt
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Query
 
-from gridgeo.config import get_settings
+from gridgeo.api.auth import PrincipalDep, roles
+from gridgeo.api.resources import get_lookup, get_store
+from gridgeo.auth import ALL_EVENTS, Principal
 from gridgeo.lookup import Lookup
 from gridgeo.store import Store
 
+__all__ = ["get_store", "get_lookup", "roles", "StoreDep", "LookupDep", "PrincipalDep", "Admin",
+           "PlanWriter", "CatalogueEditor", "CommandRoomReader", "HouseholdReader", "AtQuery", "PlanQuery",
+           "PLAN_READERS", "PLAN_WRITERS", "HOUSEHOLD_READERS"]
 
-@lru_cache(maxsize=1)
-def _open_store() -> Store:
-    return Store(get_settings().database_url)
+# -- resources --------------------------------------------------------------------------
 
+StoreDep = Annotated[Store, Depends(get_store)]
+LookupDep = Annotated[Lookup, Depends(get_lookup)]
 
-async def get_store() -> Store:
-    """The process-wide store, opened on first use from ``GRIDGEO_DATABASE_URL``.
+# -- who may call -----------------------------------------------------------------------
 
-    A coroutine on purpose: FastAPI runs plain-function dependencies in a thread pool,
-    which costs more than the lookups it would serve.
-    """
-    return _open_store()
+#: Plans are read by the planner, the command room, the leadership group and the
+#: administrator, and made, edited and published by the planner and the administrator.
+PLAN_READERS = ("planner", "admin", "command_room", "leadership")
+PLAN_WRITERS = ("planner", "admin")
+#: The household register: contacts only for some of them (gridgeo.auth.mask_household).
+HOUSEHOLD_READERS = ("admin", "planner", "command_room", "leadership", "grid_worker")
 
+Admin = Annotated[Principal, roles("admin", what="managing users and tokens")]
+PlanWriter = Annotated[Principal, roles(*PLAN_WRITERS, what="changing plans")]
+CatalogueEditor = Annotated[Principal, roles("command_room", "admin", what="editing the catalogue")]
+CommandRoomReader = Annotated[Principal, roles(*ALL_EVENTS, what="the command room's queues")]
+HouseholdReader = Annotated[Principal, roles(*HOUSEHOLD_READERS, what="the household register")]
 
-@lru_cache(maxsize=8)
-def _lookup_for(store: Store) -> Lookup:
-    return Lookup(store)
+# -- shared query parameters ------------------------------------------------------------
 
-
-async def get_lookup(store: Annotated[Store, Depends(get_store)]) -> Lookup:
-    """One Lookup (and so one set of locators) per store and process."""
-    return _lookup_for(store)
+AtQuery = Annotated[dt.date | None, Query(description="Answer from the plan in force on this date (default today).")]
+PlanQuery = Annotated[str | None, Query(description="Answer from this plan version instead of a date.")]

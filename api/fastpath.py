@@ -14,7 +14,7 @@ import inspect
 import re
 from urllib.parse import parse_qsl
 
-from gridgeo.api.deps import _lookup_for, _open_store, get_store
+from gridgeo.api.resources import _lookup_for, _open_store, get_store
 from gridgeo.api.metrics import Metrics
 from gridgeo.errors import GridgeoError
 

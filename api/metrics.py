@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
 
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import StoreDep
 from gridgeo.store import Store
 from gridgeo.store.schema import EVENT_STATES, events
 
@@ -109,7 +107,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(request: Request, store: Annotated[Store, Depends(get_store)]):
+def metrics(request: Request, store: StoreDep):
     """Requests by method, route and status; latency by route; events by state."""
     data = generate_latest(_Scrape(request.app.state.metrics.registry, store))
     return Response(data, media_type=CONTENT_TYPE_LATEST)

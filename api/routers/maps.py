@@ -25,12 +25,11 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridgeo.api.auth import roles, ticket_secret
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import StoreDep
 from gridgeo.api.middleware import run_heavy
 from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, authenticate, issue_map_ticket
 from gridgeo.config import get_settings
 from gridgeo.errors import NotFound, Unauthenticated
-from gridgeo.store import Store
 from gridgeo.maps import offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
 from gridgeo.maps.coverage import coverage_from_store
@@ -66,7 +65,7 @@ _bearer = HTTPBearer(auto_error=False)
 
 @router.post("/tickets", summary="A short-lived ticket for the map pages' URLs",
              responses={401: {"description": "No valid token in the Authorization header."}})
-async def ticket(store: Annotated[Store, Depends(get_store)],
+async def ticket(store: StoreDep,
                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]):
     """A ticket to put in a map page's URL (``/maps/events?ticket=...``) instead of the
     token: it opens the map pages only, as the token's user, for GRIDGEO_TICKET_SECONDS
@@ -83,7 +82,7 @@ async def ticket(store: Annotated[Store, Depends(get_store)],
 
 @router.get("/coverage", response_class=HTMLResponse, responses=_HTML,
             summary="Grids coloured by staffing completeness")
-async def coverage(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, at: AtQ = None,
+async def coverage(store: StoreDep, village: VillageQ = None, at: AtQ = None,
                    plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False):
     """Grids of the plan in force coloured by staffing (grid head, full-time worker,
     instructor), village boundaries, tooltips with the people of each grid."""
@@ -95,7 +94,7 @@ async def coverage(store: Annotated[Store, Depends(get_store)], village: Village
             dependencies=[roles(*ACCOUNT_ROLES, what="the workload map")],
             summary="Events per worker, per 100 households, open or overdue, per grid")
 async def workload(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     measure: Annotated[Literal["per_worker", "per_100_households", "open", "overdue"],
                        Query(description="What the colours show.")] = "per_worker",
     village: VillageQ = None, period: PeriodQ = None, platform: PlatformQ = None,
@@ -109,7 +108,7 @@ async def workload(
 @router.get("/events", response_class=HTMLResponse, responses=_HTML,
             dependencies=[roles(*ALL_EVENTS, what="the events map")],
             summary="Events as clusters and heat, with a time slider")
-async def events(store: Annotated[Store, Depends(get_store)], village: VillageQ = None, period: PeriodQ = None,
+async def events(store: StoreDep, village: VillageQ = None, period: PeriodQ = None,
                  platform: PlatformQ = None, at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None,
                  inline: InlineQ = False):
     """The period's events clustered (coloured by platform and status) and as heat,
@@ -122,7 +121,7 @@ async def events(store: Annotated[Store, Depends(get_store)], village: VillageQ 
             dependencies=[roles("planner", "admin", "command_room", "leadership", what="plan maps")],
             summary="A plan beside the plan in force, changed grids highlighted")
 async def plan(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     id: Annotated[str, Path(description="Plan id or version.")],
     against: Annotated[str | None, Query(description="Compare with this plan (id or version) instead of the plan in force.")] = None,
     at: Annotated[dt.date | None, Query(description="Compare with the plan in force on this date (default today).")] = None,

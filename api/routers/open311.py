@@ -37,7 +37,7 @@ import xml.etree.ElementTree as ET
 from typing import Annotated, Any
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
@@ -45,7 +45,7 @@ from starlette.datastructures import FormData
 from gridgeo.api.routers.events import EventCreate
 
 from gridgeo.api.auth import PrincipalDep
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import StoreDep
 from gridgeo import __version__, auth
 from gridgeo.auth import Principal
 from gridgeo.errors import GridgeoError, InternalError, NotFound, Unauthenticated
@@ -58,7 +58,6 @@ from gridgeo.store import Store
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
-StoreDep = Annotated[Store, Depends(get_store)]
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 MAX_REQUESTS = 1000

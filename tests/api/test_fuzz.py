@@ -32,7 +32,7 @@ from schemathesis.checks import not_a_server_error
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from gridgeo.api.deps import _lookup_for
+from gridgeo.api.resources import _lookup_for
 from helpers.authn import headers_for
 from gridgeo import auth
 from gridgeo.config import get_settings

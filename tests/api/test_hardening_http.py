@@ -34,7 +34,7 @@ from gridgeo.api.auth import ticket_secret
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.middleware import INLINE_SCAN_BYTES, RedactSecrets, redact, scan_json
-from gridgeo.api.deps import _lookup_for
+from gridgeo.api.resources import _lookup_for
 from gridgeo.auth import check_map_ticket, issue_map_ticket, revoke_token
 from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.middleware import TokenBuckets, json_depth, parse_rate
-from gridgeo.api.deps import _lookup_for
+from gridgeo.api.resources import _lookup_for
 from gridgeo.config import Settings, get_settings
 from helpers.events_world import G11, INSIDE
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
-from gridgeo.api.deps import _lookup_for
+from gridgeo.api.resources import _lookup_for
 from helpers.tiny import D, V1, V2, X0, Y0
 from gridgeo.cli import app as cli
 from gridgeo.crs import convert
