@@ -15,12 +15,14 @@ import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridgeo.api.auth import PrincipalDep, roles
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import CatalogueEditor, CommandRoomReader, PrincipalDep, StoreDep
 from gridgeo.api.problems import problem
+from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.events import (Category, CommandRoom, CreatedEvent, Event, EventPage, ReporterView,
+                                        Supervision, Workflow)
 from gridgeo import auth
 from gridgeo.auth import Principal
 from gridgeo.errors import (IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion,
@@ -31,12 +33,9 @@ from gridgeo.events.service import take_action
 from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, STATES,
                                      WORKFLOW_ACTORS)
 from gridgeo.layers import ACCOUNT_ROLES, MAX_LENGTHS, PLATFORMS, SOURCES
-from gridgeo.store import Store
 from gridgeo.timezone import CHINA as CST
 
 router = APIRouter(tags=["events"])
-
-StoreDep = Annotated[Store, Depends(get_store)]
 
 
 def _refusal(exc: Exception):
@@ -127,7 +126,7 @@ class CategoryIn(BaseModel):
 # -- intake ------------------------------------------------------------------------------
 
 
-@router.post("/v1/events", status_code=201, summary="Report an event",
+@router.post("/v1/events", status_code=201, summary="Report an event", response_model=CreatedEvent,
              responses={201: {"description": "Stored (committed). Holds the reporter's token, shown once."},
                         200: {"description": "Not used: a retry answers 201 with Idempotent-Replayed: true."},
                         422: {"description": "Invalid event, or Idempotency-Key reused with another request."}},
@@ -171,7 +170,8 @@ def _aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
-@router.get("/v1/events", summary="Events, filtered and paged")
+# A page holds up to queries.MAX_LIMIT events: documented, not validated again.
+@router.get("/v1/events", summary="Events, filtered and paged", responses={200: {"model": EventPage}})
 def list_events(
     store: StoreDep,
     principal: PrincipalDep,
@@ -202,7 +202,7 @@ def list_events(
     return _mask_deep(page, principal)
 
 
-@router.get("/v1/events/{code}", summary="One event with its history")
+@router.get("/v1/events/{code}", summary="One event with its history", response_model=Event, **VALIDATED)
 def get_event(code: str, store: StoreDep, principal: PrincipalDep, response: Response):
     """The event, its history (every action: who, role, when, note) and the actions now
     allowed. An event outside the caller's scope answers 404, like an unknown one."""
@@ -214,7 +214,7 @@ def get_event(code: str, store: StoreDep, principal: PrincipalDep, response: Res
     return auth.mask_event(event, principal)
 
 
-@router.post("/v1/events/{code}/actions", summary="Take an action on an event",
+@router.post("/v1/events/{code}/actions", summary="Take an action on an event", response_model=Event, **VALIDATED,
              responses={403: {"description": "The role may not take this action (allowed_roles)."},
                         409: {"description": "Illegal in this state (allowed_actions), or a stale version."},
                         428: {"description": "No version given (body or If-Match)."}})
@@ -259,7 +259,8 @@ def post_action(
 # -- supervision and the command room ------------------------------------------------------
 
 
-@router.get("/v1/supervision", summary="Overdue events (督办), escalated and suspended ones")
+@router.get("/v1/supervision", summary="Overdue events (督办), escalated and suspended ones",
+            responses={200: {"model": Supervision}})
 def supervision(
     store: StoreDep,
     principal: PrincipalDep,
@@ -281,9 +282,10 @@ def supervision(
 supervision.__doc__ = supervision.__doc__.format(states=", ".join(sorted(OVERDUE_STATES)))
 
 
-@router.get("/v1/command-room", summary="The command room's queues and feedback")
+@router.get("/v1/command-room", summary="The command room's queues and feedback",
+            responses={200: {"model": CommandRoom}})
 def command_room(store: StoreDep,
-                 principal: Principal = roles(*auth.ALL_EVENTS, what="the command room's queues"),
+                 principal: CommandRoomReader,
                  limit: Annotated[int, Query(ge=1, le=100)] = 20):
     """To accept, unlocated, outside, possible duplicates, to review, to dispatch, to
     close, overdue; and the results and ratings of the last 7 days (双反馈).
@@ -305,7 +307,8 @@ def _mask_deep(value, principal: Principal):
 # -- the reporter ------------------------------------------------------------------------
 
 
-@router.get("/v1/events/{code}/status", summary="The reporter's view of their event")
+@router.get("/v1/events/{code}/status", summary="The reporter's view of their event", response_model=ReporterView,
+            **VALIDATED)
 def reporter_status(
     code: str,
     store: StoreDep,
@@ -317,7 +320,8 @@ def reporter_status(
     return queries.reporter_view(store, code, x_reporter_token or token or "")
 
 
-@router.post("/v1/events/{code}/rating", summary="The reporter rates the result (1-5)")
+@router.post("/v1/events/{code}/rating", summary="The reporter rates the result (1-5)", response_model=ReporterView,
+             **VALIDATED)
 def rate(
     code: str,
     body: RatingIn,
@@ -338,7 +342,7 @@ def rate(
 # -- the machine and the catalogue ----------------------------------------------------------
 
 
-@router.get("/v1/workflow", summary="States, actions and roles of the life cycle")
+@router.get("/v1/workflow", summary="States, actions and roles of the life cycle", response_model=Workflow, **VALIDATED)
 def workflow():
     """The state machine as data: what each action needs, where it may be taken, who may take it."""
     return {
@@ -352,19 +356,21 @@ def workflow():
     }
 
 
-@router.get("/v1/categories", summary="The event catalogue (事项清单)", tags=["categories"])
+@router.get("/v1/categories", summary="The event catalogue (事项清单)", tags=["categories"],
+            response_model=list[Category], **VALIDATED)
 def list_categories(store: StoreDep, platform: str | None = None):
     return catalogue.list_categories(store, platform=platform)
 
 
-@router.get("/v1/categories/{code}", summary="One category", tags=["categories"])
+@router.get("/v1/categories/{code}", summary="One category", tags=["categories"], response_model=Category, **VALIDATED)
 def get_category(code: str, store: StoreDep):
     return catalogue.get_category(store, code)
 
 
-@router.put("/v1/categories/{code}", summary="Create or edit a category (command room)", tags=["categories"])
+@router.put("/v1/categories/{code}", summary="Create or edit a category (command room)", tags=["categories"],
+            response_model=Category, **VALIDATED, responses={201: {"model": Category, "description": "Created."}})
 def put_category(code: str, body: CategoryIn, store: StoreDep, response: Response,
-                 principal: Principal = roles("command_room", "admin", what="editing the catalogue")):
+                 principal: CatalogueEditor):
     """New events use the new platform, department and deadline; reported ones keep theirs.
     For the command room and the administrator."""
     row, created = catalogue.put_category(store, code, body.model_dump(exclude_unset=True),

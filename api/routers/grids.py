@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import AtQuery, PlanQuery, StoreDep
+from gridgeo.api.schemas.geojson import MEDIA_TYPE as GEOJSON
+from gridgeo.api.schemas.geojson import GeoJSONResponse, Grid, Grids
 from gridgeo.crs import lonlat_ok
 from gridgeo.errors import InvalidCoordinates, NotFound
-from gridgeo.store import Store, schema
+from gridgeo.store import schema
 from gridgeo.store.sql import starts_with
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
-
-GEOJSON = "application/geo+json"
-
 
 def _bbox(value: str | None):
     if value is None:
@@ -41,14 +39,14 @@ def _feature_collection(frame, **meta) -> Response:
     return Response(json.dumps(body, ensure_ascii=False), media_type=GEOJSON)
 
 
-@router.get("", summary="Grids of the plan in force, as GeoJSON",
-            responses={200: {"content": {GEOJSON: {}}}})
+@router.get("", summary="Grids of the plan in force, as GeoJSON", response_model=Grids,
+            response_class=GeoJSONResponse)
 def list_grids(
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     village: Annotated[str | None, Query(description="Village or community code (12 digits), or a township code prefix.")] = None,
     bbox: Annotated[str | None, Query(description="min_lon,min_lat,max_lon,max_lat (WGS84).")] = None,
-    at: Annotated[dt.date | None, Query(description="Date whose plan answers (default today).")] = None,
-    plan: Annotated[str | None, Query(description="Plan version instead of a date.")] = None,
+    at: AtQuery = None,
+    plan: PlanQuery = None,
 ):
     """A FeatureCollection of grids, with the plan version that answered."""
     box = _bbox(bbox)
@@ -59,12 +57,13 @@ def list_grids(
     return _feature_collection(frame, plan_version=frame.attrs.get("plan_version"))
 
 
-@router.get("/{code}", summary="One grid, as a GeoJSON Feature", responses={200: {"content": {GEOJSON: {}}}})
+@router.get("/{code}", summary="One grid, as a GeoJSON Feature", response_model=Grid,
+            response_class=GeoJSONResponse)
 def get_grid(
     code: str,
-    store: Annotated[Store, Depends(get_store)],
-    at: Annotated[dt.date | None, Query(description="Date whose plan answers (default today).")] = None,
-    plan: Annotated[str | None, Query(description="Plan version instead of a date.")] = None,
+    store: StoreDep,
+    at: AtQuery = None,
+    plan: PlanQuery = None,
 ):
     """The grid with this 15-digit code in the plan in force (or the one asked for)."""
     frame = store.read("grids", at=at, plan=plan, where=schema.grids.c.code == code)

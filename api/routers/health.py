@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import StoreDep
+from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.health import Health
 from gridgeo import __version__
 from gridgeo.errors import StoreError
-from gridgeo.store import Store
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/health", summary="Service and database health")
-def health(store: Store = Depends(get_store)):
+@router.get("/health", summary="Service and database health", response_model=Health, **VALIDATED,
+            responses={503: {"model": Health, "description": "The database does not answer, or its schema is old."}})
+def health(store: StoreDep):
     """200 when the database answers and its schema is current, 503 otherwise."""
     started = time.perf_counter()
     try:

@@ -9,11 +9,12 @@ from functools import lru_cache
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from gridgeo.api.deps import get_lookup
+from gridgeo.api.deps import AtQuery, LookupDep
 from gridgeo.api.middleware import run_heavy, run_in_process
+from gridgeo.api.schemas.lookup import BatchAnswer, LookupAnswer
 from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
 from gridgeo.lookup import MAX_BATCH, Lookup
 from gridgeo.store import Store
@@ -21,13 +22,13 @@ from gridgeo.store import Store
 router = APIRouter(prefix="/v1/lookup", tags=["lookup"])
 
 
-@router.get("", summary="Which grid holds a point")
+@router.get("", summary="Which grid holds a point", response_model=LookupAnswer)
 async def lookup_one(
-    lookup: Annotated[Lookup, Depends(get_lookup)],
+    lookup: LookupDep,
     lon: Annotated[float, Query(description="Longitude in degrees.")],
     lat: Annotated[float, Query(description="Latitude in degrees.")],
     crs: Annotated[str, Query(description="wgs84, cgcs2000, gcj02 or bd09.")] = "wgs84",
-    at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date (default today).")] = None,
+    at: AtQuery = None,
 ):
     """The grid, village, township and staff for a point, with the plan version that
     answered. A point within the snapping tolerance (50 m) of a grid is snapped to it and
@@ -115,12 +116,12 @@ def _check_size(n: int) -> None:
         raise BatchTooLarge(f"{n:,} points in one request; the limit is {MAX_BATCH:,}")
 
 
-@router.post("", summary="Which grids hold many points (up to 100,000)",
+@router.post("", summary="Which grids hold many points (up to 100,000)", response_model=BatchAnswer,
              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
                  "schema": {"type": "object"}, "examples": _BATCH_EXAMPLES}}}})
 async def lookup_many(
     request: Request,
-    lookup: Annotated[Lookup, Depends(get_lookup)],
+    lookup: LookupDep,
     crs: Annotated[str | None, Query(description="Coordinate system, if the body does not say it.")] = None,
     at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date.")] = None,
 ):

@@ -6,26 +6,19 @@ import datetime as dt
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field, model_validator
 
-from gridgeo.api.auth import roles
-from gridgeo.api.deps import get_store
-from gridgeo.auth import Principal
+from gridgeo.api.deps import PLAN_READERS, PlanWriter, StoreDep, roles
+from gridgeo.api.schemas.geojson import MEDIA_TYPE as GEOJSON
+from gridgeo.api.schemas.geojson import GeoJSONResponse
+from gridgeo.api.schemas.plans import Blocks, Diff, Draft, EditResult, Plan, PlanGrids, PlanListed, Staffing
 from gridgeo.plan import lifecycle
 from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.divide import jsonable
-from gridgeo.store import Store
 
-#: Plans are read by the planner, the command room, the leadership group and the
-#: administrator, and made, edited and published by the planner and the administrator.
-READERS = ("planner", "admin", "command_room", "leadership")
-WRITERS = ("planner", "admin")
-router = APIRouter(prefix="/v1/plans", tags=["plans"], dependencies=[roles(*READERS, what="plans")])
-Writer = Annotated[Principal, roles(*WRITERS, what="changing plans")]
-
-GEOJSON = "application/geo+json"
+router = APIRouter(prefix="/v1/plans", tags=["plans"], dependencies=[roles(*PLAN_READERS, what="plans")])
 
 
 def _json(body: Any, status: int = 200, media_type: str = "application/json", **headers) -> Response:
@@ -92,8 +85,8 @@ class EditRequest(BaseModel):
         return self
 
 
-@router.post("", status_code=201, summary="Plan grids for villages in the store and save a draft")
-def create_plan(body: PlanRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
+@router.post("", status_code=201, summary="Plan grids for villages in the store and save a draft", response_model=Draft)
+def create_plan(body: PlanRequest, store: StoreDep, principal: PlanWriter):
     """Runs the planner on the store's villages (all, or those asked for) and saves a draft.
     Answers with the draft (id, version) and the report's metrics and problems."""
     plan = lifecycle.plan_from_store(
@@ -107,16 +100,16 @@ def create_plan(body: PlanRequest, store: Annotated[Store, Depends(get_store)], 
     return _json(body_out, 201, Location=f"/v1/plans/{row['id']}")
 
 
-@router.get("", summary="Every plan")
-def list_plans(store: Annotated[Store, Depends(get_store)]):
+@router.get("", summary="Every plan", response_model=list[PlanListed])
+def list_plans(store: StoreDep):
     frame = store.plans()
     return _json([{k: (v.isoformat() if isinstance(v, dt.date) else v) for k, v in r.items()}
                   for r in frame.astype(object).where(frame.notna(), None).to_dict("records")])
 
 
 @router.get("/{ref}", summary="A plan's grids as GeoJSON, with its status and report",
-            responses={200: {"content": {GEOJSON: {}}}})
-def get_plan(ref: str, store: Annotated[Store, Depends(get_store)]):
+            response_model=PlanGrids, response_class=GeoJSONResponse)
+def get_plan(ref: str, store: StoreDep):
     """A FeatureCollection of the plan's grids; ``plan`` holds the plan row and ``report``
     the planner's metrics, villages, per-grid figures, problems and edits."""
     row, grids = lifecycle.read_plan(store, ref)
@@ -128,8 +121,8 @@ def get_plan(ref: str, store: Annotated[Store, Depends(get_store)]):
 
 
 @router.get("/{ref}/blocks", summary="The blocks a draft's grids are made of, as GeoJSON",
-            responses={200: {"content": {GEOJSON: {}}}})
-def get_blocks(ref: str, store: Annotated[Store, Depends(get_store)]):
+            response_model=Blocks, response_class=GeoJSONResponse)
+def get_blocks(ref: str, store: StoreDep):
     """Blocks with their id, village, grid and workload: what a manual edit moves."""
     row, grids = lifecycle.read_plan(store, ref)
     blocks = lifecycle._blocks(row, grids)
@@ -138,18 +131,18 @@ def get_blocks(ref: str, store: Annotated[Store, Depends(get_store)]):
     return _json(fc, media_type=GEOJSON)
 
 
-@router.post("/{ref}/publish", summary="Publish a draft with an effective date")
-def publish_plan(ref: str, body: PublishRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
+@router.post("/{ref}/publish", summary="Publish a draft with an effective date", response_model=Plan)
+def publish_plan(ref: str, body: PublishRequest, store: StoreDep, principal: PlanWriter):
     """Validates the draft and publishes it; the plan in force ends on ``effective_from``.
     409 when the plan is not a draft or a later plan exists; 422 when the draft breaks a rule."""
     row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor=principal.actor)
     return _json(_row(row))
 
 
-@router.get("/{ref}/diff", summary="Households and addresses that change grid between two plans")
+@router.get("/{ref}/diff", summary="Households and addresses that change grid between two plans", response_model=Diff)
 def plan_diff(
     ref: str,
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     against: Annotated[str, Query(description="The other plan (id or version); the diff goes from it to this plan.")],
     limit: Annotated[int, Query(ge=0, le=1_000_000, description="Changes listed at most.")] = 10_000,
 ):
@@ -165,8 +158,8 @@ def plan_diff(
     })
 
 
-@router.post("/{ref}/edits", summary="Move blocks or households between grids of a draft")
-def edit_plan(ref: str, body: EditRequest, store: Annotated[Store, Depends(get_store)], principal: Writer):
+@router.post("/{ref}/edits", summary="Move blocks or households between grids of a draft", response_model=EditResult)
+def edit_plan(ref: str, body: EditRequest, store: StoreDep, principal: PlanWriter):
     """Every edit is validated (one polygon per grid, no hole, no empty grid, never across a
     village boundary: 422 otherwise, nothing written) and logged; band violations come back
     as warnings."""
@@ -177,10 +170,10 @@ def edit_plan(ref: str, body: EditRequest, store: Annotated[Store, Depends(get_s
     return _json(res)
 
 
-@router.get("/{ref}/staffing", summary="Staff each grid needs and has")
+@router.get("/{ref}/staffing", summary="Staff each grid needs and has", response_model=Staffing)
 def plan_staffing(
     ref: str,
-    store: Annotated[Store, Depends(get_store)],
+    store: StoreDep,
     households_per_worker: Annotated[int | None, Query(ge=1, description="Default: the setting.")] = None,
     short_only: Annotated[bool, Query(description="Only grids short of staff.")] = False,
 ):

@@ -10,18 +10,18 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from gridgeo.api.auth import roles
-from gridgeo.api.deps import get_store
+from gridgeo.api.deps import AtQuery, PlanQuery, StoreDep, roles
+from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.stats import Assessment, Coverage, Workload
 from gridgeo.auth import ACCOUNT_ROLES
 from gridgeo.assess import DEFINITIONS, GROUPINGS, LABELS, RANKABLE, assess_many, rank
 from gridgeo.assess.export import records, to_csv
 from gridgeo.assess.facts import as_utc
 from gridgeo.assess.periods import InvalidQuery
 from gridgeo.coverage import coverage as coverage_of
-from gridgeo.store import Store
 from gridgeo.timezone import CHINA
 from gridgeo.workload import LABELS as WORKLOAD_LABELS
 from gridgeo.workload import default_period, parse_period, per_grid, per_worker, village_prefix
@@ -29,7 +29,6 @@ from gridgeo.workload import default_period, parse_period, per_grid, per_worker,
 #: Aggregates (no personal data) for every user account; not for the anonymous public.
 router = APIRouter(prefix="/v1/stats", tags=["stats"], dependencies=[roles(*ACCOUNT_ROLES, what="statistics")])
 
-StoreDep = Annotated[Store, Depends(get_store)]
 PeriodQ = Annotated[str | None, Query(description="2026, 2026-Q3, 2026-07, 2026-07-15 or a range 2025-10/2026-09; "
                                                   "default the twelve months up to the latest event.")]
 AsOfQ = Annotated[str | None, Query(description="The moment the figures describe: an ISO date (its end, CST) or "
@@ -38,8 +37,10 @@ FormatQ = Annotated[Literal["json", "csv"], Query(description="json, or csv (UTF
 LangQ = Annotated[Literal["en", "zh"], Query(description="CSV column names: en (codes) or zh (中文).")]
 VillageQ = Annotated[str | None, Query(description="Village or township: a code, a code prefix, or its name.")]
 PlatformQ = Annotated[str | None, Query(description="stability, market, enforcement or service; default all.")]
-AtQ = Annotated[dt.date | None, Query(description="The plan in force on this date (default today).")]
-PlanQ = Annotated[str | None, Query(description="This plan version instead.")]
+
+
+#: With format=csv: the table, UTF-8 with a BOM (for Excel).
+CSV = {200: {"content": {"text/csv": {"schema": {"type": "string"}}}}}
 
 
 def _csv(table, name: str, lang: str, labels=None) -> Response:
@@ -52,7 +53,8 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(CHINA).isoformat(timespec="seconds")
 
 
-@router.get("/assessment", summary="Assessment (考核) per grid, village, township, worker, department or platform")
+@router.get("/assessment", summary="Assessment (考核) per grid, village, township, worker, department or platform",
+            response_model=Assessment, **VALIDATED, responses=CSV)
 def assessment(
     store: StoreDep,
     period: PeriodQ = None,
@@ -99,15 +101,16 @@ def assessment(
     }
 
 
-@router.get("/workload", summary="Workload per grid or per worker")
+@router.get("/workload", summary="Workload per grid or per worker", response_model=Workload, **VALIDATED,
+            responses=CSV)
 def workload(
     store: StoreDep,
     period: PeriodQ = None,
     by: Annotated[str, Query(description="grid or worker.")] = "grid",
     platform: PlatformQ = None,
     village: VillageQ = None,
-    at: AtQ = None,
-    plan: PlanQ = None,
+    at: AtQuery = None,
+    plan: PlanQuery = None,
     as_of: AsOfQ = None,
     format: FormatQ = "json",
     lang: LangQ = "en",
@@ -145,11 +148,12 @@ def workload(
     return body
 
 
-@router.get("/coverage", summary="Coverage of the plan in force: villages, grids' staff, households in no grid")
+@router.get("/coverage", summary="Coverage of the plan in force: villages, grids' staff, households in no grid",
+            response_model=Coverage, **VALIDATED, responses=CSV)
 def coverage(
     store: StoreDep,
-    at: AtQ = None,
-    plan: PlanQ = None,
+    at: AtQuery = None,
+    plan: PlanQuery = None,
     village: VillageQ = None,
     format: FormatQ = "json",
     table: Annotated[Literal["villages", "townships", "grids", "households_outside"],

@@ -3,24 +3,21 @@ household register by grid (masked for roles that do not need the contacts)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from gridgeo.api.auth import PrincipalDep, roles
-from gridgeo.api.deps import get_lookup, get_store
+from gridgeo.api.deps import Admin, AtQuery, HouseholdReader, LookupDep, PrincipalDep, StoreDep
+from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.users import HouseholdPage, IssuedToken, Me, Token, User
 from gridgeo import auth
-from gridgeo.auth import ACCOUNT_ROLES, Principal
+from gridgeo.auth import ACCOUNT_ROLES
 from gridgeo.households import MAX_LIMIT, households_in
 from gridgeo.layers import PLATFORMS
-from gridgeo.lookup import Lookup
-from gridgeo.store import Store, schema
+from gridgeo.store import schema
 
 router = APIRouter(tags=["users"])
-StoreDep = Annotated[Store, Depends(get_store)]
-Admin = Annotated[Principal, roles("admin", what="managing users and tokens")]
 
 
 class UserIn(BaseModel):
@@ -49,35 +46,38 @@ class UserPatch(BaseModel):
     active: bool
 
 
-@router.get("/v1/me", summary="Who the token belongs to: role and scope")
+@router.get("/v1/me", summary="Who the token belongs to: role and scope", response_model=Me, **VALIDATED)
 async def me(principal: PrincipalDep):
     auth.require(principal, ACCOUNT_ROLES, "who am I")
     return principal.describe()
 
 
-@router.get("/v1/users", summary="Every user (administrator)")
+@router.get("/v1/users", summary="Every user (administrator)", response_model=list[User], **VALIDATED)
 def list_users(store: StoreDep, principal: Admin):
     return auth.list_users(store)
 
 
-@router.post("/v1/users", status_code=201, summary="Add a user (administrator)")
+@router.post("/v1/users", status_code=201, summary="Add a user (administrator)", response_model=User, **VALIDATED)
 def create_user(body: UserIn, store: StoreDep, principal: Admin):
     return auth.create_user(store, **body.model_dump(), actor=principal.actor)
 
 
-@router.patch("/v1/users/{username}", summary="Switch a user off or on (administrator)")
+@router.patch("/v1/users/{username}", summary="Switch a user off or on (administrator)", response_model=User,
+              **VALIDATED)
 def patch_user(username: str, body: UserPatch, store: StoreDep, principal: Admin):
     return auth.set_active(store, username, body.active, actor=principal.actor)
 
 
 @router.post("/v1/users/{username}/tokens", status_code=201,
-             summary="Issue a token (administrator); the token is in this answer only")
+             summary="Issue a token (administrator); the token is in this answer only",
+             response_model=IssuedToken, **VALIDATED)
 def issue_token(username: str, body: TokenIn, store: StoreDep, principal: Admin):
     token, record = auth.create_token(store, username, label=body.label, days=body.days, actor=principal.actor)
     return {**record, "token": token}
 
 
-@router.get("/v1/tokens", summary="Tokens (administrator): prefixes, never the tokens")
+@router.get("/v1/tokens", summary="Tokens (administrator): prefixes, never the tokens",
+            response_model=list[Token], **VALIDATED)
 def list_tokens(store: StoreDep, principal: Admin, username: str | None = None):
     return auth.list_tokens(store, username)
 
@@ -89,15 +89,15 @@ def revoke_token(token_id: Annotated[int, Path(ge=1, le=schema.MAX_INTEGER)], st
 
 
 @router.get("/v1/households", tags=["households"],
-            summary="Households by grid, with contacts for those who need them")
+            summary="Households by grid, with contacts for those who need them",
+            response_model=HouseholdPage, **VALIDATED)
 def households(
     store: StoreDep,
-    lookup: Annotated[Lookup, Depends(get_lookup)],
-    principal: Annotated[Principal, roles("admin", "planner", "command_room", "leadership", "grid_worker",
-                                          what="the household register")],
+    lookup: LookupDep,
+    principal: HouseholdReader,
     grid: Annotated[list[str] | None, Query(description="Grid code(s).")] = None,
     village: Annotated[str | None, Query(description="Village or township code (prefix).")] = None,
-    at: Annotated[dt.date | None, Query(description="Grids of the plan in force on this date (default today).")] = None,
+    at: AtQuery = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ):

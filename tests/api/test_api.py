@@ -47,6 +47,38 @@ def test_docs_and_openapi(client):
     assert "/v1/grids" in spec["paths"] and "/v1/grids/{code}" in spec["paths"]
 
 
+#: Operations under /v1 that answer no JSON: 204 No Content.
+NO_JSON = {("delete", "/v1/tokens/{token_id}")}
+
+
+def _resolve(doc: dict, schema: dict) -> dict:
+    while "$ref" in schema:
+        schema = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[1]]
+    return schema
+
+
+def test_every_json_answer_has_a_schema():
+    """The OpenAPI document says what every JSON endpoint answers: each success of each
+    /v1 operation (and /health) has a JSON body with a schema that is not ``{}``.
+    The pages that are not JSON (maps HTML, /metrics, Open311's XML) are outside /v1; the
+    CSV forms of the statistics sit beside their JSON."""
+    doc = create_app().openapi()
+    faults = []
+    for path, operations in doc["paths"].items():
+        if not (path.startswith("/v1/") or path == "/health"):
+            continue
+        for method, op in operations.items():
+            json_bodies = [(status, _resolve(doc, content.get("schema") or {}))
+                           for status, answer in op["responses"].items() if status.startswith("2")
+                           for media, content in (answer.get("content") or {}).items()
+                           if media == "application/json" or media.endswith("+json")]
+            if not json_bodies and (method, path) not in NO_JSON:
+                faults.append(f"{method.upper()} {path}: no JSON answer documented")
+            faults += [f"{method.upper()} {path} {status}: empty schema" for status, schema in json_bodies
+                       if not ({"properties", "items", "anyOf"} & set(schema))]
+    assert not faults, "\n".join(faults)
+
+
 def test_grids_geojson(client):
     r = client.get("/v1/grids")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/geo+json")

@@ -1,0 +1,84 @@
+"""Grid plans: rows, drafts with their report, GeoJSON, diffs, edits and staffing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from gridgeo.api.schemas.base import Schema
+from gridgeo.api.schemas.geojson import Feature, FeatureCollection
+
+
+class Plan(Schema):
+    """A plan row."""
+
+    id: int
+    version: str
+    name: str | None = None
+    status: str = Field(description="draft, published, ...")
+    effective_from: str | None = Field(None, description="ISO date.")
+    effective_to: str | None = Field(None, description="ISO date.")
+    created_at: str | None = None
+    note: str | None = None
+
+
+class PlanListed(Plan):
+    grids: int | None = None
+
+
+class Draft(Plan):
+    """A saved draft with the planner's report."""
+
+    metrics: dict[str, Any] | None = None
+    problems: list[Any] | None = None
+    villages: list[dict[str, Any]] | None = None
+
+
+class PlanGrids(FeatureCollection):
+    """The plan's grids; ``plan`` the row, ``report`` the planner's metrics, villages,
+    per-grid figures, problems and edits."""
+
+    plan: Plan
+    report: dict[str, Any]
+
+
+class Blocks(FeatureCollection):
+    """Blocks (``properties.block`` is the id an edit moves) with their grid and workload."""
+
+    features: list[Feature]
+    plan: Plan
+
+
+class Move(Schema):
+    from_grid: str | None = None
+    to_grid: str | None = None
+    points: int
+    households: float | None = None
+
+
+class Diff(Schema):
+    from_plan: str
+    to_plan: str
+    points: int
+    households: int
+    moves: list[Move]
+    changes: list[dict[str, Any]]
+    truncated: bool
+
+
+class EditResult(Schema):
+    """What an edit changed (also logged in the plan's report), and band warnings."""
+
+    action: str = Field(description="move_blocks or move_households.")
+    to_grid: str
+    at: str
+    actor: str | None = None
+    households_before: dict[str, float] | None = None
+    households_after: dict[str, float] | None = None
+    warnings: list[str] = Field(description="Grids now outside the band.")
+
+
+class Staffing(Schema):
+    grids: list[dict[str, Any]] = Field(description="Per grid: staff needed and present, what is missing.")
+    short: int = Field(description="Grids short of staff.")
