@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -77,6 +78,18 @@ def test_every_json_answer_has_a_schema():
             faults += [f"{method.upper()} {path} {status}: empty schema" for status, schema in json_bodies
                        if not ({"properties", "items", "anyOf"} & set(schema))]
     assert not faults, "\n".join(faults)
+
+
+def test_routers_declare_the_aliases_of_deps():
+    """Dependencies are declared once, in gridgeo.api.deps: no router builds its own
+    ``Depends(get_store)``, ``Depends(get_lookup)`` or store alias again."""
+    import gridgeo.api.routers as routers
+
+    folder = Path(routers.__file__).parent
+    again = [f"{path.name}: {needle}" for path in sorted(folder.glob("*.py"))
+             for needle in ("Depends(get_store)", "Depends(get_lookup)", "StoreDep =", "LookupDep =")
+             if needle in path.read_text(encoding="utf-8")]
+    assert not again, again
 
 
 def test_grids_geojson(client):
