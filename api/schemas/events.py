@@ -162,9 +162,14 @@ class ActionInfo(Schema):
     once: bool
 
 
+class AccountRoleInfo(RoleInfo):
+    acts_as: str | None = Field(description="The workflow actor the account role acts as (none: it takes no action).")
+
+
 class Workflow(Schema):
     states: list[StateInfo]
-    roles: list[RoleInfo]
+    roles: list[RoleInfo] = Field(description="The workflow's actors.")
+    account_roles: list[AccountRoleInfo] | None = Field(None, description="User accounts' roles and the actor each acts as.")
     actions: list[ActionInfo]
     reject_reasons: dict[str, str]
 
