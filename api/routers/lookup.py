@@ -123,7 +123,7 @@ async def lookup_many(
     request: Request,
     lookup: LookupDep,
     crs: Annotated[str | None, Query(description="Coordinate system, if the body does not say it.")] = None,
-    at: Annotated[dt.date | None, Query(description="Answer from the plan in force on this date.")] = None,
+    at: AtQuery = None,
 ):
     """Results in input order: grid code and name, village, township, snapped, distance_m
     and why a point found no grid (outside, invalid, swapped). The body is
