@@ -19,8 +19,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from gridgeo.api.deps import StoreDep
+from gridgeo.errors import StoreError
 from gridgeo.store import Store
 from gridgeo.store.schema import EVENT_STATES, events
 
@@ -90,7 +92,7 @@ class _Scrape:
         up = GaugeMetricFamily("gridgeo_database_up", "1 when the events query of this scrape answered.")
         try:
             counts = event_states(self.store)
-        except Exception as exc:  # a scrape must not fail because the database does
+        except (SQLAlchemyError, StoreError) as exc:  # a scrape must not fail because the database does
             log.warning("metrics: events by state unavailable: %s", exc)
             up.add_metric([], 0)
             yield up

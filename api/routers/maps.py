@@ -25,11 +25,12 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridgeo.api.auth import roles, ticket_secret
-from gridgeo.api.deps import StoreDep
+from gridgeo.api.deps import AtQuery, PlanQuery, StoreDep
 from gridgeo.api.middleware import run_heavy
 from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, authenticate, issue_map_ticket
 from gridgeo.config import get_settings
 from gridgeo.errors import NotFound, Unauthenticated
+from gridgeo.layers import PLATFORMS
 from gridgeo.maps import offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
 from gridgeo.maps.coverage import coverage_from_store
@@ -41,9 +42,8 @@ router = APIRouter(prefix="/maps", tags=["maps"])
 
 VillageQ = Annotated[str | None, Query(description="Village or community: 12-digit code, a code prefix (township), or its name.")]
 PeriodQ = Annotated[str | None, Query(description="2026, 2026-Q1, 2026-03, 2026-03-05 or a range 2025-10/2026-09; default the twelve months up to the latest event.")]
-PlatformQ = Annotated[Literal["stability", "market", "enforcement", "service"] | None, Query(description="One of the four platforms; default all.")]
-AtQ = Annotated[dt.date | None, Query(description="Grids of the plan in force on this date (default today).")]
-PlanQ = Annotated[str | None, Query(description="Grids of this plan version instead.")]
+PlatformQ = Annotated[Literal[tuple(PLATFORMS)] | None,  # type: ignore[valid-type]
+                       Query(description="One of the four platforms; default all.")]
 BasemapQ = Annotated[str | None, Query(description=f"Base map: {', '.join(BASEMAPS)} (default $GRIDGEO_MAP_BASEMAP, else none).")]
 InlineQ = Annotated[bool, Query(description="Inline the scripts: one self-contained HTML file.")]
 
@@ -82,8 +82,8 @@ async def ticket(store: StoreDep,
 
 @router.get("/coverage", response_class=HTMLResponse, responses=_HTML,
             summary="Grids coloured by staffing completeness")
-async def coverage(store: StoreDep, village: VillageQ = None, at: AtQ = None,
-                   plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False):
+async def coverage(store: StoreDep, village: VillageQ = None, at: AtQuery = None,
+                   plan: PlanQuery = None, basemap: BasemapQ = None, inline: InlineQ = False):
     """Grids of the plan in force coloured by staffing (grid head, full-time worker,
     instructor), village boundaries, tooltips with the people of each grid."""
     return await _page(coverage_from_store, inline, 0, store=store, village=village, at=at, plan=plan,
@@ -98,7 +98,7 @@ async def workload(
     measure: Annotated[Literal["per_worker", "per_100_households", "open", "overdue"],
                        Query(description="What the colours show.")] = "per_worker",
     village: VillageQ = None, period: PeriodQ = None, platform: PlatformQ = None,
-    at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None, inline: InlineQ = False,
+    at: AtQuery = None, plan: PlanQuery = None, basemap: BasemapQ = None, inline: InlineQ = False,
 ):
     """A choropleth of the grids' events over the period, with a legend."""
     return await _page(workload_from_store, inline, 0, store=store, measure=measure, period=period,
@@ -109,7 +109,7 @@ async def workload(
             dependencies=[roles(*ALL_EVENTS, what="the events map")],
             summary="Events as clusters and heat, with a time slider")
 async def events(store: StoreDep, village: VillageQ = None, period: PeriodQ = None,
-                 platform: PlatformQ = None, at: AtQ = None, plan: PlanQ = None, basemap: BasemapQ = None,
+                 platform: PlatformQ = None, at: AtQuery = None, plan: PlanQuery = None, basemap: BasemapQ = None,
                  inline: InlineQ = False):
     """The period's events clustered (coloured by platform and status) and as heat,
     with a slider over the period and platform switches."""
