@@ -71,7 +71,11 @@ REPORTER_CONTACT_ROLES = frozenset({"command_room", "grid_worker"})
 #: Who needs household contacts: the grid worker of the household's grid, the command room.
 HOUSEHOLD_CONTACT_ROLES = frozenset({"command_room", "grid_worker"})
 
+#: Every secret gridgeo issues starts with a prefix of its own (API tokens ``ggt_``, the
+#: reporter's token ``ggr_``, map tickets ``ggm_``): log redaction and secret scanners find
+#: them wherever they appear, whatever carries them.
 TOKEN_PREFIX = "ggt_"
+REPORTER_TOKEN_PREFIX = "ggr_"
 #: How long a token is trusted from the process cache before the database is asked
 #: again (a revocation takes effect within this many seconds on every worker).
 CACHE_SECONDS = 5.0

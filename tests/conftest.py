@@ -12,6 +12,7 @@ tests/README.md); fixtures used by one folder only are in that folder's ``confte
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 from contextlib import closing
@@ -23,9 +24,23 @@ from gridgeo.store import Store
 from helpers.databases import PG_URL, empty_store, ensure_pg_database, truncate
 from helpers.events_world import load_world
 from helpers.hand_built import build
+from helpers.secrets_audit import Collector, scan_logs
 from helpers.tiny import make_tiny
 
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_log(tmp_path_factory):
+    """Everything logged in the test process and every server log the tests leave under
+    pytest's temporary folder is searched for gridgeo secrets once the session ends; a
+    secret found there fails the run (as an error in the last test's teardown)."""
+    collector = Collector()
+    logging.getLogger().addHandler(collector)
+    yield
+    logging.getLogger().removeHandler(collector)
+    leaks = collector.leaks + scan_logs(tmp_path_factory.getbasetemp())
+    assert not leaks, f"secrets reached a log: {leaks[:20]}"
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,7 @@ import shapely
 from sqlalchemy import bindparam, select, text
 
 from gridgeo import crs as _crs
-from gridgeo.auth import hash_token  # what is kept of a token: its SHA-256
+from gridgeo.auth import REPORTER_TOKEN_PREFIX, hash_token  # what is kept of a token: its SHA-256
 from gridgeo.errors import IdempotencyKeyReused, InvalidCoordinates, InvalidEvent
 from gridgeo.events.batcher import committer
 from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
@@ -255,7 +255,7 @@ def locate_prepared(store: Store, items: list[Prepared]) -> list:
         if loc is None:
             continue
         category = it.categories[ev.category_code]
-        it.token = secrets.token_urlsafe(16)
+        it.token = REPORTER_TOKEN_PREFIX + secrets.token_urlsafe(16)
         it.values = {
             "source": ev.source, "category_code": ev.category_code, "description": ev.description,
             "reported_at": ev.reported_at, "lon": ev.lon, "lat": ev.lat, "crs": ev.crs,

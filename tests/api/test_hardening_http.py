@@ -233,9 +233,9 @@ def test_malformed_batch_json_is_a_clear_422(client):
 
 def test_redaction_patterns():
     line = ('GET /maps/events?period=2026&access_token=ggt_AbC-d_e&ticket=ggm_1.ab.cd HTTP/1.1 '
-            'api_key=k3y token=t0k reporter_token=r3p Authorization: Bearer s3cr3t ggt_loose')
+            'api_key=k3y token=t0k reporter_token=r3p Authorization: Bearer s3cr3t ggt_loose ggr_l00se')
     clean = redact(line)
-    for secret in ("ggt_AbC-d_e", "ggm_1.ab.cd", "k3y", "t0k", "r3p", "s3cr3t", "ggt_loose"):
+    for secret in ("ggt_AbC-d_e", "ggm_1.ab.cd", "k3y", "t0k", "r3p", "s3cr3t", "ggt_loose", "ggr_l00se"):
         assert secret not in clean
     assert "period=2026" in clean and "/maps/events" in clean
 
