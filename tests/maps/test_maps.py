@@ -107,8 +107,10 @@ def saved_maps(sample_db, tmp_path_factory):
 
 # -- the browser ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    """Chromium for this module's tests; closed after them, since Playwright's sync API holds
+    a running event loop in the main thread while it is open."""
     if not Path(CHROMIUM).exists():
         _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/system-deps.sh)")
     fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout

@@ -15,6 +15,7 @@ hold, for every key, exactly one event: the one whose code the 201 gave, wheneve
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import random
 import re
 import threading
@@ -68,6 +69,12 @@ class Ledger:
         elif not replayed:
             self.failures.append(f"{key}: a retry after a 201 was not marked Idempotent-Replayed")
 
+
+def _run(coro):
+    """``asyncio.run`` in a thread of its own: the test process may already hold a running
+    event loop (Playwright's sync API keeps one while a browser is open)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 async def _post(client: httpx.AsyncClient, ledger: Ledger, key: str, **kw) -> None:
     r = await client.post("/v1/events", json=ledger.bodies[key], headers={"Idempotency-Key": key},
@@ -172,7 +179,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(kind, tmp_path):
     with fresh_database(kind, tmp_path, "gridgeo_test_durability") as url, \
             Server(url, tmp_path) as server:
         server.start()
-        asyncio.run(_load_until_killed(server, ledger, keys))
+        _run(_load_until_killed(server, ledger, keys))
         assert not ledger.failures, ledger.failures[:5]
         before_kill, in_doubt = dict(ledger.created), set(ledger.in_doubt)
         assert len(before_kill) >= KILL_AFTER and ledger.unsent, "the kill did not come mid-load"
@@ -192,7 +199,7 @@ def test_sigkill_mid_load_loses_and_duplicates_nothing(kind, tmp_path):
         twice = [k for k in sorted(in_doubt) if rnd.random() < 0.5]
         sends = sorted(in_doubt) + twice + again + ledger.unsent
         rnd.shuffle(sends)
-        asyncio.run(_send_all(server, ledger, sends))
+        _run(_send_all(server, ledger, sends))
         assert not ledger.failures, ledger.failures[:5]
         events, stored_keys, history_lines = _stored(url)
         server.kill()
