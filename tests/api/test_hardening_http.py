@@ -510,6 +510,7 @@ def _wait_closed(s: socket.socket, trickle: bytes = b"", limit: float = 30.0) ->
     raise AssertionError(f"trickle exhausted, still open; got {got!r}")
 
 
+@pytest.mark.parametrize("live", ["sqlite"], indirect=True)  # timeouts are the server's, not the database's
 def test_slow_clients_are_cut(live):
     _, _, _, port = live
     # a body trickled a byte at a time: 408, connection closed
