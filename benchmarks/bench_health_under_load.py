@@ -36,6 +36,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from serving import wait_for_health  # benchmarks/serving.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
@@ -77,18 +78,6 @@ class HealthPoller:
         """Latencies (s) of the polls sent in [start, end], and of the one in flight at start."""
         return np.array([took for sent, took in self.samples if start <= sent + took and sent <= end])
 
-
-def _wait(base: str, proc: subprocess.Popen) -> None:
-    for _ in range(900):
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stdout.read().decode(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not start in 90 s")
 
 
 def _bodies(households: np.ndarray) -> dict[str, tuple[str, dict]]:
@@ -157,7 +146,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{args.port}"
     poller = HealthPoller(base)
     try:
-        _wait(base, proc)
+        wait_for_health(base, proc, 90)
         with httpx.Client(base_url=base, timeout=300) as client:
             client.post("/v1/lookup", json={"points": [[float(h.geometry.x[0]), float(h.geometry.y[0])]]})  # warm up
             poller.start()

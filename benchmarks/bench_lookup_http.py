@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from serving import wait_for_health  # benchmarks/serving.py, beside this script
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,18 +41,6 @@ request = function()
 end
 """
 
-
-def _wait(base: str, proc: subprocess.Popen) -> None:
-    for _ in range(300):
-        if proc.poll() is not None:
-            raise SystemExit(f"the server exited: {proc.stdout.read().decode(errors='replace')}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit("the server did not start in 30 s")
 
 
 def _ms(text: str) -> float:
@@ -124,7 +113,7 @@ def main() -> None:
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp)
     base = f"http://127.0.0.1:{args.port}"
     try:
-        _wait(base, proc)
+        wait_for_health(base, proc, 30)
         for lon, lat in pts[:200]:  # warm up: build the locator and the directory
             httpx.get(f"{base}/v1/lookup", params={"lon": lon, "lat": lat})
         wrk = shutil.which("wrk")

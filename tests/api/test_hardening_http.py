@@ -31,13 +31,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridgeo.api.auth import ticket_secret
-from gridgeo.api.deps import get_store
-from gridgeo.api.main import create_app
 from gridgeo.api.middleware import INLINE_SCAN_BYTES, RedactSecrets, redact, scan_json
-from gridgeo.api.resources import _lookup_for
 from gridgeo.auth import check_map_ticket, issue_map_ticket, revoke_token
 from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated
+from helpers.apps import app_for
 from helpers.authn import headers_for
 from helpers.events_world import G11, INSIDE
 from helpers.live_server import free_port, fresh_database
@@ -47,22 +45,9 @@ PT = INSIDE[G11]
 ESCAPED_QUOTES = b'{"description": "' + b'\\"' * 60_000 + b'"}'
 
 
-def _app(store, monkeypatch, **env):
-    for k, v in env.items():
-        monkeypatch.setenv(f"GRIDGEO_{k.upper()}", str(v))
-    get_settings.cache_clear()
-    _lookup_for.cache_clear()
-    try:
-        app = create_app()
-    finally:
-        get_settings.cache_clear()
-    app.dependency_overrides[get_store] = lambda: store
-    return app
-
-
 @pytest.fixture
 def client(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, lookup_rate="0", public_intake_rate="0")) as c:
+    with TestClient(app_for(world, monkeypatch, lookup_rate="0", public_intake_rate="0")) as c:
         yield c
 
 
@@ -150,7 +135,7 @@ def test_escaped_quotes_in_a_real_event_are_stored(client, world):
 def test_big_bodies_only_where_they_are_needed(world, monkeypatch):
     """Only the batch lookup takes a body over GRIDGEO_MAX_SMALL_BODY_BYTES: elsewhere
     413 at once (Content-Length) or while streaming."""
-    with TestClient(_app(world, monkeypatch, max_small_body_bytes=10_000)) as c:
+    with TestClient(app_for(world, monkeypatch, max_small_body_bytes=10_000)) as c:
         big = {"source": "app", "category_code": "ZZ001", "description": "x" * 20_000}
         r = c.post("/v1/events", json=big)
         assert r.status_code == 413 and "GRIDGEO_MAX_SMALL_BODY_BYTES" in r.json()["detail"]
@@ -261,7 +246,7 @@ def test_no_secret_reaches_an_in_process_log(world, monkeypatch):
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
-        with TestClient(_app(world, monkeypatch, request_log="true")) as c:
+        with TestClient(app_for(world, monkeypatch, request_log="true")) as c:
             token = headers_for(world, "command_room")["Authorization"].split()[1]
             secrets_ = [token]
             r = c.post("/v1/events", json={"source": "app", "category_code": "ZZ001", "lon": PT[0], "lat": PT[1]})
@@ -396,7 +381,7 @@ def test_open311_discovery_says_how_keys_work(client):
 
 
 def test_reporter_status_is_rate_limited(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, reporter_status_rate="1/min", reporter_status_burst=3,
+    with TestClient(app_for(world, monkeypatch, reporter_status_rate="1/min", reporter_status_burst=3,
                          public_intake_rate="0")) as c:
         r = c.post("/v1/events", json={"source": "app", "category_code": "ZZ001", "lon": PT[0], "lat": PT[1]})
         code, token = r.json()["code"], r.json()["reporter_token"]

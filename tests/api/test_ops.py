@@ -12,24 +12,11 @@ from fastapi.testclient import TestClient
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.middleware import TokenBuckets, json_depth, parse_rate
-from gridgeo.api.resources import _lookup_for
 from gridgeo.config import Settings, get_settings
+from helpers.apps import app_for
 from helpers.events_world import G11, INSIDE
 
 PT = INSIDE[G11]
-
-
-def _app(store, monkeypatch=None, **env):
-    for k, v in env.items():
-        monkeypatch.setenv(f"GRIDGEO_{k.upper()}", str(v))
-    get_settings.cache_clear()
-    _lookup_for.cache_clear()
-    try:
-        app = create_app()
-    finally:
-        get_settings.cache_clear()
-    app.dependency_overrides[get_store] = lambda: store
-    return app
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +28,7 @@ def _fresh_settings():
 
 @pytest.fixture
 def client(world):
-    with TestClient(_app(world)) as c:
+    with TestClient(app_for(world)) as c:
         yield c
 
 
@@ -116,7 +103,7 @@ def test_one_json_log_line_per_request(client, caplog):
 
 
 def test_request_log_can_be_switched_off(world, monkeypatch, caplog):
-    app = _app(world, monkeypatch, request_log="false")
+    app = app_for(world, monkeypatch, request_log="false")
     with caplog.at_level(logging.INFO, logger="gridgeo.access"), TestClient(app) as c:
         c.get("/health")
     assert not [r for r in caplog.records if r.name == "gridgeo.access"]
@@ -126,7 +113,7 @@ def test_request_log_can_be_switched_off(world, monkeypatch, caplog):
 
 
 def test_oversized_body_413_before_parsing(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, max_body_bytes=1000)) as c:
+    with TestClient(app_for(world, monkeypatch, max_body_bytes=1000)) as c:
         r = c.post("/v1/lookup", json={"points": [[PT[0], PT[1]]] * 100})
         assert r.status_code == 413
         assert r.headers["content-type"] == "application/problem+json"
@@ -166,7 +153,7 @@ def test_json_depth_ignores_brackets_in_strings():
 
 
 def test_lookup_rate_limit_429_after_the_burst(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, lookup_rate="1/min", lookup_burst=3)) as c:
+    with TestClient(app_for(world, monkeypatch, lookup_rate="1/min", lookup_burst=3)) as c:
         got = [c.get("/v1/lookup", params={"lon": PT[0], "lat": PT[1]}).status_code for _ in range(3)]
         assert got == [200, 200, 200]
         r = c.get("/v1/lookup", params={"lon": PT[0], "lat": PT[1]})
@@ -183,7 +170,7 @@ def test_anonymous_intake_is_rate_limited_but_not_staff(world, monkeypatch):
     from helpers.authn import headers_for
 
     staff = headers_for(world, "command_room")
-    with TestClient(_app(world, monkeypatch, public_intake_rate="1/min", public_intake_burst=2)) as c:
+    with TestClient(app_for(world, monkeypatch, public_intake_rate="1/min", public_intake_burst=2)) as c:
         assert [c.post("/v1/events", json=event()).status_code for _ in range(2)] == [201, 201]
         r = c.post("/v1/events", json=event())
         assert r.status_code == 429 and "Retry-After" in r.headers
@@ -192,7 +179,7 @@ def test_anonymous_intake_is_rate_limited_but_not_staff(world, monkeypatch):
 
 
 def test_rate_limit_disabled_with_zero(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, lookup_rate="0", lookup_burst=1)) as c:
+    with TestClient(app_for(world, monkeypatch, lookup_rate="0", lookup_burst=1)) as c:
         assert all(c.get("/v1/lookup", params={"lon": PT[0], "lat": PT[1]}).status_code == 200 for _ in range(5))
 
 
@@ -381,7 +368,7 @@ def test_open311_bad_requests_400(client, open311_key, fields):
 
 
 def test_open311_oversized_form_413(world, monkeypatch):
-    with TestClient(_app(world, monkeypatch, max_body_bytes=1000)) as c:
+    with TestClient(app_for(world, monkeypatch, max_body_bytes=1000)) as c:
         form = {"service_code": "ZZ001", "description": "x" * 2000}
         r = c.post("/open311/v2/requests.json", data=form)
         assert r.status_code == 413 and r.json()["type"] == "/problems/body-too-large"
