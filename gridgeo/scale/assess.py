@@ -215,6 +215,13 @@ def _partials(
     return {"sums": sums, "closed": closed, "self_reported": reporters, "facts": len(facts)}
 
 
+def _names(path: Path) -> pd.Series:
+    """code -> name of one of the archive's reference tables."""
+    table = pd.read_parquet(path, columns=["code", "name"])
+    return pd.Series(table["name"].to_numpy(dtype=object), index=table["code"].to_numpy(dtype=object),
+                     dtype=object)
+
+
 class _ArchiveNames(_Names):
     """Unit names from the archive's ``reference/`` tables, and the self-reported counts
     of the partitions, in place of the store's."""
@@ -222,24 +229,9 @@ class _ArchiveNames(_Names):
     def __init__(self, root: Path, self_reported: pd.Series):
         super().__init__(None)
         ref = root / "reference"
-        grids = pd.read_parquet(ref / "grids.parquet")
-        self._grids = pd.Series(
-            grids["name"].to_numpy(dtype=object),
-            index=grids["code"].to_numpy(dtype=object),
-            dtype=object,
-        )
-        div = pd.read_parquet(ref / "divisions.parquet")
-        self._divisions = pd.Series(
-            div["name"].to_numpy(dtype=object),
-            index=div["code"].to_numpy(dtype=object),
-            dtype=object,
-        )
-        cats = pd.read_parquet(ref / "categories.parquet")
-        self._categories = pd.Series(
-            cats["name"].to_numpy(dtype=object),
-            index=cats["code"].to_numpy(dtype=object),
-            dtype=object,
-        )
+        self._grids = _names(ref / "grids.parquet")
+        self._divisions = _names(ref / "divisions.parquet")
+        self._categories = _names(ref / "categories.parquet")
         staff = pd.read_parquet(ref / "staff.parquet")
         self._staff = staff.astype(object)
         self._self_reported = self_reported
