@@ -50,7 +50,7 @@ from gridgeo import __version__, auth
 from gridgeo.auth import Principal
 from gridgeo.errors import GridgeoError, InternalError, NotFound, Unauthenticated
 from gridgeo.events import catalogue, queries
-from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
+from gridgeo.events.intake import CONTROL_CHARACTERS, EventIn, prepare_intake, submit_intake
 from gridgeo.events.records import CST
 from gridgeo.events.workflow import FINAL_STATES, STATES
 from gridgeo.layers import PLATFORMS
@@ -88,8 +88,6 @@ def _fmt(fmt: str) -> str:
 
 #: Characters XML 1.0 cannot carry (C0 controls but tab, LF, CR; lone surrogates; U+FFFE/F).
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-#: Control characters refused in a request's text (tab, LF and CR are text).
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _xml_text(value: Any) -> str:
@@ -349,7 +347,7 @@ def _event_in(form: FormData) -> EventIn:
     """The event of a request's fields, checked by the schema of ``POST /v1/events``
     (one definition of its limits), and free of control characters."""
     for key, value in form.multi_items():
-        if isinstance(value, str) and _CONTROL.search(value):
+        if isinstance(value, str) and CONTROL_CHARACTERS.search(value):
             raise Open311Error(400, f"{key} holds a control character (only tab and line breaks are "
                                     "allowed in text)")
     lat, lon = _float(form, "lat"), _float(form, "long")

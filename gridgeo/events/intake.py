@@ -71,6 +71,10 @@ SOURCE_ROLES = {
 #: How far in the future a report time may be (phone clocks drift).
 MAX_CLOCK_SKEW = dt.timedelta(minutes=10)
 _URL = re.compile(r"^https?://\S+$")
+#: Control characters refused in an event's text, whichever door it comes in by: tab, line
+#: feed and carriage return are text; the rest cannot be shown, and XML 1.0 (Open311's
+#: requests.xml) cannot carry them at all.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass
@@ -181,10 +185,13 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
     )
     # The limits of the events layer, whichever door the event comes in by (API, Open311).
     for name in ("category_code", "description", "address", "reporter_name", "reporter_phone",
-                 "reporter_staff_code"):
-        limit = MAX_LENGTHS["events"][name]
-        if len(getattr(out, name) or "") > limit:
+                 "reporter_staff_code", "beyond_level"):
+        value = getattr(out, name) or ""
+        limit = MAX_LENGTHS["events"].get(name)
+        if limit is not None and len(value) > limit:
             raise InvalidEvent(f"{name} has more than {limit} characters")
+        if CONTROL_CHARACTERS.search(value):
+            raise InvalidEvent(f"{name} holds a control character (only tab and line breaks are text)")
     return out
 
 

@@ -360,9 +360,12 @@ def test_open311_control_characters(client, world, key):
     r = client.post("/open311/v2/requests.json", data={**form, "description": "一\t二\r\n三"},
                     headers={"Authorization": ""})
     assert r.status_code == 201
-    # text stored by another route with controls in it: requests.xml stays well-formed
-    r = client.post("/v1/events", json={"source": "app", "category_code": "ZZ001", "lon": PT[0], "lat": PT[1],
-                                        "description": "bad\x01\x08\x0b\x1f text\ufffe"})
+    # the same rule at the other door (it is the core intake's)
+    event = {"source": "app", "category_code": "ZZ001", "lon": PT[0], "lat": PT[1]}
+    r = client.post("/v1/events", json={**event, "description": "bad\x01\x08\x0b\x1f text"})
+    assert r.status_code == 422 and "description holds a control character" in r.json()["detail"]
+    # text that is no control but XML 1.0 cannot carry: requests.xml stays well-formed
+    r = client.post("/v1/events", json={**event, "description": "bad text\ufffe"})
     assert r.status_code == 201
     code = r.json()["code"]
     out = client.get(f"/open311/v2/requests/{code}.xml", headers=headers_for(world, "command_room"))
