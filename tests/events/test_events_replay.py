@@ -184,3 +184,21 @@ def test_cli_import_and_replay(tmp_path, sample_days):
     assert "trails refused by the state machine: 0" in res.output and "closed" in res.output
     res = runner.invoke(app, ["events", "purge-keys", "-d", url])
     assert res.exit_code == 0 and "purged" in res.output
+
+
+def test_the_readme_command_room_example_works_as_written(replayed):
+    """The README accepts an event at version 1 with the demo command room's token: after
+    `make run` (the sample replayed), that event must be reported, at version 1, and the
+    list it shows must find it first."""
+    import re
+
+    from gridgeo.events import queries
+    from helpers.paths import ROOT
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"/v1/events/(E\d{13})/actions", readme).group(1)
+    assert re.search(r'-d \'\{"action": "accept", "version": 1\}\'', readme)
+    event = queries.get_event(replayed, code, history=False)
+    assert (event["state"], event["version"]) == ("reported", 1)
+    listed = queries.list_events(replayed, state="reported", limit=1)
+    assert listed["items"][0]["code"] == code
