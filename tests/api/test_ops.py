@@ -297,25 +297,14 @@ BAD_EVENTS = [
     '{"source": "app"}',
     "[]",
     "{not json",
-]
-
-
-@pytest.mark.parametrize("data", BAD_EVENTS)
-def test_bad_events_are_4xx(client, data):
-    r = client.post("/v1/events", content=data, headers={"content-type": "application/json"})
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
-    assert r.headers["content-type"] == "application/problem+json"
-
-
-BAD_EVENTS_MORE = [
     '{"source": "app", "category_code": "ZZ001", "lon": 1%s, "lat": 28.4}' % ("0" * 400),
     '{"source": "app", "category_code": "ZZ001", "reported_at": "0001-01-01T00:00:00+14:00"}',
     '{"source": "app", "category_code": "ZZ001", "lon": 119.4, "lat": 28.4, "crs": {"x": 1}}',
 ]
 
 
-@pytest.mark.parametrize("data", BAD_EVENTS_MORE)
-def test_more_bad_events_are_4xx(client, data):
+@pytest.mark.parametrize("data", BAD_EVENTS)
+def test_bad_events_are_4xx(client, data):
     r = client.post("/v1/events", content=data, headers={"content-type": "application/json"})
     assert 400 <= r.status_code < 500, (r.status_code, r.text)
     assert r.headers["content-type"] == "application/problem+json"
