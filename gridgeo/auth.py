@@ -143,6 +143,22 @@ def event_filters(principal: Principal, what: str = "reading events") -> dict:
     return {}
 
 
+#: The event columns each key of :func:`event_filters` restricts.
+FILTER_COLUMNS = {"grid": "grid_code", "department": "department", "platform": "platform"}
+
+
+def in_scope(filters: Mapping, frame) -> "np.ndarray":
+    """Which rows of an events frame (``grid_code``, ``department``, ``platform``) the
+    filters of :func:`event_filters` keep: the same filters the event queries apply in
+    SQL, applied to a frame (vectorised)."""
+    import numpy as np
+
+    keep = np.ones(len(frame), dtype=bool)
+    for key, values in filters.items():
+        keep &= frame[FILTER_COLUMNS[key]].isin(list(values)).to_numpy()
+    return keep
+
+
 def narrow(requested, forced):
     """AND of a list filter the caller asked for and the one the scope forces."""
     if forced is None:

@@ -109,7 +109,8 @@ def read_events(
     -------
     geopandas.GeoDataFrame
         ``code``, ``source``, ``category_code``, ``category``, ``platform``,
-        ``reported_at`` (UTC), ``deadline``, ``state``, ``status``, ``grid_code`` and a
+        ``reported_at`` (UTC), ``deadline``, ``state``, ``status``, ``grid_code``,
+        ``department`` and a
         WGS84 point ``geometry`` (None where there is no position), ordered by
         ``reported_at``. ``attrs["period"]`` is the period.
     """
@@ -145,6 +146,7 @@ def read_events(
         "state": facts["state"].astype(str).to_numpy(dtype=object),
         "status": event_status(facts["state"], facts["deadline"], as_of.timestamp()),
         "grid_code": facts["grid_code"].to_numpy(dtype=object),
+        "department": facts["department"].to_numpy(dtype=object),
     })
     frame["reported_at"] = pd.to_datetime(frame["reported_at"], utc=True)
     keep = np.ones(len(frame), dtype=bool)

@@ -203,6 +203,8 @@ def encode_together(sets: list[GridSet]) -> None:
 
 
 VILLAGE_STYLE = {"color": "#222222", "weight": 2.6, "opacity": 0.9}
+#: Grid labels appear from this zoom on.
+GRID_LABEL_ZOOM = 15
 
 
 def add_grids(m: folium.Map, gs: GridSet, classes, styles, tooltip, *, name: str = "网格",
@@ -225,9 +227,19 @@ def add_grids(m: folium.Map, gs: GridSet, classes, styles, tooltip, *, name: str
     if show_villages:
         elements.MeshLayer(layer, gs.mesh or [], VILLAGE_STYLE).add_to(m)
     if labels is None:
-        labels = len(gs.villages) <= 60
+        labels = True
+    # Village names always (from zoom 12 on when there are very many); grid numbers and
+    # names when zoomed in, at a point inside each grid.
     pts = encoding.encode_points(gs.villages["lon"], gs.villages["lat"], 5)
-    elements.LabelLayer(pts, gs.villages["name"].astype(str).tolist(), show=bool(labels)).add_to(m)
+    elements.LabelLayer(pts, gs.villages["name"].astype(str).tolist(), show=bool(labels),
+                        min_zoom=0 if len(gs.villages) <= 200 else 12).add_to(m)
+    inside = shapely.point_on_surface(gs.geoms)
+    placed = ~shapely.is_missing(inside) & ~shapely.is_empty(inside)
+    codes = gs.frame["code"].astype(str).str[-3:]
+    names = (codes + " " + gs.frame["name"].fillna("").astype(str)).to_numpy()[placed]
+    gpts = encoding.encode_points(shapely.get_x(inside[placed]), shapely.get_y(inside[placed]), 5)
+    elements.LabelLayer(gpts, names.tolist(), name="网格编号（放大后显示）", min_zoom=GRID_LABEL_ZOOM,
+                        class_name="gg-grid-label", show=bool(labels)).add_to(m)
     return layer
 
 

@@ -18,6 +18,7 @@ from gridgeo.coverage import staffing
 from gridgeo.store import Store, schema
 from gridgeo.maps import elements
 from gridgeo.maps.base import Basemap, add_grids, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
 
@@ -49,6 +50,7 @@ def coverage_map(
     basemap: Basemap | None = None,
     title: str | None = None,
     tolerance_m: float | None = None,
+    ground: Ground | None = None,
 ) -> folium.Map:
     """Build the coverage map from a grid layer and the staff roster.
 
@@ -66,6 +68,8 @@ def coverage_map(
         Shown over the map.
     tolerance_m : float, optional
         Simplification tolerance; default from the extent (:func:`gridgeo.maps.encoding.auto_tolerance`).
+    ground : Ground, optional
+        Roads, rivers and households drawn with the grids (:mod:`gridgeo.maps.ground`).
     """
     basemap = basemap or get_basemap()
     gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)
@@ -81,6 +85,7 @@ def coverage_map(
               for _, colour in CLASSES]
     m = new_map(basemap)
     layer = add_grids(m, gs, cls, styles, TOOLTIP, name="网格（按人员配备）")
+    add_ground(m, ground, basemap)
     counts = pd.Series(cls).value_counts().reindex(range(3), fill_value=0)
     elements.Legend(
         "网格人员配备",
@@ -99,9 +104,11 @@ def coverage_from_store(
     at: dt.date | None = None,
     plan: int | str | None = None,
     basemap: Basemap | None = None,
+    households: bool = True,
 ) -> folium.Map:
     """The coverage map of the plan in force (or ``plan``), optionally of one village
-    (a 12-digit code, a code prefix such as a township, or a name)."""
+    (a 12-digit code, a code prefix such as a township, or a name), over its ground
+    (``households=False``: roads and rivers only, as the public page)."""
     from gridgeo.workload import village_prefix
 
     prefix = village_prefix(store, village)
@@ -109,4 +116,5 @@ def coverage_from_store(
     grids = store.read("grids", at=at, plan=plan, where=where)
     staff = store.read("staff")
     divisions = store.read("divisions")
-    return coverage_map(grids, staff, divisions, basemap=basemap)
+    ground = read_ground(store, grids.total_bounds if len(grids) else None, households=households)
+    return coverage_map(grids, staff, divisions, basemap=basemap, ground=ground)

@@ -27,6 +27,8 @@ __all__ = [
     "GridLayer",
     "MeshLayer",
     "LabelLayer",
+    "LineLayer",
+    "PointLayer",
     "Legend",
     "Title",
     "ScaleBar",
@@ -185,11 +187,55 @@ class LabelLayer(JSCSSMixin, Layer):
         """
     )
 
-    def __init__(self, points: dict, names: Sequence[str], *, name: str = "村社名称", show: bool = True):
+    def __init__(self, points: dict, names: Sequence[str], *, name: str = "村社名称", show: bool = True,
+                 min_zoom: int = 0, class_name: str = "gg-label"):
         super().__init__(name=name, overlay=True, control=True, show=show)
         self._name = "LabelLayer"
         offline.use_assets(self, offline.GRIDGEO)
-        self.payload = to_js({**points, "names": list(names)})
+        self.payload = to_js({**points, "names": list(names), "minZoom": int(min_zoom),
+                              "className": class_name})
+
+
+class LineLayer(JSCSSMixin, Layer):
+    """Lines by class (roads, rivers by rank), thinner when zoomed out (``GG.lines``).
+
+    ``lines`` is :func:`gridgeo.maps.encoding.encode_lines`; ``classes`` the style
+    index of each line; ``styles`` ``{color, weight, minZoom}`` per class.
+    """
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = GG.lines({{ this.payload }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, lines: dict, classes, styles: list[dict], names: Sequence, *, name: str,
+                 class_name: str, show: bool = True):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "LineLayer"
+        offline.use_assets(self, offline.GRIDGEO)
+        self.payload = to_js({**lines, "cls": [int(c) for c in np.asarray(classes, dtype=int)],
+                              "styles": styles, "names": list(names), "className": class_name})
+
+
+class PointLayer(JSCSSMixin, Layer):
+    """Small circles (households) drawn from zoom ``min_zoom`` on (``GG.points``)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = GG.points({{ this.payload }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, points: dict, style: dict, *, name: str, min_zoom: int = 16, show: bool = True):
+        super().__init__(name=name, overlay=True, control=True, show=show)
+        self._name = "PointLayer"
+        offline.use_assets(self, offline.GRIDGEO)
+        self.payload = to_js({**points, "style": style, "minZoom": int(min_zoom)})
 
 
 class Legend(_GG):

@@ -36,6 +36,7 @@ __all__ = [
     "to_display",
     "encode_topology",
     "encode_points",
+    "encode_lines",
     "encode_series",
 ]
 
@@ -139,6 +140,25 @@ def encode_points(lon, lat, decimals: int = 5) -> dict:
     q = _quantize(coords, decimals)
     deltas = np.diff(q, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
     return {"enc": _varints(deltas.ravel()), "n": int(len(q)), "scale": 10**decimals}
+
+
+def encode_lines(geoms, decimals: int = 5) -> dict:
+    """Encode (multi)lines for ``GG.decodeLines``: ``{enc, n, scale, lens, parts}``.
+
+    Every vertex of every part goes into one encoded point sequence; ``lens`` gives the
+    vertices of each part and ``parts`` the parts of each geometry (0 for a missing or
+    empty one), so the browser splits the sequence again. Vectorised over all vertices.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    parts, part_of = shapely.get_parts(geoms, return_index=True)
+    keep = ~shapely.is_empty(parts) & np.isin(shapely.get_type_id(parts),
+                                              [shapely.GeometryType.LINESTRING, shapely.GeometryType.LINEARRING])
+    parts, part_of = parts[keep], part_of[keep]
+    coords = shapely.get_coordinates(parts)
+    pts = encode_points(coords[:, 0], coords[:, 1], decimals) if len(coords) else {
+        "enc": "", "n": 0, "scale": 10**decimals}
+    return {**pts, "lens": shapely.get_num_coordinates(parts).astype(int).tolist(),
+            "parts": np.bincount(part_of, minlength=len(geoms)).astype(int).tolist()}
 
 
 def encode_series(values) -> str:

@@ -24,6 +24,7 @@ from gridgeo.store import Store
 from gridgeo.workload import STATUSES, Period, read_events, village_prefix
 from gridgeo.maps import elements, encoding
 from gridgeo.maps.base import Basemap, add_grids, display_points, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
 
@@ -96,6 +97,7 @@ def events_map(
     title: str | None = None,
     subtitle: str | None = None,
     tolerance_m: float | None = None,
+    ground: Ground | None = None,
 ) -> folium.Map:
     """Build the events map.
 
@@ -117,6 +119,7 @@ def events_map(
     m = new_map(basemap)
     styles = [{"color": "#5f6b7a", "weight": 1.0, "fillColor": "#ffffff", "fillOpacity": 0.35, "opacity": 0.9}]
     layer = add_grids(m, gs, np.zeros(len(gs.frame), dtype=int), styles, TOOLTIP, name="网格")
+    add_ground(m, ground, basemap)
     spec = event_spec(events, period, basemap)
     data = elements.EventData(spec).add_to(m)
     elements.EventHeat(data).add_to(m)
@@ -138,15 +141,28 @@ def events_from_store(
     at: dt.date | None = None,
     plan: int | str | None = None,
     basemap: Basemap | None = None,
+    scope: dict | None = None,
+    households: bool = True,
 ) -> folium.Map:
     """The events map over ``period`` (default: the twelve months up to the latest
-    event), for one platform or all, over the grids of the plan in force or ``plan``."""
+    event), for one platform or all, over the grids of the plan in force or ``plan``.
+
+    ``scope`` (:func:`gridgeo.auth.event_filters` of the caller) keeps the events the
+    caller sees; a grid worker's map shows their own grids only.
+    """
+    from gridgeo.auth import in_scope
+
     prefix = village_prefix(store, village)
     grids = store.read("grids", at=at, plan=plan)
     events = read_events(store, period, grids=grids, platform=platform, village=prefix)
+    p = events.attrs["period"]
+    if scope:
+        events = events[in_scope(scope, events)].reset_index(drop=True)
+        if "grid" in scope:
+            grids = grids[grids["code"].isin(list(scope["grid"]))]
     if prefix:
         grids = grids[grids["code"].str.startswith(prefix)]
-    scope = f" · {PLATFORMS[platform]}" if platform else ""
-    p = events.attrs["period"]
-    return events_map(events, grids, store.read("divisions"), period=p, basemap=basemap,
-                      subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d}{scope}")
+    label = f" · {PLATFORMS[platform]}" if platform else ""
+    ground = read_ground(store, grids.total_bounds if len(grids) else None, households=households)
+    return events_map(events, grids, store.read("divisions"), period=p, basemap=basemap, ground=ground,
+                      subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d}{label}")

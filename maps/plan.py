@@ -15,12 +15,14 @@ import datetime as dt
 import folium
 import geopandas as gpd
 import pandas as pd
+import shapely
 from folium.plugins import DualMap
 
 from gridgeo.compare import CHANGES, compare_grids
 from gridgeo.store import Store
 from gridgeo.maps import elements, encoding, offline
 from gridgeo.maps.base import Basemap, MapError, add_grids, encode_together, get_basemap, grid_set
+from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["plan_map", "plan_from_store", "CHANGE_STYLES"]
 
@@ -61,6 +63,7 @@ def plan_map(
     current_label: str = "现行方案",
     basemap: Basemap | None = None,
     tolerance_m: float | None = None,
+    ground: Ground | None = None,
 ) -> DualMap:
     """Build the plan map: ``current`` on the left, ``draft`` on the right.
 
@@ -101,6 +104,7 @@ def plan_map(
         gs.frame["match"] = changes["match"].to_numpy()
         cls = pd.Categorical(changes["change"], categories=keys).codes
         layer = add_grids(m, gs, cls, _styles(), TOOLTIP, name="网格（按变化）")
+        add_ground(m, ground, basemap)
         counts[label] = changes["change"].value_counts()
         shown = [k for k in keys if counts[label].get(k, 0)]
         elements.Legend(
@@ -145,6 +149,8 @@ def plan_from_store(
     status = {"draft": "草案", "published": "已发布", "retired": "已废止"}.get(row["status"], "")
     label = f"调整方案（{status}）" if status else "调整方案"
     cur = current.attrs.get("plan_version")
+    both = pd.concat([draft.geometry, current.geometry])
+    ground = read_ground(store, shapely.total_bounds(both.to_numpy()) if len(both) else None)
     return plan_map(draft, current, store.read("divisions"), draft_label=label,
                     current_label="现行方案" if against is None else f"方案 {cur}",
-                    basemap=basemap)
+                    basemap=basemap, ground=ground)

@@ -20,6 +20,7 @@ from gridgeo.store import Store
 from gridgeo.workload import MEASURES, parse_period, per_grid, village_prefix
 from gridgeo.maps import elements
 from gridgeo.maps.base import Basemap, MapError, add_grids, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["workload_map", "workload_from_store", "breaks"]
 
@@ -73,6 +74,7 @@ def workload_map(
     subtitle: str | None = None,
     note: str | None = None,
     tolerance_m: float | None = None,
+    ground: Ground | None = None,
 ) -> folium.Map:
     """Build the workload map from grids and a per-grid table.
 
@@ -108,6 +110,7 @@ def workload_map(
     label, unit = MEASURES[measure]
     m = new_map(basemap)
     layer = add_grids(m, gs, cls, styles, TOOLTIP, name=f"网格（{label}）")
+    add_ground(m, ground, basemap)
     items, lower = [], 0.0
     for i, upper in enumerate(limits):
         lo = "" if i == 0 else f"{lower:g} – "
@@ -129,6 +132,7 @@ def workload_from_store(
     at: dt.date | None = None,
     plan: int | str | None = None,
     basemap: Basemap | None = None,
+    households: bool = True,
 ) -> folium.Map:
     """The workload map over ``period`` (default: the twelve months up to the latest
     event), for one platform or all, of the plan in force or ``plan``."""
@@ -145,4 +149,6 @@ def workload_from_store(
     label = MEASURES[measure][0] if measure in MEASURES else measure
     return workload_map(grids, table, store.read("divisions"), measure=measure, basemap=basemap,
                         title=f"网格事件工作量：{label}", note=note,
+                        ground=read_ground(store, grids.total_bounds if len(grids) else None,
+                                           households=households),
                         subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d} · {scope}")

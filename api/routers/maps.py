@@ -25,9 +25,9 @@ from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridgeo.api.auth import roles, ticket_secret
-from gridgeo.api.deps import AtQuery, PlanQuery, StoreDep
+from gridgeo.api.deps import HOUSEHOLD_READERS, AtQuery, PlanQuery, PrincipalDep, StoreDep
 from gridgeo.api.middleware import run_heavy
-from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, authenticate, issue_map_ticket
+from gridgeo.auth import ACCOUNT_ROLES, EVENT_READERS, Principal, authenticate, event_filters, issue_map_ticket
 from gridgeo.config import get_settings
 from gridgeo.errors import NotFound, Unauthenticated
 from gridgeo.layers import PLATFORMS
@@ -63,6 +63,11 @@ async def _page(build, inline: bool, depth: int, **kwargs) -> HTMLResponse:
 _bearer = HTTPBearer(auto_error=False)
 
 
+def _reads_households(principal: Principal) -> bool:
+    """Whether the map may draw the households (the roles of GET /v1/households)."""
+    return principal.role in HOUSEHOLD_READERS
+
+
 @router.post("/tickets", summary="A short-lived ticket for the map pages' URLs",
              responses={401: {"description": "No valid token in the Authorization header."}})
 async def ticket(store: StoreDep,
@@ -82,19 +87,20 @@ async def ticket(store: StoreDep,
 
 @router.get("/coverage", response_class=HTMLResponse, responses=_HTML,
             summary="Grids coloured by staffing completeness")
-async def coverage(store: StoreDep, village: VillageQ = None, at: AtQuery = None,
+async def coverage(store: StoreDep, principal: PrincipalDep, village: VillageQ = None, at: AtQuery = None,
                    plan: PlanQuery = None, basemap: BasemapQ = None, inline: InlineQ = False):
     """Grids of the plan in force coloured by staffing (grid head, full-time worker,
-    instructor), village boundaries, tooltips with the people of each grid."""
+    instructor), village boundaries, tooltips with the people of each grid, over the
+    roads and rivers; the households too for those who read the household register."""
     return await _page(coverage_from_store, inline, 0, store=store, village=village, at=at, plan=plan,
-                       basemap=get_basemap(basemap))
+                       basemap=get_basemap(basemap), households=_reads_households(principal))
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,
-            dependencies=[roles(*ACCOUNT_ROLES, what="the workload map")],
             summary="Events per worker, per 100 households, open or overdue, per grid")
 async def workload(
     store: StoreDep,
+    principal: Annotated[Principal, roles(*ACCOUNT_ROLES, what="the workload map")],
     measure: Annotated[Literal["per_worker", "per_100_households", "open", "overdue"],
                        Query(description="What the colours show.")] = "per_worker",
     village: VillageQ = None, period: PeriodQ = None, platform: PlatformQ = None,
@@ -102,19 +108,24 @@ async def workload(
 ):
     """A choropleth of the grids' events over the period, with a legend."""
     return await _page(workload_from_store, inline, 0, store=store, measure=measure, period=period,
-                       platform=platform, village=village, at=at, plan=plan, basemap=get_basemap(basemap))
+                       platform=platform, village=village, at=at, plan=plan, basemap=get_basemap(basemap),
+                       households=_reads_households(principal))
 
 
 @router.get("/events", response_class=HTMLResponse, responses=_HTML,
-            dependencies=[roles(*ALL_EVENTS, what="the events map")],
             summary="Events as clusters and heat, with a time slider")
-async def events(store: StoreDep, village: VillageQ = None, period: PeriodQ = None,
+async def events(store: StoreDep,
+                 principal: Annotated[Principal, roles(*EVENT_READERS, what="the events map")],
+                 village: VillageQ = None, period: PeriodQ = None,
                  platform: PlatformQ = None, at: AtQuery = None, plan: PlanQuery = None, basemap: BasemapQ = None,
                  inline: InlineQ = False):
     """The period's events clustered (coloured by platform and status) and as heat,
-    with a slider over the period and platform switches."""
+    with a slider over the period and platform switches. Only the events of the caller's
+    scope: a grid worker's map shows their own grids and their events."""
     return await _page(events_from_store, inline, 0, store=store, period=period, platform=platform,
-                       village=village, at=at, plan=plan, basemap=get_basemap(basemap))
+                       village=village, at=at, plan=plan, basemap=get_basemap(basemap),
+                       scope=event_filters(principal, "the events map"),
+                       households=_reads_households(principal))
 
 
 @router.get("/plans/{id}", response_class=HTMLResponse, responses=_HTML,

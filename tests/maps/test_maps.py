@@ -13,6 +13,7 @@ locally and fail in CI.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -244,6 +245,60 @@ def test_coverage_colours_and_chinese_tooltips(saved_maps, sample_db, open_map):
     if os.environ.get("GRIDGEO_UPDATE_SCREENSHOTS") == "1":  # the README's picture
         (ROOT / "docs" / "img").mkdir(parents=True, exist_ok=True)
         o.page.screenshot(path=str(ROOT / "docs" / "img" / "coverage.png"))
+
+
+def test_ground_roads_rivers_households_and_labels(saved_maps, sample_db, open_map):
+    """The ground under the grids: roads and rivers by rank, switched in the layer control;
+    grid labels and households when zoomed in; village names always."""
+    from gridgeo.maps.ground import ROAD_CLASSES, road_class
+
+    roads = sample_db.read("roads")
+    o = open_map(saved_maps["coverage"])
+    mp = o.var("map")
+    road, river = o.var("line_layer", 0), o.var("line_layer", 1)
+    assert o.js(f"{road}.gg.spec.parts.length") == int((roads["kind"] == "road").sum())
+    assert o.js(f"{river}.gg.spec.parts.length") == int((roads["kind"] == "river").sum())
+    # by rank: the classes the browser has are the ranks' classes
+    ranks = roads.loc[roads["kind"] == "road", "rank"]
+    got = sorted(o.js(f"{road}.gg.spec.cls"))
+    assert got == sorted(road_class(ranks, ROAD_CLASSES).tolist())
+    # zoomed out (a county's view): village roads not drawn, the others thinner
+    o.js(f"void {mp}.setZoom({ROAD_CLASSES[-1][4] - 2}, {{animate: false}})")
+    o.settle()
+    shown = o.js(f"{road}.getLayers().length")
+    assert shown == int((road_class(ranks, ROAD_CLASSES) < len(ROAD_CLASSES) - 1).sum()) > 0
+    width_out = o.js(f"{road}.getLayers()[0].options.weight")
+    assert o.js(f"{mp}.hasLayer({road}) && {mp}.hasLayer({river})")
+    assert o.js("!!document.querySelector('.leaflet-ggGround-pane canvas')")
+    # village names at once, grid labels and households not yet
+    villages = sample_db.read("grids")["village_code"].nunique()
+    assert o.js("document.querySelectorAll('.gg-label').length") == villages
+    assert o.js("document.querySelectorAll('.gg-grid-label').length") == 0
+    homes = o.var("point_layer")
+    assert not o.js(f"{homes}.visible()")
+    # switched off and on in the layer control
+    control = o.page.locator(".leaflet-control-layers-overlays label", has_text="道路").locator("input")
+    control.uncheck()
+    assert not o.js(f"{mp}.hasLayer({road})") and o.js(f"{mp}.hasLayer({river})")
+    control.check()
+    assert o.js(f"{mp}.hasLayer({road})")
+    o.page.locator(".leaflet-control-layers-overlays label", has_text="河流").locator("input").uncheck()
+    assert not o.js(f"{mp}.hasLayer({river})")
+    o.page.locator(".leaflet-control-layers-overlays label", has_text="河流").locator("input").check()
+    # zoomed in on a household: every road drawn, thicker; grid labels and households shown
+    house = sample_db.read("households").geometry.iloc[0]
+    o.js(f"void {mp}.setView([{house.y}, {house.x}], 17, {{animate: false}})")
+    o.settle()
+    assert o.js(f"{road}.getLayers().length") == len(ranks)
+    assert o.js(f"{road}.getLayers()[0].options.weight") > width_out
+    assert o.js(f"{homes}.visible()") and o.js(f"{homes}.getLayers().length") == len(sample_db.read("households"))
+    assert o.js("document.querySelectorAll('.gg-grid-label').length") > 0
+    assert o.errors == [] and o.off_machine() == []
+    if os.environ.get("GRIDGEO_UPDATE_SCREENSHOTS") == "1":  # the README's picture of the ground
+        o.js(f"void {mp}.setView([{house.y}, {house.x}], 16, {{animate: false}})")
+        o.settle()
+        o.page.wait_for_timeout(300)
+        o.page.screenshot(path=str(ROOT / "docs" / "img" / "ground.png"))
 
 
 def test_search_by_grid_code_and_village_name(saved_maps, sample_db, open_map):
@@ -552,8 +607,26 @@ def test_api_maps_need_a_token_but_coverage(client, sample_db):
     # a browser opens a map with the token in the address (RFC 6750 2.3)
     r = client.get("/maps/events?period=2026-03&access_token=" + token, headers=anonymous)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
-    worker = headers_for(sample_db, "grid_worker", grids=["331124002001001"])
-    assert client.get("/maps/events?period=2026-03", headers=worker).status_code == 403
+    # the grid worker's events map: their grids, their events, no one else's
+    mine = "331124002001001"
+    worker = headers_for(sample_db, "grid_worker", grids=[mine])
+    r = client.get("/maps/events?period=2026-03", headers=worker)
+    assert r.status_code == 200
+    data = json.loads(re.search(r"GG\.events\((\{.*?\})\);", r.text, re.S).group(1))
+    events = read_events(sample_db, "2026-03")
+    assert data["grids"] == [mine] and data["n"] == int((events["grid_code"] == mine).sum()) > 0
+    grid_layer = json.loads(re.search(r"GG\.polygons\((\{.*?\})\s*\);", r.text, re.S).group(1))
+    assert grid_layer["props"]["code"] == [mine]
+    # the households are drawn for those who read the register, never for the public
+    assert "GG.points(" in r.text
+    assert "GG.points(" not in client.get("/maps/coverage", headers=anonymous).text
+    assert "GG.points(" in client.get("/maps/coverage").text  # the administrator
+    # a department: its events only, and no households (it does not read the register)
+    dept = events["department"].value_counts().index[0]
+    r = client.get("/maps/events?period=2026-03", headers=headers_for(sample_db, "department", department=dept))
+    data = json.loads(re.search(r"GG\.events\((\{.*?\})\);", r.text, re.S).group(1))
+    assert data["n"] == int(((events["department"] == dept) & events.geometry.notna()).sum()) < len(events)
+    assert "GG.points(" not in r.text and "GG.lines(" in r.text
 
 
 @pytest.mark.parametrize("url", [

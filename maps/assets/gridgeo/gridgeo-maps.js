@@ -189,16 +189,149 @@
     };
   }
 
-  /* Names at points: {geom: encoded points, n, scale, names, minZoom}. */
+  /* Names at points: {enc, n, scale, names, minZoom, className}: from zoom minZoom on. */
   GG.labels = function (spec) {
-    var pts = GG.decodePoints(spec.enc, spec.n, spec.scale), group = L.layerGroup();
-    for (var i = 0; i < pts.length; i++) {
-      group.addLayer(L.marker(pts[i], {
-        icon: L.divIcon({ className: 'gg-label', html: '<span>' + esc(spec.names[i]) + '</span>', iconSize: null }),
-        interactive: false,
-        keyboard: false
-      }));
+    var cls = spec.className || 'gg-label';
+    var group = new GG.ZoomGroup(function (g) {
+      var pts = GG.decodePoints(spec.enc, spec.n, spec.scale);
+      for (var i = 0; i < pts.length; i++) {
+        g.addLayer(L.marker(pts[i], {
+          icon: L.divIcon({ className: cls, html: '<span>' + esc(spec.names[i]) + '</span>', iconSize: null }),
+          interactive: false,
+          keyboard: false
+        }));
+      }
+    }, spec.minZoom || 0);
+    group.gg = { spec: spec };
+    return group;
+  };
+
+  // -- the ground: roads, rivers, households -----------------------------------------
+
+  /*
+   * A layer group shown only from zoom `minZoom` on (and only while the layer control
+   * has it on): its children are made by `build()` the first time they are needed.
+   */
+  GG.ZoomGroup = L.LayerGroup.extend({
+    initialize: function (build, minZoom) {
+      L.LayerGroup.prototype.initialize.call(this, []);
+      this._build = build;
+      this._minZoom = minZoom || 0;
+      this._built = false;
+    },
+    onAdd: function (map) {
+      this._map = map;
+      map.on('zoomend', this._update, this);
+      this._update();
+    },
+    onRemove: function (map) {
+      map.off('zoomend', this._update, this);
+      this.eachLayer(map.removeLayer, map);
+      this._shown = false;
+    },
+    visible: function () { return !!this._shown; },
+    _update: function () {
+      var map = this._map, want = map.getZoom() >= this._minZoom;
+      if (want && !this._built) {
+        this._built = true;
+        this._build(this);
+      }
+      if (want !== !!this._shown) {
+        this._shown = want;
+        if (want) this.eachLayer(map.addLayer, map);
+        else this.eachLayer(map.removeLayer, map);
+      }
+      this.fire('gg:zoom', { zoom: map.getZoom() });
+    },
+    addLayer: function (layer) {
+      var id = this.getLayerId(layer);
+      this._layers[id] = layer;
+      if (this._map && this._shown) this._map.addLayer(layer);
+      return this;
     }
+  });
+
+  /* Decode encoded lines: {enc, n, scale, lens: vertices per part, parts: parts per feature}. */
+  GG.decodeLines = function (spec) {
+    var pts = GG.decodePoints(spec.enc, spec.n, spec.scale), out = [], k = 0, p = 0;
+    for (var f = 0; f < spec.parts.length; f++) {
+      var lines = [];
+      for (var j = 0; j < spec.parts[f]; j++, p++) {
+        lines.push(pts.slice(k, k + spec.lens[p]));
+        k += spec.lens[p];
+      }
+      out.push(lines);
+    }
+    return out;
+  };
+
+  /*
+   * Roads or rivers by rank: {enc, n, scale, lens, parts, cls: rank class per line,
+   * styles: [{color, weight, minZoom, label}], names, className, refZoom}. Each line is
+   * drawn at its class's weight at refZoom, thinner when zoomed out (halved per zoom
+   * level, never under 0.6 px); a class appears from its minZoom. Drawn on a canvas.
+   */
+  /* The pane of the ground: over the grids' fill, letting the mouse through to them. */
+  function groundPane(map) {
+    var pane = map.getPane('ggGround');
+    if (!pane) {
+      pane = map.createPane('ggGround');
+      pane.style.zIndex = 450;
+      pane.style.pointerEvents = 'none';
+    }
+    return pane;
+  }
+  GG.groundPane = groundPane;
+
+  GG.lines = function (spec) {
+    var renderer = L.canvas({ padding: 0.3, pane: 'ggGround' }), shapes = GG.decodeLines(spec);
+    var group = L.layerGroup(), byClass = spec.styles.map(function () { return []; });
+    var ref = spec.refZoom || 16;
+    shapes.forEach(function (latlngs, i) {
+      var st = spec.styles[spec.cls[i]];
+      var line = L.polyline(latlngs, { color: st.color, weight: st.weight, opacity: st.opacity || 0.9,
+        lineCap: 'round', lineJoin: 'round', interactive: false, renderer: renderer, pane: 'ggGround',
+        className: spec.className || '' });
+      line.ggName = spec.names ? spec.names[i] : null;
+      byClass[spec.cls[i]].push(line);
+    });
+    function restyle() {
+      var map = group._map;
+      if (!map) return;
+      var z = map.getZoom();
+      spec.styles.forEach(function (st, c) {
+        var on = z >= (st.minZoom || 0), w = Math.max(0.6, Math.min(st.weight * 1.5, st.weight * Math.pow(2, (z - ref) / 2)));
+        byClass[c].forEach(function (line) {
+          if (on && !group.hasLayer(line)) group.addLayer(line);
+          else if (!on && group.hasLayer(line)) group.removeLayer(line);
+          if (on) line.setStyle({ weight: w });
+        });
+      });
+    }
+    group.onAdd = function (map) {
+      groundPane(map);
+      L.LayerGroup.prototype.onAdd.call(group, map);
+      map.on('zoomend', restyle);
+      restyle();
+    };
+    group.onRemove = function (map) {
+      map.off('zoomend', restyle);
+      L.LayerGroup.prototype.onRemove.call(group, map);
+    };
+    group.gg = { spec: spec, byClass: byClass, restyle: restyle };
+    return group;
+  };
+
+  /* Points (households) from zoom spec.minZoom on, as small circles on a canvas. */
+  GG.points = function (spec) {
+    var group = new GG.ZoomGroup(function (g) {
+      groundPane(g._map);
+      var renderer = L.canvas({ padding: 0.3, pane: 'ggGround' }), pts = GG.decodePoints(spec.enc, spec.n, spec.scale);
+      for (var i = 0; i < pts.length; i++) {
+        g.addLayer(L.circleMarker(pts[i], L.extend({ renderer: renderer, interactive: false, pane: 'ggGround' }, spec.style)));
+      }
+    }, spec.minZoom);
+    group.gg = { spec: spec };
     return group;
   };
 
