@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     #: Households band of a grid, ``FLOOR:CEILING`` (the planner's default band): the
     #: workload tables flag grids outside it. A plan made by the planner uses its own.
     grid_band: Annotated[tuple[float, float], NoDecode] = (300.0, 500.0)  # plan.bands.DEFAULT_BAND
+    #: Seconds to wait for a dask scheduler named by address (``tcp://host:port``) before
+    #: the work is refused as a missing service (503).
+    dask_connect_timeout: float = 10.0
     #: Where built indexes (locators) are saved so that new workers load them.
     cache_dir: Path = Path(".gridgeo-cache")
     #: Echo SQL statements (debugging).
@@ -63,6 +66,11 @@ class Settings(BaseSettings):
     body_timeout: float = 60.0
     #: Seconds an idle keep-alive connection is kept open (uvicorn's timeout_keep_alive).
     keep_alive_timeout: int = 5
+    #: Seconds a worker process (``gridgeo serve --workers N``) may take to answer the
+    #: supervisor's health check before it is killed and replaced. uvicorn's 5 s is less
+    #: than a worker needs to import gridgeo on a busy 2-core machine, where it killed every
+    #: worker before it started, over and over.
+    worker_healthcheck_timeout: int = 60
     #: Seconds a client has to send a request's headers (the connection is closed after).
     header_timeout: float = 10.0
     #: Threads that run CPU-heavy work at once (batch lookups, map pages, large JSON
@@ -135,6 +143,7 @@ def uvicorn_options(settings: Settings | None = None) -> dict:
         "access_log": False,
         "http": "gridgeo.api.server:TimedHttpToolsProtocol",
         "timeout_keep_alive": settings.keep_alive_timeout,
+        "timeout_worker_healthcheck": settings.worker_healthcheck_timeout,
         # h11 only (httptools bounds its own): the largest incomplete request head.
         "h11_max_incomplete_event_size": 64 * 1024,
     }

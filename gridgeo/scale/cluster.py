@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gridgeo.config import get_settings
 from gridgeo.errors import InvalidInput, ServiceUnavailable
 
 __all__ = ["dask_client"]
@@ -68,7 +69,7 @@ def dask_client(client: Any = None) -> Iterator[Any]:
             yield c
         return
     try:
-        c = Client(text, timeout="10s")
+        c = Client(text, timeout=get_settings().dask_connect_timeout)
     except (OSError, TimeoutError) as exc:
         raise ServiceUnavailable(f"no dask scheduler answers at {text}: {exc}") from None
     try:

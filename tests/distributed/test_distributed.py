@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 from gridgeo.assess import GROUPINGS, assess_many, parse_period, read_facts
 from gridgeo.assess.facts import as_utc
 from gridgeo.cli import app
+from gridgeo.config import get_settings
 from gridgeo.errors import InvalidGeometry, InvalidInput, ServiceUnavailable, UnknownCRS
 from gridgeo.lookup import Lookup
 from gridgeo.scale import (
@@ -295,11 +296,17 @@ def test_partition_facts_equal_read_facts(hand_built_and_bare, tmp_path):
         assert sorted(pushed["id"]) == want["id"].tolist() and len(want) < len(events)
 
 
-def test_errors_say_whose_fault(replayed, tmp_path):
+def test_errors_say_whose_fault(replayed, tmp_path, monkeypatch):
     """An unreachable scheduler is a missing service (503), bad input is the caller's (422)."""
-    with pytest.raises(ServiceUnavailable, match="no dask scheduler answers at tcp://127.0.0.1:9"):
-        with dask_client("tcp://127.0.0.1:9"):
-            pass
+    monkeypatch.setenv("GRIDGEO_DASK_CONNECT_TIMEOUT", "0.5")  # 10 s by default
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ServiceUnavailable, match="no dask scheduler answers at tcp://127.0.0.1:9"):
+            with dask_client("tcp://127.0.0.1:9"):
+                pass
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
     assert ServiceUnavailable.status == 503
     with pytest.raises(InvalidInput, match="positive number of workers"):
         with dask_client("local:two"):
