@@ -288,9 +288,17 @@ def scan_json(body: bytes, max_depth: int = 0) -> tuple[int, bool]:
     in_string, depth, deepest = 0, 0, 0
     for start in range(0, len(raw), _CHUNK):
         chunk = raw[start:start + _CHUNK]
-        parity = np.bitwise_xor.accumulate((chunk == ord('"')).view(np.uint8)) ^ in_string
+        # Only quotes and brackets matter: work on those bytes alone, found by byte-wise
+        # comparisons numpy runs in SIMD ("[" | 0x20 is "{", "]" | 0x20 is "}").
+        low = chunk | 0x20
+        quote = chunk == ord('"')
+        where = np.flatnonzero(quote | (low == ord("{")) | (low == ord("}")))
+        if not len(where):
+            continue
+        special = chunk[where]
+        parity = np.bitwise_xor.accumulate(quote[where].view(np.uint8)) ^ in_string
         in_string = int(parity[-1])
-        steps = _STEP[chunk]
+        steps = _STEP[special]
         steps[parity.view(bool)] = 0
         levels = np.cumsum(steps, dtype=np.int32)
         deepest = max(deepest, depth + int(levels.max()))

@@ -830,6 +830,27 @@ class Locator:
             ``attrs["plan"]`` holds the plan label.
         """
         index = lon.index if isinstance(lon, pd.Series) else None
+        found = self.locate_index(lon, lat, crs)
+        g = found.pop("index")
+        if index is None:
+            index = pd.RangeIndex(len(g))
+        out = pd.DataFrame({"code": pd.Series(self._codes_ext[g], dtype=object, index=index), **found},
+                           index=index)
+        out.attrs["plan"] = self.plan
+        return out
+
+    def locate_index(self, lon, lat, crs: str = "wgs84") -> dict[str, np.ndarray]:
+        """:meth:`locate_detail` as arrays, the grid as its position in :attr:`codes`.
+
+        For joins by array indexing (``directory[index]``) instead of by code.
+
+        Returns
+        -------
+        dict of numpy.ndarray
+            ``index`` (int64: the grid's position in :attr:`codes`, -1 where no grid),
+            ``snapped``, ``distance_m``, ``outside``, ``invalid``, ``swapped`` as in
+            :meth:`locate_detail`; flattened.
+        """
         x, y = self._prepare(lon, lat, crs)
         x, y = x.ravel(), y.ravel()
         g, dist, snapped = self._run(x, y, detail=True)
@@ -841,21 +862,8 @@ class Locator:
             mx, my = x[miss], y[miss]
             invalid[miss] = ~_crs.lonlat_valid(mx, my)
             swapped[miss] = _crs.looks_swapped(mx, my)
-        if index is None:
-            index = pd.RangeIndex(len(x))
-        out = pd.DataFrame(
-            {
-                "code": pd.Series(self._codes_ext[g], dtype=object, index=index),
-                "snapped": snapped,
-                "distance_m": dist,
-                "outside": outside,
-                "invalid": invalid,
-                "swapped": swapped,
-            },
-            index=index,
-        )
-        out.attrs["plan"] = self.plan
-        return out
+        return {"index": g.astype(np.int64, copy=False), "snapped": snapped, "distance_m": dist,
+                "outside": outside, "invalid": invalid, "swapped": swapped}
 
     def locate_one(self, lon: float, lat: float, crs: str = "wgs84") -> LocateResult:
         """The grid of one point, in pure Python on the common path (about a microsecond).

@@ -13,11 +13,13 @@ import hashlib
 import json
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy import func, select
 
 from gridgeo.config import get_settings
@@ -25,7 +27,7 @@ from gridgeo.errors import GridgeoError, OutsideJurisdiction
 from gridgeo.locate import Locator
 from gridgeo.store import Store, schema, today
 
-__all__ = ["Lookup", "MAX_BATCH"]
+__all__ = ["BATCH_COLUMNS", "Batch", "DIRECTORY_COLUMNS", "Lookup", "MANY_COLUMNS", "MAX_BATCH"]
 
 #: The most points one batch lookup takes (the API refuses more).
 MAX_BATCH = 100_000
@@ -66,6 +68,7 @@ class Lookup:
         self._plans: dict[dt.date, tuple[float, dict]] = {}
         self._checked: dict[int, tuple[float, Locator]] = {}
         self._answers: dict[int, tuple[float, dict[str, dict]]] = {}
+        self._tables: dict[int, tuple[float, Locator, pa.Table]] = {}
         self._lock = threading.Lock()
 
     # -- plans and indexes ---------------------------------------------------------
@@ -211,35 +214,137 @@ class Lookup:
         self._answers[plan["id"]] = (now, answers)
         return answers
 
+    def batch(self, lon, lat, *, crs: str = "wgs84", at: dt.date | None = None) -> Batch:
+        """Look up many points as arrays: the grid of each point as a row of the plan's
+        directory (:meth:`directory_table`), joined by array indexing, never per point.
+
+        Returns
+        -------
+        Batch
+        """
+        plan = self.plan_at(at)
+        loc = self.locator(plan)
+        found = loc.locate_index(np.asarray(lon, float), np.asarray(lat, float), crs=crs)
+        table = self.directory_table(plan, loc)
+        index = found.pop("index")
+        index[index < 0] = table.num_rows - 1  # the last row: no grid
+        return Batch(plan_version=plan["version"], directory=table, index=index, **found)
+
+    def directory_table(self, plan: dict[str, Any], locator: Locator) -> pa.Table:
+        """What a batch answers about each grid of ``plan`` (:data:`DIRECTORY_COLUMNS`),
+        one row per grid in the order of ``locator.codes``, and a last row of nulls for
+        points in no grid. Built once per plan and directory refresh."""
+        now = time.monotonic()
+        hit = self._tables.get(plan["id"])
+        if hit is not None and now - hit[0] < self.directory_ttl and hit[1] is locator:
+            return hit[2]
+        d = self.directory(plan).reindex(locator.codes)
+        heads = d["grid_head"].to_numpy(dtype=object)
+        columns = {
+            "grid_code": np.asarray(locator.codes, dtype=object),
+            "grid_name": d["name"].to_numpy(dtype=object),
+            "village_code": d["village_code"].to_numpy(dtype=object),
+            "village_name": d["village_name"].to_numpy(dtype=object),
+            "township_code": d["township_code"].to_numpy(dtype=object),
+            "township_name": d["township_name"].to_numpy(dtype=object),
+            "grid_head_name": np.array([h["name"] if isinstance(h, dict) else None for h in heads], dtype=object),
+            "grid_head_phone": np.array([h["phone"] if isinstance(h, dict) else None for h in heads], dtype=object),
+        }
+        table = pa.table({k: pa.array(np.append(v, None), type=pa.string(), from_pandas=True)
+                          for k, v in columns.items()})
+        self._tables[plan["id"]] = (now, locator, table)
+        return table
+
     def many(self, lon, lat, *, crs: str = "wgs84", at: dt.date | None = None) -> pd.DataFrame:
         """Look up many points (vectorised); one row per point.
 
         Columns: grid_code, grid_name, village_code, village_name, township_code,
         township_name, snapped, distance_m, outside, invalid, swapped; ``attrs`` holds
-        ``plan_version``.
+        ``plan_version``. :meth:`batch` gives the same as arrays, with the grid head.
         """
-        plan = self.plan_at(at)
-        detail = self.locator(plan).locate_detail(np.asarray(lon, float), np.asarray(lat, float), crs=crs)
-        d = self.directory(plan)[["name", "village_code", "village_name", "township_code", "township_name"]]
-        joined = d.reindex(detail["code"].to_numpy())
-        out = pd.DataFrame({
-            "grid_code": detail["code"].to_numpy(),
-            "grid_name": joined["name"].to_numpy(),
-            "village_code": joined["village_code"].to_numpy(),
-            "village_name": joined["village_name"].to_numpy(),
-            "township_code": joined["township_code"].to_numpy(),
-            "township_name": joined["township_name"].to_numpy(),
-            "snapped": detail["snapped"].to_numpy(),
-            "distance_m": detail["distance_m"].to_numpy(),
-            "outside": detail["outside"].to_numpy(),
-            "invalid": detail["invalid"].to_numpy(),
-            "swapped": detail["swapped"].to_numpy(),
-        })
-        # object dtype keeps None as None where pandas would infer str and make it NaN
-        for col in ("grid_code", "grid_name", "village_code", "village_name", "township_code", "township_name"):
-            out[col] = out[col].astype(object).where(out[col].notna(), None)
-        out.attrs["plan_version"] = plan["version"]
-        return out
+        return self.batch(lon, lat, crs=crs, at=at).frame(MANY_COLUMNS)
+
+
+#: What a batch says about a point's grid, in this order (:meth:`Lookup.directory_table`).
+DIRECTORY_COLUMNS = ("grid_code", "grid_name", "village_code", "village_name", "township_code",
+                     "township_name", "grid_head_name", "grid_head_phone")
+#: How each point was found.
+FLAG_COLUMNS = ("snapped", "distance_m", "outside", "invalid", "swapped")
+#: The columns of :meth:`Lookup.many` (and of the batch lookup's records), in order.
+MANY_COLUMNS = (*DIRECTORY_COLUMNS[:6], *FLAG_COLUMNS)
+#: Every column of a :class:`Batch`.
+BATCH_COLUMNS = (*DIRECTORY_COLUMNS, *FLAG_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Many points looked up, as arrays in input order.
+
+    Attributes
+    ----------
+    plan_version : str
+        The plan that answered.
+    directory : pyarrow.Table
+        :meth:`Lookup.directory_table`: a row per grid, the last one all nulls.
+    index : numpy.ndarray
+        The row of ``directory`` of each point (the last row where no grid).
+    snapped, distance_m, outside, invalid, swapped : numpy.ndarray
+        As in :meth:`gridgeo.locate.Locator.locate_detail` (distance NaN where no grid).
+    """
+
+    plan_version: str
+    directory: pa.Table
+    index: np.ndarray
+    snapped: np.ndarray
+    distance_m: np.ndarray
+    outside: np.ndarray
+    invalid: np.ndarray
+    swapped: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def located(self) -> int:
+        """Points that found a grid."""
+        return int(len(self.index) - np.count_nonzero(self.outside))
+
+    def distance(self) -> np.ndarray:
+        """Distances in metres rounded to centimetres, as every answer gives them."""
+        return np.round(self.distance_m, 2)
+
+    def table(self, columns: tuple[str, ...] = BATCH_COLUMNS) -> pa.Table:
+        """The points as an Arrow table of ``columns``: directory columns dictionary-encoded
+        over the directory (no copy per point), distance NaN as null."""
+        grids = self.directory.num_rows - 1
+        index = self.index.astype(np.int32)
+        out = {}
+        for name in columns:
+            if name in DIRECTORY_COLUMNS:  # dictionary-encoded: the directory is the dictionary
+                values = self.directory.column(name).combine_chunks()
+                null = values.is_null().to_numpy(zero_copy_only=False)  # the last row's too
+                out[name] = pa.DictionaryArray.from_arrays(  # no nulls in a dictionary (Parquet)
+                    pa.array(index, mask=null[self.index]), values.slice(0, grids).fill_null(""))
+            elif name == "distance_m":
+                dist = self.distance()
+                out[name] = pa.array(dist, mask=np.isnan(dist))
+            else:
+                out[name] = pa.array(getattr(self, name))
+        return pa.table(out)
+
+    def frame(self, columns: tuple[str, ...] = BATCH_COLUMNS) -> pd.DataFrame:
+        """The points as a DataFrame (text as object columns with None where no grid);
+        ``attrs["plan_version"]``. Distances as located (NaN where no grid)."""
+        out = {}
+        for name in columns:
+            if name in DIRECTORY_COLUMNS:
+                values = self.directory.column(name).to_numpy(zero_copy_only=False)
+                out[name] = pd.Series(np.asarray(values, dtype=object)[self.index], dtype=object)
+            else:
+                out[name] = getattr(self, name)
+        frame = pd.DataFrame(out)
+        frame.attrs["plan_version"] = self.plan_version
+        return frame
 
 
 def _answer(row: pd.Series, version: str, snapped: bool, distance: float) -> dict[str, Any]:

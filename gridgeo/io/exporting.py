@@ -17,6 +17,8 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyogrio
 import shapely
 
@@ -25,7 +27,7 @@ from gridgeo.io.reading import _format
 from gridgeo.store import Store
 from gridgeo.timezone import CHINA
 
-__all__ = ["FORMULA_STARTS", "export_layer", "neutralise_formulas", "write_frame"]
+__all__ = ["FORMULA_STARTS", "export_layer", "neutralise_array", "neutralise_formulas", "write_frame"]
 
 #: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV
 #: injection"): such a cell is written with a leading single quote.
@@ -59,6 +61,20 @@ def _neutralise_text(values: pd.Series | pd.Index) -> pd.Series | pd.Index:
     if isinstance(values, pd.Index):
         return pd.Index(arr, name=values.name)
     return pd.Series(arr, index=values.index, name=values.name)
+
+
+def neutralise_array(values):
+    """:func:`neutralise_formulas` for one Arrow text column (vectorised in Arrow): the
+    same rule, for the writers that stream Arrow tables (``gridgeo locate``, the batch
+    lookup's CSV)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    starts = "^[" + "".join({"\t": r"\t", "\r": r"\r"}.get(c, "\\" + c) for c in FORMULA_STARTS) + "]"
+    hit = pc.and_(pc.match_substring_regex(values, starts),
+                  pc.invert(pc.match_substring_regex(values, f"^{_PLAIN_NUMBER}$"))).fill_null(False)
+    if not pc.any(hit).as_py():
+        return values
+    return pc.if_else(hit, pc.binary_join_element_wise("'", values, ""), values)
 
 
 def _textual(values: pd.Series | pd.Index) -> bool:

@@ -262,10 +262,120 @@ def test_post_lookup_refuses_bad_bodies(client):
         ({"type": "FeatureCollection", "features": [{"geometry": {"type": "Polygon"}}]}, "features[0]"),
         ({"nothing": 1}, "give points"),
         ([1, 2], "body"),
+        # what the columnar readers refuse goes to the plain reader, which names the place
+        ({"points": [[X0, Y0], [X0, True]]}, "points[1]"),
+        ({"points": [[X0, Y0], [X0]]}, "points[1]"),
+        ({"points": [[X0, None]]}, "points[0]"),
+        ({"lon": [X0, "east"], "lat": [Y0, Y0]}, "numbers"),
+        ({"type": "FeatureCollection", "features": [
+            {"geometry": {"type": "Point", "coordinates": [X0, Y0]}},
+            {"geometry": {"type": "Point", "coordinates": [X0]}}]}, "features[1]"),
+        ({"type": "FeatureCollection", "features": [{"geometry": {"type": "Point", "coordinates": ["a", 1]}}]},
+         "features[0]"),
+        ({"type": "FeatureCollection", "features": [{"properties": {}}]}, "features[0]"),
     ]:
         r = client.post("/v1/lookup", json=body)
         assert r.status_code == 422, (body, r.text)
         assert words in r.json()["detail"]
+
+
+BATCH = [[X0 + 0.002, Y0 + 0.005], [X0 + 0.018, Y0 + 0.005], [X0 - 0.0003, Y0 + 0.005],  # snapped
+         [X0 - 0.5, Y0], [X0, 119.4]]  # outside; invalid
+
+
+def test_post_lookup_answer_forms(client):
+    """Every answer form says the same about each point; the default keeps its shape."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from gridgeo.lookup import MANY_COLUMNS
+
+    records = client.post("/v1/lookup", json={"points": BATCH}).json()
+    assert [list(r) for r in records["results"]] == [list(MANY_COLUMNS)] * len(BATCH)
+    assert [r["grid_code"] for r in records["results"]] == [V1 + "001", V2 + "002", V1 + "001", None, None]
+    assert [r["snapped"] for r in records["results"]] == [False, False, True, False, False]
+    assert 0 < records["results"][2]["distance_m"] < 50 and records["results"][3]["distance_m"] is None
+    assert [r["invalid"] for r in records["results"]] == [False] * 4 + [True]
+    expected = {c: [r[c] for r in records["results"]] for c in MANY_COLUMNS}
+
+    got = client.post("/v1/lookup", params={"format": "columns"}, json={"points": BATCH}).json()
+    assert {k: got[k] for k in ("plan_version", "count", "located")} == {"plan_version": "v1", "count": 5, "located": 3}
+    assert {c: got["columns"][c] for c in MANY_COLUMNS} == expected
+    assert got["columns"]["grid_head_name"][0] == "张三" and got["columns"]["grid_head_name"][3] is None
+
+    r = client.post("/v1/lookup", headers={"Accept": "application/geo+json"}, json={"points": BATCH})
+    assert r.headers["content-type"] == "application/geo+json"
+    features = r.json()["features"]
+    assert [f["geometry"]["coordinates"] for f in features] == BATCH
+    assert {c: [f["properties"][c] for f in features] for c in MANY_COLUMNS} == expected
+
+    r = client.post("/v1/lookup", headers={"Accept": "text/csv"}, json={"points": BATCH})
+    assert r.headers["content-type"].startswith("text/csv") and r.content.startswith("\ufeff".encode())
+    table = pd.read_csv(io.StringIO(r.content.decode("utf-8-sig")), dtype=str, keep_default_na=False)
+    assert list(table["grid_code"]) == [c or "" for c in expected["grid_code"]]
+    assert list(table["village_name"])[:2] == ["东村", "西村"]
+    assert table["lon"].astype(float).tolist() == [p[0] for p in BATCH]
+
+    for accept, read in [("application/vnd.apache.parquet", lambda b: pq.read_table(io.BytesIO(b))),
+                         ("text/csv;q=0.5, application/vnd.apache.arrow.stream",
+                          lambda b: pa.ipc.open_stream(b).read_all())]:
+        r = client.post("/v1/lookup", headers={"Accept": accept}, json={"points": BATCH})
+        table = read(r.content)
+        assert table.schema.metadata[b"plan_version"] == b"v1"
+        for c in MANY_COLUMNS:
+            assert table[c].to_pylist() == expected[c], (accept, c)
+    # format= wins over Accept; an unknown one is refused
+    r = client.post("/v1/lookup", params={"format": "json"}, headers={"Accept": "text/csv"}, json={"points": BATCH})
+    assert r.json()["results"] == records["results"]
+    assert client.post("/v1/lookup", params={"format": "xml"}, json={"points": BATCH}).status_code == 422
+    for form in ("json", "columns", "geojson", "csv", "parquet", "arrow"):  # no points at all
+        assert client.post("/v1/lookup", params={"format": form}, json={"points": []}).status_code == 200
+
+
+def test_post_lookup_feature_ids_by_either_reader(client):
+    """A FeatureCollection is read into columns by Arrow, or by the plain reader when
+    its ids mix types: the answers are the same, each feature's id echoed as given."""
+    import io
+
+    from gridgeo.api.batch import _features_by_arrow, parse_body
+
+    def fc(ids, where="id", crs=None):
+        feats = [{"type": "Feature", "properties": {"名称": "商铺", **({"id": i} if where == "properties" else {})},
+                  **({"id": i} if where == "id" and i is not None else {}),
+                  "geometry": {"type": "Point", "coordinates": p}} for i, p in zip(ids, BATCH)]
+        return {"type": "FeatureCollection", **({"crs": crs} if crs else {}), "features": feats}
+
+    import orjson
+
+    plain = client.post("/v1/lookup", json={"points": BATCH}).json()["results"]
+    cases = [
+        (["a", 'quo"te', "back\\slash", "户1", "ctl\x01x"], "id", True),
+        ([1, 2, 3, 4, 5], "id", True),
+        (["p0", "p1", "p2", "p3", "p4"], "properties", True),
+        ([1, "b", None, 2.5, {"k": 1}], "id", False),  # mixed: the plain reader
+    ]
+    for ids, where, columnar in cases:
+        body = fc(ids, where)
+        assert (_features_by_arrow(orjson.dumps(body)) is not None) == columnar, ids
+        got = client.post("/v1/lookup", json=body).json()["results"]
+        assert [r.pop("id") for r in got] == ids
+        assert got == plain
+    # a GeoJSON crs member, read by both readers alike
+    gcj = np.column_stack(convert(np.array(BATCH)[:3, 0], np.array(BATCH)[:3, 1], "wgs84", "gcj02")).tolist()
+    body = fc(["x", "y", "z"], crs={"type": "name", "properties": {"name": "gcj02"}})
+    for feature, p in zip(body["features"], gcj):
+        feature["geometry"]["coordinates"] = p
+    assert parse_body(orjson.dumps(body)).crs == "gcj02"
+    codes = [r["grid_code"] for r in client.post("/v1/lookup", json=body).json()["results"]]
+    assert codes == [V1 + "001", V2 + "002", V1 + "001"]
+    # ids a spreadsheet would run are quoted in CSV only
+    body = fc(["=HYPERLINK(\"x\")", "-12.5", "@a", "ok", "+86 1"])
+    r = client.post("/v1/lookup", params={"format": "csv"}, json=body)
+    table = pd.read_csv(io.StringIO(r.content.decode("utf-8-sig")), dtype=str, keep_default_na=False)
+    assert list(table["id"]) == ["'=HYPERLINK(\"x\")", "-12.5", "'@a", "ok", "'+86 1"]
+    assert [r["id"] for r in client.post("/v1/lookup", json=body).json()["results"]][0] == '=HYPERLINK("x")'
 
 
 def test_post_lookup_of_the_sample(sample_store):
