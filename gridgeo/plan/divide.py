@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,10 +43,10 @@ from gridgeo.errors import InfeasibleBand, InvalidGeometry, InvalidInput, Unknow
 from gridgeo.plan.bands import DEFAULT_BAND, grids_for, parse_band, split_count
 from gridgeo.plan.blocks import Metric, block_graph, cut_part
 from gridgeo.plan.metrics import enclaves, evaluate
-from gridgeo.plan.partition import Objective, partition
+from gridgeo.plan.partition import Objective, _csr, _regrow, partition, partition_from
 
-__all__ = ["Plan", "divide", "jsonable", "number_grids", "prepare_villages", "prepare_households",
-           "road_lines"]
+__all__ = ["Plan", "divide", "grid_name", "jsonable", "number_grids", "prepare_villages",
+           "prepare_households", "road_lines"]
 
 COUNT_COLUMNS = ("households", "population", "buildings")
 #: Grids one village (part) may be divided into: a band or count asking for more is
@@ -141,7 +141,8 @@ def prepare_villages(villages: gpd.GeoDataFrame, code: str = "code") -> gpd.GeoD
     v = v[~(v.geometry.isna() | v.geometry.is_empty)] if "level" in villages.columns else v
     out = gpd.GeoDataFrame(
         {"code": v[code].astype(str).to_numpy(),
-         "name": (v["name"].astype(str).to_numpy() if "name" in v.columns else v[code].astype(str).to_numpy())},
+         "name": (v["name"].astype(str).to_numpy() if "name" in v.columns else v[code].astype(str).to_numpy()),
+         "township": _township_names(villages, v, code)},
         geometry=v.geometry.to_numpy(), crs=4326)
     if len(out) == 0:
         raise InvalidInput("no villages to plan")
@@ -161,6 +162,25 @@ def prepare_villages(villages: gpd.GeoDataFrame, code: str = "code") -> gpd.GeoD
         shown = "; ".join(f"{c}: {r}" for c, r in zip(out["code"][invalid][:5], reasons[:5]))
         raise InvalidGeometry(f"invalid village boundary ({shown}): repair it (gridgeo import --repair)")
     return out.sort_values("code", kind="stable").reset_index(drop=True)
+
+
+def _township_names(layer: gpd.GeoDataFrame, v: gpd.GeoDataFrame, code: str) -> np.ndarray:
+    """The township (乡镇/街道) name of each village: a ``township`` column, else the
+    name of the township or street row of a divisions layer whose code is the village
+    code's first nine digits, else empty."""
+    if "township" in v.columns:
+        return v["township"].fillna("").astype(str).to_numpy()
+    if "level" in layer.columns and "name" in layer.columns:
+        towns = layer[layer["level"].isin(["township", "street", "town"])]
+        names = dict(zip(towns[code].astype(str), towns["name"].astype(str)))
+        return np.array([names.get(c[:9], "") for c in v[code].astype(str)], dtype=object)
+    return np.full(len(v), "", dtype=object)
+
+
+def grid_name(township: str, village: str, seq: int, count: int) -> str:
+    """A grid's name, the sample's pattern: ``{township}{village}第{n}网格`` in a village of
+    several grids, ``{village}网格`` for a village's only grid."""
+    return f"{village}网格" if count == 1 else f"{township}{village}第{seq}网格"
 
 
 def prepare_households(households: gpd.GeoDataFrame | None,
@@ -261,6 +281,9 @@ class _Part:
     blocks: np.ndarray | None = None
     near: np.ndarray | None = None  # road lines crossing the part
     labels: np.ndarray | None = None
+    anchors: np.ndarray | None = None  # rows of the anchor grids in this part
+    kept: bool = False  # the anchor grids stay as they are
+    fixed: dict | None = None  # label -> row of the anchor grid whose code it keeps
 
 
 def divide(
@@ -285,6 +308,9 @@ def divide(
     staff: pd.DataFrame | None = None,
     households_per_worker: int | None = None,
     progress: Callable[[str], None] | None = None,
+    anchor: gpd.GeoDataFrame | None = None,
+    keep: Iterable[str] = (),
+    anchor_weight: float = 10.0,
 ) -> Plan:
     """Divide villages into grids of balanced workload that follow roads and are compact.
 
@@ -336,6 +362,14 @@ def divide(
         suggestions and the grids whose staff fall short.
     households_per_worker : int, optional
         Staffing rule (default: the ``households_per_worker`` setting).
+    anchor : geopandas.GeoDataFrame, optional
+        The grids in force (code, name, village_code, geometry): re-planning starts from
+        them (see :mod:`gridgeo.plan.replan`). Their boundaries become block edges; a
+        village divided again starts from its old grids and moves as few households as
+        the band allows (``anchor_weight``), its grids keeping their codes and names
+        where they continue an old grid.
+    keep : iterable of str
+        Village codes whose anchor grids stay exactly as they are (geometry, code, name).
 
     Returns
     -------
@@ -385,6 +419,7 @@ def divide(
     if reasons and strict:
         raise InfeasibleBand(reasons)
     problems = [{"severity": "error", "message": r} for r in reasons] + problems
+    anc = _anchor_parts(anchor, vil, parts, parts_geom, set(map(str, keep)), snap)
 
     # Blocks.
     t1 = time.perf_counter()
@@ -399,8 +434,11 @@ def divide(
         cell = float(np.clip(math.sqrt(area / (cells_per_grid * p.k)), 20.0, 2000.0))
         near = lines[road_tree.query(p.geom, predicate="intersects")] if road_tree is not None else lines
         p.near = near
+        cut = near
+        if p.anchors is not None and len(p.anchors) > 1:
+            cut = np.concatenate([near, shapely.get_parts(shapely.boundary(anc["geometry"][p.anchors]))])
         p.blocks = cut_part(
-            p.geom, near, shapely.get_coordinates(pts[mine]), wts[mine], metric,
+            p.geom, cut, shapely.get_coordinates(pts[mine]), wts[mine], metric,
             cell_m=cell, max_block_weight=max(block_share * p.workload / p.k, 1e-9))
     offsets = np.cumsum([0] + [len(p.blocks) for p in parts])
     all_blocks = np.concatenate([p.blocks for p in parts])
@@ -418,9 +456,38 @@ def divide(
     for j, p in enumerate(parts):
         if p.k <= 1 or p.attach:
             p.labels = np.zeros(len(p.blocks), dtype=np.int64)
+            if p.anchors is not None and len(p.anchors) and not p.attach:
+                if p.kept:
+                    p.fixed = {0: int(p.anchors[0])}
+                else:  # one grid where there were several: it continues the heaviest
+                    start = _anchor_labels(p.blocks, anc["geometry"][p.anchors])
+                    sw = bsum["workload"][offsets[j]:offsets[j + 1]]
+                    w = np.bincount(np.maximum(start, 0), weights=np.where(start >= 0, sw, 0),
+                                    minlength=len(p.anchors))
+                    p.fixed = {0: int(p.anchors[int(np.argmax(w))])}
             continue
         sl = slice(offsets[j], offsets[j + 1])
         g = block_graph(p.blocks, p.geom, bsum["workload"][sl], metric, p.near)
+        if p.anchors is not None and len(p.anchors):
+            start = _anchor_labels(p.blocks, anc["geometry"][p.anchors])
+            if p.kept:
+                labels = _regrow(_csr(g, g.edge_len), start, len(p.anchors)) if (start < 0).any() else start
+                p.labels = labels
+                p.fixed = {lab: int(p.anchors[lab]) for lab in range(len(p.anchors))}
+                part_notes.append({"village": vil["code"][p.village], "part": j, "blocks": int(g.n),
+                                   "grids": p.k, "kept": True})
+                continue
+            obj = Objective(target=max(bsum["workload"][sl].sum() / p.k, 1e-9), low=lo, high=hi,
+                            road_factor=road_factor, tolerance=tolerance, **dict(shape_weights or {}))
+            res, origin = partition_from(g, p.k, obj, start, seed=seed * 7919 + 101 * j,
+                                         anchor_weight=anchor_weight)
+            if not _broken_grids(p.blocks, res.labels, p.k, p.geom, metric, settings.area_tolerance_m2):
+                p.labels = res.labels
+                p.fixed = {lab: int(p.anchors[o]) for lab, o in enumerate(origin) if o >= 0}
+                part_notes.append({"village": vil["code"][p.village], "part": j, "blocks": int(g.n),
+                                   "grids": p.k, "from": "in force", "rounds": res.rounds,
+                                   "moves": res.moves, "repairs": res.repairs})
+                continue
         if len(p.blocks) < p.k:
             problems.append({"severity": "error", "village": vil["code"][p.village],
                              "message": f"village {vil['code'][p.village]}: only {len(p.blocks)} block(s) for {p.k} grids"})
@@ -451,7 +518,7 @@ def divide(
     # Grids: the union of their blocks, numbered per village.
     t3 = time.perf_counter()
     say("building grids")
-    grids, block_grid = _build_grids(vil, parts, offsets, all_blocks, bsum, problems)
+    grids, block_grid = _build_grids(vil, parts, offsets, all_blocks, bsum, problems, anc)
     blocks = gpd.GeoDataFrame({
         "block": np.arange(len(all_blocks), dtype=np.int64),
         "village_code": vil["code"].to_numpy()[[parts[i].village for i in block_part]],
@@ -574,6 +641,43 @@ def _allocate(vil, parts: list[_Part], band, per_village, target, exclaves):
 _ATTEMPTS = 6
 
 
+def _anchor_parts(anchor, vil, parts: list[_Part], parts_geom, keep: set[str], snap: float):
+    """The anchor grids (the plan in force) by village part; sets ``anchors``, ``kept`` and,
+    for kept parts, ``k`` of every part. Returns the anchor columns, or None."""
+    if anchor is None or len(anchor) == 0:
+        return None
+    a = _to_wgs84(anchor, "grids in force")
+    for col in ("code", "village_code"):
+        if col not in a.columns:
+            raise InvalidInput(f"the grids to start from have no {col!r} column")
+    a = a[a["village_code"].astype(str).isin(set(vil["code"])) & ~(a.geometry.isna() | a.geometry.is_empty)]
+    if len(a) == 0:
+        return None
+    geoms = a.geometry.to_numpy()
+    codes = a["code"].astype(str).to_numpy()
+    anc = {"geometry": geoms, "code": codes,
+           "name": a["name"].astype(str).to_numpy() if "name" in a.columns else codes}
+    _, part = shapely.STRtree(parts_geom).query_nearest(shapely.point_on_surface(geoms), all_matches=False)
+    vcode = vil["code"].to_numpy()
+    part_village = np.array([vcode[p.village] for p in parts], dtype=object)
+    part = np.where(part_village[part] == a["village_code"].astype(str).to_numpy(), part, -1)
+    for j, p in enumerate(parts):
+        p.anchors = np.flatnonzero(part == j)
+        p.kept = bool(vcode[p.village] in keep and len(p.anchors) and not p.attach)
+        if p.kept:
+            p.k = len(p.anchors)
+            p.rule = "below floor" if p.k == 1 and p.rule == "below floor" else "kept"
+    return anc
+
+
+def _anchor_labels(blocks: np.ndarray, anchors: np.ndarray) -> np.ndarray:
+    """The anchor grid (index into ``anchors``) holding each block, -1 where none does."""
+    out = np.full(len(blocks), -1, dtype=np.int64)
+    bi, ai = shapely.STRtree(anchors).query(shapely.point_on_surface(blocks), predicate="within")
+    out[bi] = ai
+    return out
+
+
 def _broken_grids(blocks, labels, k, village, metric, tolerance_m2) -> bool:
     """Whether the grids of one part would break a hard rule: a grid in pieces, or one
     holding another (a hole over land of its village)."""
@@ -583,21 +687,28 @@ def _broken_grids(blocks, labels, k, village, metric, tolerance_m2) -> bool:
     return bool(enclaves(geoms, np.array([village] * k, dtype=object), metric, tolerance_m2).any())
 
 
-def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems):
-    """The grid layer from the parts' labels; returns it and the grid code of each block."""
-    rows = []  # (village row, geometry, block indices, exempt)
+def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, anc=None):
+    """The grid layer from the parts' labels; returns it and the grid code of each block.
+
+    A grid continuing an anchor grid (``_Part.fixed``) keeps its code and name, and a
+    kept one its geometry; the others are numbered after the codes kept in their village."""
+    rows = []  # (village row, geometry, block indices, exempt, anchor row or -1)
     for j, p in enumerate(parts):
         if p.attach:
             continue
         base = offsets[j]
+        fixed = p.fixed or {}
         for lab in range(max(p.k, 1)):
             idx = base + np.flatnonzero(p.labels == lab)
             if len(idx) == 0:
                 problems.append({"severity": "error", "village": vil["code"][p.village],
                                  "message": f"village {vil['code'][p.village]}: a grid got no block"})
                 continue
-            geom = p.geom if len(idx) == 1 and p.k <= 1 else shapely.coverage_union_all(all_blocks[idx])
-            rows.append((p.village, geom, idx, p.k <= 1 and p.rule == "below floor"))
+            if p.kept and lab in fixed:
+                geom = anc["geometry"][fixed[lab]]
+            else:
+                geom = p.geom if len(idx) == 1 and p.k <= 1 else shapely.coverage_union_all(all_blocks[idx])
+            rows.append((p.village, geom, idx, p.k <= 1 and p.rule == "below floor", fixed.get(lab, -1)))
     # Parts attached to the nearest grid of their village.
     for j, p in enumerate(parts):
         if not p.attach:
@@ -605,8 +716,8 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems):
         cands = [r for r in range(len(rows)) if rows[r][0] == p.village]
         dist = shapely.distance(np.array([rows[r][1] for r in cands]), p.geom)
         r = cands[int(np.argmin(dist))]
-        v, geom, idx, ex = rows[r]
-        rows[r] = (v, shapely.union(geom, p.geom), np.concatenate([idx, [offsets[j]]]), ex)
+        v, geom, idx, ex, fx = rows[r]
+        rows[r] = (v, shapely.union(geom, p.geom), np.concatenate([idx, [offsets[j]]]), ex, fx)
     vrow = np.array([r[0] for r in rows], dtype=np.int64)
     geoms = np.array([r[1] for r in rows], dtype=object)
     cent = shapely.centroid(geoms)
@@ -614,16 +725,26 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems):
     codes = np.empty(len(rows), dtype=object)
     names = np.empty(len(rows), dtype=object)
     vcodes, vnames = vil["code"].to_numpy(), vil["name"].to_numpy()
+    towns = vil["township"].to_numpy() if "township" in vil.columns else np.full(len(vil), "", dtype=object)
+    fixed = np.array([r[4] for r in rows], dtype=np.int64)
     for vi in np.unique(vrow):
         sel = np.flatnonzero(vrow == vi)
-        order = sel[number_grids(cx[sel], cy[sel])]
-        if len(order) > 999:
-            raise InfeasibleBand([f"village {vcodes[vi]} would need {len(order)} grids: codes allow 999"])
-        for seq, r in enumerate(order, 1):
+        if len(sel) > 999:
+            raise InfeasibleBand([f"village {vcodes[vi]} would need {len(sel)} grids: codes allow 999"])
+        taken: set[int] = set()
+        for r in sel[fixed[sel] >= 0]:
+            code = anc["code"][fixed[r]]
+            if code.startswith(vcodes[vi]) and code[len(vcodes[vi]):].isdigit() and code not in codes[sel]:
+                codes[r], names[r] = code, anc["name"][fixed[r]]
+                taken.add(int(code[len(vcodes[vi]):]))
+        free = sel[pd.isna(codes[sel])]
+        order = free[number_grids(cx[free], cy[free])]
+        seqs = [n for n in range(1, len(sel) + len(taken) + 1) if n not in taken][:len(order)]
+        for seq, r in zip(seqs, order):
             codes[r] = f"{vcodes[vi]}{seq:03d}"
-            names[r] = f"{vnames[vi]}网格" if len(order) == 1 else f"{vnames[vi]}第{seq}网格"
+            names[r] = grid_name(towns[vi], vnames[vi], seq, len(sel))
     block_grid = np.empty(len(all_blocks), dtype=object)
-    for r, (_, _, idx, _) in enumerate(rows):
+    for r, (_, _, idx, _, _) in enumerate(rows):
         block_grid[idx] = codes[r]
     sums = {c: np.array([bsum[c][r[2]].sum() for r in rows]) for c in (*COUNT_COLUMNS, "workload")}
     grids = gpd.GeoDataFrame({

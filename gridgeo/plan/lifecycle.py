@@ -66,15 +66,25 @@ def get_plan(store: Store, ref: int | str, *, conn=None) -> dict:
 
 
 def _villages(store: Store, conn=None) -> gpd.GeoDataFrame:
+    """The villages and communities, with the name of their township (乡镇/街道) as
+    ``township`` (grid names carry it)."""
     div = store.read("divisions", conn=conn)
-    return div[div["level"].isin(["village", "community"]) & div.geometry.notna()].reset_index(drop=True)
+    towns = div[div["level"].isin(["township", "street", "town"])]
+    names = dict(zip(towns["code"].astype(str), towns["name"].astype(str)))
+    out = div[div["level"].isin(["village", "community"]) & div.geometry.notna()].reset_index(drop=True)
+    out["township"] = [names.get(str(c)[:9], "") for c in out["code"]]
+    return out
 
 
 def plan_from_store(store: Store, *, villages: Iterable[str] | None = None, within: str | None = None,
-                    **kwargs) -> Plan:
-    """:func:`~gridgeo.plan.divide` the villages of the store (all, the ``villages`` listed,
-    or those whose code starts with ``within``) with the store's households, roads and
-    staff. ``kwargs`` go to ``divide``."""
+                    from_scratch: bool = False, **kwargs) -> Plan:
+    """Plan the villages of the store (all, the ``villages`` listed, or those whose code
+    starts with ``within``) with the store's households, roads and staff.
+
+    When a plan is in force, planning starts from it (:func:`gridgeo.plan.replan.replan`):
+    villages whose grids are valid and in band keep them, the others are divided again
+    close to their old grids. ``from_scratch=True`` (or no plan in force) divides every
+    village anew (:func:`~gridgeo.plan.divide`). ``kwargs`` go to either."""
     vil = _villages(store)
     if villages is not None:
         want = [str(v) for v in villages]
@@ -93,7 +103,17 @@ def plan_from_store(store: Store, *, villages: Iterable[str] | None = None, with
     roads = store.read("roads")
     roads = roads.cx[x0 - pad:x1 + pad, y0 - pad:y1 + pad] if len(roads) else None
     staff = store.read("staff")
-    return divide(vil, hh, roads, staff=staff, **kwargs)
+    current = None if from_scratch else store.plan_in_force()
+    if current is not None:
+        from gridgeo.plan.replan import replan
+
+        grids = store.read("grids", plan=current["id"])
+        plan = replan(vil, hh, roads, grids, staff=staff, **kwargs)
+        plan.report["replan"]["plan"] = current["version"]
+        return plan
+    plan = divide(vil, hh, roads, staff=staff, **kwargs)
+    plan.report["params"]["from_scratch"] = True
+    return plan
 
 
 def read_plan(store: Store, ref: int | str) -> tuple[dict, gpd.GeoDataFrame]:

@@ -37,7 +37,7 @@ from scipy.sparse.csgraph import connected_components
 
 from gridgeo.plan.blocks import BlockGraph
 
-__all__ = ["Objective", "partition", "components", "holes", "metis"]
+__all__ = ["Objective", "partition", "partition_from", "components", "holes", "metis"]
 
 _BFS_LIMIT = 400
 
@@ -55,6 +55,10 @@ class Objective:
     balance_weight: float = 1.0
     tolerance: float = 0.05
     max_rounds: int = 5000
+    #: Re-planning: the part each block starts in, and the cost of moving a block out of
+    #: it (per unit of workload over the target), so that few households change grid.
+    anchor: np.ndarray | None = None
+    anchor_weight: float = 0.0
 
 
 @dataclass
@@ -359,6 +363,10 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
         d_exc = excess(Wa) + excess(Wb) - excess(W[a]) - excess(W[b])
         d_dev = dev(Wa) + dev(Wb) - dev(W[a]) - dev(W[b])
         d_shape = lam_cut * d_cut - lam_pp * d_pp + lam_dev * d_dev
+        if obj.anchor is not None and obj.anchor_weight > 0:
+            home = obj.anchor[i]
+            d_shape = d_shape + obj.anchor_weight * (wi / t) * (
+                (b != home).astype(float) - (a != home).astype(float))
         total_excess = excess(W).sum()
         if total_excess > 1e-12:
             sel = d_exc < -1e-12
@@ -532,3 +540,74 @@ def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: i
         best.repairs.append(f"recombined {n_rec} pair(s) of parts")
         best.excess, best.shape = score(g, best.labels, k, obj)
     return best
+
+
+def partition_from(g: BlockGraph, k: int, obj: Objective, start: np.ndarray, *, seed: int = 0,
+                   anchor_weight: float = 10.0) -> tuple[Result, np.ndarray]:
+    """Re-partition ``g`` into ``k`` parts, staying close to the partition ``start``.
+
+    ``start`` gives each block's part in the division in force (``-1``: none, e.g. land
+    that was in no grid). Blocks without one join the neighbouring part they share most
+    edge with. While there are too many parts the lightest merges into its lightest
+    neighbour; while too few, the heaviest is halved (METIS bisection), its heavier half
+    keeping the part. Repairs restore the hard rules, then the local moves of
+    :func:`refine` bring every part into the band, each move costing ``anchor_weight``
+    times the workload it takes out of its part (over the target) on top of the shape
+    terms: the division moves as few households as the band allows. No recombination.
+
+    Returns
+    -------
+    (Result, origin)
+        ``origin[p]``: the part of ``start`` part ``p`` continues (its code is kept), or
+        ``-1`` for a new part.
+    """
+    start = np.asarray(start, dtype=np.int64)
+    present = np.unique(start[start >= 0])
+    if k <= 1 or len(present) == 0:
+        res = partition(g, k, obj, seed=seed) if k > 1 else Result(np.zeros(g.n, dtype=np.int64))
+        origin = np.full(max(k, 1), -1, dtype=np.int64)
+        if k <= 1 and len(present):
+            # one grid: it continues the start part holding most workload
+            w = np.bincount(np.searchsorted(present, start[start >= 0]), weights=g.weight[start >= 0],
+                            minlength=len(present))
+            origin[0] = present[int(np.argmax(w))]
+        return res, origin
+    labels = np.where(start >= 0, np.searchsorted(present, np.maximum(start, 0)), -1)
+    origin = list(present)
+    adj = _csr(g, g.edge_len)
+    labels = _regrow(adj, labels, len(origin))
+    notes: list[str] = []
+    # Too many parts: merge the lightest into its lightest neighbour.
+    while len(origin) > k:
+        m = len(origin)
+        W = np.bincount(labels, weights=g.weight, minlength=m)
+        s = int(np.argmin(W))
+        lu, lv = labels[g.edge_u], labels[g.edge_v]
+        nb = np.unique(np.concatenate([lv[(lu == s) & (lv != s)], lu[(lv == s) & (lu != s)]]))
+        into = int(nb[np.argmin(W[nb])]) if len(nb) else int(np.argsort(W)[1])
+        labels[labels == s] = into
+        labels[labels > s] -= 1
+        del origin[s]
+        notes.append("merged a grid into its neighbour")
+    # Too few: halve the heaviest; its heavier half keeps the part.
+    while len(origin) < k:
+        m = len(origin)
+        W = np.bincount(labels, weights=g.weight, minlength=m)
+        big = int(np.argmax(W))
+        nodes = np.flatnonzero(labels == big)
+        if len(nodes) < 2:
+            break
+        halves = metis(g, 2, seed + m, obj.road_factor, nodes)
+        w1 = g.weight[nodes][halves == 1].sum()
+        w0 = g.weight[nodes][halves == 0].sum()
+        new_half = 1 if w1 <= w0 else 0
+        labels[nodes[halves == new_half]] = m
+        origin.append(-1)
+        notes.append("split a grid in two")
+    labels = _repair(g, labels, k, seed, obj.road_factor, notes)
+    anchored = Objective(**{**obj.__dict__, "anchor": labels.copy(), "anchor_weight": anchor_weight})
+    res = refine(g, labels, k, anchored)
+    res.repairs = notes + res.repairs
+    res.excess, res.shape = score(g, res.labels, k, obj)
+    res.seed = seed
+    return res, np.asarray(origin + [-1] * (k - len(origin)), dtype=np.int64)
