@@ -9,7 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gridgeo.errors import GridgeoError, ImportFailed, InternalError, RoleNotAllowed, Unauthenticated
+from gridgeo.errors import (GridgeoError, ImportFailed, InternalError, InvalidPlan, RoleNotAllowed, StaffStranded,
+                            Unauthenticated)
 
 MEDIA_TYPE = "application/problem+json"
 log = logging.getLogger("gridgeo.api")
@@ -36,6 +37,10 @@ def install(app: FastAPI) -> None:
             extra["problems"] = [p.__dict__ for p in exc.report.problems]
         if isinstance(exc, RoleNotAllowed):
             extra["allowed_roles"] = exc.roles
+        if isinstance(exc, StaffStranded):
+            extra["stranded"] = exc.stranded
+        if isinstance(exc, InvalidPlan):
+            extra["problems"] = exc.problems
         response = problem(exc.status, exc.code.replace("-", " "), str(exc), f"/problems/{exc.code}", **extra)
         if isinstance(exc, Unauthenticated):
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridgeo"'

@@ -220,3 +220,25 @@ class InvalidPlan(GridgeoError):
         head = "; ".join(self.problems[:5])
         more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         super().__init__(f"{head}{more}")
+
+
+class StaffStranded(GridgeoError):
+    """Publishing a plan would leave staff without a grid; nothing was written. Publish with
+    ``allow_stranded`` (``--allow-stranded``) to go ahead anyway.
+
+    Attributes
+    ----------
+    stranded : list of dict
+        code, name, role, from_grid and why of each post left without a grid.
+    """
+
+    status = 409
+    code = "staff-stranded"
+
+    def __init__(self, stranded: list[dict]):
+        self.stranded = list(stranded)
+        shown = "; ".join(f"{s.get('name')} ({s.get('code')}, {s.get('role')}, grid {s.get('from_grid')})"
+                          for s in self.stranded[:5])
+        more = f" (and {len(self.stranded) - 5} more)" if len(self.stranded) > 5 else ""
+        super().__init__(f"{len(self.stranded)} staff post(s) would be left without a grid: {shown}{more}; "
+                         "publish with allow_stranded to go ahead")

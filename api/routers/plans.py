@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field, model_validator
 from gridgeo.api.deps import PLAN_READERS, PlanWriter, StoreDep, roles
 from gridgeo.api.schemas.geojson import MEDIA_TYPE as GEOJSON
 from gridgeo.api.schemas.geojson import GeoJSONResponse
-from gridgeo.api.schemas.plans import Blocks, Diff, Draft, EditResult, Plan, PlanGrids, PlanListed, Staffing
+from gridgeo.api.schemas.plans import (Blocks, Diff, Draft, EditResult, Plan, PlanGrids, PlanListed, Staffing,
+                                       StaffTransition)
 from gridgeo.plan import lifecycle
 from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.divide import jsonable
@@ -53,6 +54,7 @@ class PlanRequest(BaseModel):
     seed: int = 0
     exclaves: Literal["own", "attach"] = "own"
     strict: bool = Field(True, description="Refuse (422) when a village cannot meet the band; false: plan anyway.")
+    from_scratch: bool = Field(False, description="Divide every village anew instead of starting from the plan in force.")
     version: str | None = Field(
         None, max_length=64, description="Version label of the draft (default draft-YYYYMMDD-N).")
     name: str | None = Field(None, max_length=200)
@@ -69,6 +71,7 @@ class PublishRequest(BaseModel):
     version: str | None = Field(
         None, max_length=64,
         description="Version label (default: the date, for a draft-... label).")
+    allow_stranded: bool = Field(False, description="Publish even if staff are left without a grid (else 409 with the list).")
 
 
 class EditRequest(BaseModel):
@@ -92,11 +95,11 @@ def create_plan(body: PlanRequest, store: StoreDep, principal: PlanWriter):
     plan = lifecycle.plan_from_store(
         store, villages=body.villages, within=body.within, band=body.band, per_village=body.per_village,
         target=body.target, tolerance=body.tolerance, workload=body.workload, seed=body.seed,
-        exclaves=body.exclaves, strict=body.strict)
+        exclaves=body.exclaves, strict=body.strict, from_scratch=body.from_scratch)
     row = lifecycle.save_draft(store, plan, version=body.version, name=body.name, note=body.note, actor=principal.actor)
     report = _public_report(row.get("report"))
     body_out = {**_row(row), "metrics": report.get("metrics"), "problems": report.get("problems"),
-                "villages": report.get("villages")}
+                "villages": report.get("villages"), "replan": report.get("replan")}
     return _json(body_out, 201, Location=f"/v1/plans/{row['id']}")
 
 
@@ -135,18 +138,31 @@ def get_blocks(ref: str, store: StoreDep):
 def publish_plan(ref: str, body: PublishRequest, store: StoreDep, principal: PlanWriter):
     """Validates the draft and publishes it; the plan in force ends on ``effective_from``.
     409 when the plan is not a draft or a later plan exists; 422 when the draft breaks a rule."""
-    row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor=principal.actor)
+    row = lifecycle.publish(store, ref, body.effective_from, version=body.version, actor=principal.actor,
+                            allow_stranded=body.allow_stranded)
     return _json(_row(row))
+
+
+@router.get("/{ref}/transition", summary="Where the staff go if this plan is published", response_model=StaffTransition)
+def plan_transition(
+    ref: str, store: StoreDep,
+    effective_from: Annotated[dt.date | None, Query(description="From the plan in force on this date (default today).")] = None,
+):
+    """Each grid head, instructor and worker of the plan in force, and the grid of this plan
+    proposed for them (the one sharing most of their households); the grids left without a
+    head, instructor or worker; the staff left without a grid (publishing refuses them
+    unless ``allow_stranded``)."""
+    return _json(lifecycle.transition(store, ref, effective_from).to_dict())
 
 
 @router.get("/{ref}/diff", summary="Households and addresses that change grid between two plans", response_model=Diff)
 def plan_diff(
     ref: str,
     store: StoreDep,
-    against: Annotated[str, Query(description="The other plan (id or version); the diff goes from it to this plan.")],
+    against: Annotated[str | None, Query(description="The other plan (id or version); the diff goes from it to this plan (default: the plan in force).")] = None,
     limit: Annotated[int, Query(ge=0, le=1_000_000, description="Changes listed at most.")] = 10_000,
 ):
-    frame = lifecycle.diff(store, against, ref)
+    frame = lifecycle.diff(store, against, ref) if against is not None else lifecycle.diff(store, ref)
     summary = (frame.groupby(["from_grid", "to_grid"], dropna=False)["households"].agg(["size", "sum"])
                .reset_index().rename(columns={"size": "points", "sum": "households"}))
     return _json({
@@ -155,6 +171,7 @@ def plan_diff(
         "moves": summary.astype(object).where(summary.notna(), None).to_dict("records"),
         "changes": frame.head(limit).astype(object).where(frame.head(limit).notna(), None).to_dict("records"),
         "truncated": len(frame) > limit,
+        "villages": frame.attrs.get("villages") or [],
     })
 
 

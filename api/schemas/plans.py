@@ -33,6 +33,7 @@ class Draft(Plan):
     metrics: dict[str, Any] | None = None
     problems: list[Any] | None = None
     villages: list[dict[str, Any]] | None = None
+    replan: dict[str, Any] | None = None
 
 
 class PlanGrids(FeatureCollection):
@@ -65,6 +66,7 @@ class Diff(Schema):
     moves: list[Move]
     changes: list[dict[str, Any]]
     truncated: bool
+    villages: list[dict[str, Any]] = []
 
 
 class EditResult(Schema):
@@ -82,3 +84,13 @@ class EditResult(Schema):
 class Staffing(Schema):
     grids: list[dict[str, Any]] = Field(description="Per grid: staff needed and present, what is missing.")
     short: int = Field(description="Grids short of staff.")
+
+
+class StaffTransition(Schema):
+    """Where the staff of the plan in force go if the plan is published."""
+
+    proposals: list[dict[str, Any]] = Field(description="code, name, role, from_grid, to_grid (null: left without a grid), shared_households, why")
+    unstaffed: list[dict[str, Any]] = Field(description="grid, name, missing (网格长 / 网格指导员 / 网格员)")
+    stranded: list[dict[str, Any]] = Field(description="staff posts left without a grid: code, name, role, from_grid, why")
+    moves: int
+    notes: list[str] = []

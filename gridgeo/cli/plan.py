@@ -89,6 +89,22 @@ def _print_metrics(report: dict) -> None:
                   "; ".join(f"{s['code']}: {s['missing']}" for s in short[:5]))
 
 
+def _print_replan(report: dict) -> None:
+    r = report.get("replan")
+    if not r:
+        return
+    out.print(f"started from plan {r.get('plan', 'in force')}: {len(r['kept'])} village(s) kept as they are, "
+              f"{len(r['divided_again'])} divided again; {r['households_changing']:,} households at "
+              f"{r['addresses_changing']:,} addresses change grid ({r['households_changing_share']:.1%})")
+    touched = [v for v in report.get("villages") or [] if v.get("touched")]
+    if touched:
+        table = Table("village", "name", "grids", "households changing", "addresses changing", "why", title="divided again")
+        for v in touched:
+            table.add_row(v["code"], str(v["name"]), str(v["grids"]), f"{v['households_changing']:,}",
+                          f"{v['addresses_changing']:,}", v["why"])
+        out.print(table)
+
+
 @app.command()
 def new(
     villages: Annotated[Optional[Path], typer.Option(help="Villages / communities: polygons with a code column, or a divisions layer (default: the database's).")] = None,
@@ -111,9 +127,14 @@ def new(
     save_draft: Annotated[bool, typer.Option("--save-draft", help="Save the plan as a draft in the database.")] = False,
     version: Annotated[Optional[str], typer.Option(help="Version label of the saved draft.")] = None,
     name: Annotated[Optional[str], typer.Option(help="Name of the saved draft.")] = None,
+    from_scratch: Annotated[bool, typer.Option("--from-scratch", help="From the database: divide every village anew instead of starting from the plan in force.")] = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Divide villages into grids of balanced workload that follow roads (网格划分)."""
+    """Divide villages into grids of balanced workload that follow roads (网格划分).
+
+    From the database, with a plan in force, planning starts from it: villages whose grids
+    are valid and in the band keep them; the others are divided again close to their old
+    grids (--from-scratch divides every village anew)."""
     import pandas as pd
 
     from gridgeo.plan import divide
@@ -130,7 +151,8 @@ def new(
         kwargs["progress"] = step
         if villages is None:
             store = open_store(database)
-            result = plan_from_store(store, villages=village or None, within=within, **kwargs)
+            result = plan_from_store(store, villages=village or None, within=within,
+                                     from_scratch=from_scratch, **kwargs)
         else:
             vil = _read(villages, "divisions", crs)
             hh = _read(households, "households", crs) if households else None
@@ -143,6 +165,7 @@ def new(
         report.parent.mkdir(parents=True, exist_ok=True)
         report.write_text(json.dumps(result.report, ensure_ascii=False, indent=1), encoding="utf-8")
     _print_metrics(result.report)
+    _print_replan(result.report)
     if out_path:
         out.print(f"{len(result.grids)} grids, {len(result.blocks)} blocks -> {out_path}")
     if save_draft:
@@ -187,19 +210,60 @@ def publish(
     ref: Annotated[str, typer.Argument(help="Draft id or version.")],
     effective_from: EffectiveFromOpt = None,
     version: Annotated[Optional[str], typer.Option(help="Version label (default: the effective date for a draft-... label).")] = None,
+    allow_stranded: Annotated[bool, typer.Option("--allow-stranded", help="Publish even if staff are left without a grid.")] = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Publish a draft after validating it."""
+    """Publish a draft after validating it; the staff move to the grids `plan transition`
+    proposes. A plan that leaves staff without a grid is refused unless --allow-stranded."""
+    from gridgeo.errors import StaffStranded
     from gridgeo.plan.lifecycle import publish as _publish
 
-    row = _publish(open_store(database), ref, effective_from, version=version, actor="cli")
+    try:
+        row = _publish(open_store(database), ref, effective_from, version=version, actor="cli",
+                       allow_stranded=allow_stranded)
+    except StaffStranded as exc:
+        err.print(f"[red]error:[/red] {len(exc.stranded)} staff post(s) would be left without a grid; "
+                  "nothing was published (see `gridgeo plan transition`, or use --allow-stranded):")
+        for s_ in exc.stranded:
+            err.print(f"  {s_['name']} ({s_['code']}, {s_['role']}) on grid {s_['from_grid']}: {s_['why']}")
+        raise typer.Exit(1) from None
     out.print(f"plan {row['version']} published, in force from {row['effective_from']}")
 
 
 @app.command()
+def transition(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    effective_from: EffectiveFromOpt = None,
+    out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the proposals to this CSV.")] = None,
+    database: DatabaseOpt = None,
+) -> None:
+    """Where each grid head, instructor and worker goes if this draft is published; grids
+    left without one; staff left without a grid."""
+    from gridgeo.io.exporting import neutralise_formulas
+    from gridgeo.plan.lifecycle import transition as _transition
+
+    res = _transition(open_store(database), ref, effective_from)
+    moving = res.proposals[res.proposals["to_grid"].notna() & (res.proposals["to_grid"] != res.proposals["from_grid"])]
+    out.print(f"{len(res.proposals)} staff post(s): {len(moving)} move, {len(res.stranded)} left without a grid; "
+              f"{len(res.unstaffed)} grid(s) missing someone")
+    if len(moving):
+        table = Table("staff", "name", "role", "from grid", "to grid", "why", title="moves")
+        for r in moving.itertuples(index=False):
+            table.add_row(r.code, r.name, r.role, r.from_grid, r.to_grid, r.why)
+        out.print(table)
+    for r in res.stranded.itertuples(index=False):
+        err.print(f"[yellow]without a grid:[/yellow] {r.name} ({r.code}, {r.role}) on {r.from_grid}: {r.why}")
+    for r in res.unstaffed.itertuples(index=False):
+        out.print(f"grid {r.grid} ({r.name}) has no {'、'.join(r.missing)}")
+    if out_path:
+        neutralise_formulas(res.proposals).to_csv(out_path, index=False)
+        out.print(f"-> {out_path}")
+
+
+@app.command()
 def diff(
-    a: Annotated[str, typer.Argument(help="Plan id or version (from).")],
-    b: Annotated[str, typer.Argument(help="Plan id or version (to).")],
+    a: Annotated[str, typer.Argument(help="Plan id or version: with B, the plan compared from; alone, the plan compared with the plan in force.")],
+    b: Annotated[Optional[str], typer.Argument(help="Plan id or version (to).")] = None,
     out_path: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every change to this CSV.")] = None,
     database: DatabaseOpt = None,
 ) -> None:
@@ -207,9 +271,22 @@ def diff(
     from gridgeo.io.exporting import neutralise_formulas
     from gridgeo.plan.lifecycle import diff as _diff
 
-    frame = _diff(open_store(database), a, b)
+    store = open_store(database)
+    if b is None:
+        current = store.plan_in_force()
+        if current is None:
+            raise typer.BadParameter("no plan in force: name both plans", param_hint="B")
+        a, b = str(current["id"]), a
+    frame = _diff(store, a, b)
     out.print(f"{len(frame):,} address points ({int(frame['households'].sum()):,} households) change grid "
               f"from plan {frame.attrs['from_plan']} to {frame.attrs['to_plan']}")
+    per = frame.attrs.get("villages") or []
+    if per:
+        vt = Table("village", "addresses changing", "households changing", "of households", title="per village")
+        for v in per:
+            vt.add_row(v["village_code"], f"{v['addresses_changing']:,}", f"{v['households_changing']:,}",
+                       f"{v['households']:,}")
+        out.print(vt)
     if len(frame):
         moves = frame.groupby(["from_grid", "to_grid"], dropna=False)["households"].agg(["size", "sum"])
         table = Table("from grid", "to grid", "points", "households")

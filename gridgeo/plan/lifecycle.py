@@ -29,7 +29,7 @@ from sqlalchemy import bindparam, select
 
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
-from gridgeo.errors import IllegalTransition, InternalError, InvalidPlan, NotFound
+from gridgeo.errors import IllegalTransition, InternalError, InvalidPlan, NotFound, StaffStranded
 from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.blocks import Metric, clip_lines
 from gridgeo.plan.divide import COUNT_COLUMNS, Plan, divide, jsonable
@@ -47,6 +47,7 @@ __all__ = [
     "move_blocks",
     "move_households",
     "plan_staffing",
+    "transition",
 ]
 
 _BLOCK_KEY = "blocks"
@@ -318,8 +319,46 @@ def put_in_force(conn, store: Store, plan_id: int, start: dt.date, *, version: s
     return current
 
 
+def transition(store: Store, ref: int | str, effective_from: dt.date | None = None):
+    """:func:`~gridgeo.plan.transition.staff_transition` from the plan in force on
+    ``effective_from`` (default today) to plan ``ref``, with the store's households and
+    staff: where each grid head, instructor and worker goes, the grids left without one,
+    the staff left without a grid."""
+    from gridgeo.plan.transition import staff_transition
+
+    _, grids = read_plan(store, ref)
+    current = store.plan_in_force(effective_from or today())
+    old = store.read("grids", plan=current["id"]) if current is not None else grids.iloc[:0]
+    res = staff_transition(old, grids, store.read("households"), store.read("staff"),
+                           tolerance=get_settings().snap_tolerance_m)
+    res.notes.append(f"from plan {current['version']}" if current is not None else "no plan in force")
+    return res
+
+
+def _move_staff(conn, staff: pd.DataFrame, proposals: pd.DataFrame) -> list[dict]:
+    """Write the proposed grids of the staff in the publishing transaction; a post that
+    would repeat one the person holds already on that grid is dropped. Returns the moves."""
+    st = schema.staff
+    moves = []
+    have = {(str(c), str(r), str(g)) for c, r, g in zip(staff["code"], staff["role"], staff["grid_code"])}
+    for p in proposals.to_dict("records"):
+        to, key = p["to_grid"], (p["code"], p["role"], p["from_grid"])
+        if to is None or to == p["from_grid"] or key not in have:
+            continue
+        have.discard(key)
+        where = (st.c.code == p["code"]) & (st.c.role == p["role"]) & (st.c.grid_code == p["from_grid"])
+        if (p["code"], p["role"], to) in have:
+            conn.execute(st.delete().where(where))
+        else:
+            conn.execute(st.update().where(where).values(grid_code=to))
+            have.add((p["code"], p["role"], to))
+        moves.append({"code": p["code"], "role": p["role"], "from": p["from_grid"], "to": to})
+    return moves
+
+
 def publish(store: Store, ref: int | str, effective_from: dt.date | None = None, *,
-            version: str | None = None, actor: str = "cli") -> dict:
+            version: str | None = None, actor: str = "cli", allow_stranded: bool = False,
+            carry_staff: bool = True) -> dict:
     """Publish a draft: it takes effect on ``effective_from`` (default today, CST) and the
     plan in force ends that day. Returns the plan row.
 
@@ -334,6 +373,13 @@ def publish(store: Store, ref: int | str, effective_from: dt.date | None = None,
         the version label is taken.
     InvalidPlan
         The draft breaks a rule; nothing was written.
+    StaffStranded
+        Staff of the plan in force would be left without a grid (and ``allow_stranded``
+        is false); nothing was written.
+
+    With ``carry_staff`` (the default) the staff move to the grids :func:`transition`
+    proposes, in the same transaction; the audit line lists the moves and whoever is left
+    without a grid.
     """
     store.check()
     row, grids = read_plan(store, ref)
@@ -347,7 +393,13 @@ def publish(store: Store, ref: int | str, effective_from: dt.date | None = None,
         raise InvalidPlan(problems)
     start = effective_from or today()
     new_version = version or (start.isoformat() if row["version"].startswith("draft-") else row["version"])
+    carried = transition(store, row["id"], start)
+    stranded = carried.stranded.to_dict("records")
+    if stranded and not allow_stranded:
+        raise StaffStranded(jsonable(stranded))
+    staff = store.read("staff")
     with store.engine.begin() as conn:
+        moves = _move_staff(conn, staff, carried.proposals) if carry_staff and len(staff) else []
         name = row["name"]
         if name == f"网格划分草案 {row['version']}":  # the default name follows the new label
             name = f"网格划分 {new_version}"
@@ -355,7 +407,8 @@ def publish(store: Store, ref: int | str, effective_from: dt.date | None = None,
         Store.audit(conn, actor=actor, action="plan.publish", entity="plans", entity_id=str(row["id"]),
                     detail={"version": new_version, "draft_version": row["version"],
                             "effective_from": start.isoformat(),
-                            "ended": ended["version"] if ended else None})
+                            "ended": ended["version"] if ended else None,
+                            "staff_moved": jsonable(moves), "staff_stranded": jsonable(stranded)})
         return store.plan(row["id"], conn=conn)
 
 
@@ -371,15 +424,23 @@ def _codes_in(grids: gpd.GeoDataFrame, x: np.ndarray, y: np.ndarray, tolerance: 
     return np.asarray(loc.locate(x, y), dtype=object)
 
 
-def diff(store: Store, a: int | str, b: int | str) -> pd.DataFrame:
-    """Households whose grid differs between plans ``a`` and ``b``.
+def diff(store: Store, a: int | str, b: int | str | None = None) -> pd.DataFrame:
+    """Households whose grid differs between plans ``a`` and ``b`` (``b`` omitted: from the
+    plan in force to ``a``).
 
     Every household of the store is located in both plans (rules of
     :mod:`gridgeo.locate`, snapping included). Returns one row per household that
     changes grid: code, address, village_code, households, population, from_grid,
     to_grid (None where the household is in no grid of that plan). ``attrs`` holds the
-    two plan versions.
+    two plan versions and ``villages``: per village, the addresses and households
+    changing grid, of how many, and why the planner touched it (from the report of a plan
+    made by re-planning).
     """
+    if b is None:
+        current = store.plan_in_force()
+        if current is None:
+            raise NotFound("no plan in force to compare with: name both plans")
+        a, b = current["id"], a
     ra, ga = read_plan(store, a)
     rb, gb = read_plan(store, b)
     hh = store.read("households")
@@ -396,7 +457,15 @@ def diff(store: Store, a: int | str, b: int | str) -> pd.DataFrame:
         "from_grid": ca,
         "to_grid": cb,
     })[changed].reset_index(drop=True)
-    out.attrs.update(from_plan=ra["version"], to_plan=rb["version"])
+    from gridgeo.plan.replan import grid_changes
+
+    per = grid_changes(ca, cb, hh["households"], hh["village_code"])
+    why = {v["code"]: v.get("why") or "" for v in ((rb.get("report") or {}).get("villages") or [])
+           if v.get("touched") is not None}
+    per["why"] = [why.get(v, "") for v in per["village_code"]]
+    per = per[(per["addresses_changing"] > 0) | (per["why"] != "")]
+    out.attrs.update(from_plan=ra["version"], to_plan=rb["version"],
+                     villages=jsonable(per.to_dict("records")))
     return out
 
 

@@ -94,6 +94,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/v1/plans/{ref}/diff"): (PLAN_READERS, _get("/v1/plans/v1/diff?against=v1")),
     ("POST", "/v1/plans/{ref}/edits"): (PLAN_WRITERS, _post("/v1/plans/v1/edits", {"nope": 1})),
     ("GET", "/v1/plans/{ref}/staffing"): (PLAN_READERS, _get("/v1/plans/v1/staffing")),
+    ("GET", "/v1/plans/{ref}/transition"): (PLAN_READERS, _get("/v1/plans/v1/transition")),
     ("GET", "/open311/v2/discovery.{fmt}"): (ALL, _get("/open311/v2/discovery.json")),
     ("GET", "/open311/v2/services.{fmt}"): (ALL, _get("/open311/v2/services.json")),
     ("GET", "/open311/v2/services/{service_code}.{fmt}"): (ALL, _get("/open311/v2/services/ZZ001.json")),

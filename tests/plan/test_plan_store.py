@@ -169,7 +169,12 @@ def test_diff_lists_households_that_change_grid(loaded, township):
     assert set(changes["from_grid"]) == {V1 + "001"}  # V1 is split; V2's single grid keeps its code
     assert changes["to_grid"].isin(plan.grids["code"]).all()
     assert changes["address"].str.startswith("测试乡").all()
-    assert changes.attrs == {"from_plan": "v1", "to_plan": row["version"]}
+    assert (changes.attrs["from_plan"], changes.attrs["to_plan"]) == ("v1", row["version"])
+    # per village, with why the planner touched it (the draft started from v1)
+    per = {v["village_code"]: v for v in changes.attrs["villages"]}
+    assert set(per) == {V1} and per[V1]["addresses_changing"] == len(expected)
+    assert per[V1]["households_changing"] == changes["households"].sum() and "above the ceiling" in per[V1]["why"]
+    assert len(lifecycle.diff(loaded, row["id"])) == len(changes)  # one plan named: against the plan in force
     assert len(lifecycle.diff(loaded, "v1", "v1")) == 0
 
 
