@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field, model_validator
 from gridgeo.api.deps import PLAN_READERS, PlanWriter, StoreDep, roles
 from gridgeo.api.schemas.geojson import MEDIA_TYPE as GEOJSON
 from gridgeo.api.schemas.geojson import GeoJSONResponse
-from gridgeo.api.schemas.plans import (Blocks, Diff, Draft, EditResult, Plan, PlanGrids, PlanListed, Staffing,
-                                       StaffTransition)
+from gridgeo.api.schemas.plans import (Blocks, Diff, Draft, EditResult, Plan, PlanGrids, PlanListed, Renumbering,
+                                       Staffing, StaffTransition, Undone)
 from gridgeo.plan import lifecycle
 from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.divide import jsonable
@@ -74,12 +74,17 @@ class PublishRequest(BaseModel):
     allow_stranded: bool = Field(False, description="Publish even if staff are left without a grid (else 409 with the list).")
 
 
+#: Blocks or households one edit takes at most (a village's worth; more is a mistake).
+MAX_EDIT_ITEMS = 20_000
+
+
 class EditRequest(BaseModel):
     """Move blocks (ids from /blocks) or households (codes) to a grid of their village."""
 
-    to_grid: str
-    blocks: list[int] | None = None
-    households: list[str] | None = None
+    to_grid: str = Field(max_length=32)
+    blocks: list[int] | None = Field(None, max_length=MAX_EDIT_ITEMS)
+    households: list[str] | None = Field(None, max_length=MAX_EDIT_ITEMS)
+    preview: bool = Field(False, description="Check and measure the edit, write nothing (live figures while editing).")
 
     @model_validator(mode="after")
     def _one_kind(self):
@@ -181,10 +186,58 @@ def edit_plan(ref: str, body: EditRequest, store: StoreDep, principal: PlanWrite
     village boundary: 422 otherwise, nothing written) and logged; band violations come back
     as warnings."""
     if body.blocks:
-        res = lifecycle.move_blocks(store, ref, body.blocks, body.to_grid, actor=principal.actor)
+        res = lifecycle.move_blocks(store, ref, body.blocks, body.to_grid, actor=principal.actor, preview=body.preview)
     else:
-        res = lifecycle.move_households(store, ref, body.households, body.to_grid, actor=principal.actor)
+        res = lifecycle.move_households(store, ref, body.households, body.to_grid, actor=principal.actor,
+                                        preview=body.preview)
     return _json(res)
+
+
+class SplitRequest(BaseModel):
+    """Split a grid along its blocks: the blocks listed become a new grid."""
+
+    grid: str = Field(max_length=32)
+    blocks: list[int] = Field(min_length=1, max_length=MAX_EDIT_ITEMS)
+    preview: bool = False
+
+
+class MergeRequest(BaseModel):
+    """Merge grid ``other`` into ``grid`` (same village, sharing an edge)."""
+
+    grid: str = Field(max_length=32)
+    other: str = Field(max_length=32)
+    preview: bool = False
+
+
+@router.post("/{ref}/split", summary="Split a grid of a draft along blocks", response_model=EditResult)
+def split_grid(ref: str, body: SplitRequest, store: StoreDep, principal: PlanWriter):
+    """The blocks listed leave ``grid`` and form a new grid (next free code of the village).
+    422 with the reason when either grid would not be one polygon without holes."""
+    return _json(lifecycle.split_grid(store, ref, body.grid, body.blocks, actor=principal.actor, preview=body.preview))
+
+
+@router.post("/{ref}/merge", summary="Merge two grids of a draft", response_model=EditResult)
+def merge_grids(ref: str, body: MergeRequest, store: StoreDep, principal: PlanWriter):
+    """``other`` joins ``grid`` and ends. 422 across villages, or when the two do not make
+    one polygon."""
+    return _json(lifecycle.merge_grids(store, ref, body.grid, body.other, actor=principal.actor,
+                                       preview=body.preview))
+
+
+@router.post("/{ref}/undo", summary="Undo the last edit of a draft", response_model=Undone)
+def undo_edit(ref: str, store: StoreDep, principal: PlanWriter):
+    """The village of the last edit not undone comes back as it was before it; 422 when
+    there is none."""
+    return _json(lifecycle.undo(store, ref, actor=principal.actor))
+
+
+@router.get("/{ref}/renumber", summary="The codes the numbering rule would give the plan's grids",
+            response_model=Renumbering)
+def renumber_preview(ref: str, store: StoreDep):
+    """Per grid: its code and the code of the numbering rule (west→east in latitude bands
+    from the north); re-planning keeps the codes of continuing grids, so they can differ."""
+    frame = lifecycle.renumber_preview(store, ref)
+    return _json({"grids": frame.to_dict("records"), "changes": int(frame["changes"].sum())})
 
 
 @router.get("/{ref}/staffing", summary="Staff each grid needs and has", response_model=Staffing)

@@ -70,15 +70,36 @@ class Diff(Schema):
 
 
 class EditResult(Schema):
-    """What an edit changed (also logged in the plan's report), and band warnings."""
+    """What an edit changed (also logged in the plan's report), band warnings, and the
+    figures of the villages it touched and of the whole plan, each labelled (``scope``)."""
 
-    action: str = Field(description="move_blocks or move_households.")
+    action: str = Field(description="move_blocks, move_households, split_grid or merge_grids.")
     to_grid: str
     at: str
     actor: str | None = None
     households_before: dict[str, float] | None = None
     households_after: dict[str, float] | None = None
+    added: list[str] = []
+    removed: list[str] = []
     warnings: list[str] = Field(description="Grids now outside the band.")
+    metrics: dict[str, Any] = Field(description="The villages touched: scope, share_in_band, polsby_popper_mean ...")
+    plan_metrics: dict[str, Any] = Field(description="The whole plan (scope: plan).")
+    grids: list[dict[str, Any]] = Field(description="The grids touched: workload, deviation, polsby_popper, in_band.")
+    preview: bool = Field(description="True: checked and measured, nothing written.")
+
+
+class Undone(Schema):
+    """The edit undone, and the figures after."""
+
+    plan: str
+    undone: dict[str, Any]
+    metrics: dict[str, Any]
+    plan_metrics: dict[str, Any]
+
+
+class Renumbering(Schema):
+    grids: list[dict[str, Any]] = Field(description="code, name, village_code, renumbered, changes")
+    changes: int
 
 
 class Staffing(Schema):

@@ -308,27 +308,127 @@ def move(
     to: Annotated[str, typer.Option("--to", help="Grid code the blocks or households go to.")],
     blocks: Annotated[Optional[str], typer.Option(help="Block ids, comma-separated (see `plan show --out`).")] = None,
     households: Annotated[Optional[str], typer.Option(help="Household codes, comma-separated.")] = None,
+    at: Annotated[Optional[list[str]], typer.Option("--at", help="The block at LON,LAT (repeatable): no block id needed.")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Check and measure only; write nothing.")] = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Move blocks or households between grids of a draft; the edit is validated first."""
+    """Move blocks (by id or by a point in them) or households between grids of a draft;
+    the edit is validated first."""
     from gridgeo.plan.lifecycle import move_blocks, move_households
 
-    if bool(blocks) == bool(households):
-        raise typer.BadParameter("give either --blocks or --households", param_hint="--blocks")
+    if sum(map(bool, (blocks, households, at))) != 1:
+        raise typer.BadParameter("give one of --blocks, --at or --households", param_hint="--blocks")
     store = open_store(database)
-    if blocks:
-        try:
-            ids = [int(b) for b in _ids(blocks)]
-        except ValueError:
-            raise typer.BadParameter(f"{blocks!r}: block ids are integers", param_hint="--blocks") from None
-        res = move_blocks(store, ref, ids, to, actor="cli")
+    if blocks or at:
+        ids = _block_ids(store, ref, blocks, at)
+        res = move_blocks(store, ref, ids, to, actor="cli", preview=preview)
     else:
-        res = move_households(store, ref, _ids(households), to, actor="cli")
-    out.print(f"moved {res['moved_households']:,.0f} households to {res['to_grid']} from "
+        res = move_households(store, ref, _ids(households), to, actor="cli", preview=preview)
+    out.print(("would move" if preview else "moved") +
+              f" {res['moved_households']:,.0f} households to {res['to_grid']} from "
               f"{', '.join(res['from_grids'])}; households now: " +
               ", ".join(f"{c} {v:,.0f}" for c, v in res["households_after"].items()))
+    _print_edit(res)
+
+
+def _block_ids(store, ref: str, blocks: str | None, at: list[str] | None) -> list[int]:
+    from gridgeo.plan.lifecycle import blocks_at
+
+    if blocks:
+        try:
+            return [int(b) for b in _ids(blocks)]
+        except ValueError:
+            raise typer.BadParameter(f"{blocks!r}: block ids are integers", param_hint="--blocks") from None
+    pts = []
+    for p in at or []:
+        try:
+            lon, lat = (float(v) for v in p.split(","))
+        except ValueError:
+            raise typer.BadParameter(f"{p!r} is not LON,LAT", param_hint="--at") from None
+        pts.append((lon, lat))
+    found = blocks_at(store, ref, [p[0] for p in pts], [p[1] for p in pts])
+    missing = [f"{x},{y}" for (x, y), b in zip(pts, found) if b is None]
+    if missing:
+        raise typer.BadParameter(f"no block of plan {ref} at {'; '.join(missing)}", param_hint="--at")
+    return sorted(set(found))
+
+
+def _print_edit(res: dict) -> None:
     for w in res["warnings"]:
         err.print(f"[yellow]warning:[/yellow] {w}")
+    for label, m in (("villages touched", res.get("metrics") or {}), ("whole plan", res.get("plan_metrics") or {})):
+        out.print(f"{label} ({m.get('scope')}): {m.get('grids')} grids, in band {m.get('share_in_band')}, "
+                  f"Polsby-Popper mean {m.get('polsby_popper_mean')} (min {m.get('polsby_popper_min')}), "
+                  f"max deviation {m.get('deviation_max')}")
+
+
+@app.command()
+def split(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    grid: Annotated[str, typer.Option("--grid", help="The grid to split.")],
+    blocks: Annotated[Optional[str], typer.Option(help="Its blocks that form the new grid, comma-separated.")] = None,
+    at: Annotated[Optional[list[str]], typer.Option("--at", help="The block at LON,LAT (repeatable).")] = None,
+    preview: Annotated[bool, typer.Option("--preview", help="Check and measure only; write nothing.")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Split a grid of a draft along blocks: the blocks given become a new grid."""
+    from gridgeo.plan.lifecycle import split_grid
+
+    if bool(blocks) == bool(at):
+        raise typer.BadParameter("give either --blocks or --at", param_hint="--blocks")
+    store = open_store(database)
+    res = split_grid(store, ref, grid, _block_ids(store, ref, blocks, at), actor="cli", preview=preview)
+    out.print(("would split" if preview else "split") + f" {grid}: new grid {res['to_grid']}; households now: " +
+              ", ".join(f"{c} {v:,.0f}" for c, v in res["households_after"].items()))
+    _print_edit(res)
+
+
+@app.command()
+def merge(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    grid: Annotated[str, typer.Argument(help="The grid that stays.")],
+    other: Annotated[str, typer.Argument(help="The grid that joins it and ends.")],
+    preview: Annotated[bool, typer.Option("--preview", help="Check and measure only; write nothing.")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Merge two neighbouring grids of a draft (same village)."""
+    from gridgeo.plan.lifecycle import merge_grids
+
+    res = merge_grids(open_store(database), ref, grid, other, actor="cli", preview=preview)
+    out.print(("would merge" if preview else "merged") + f" {other} into {grid}: "
+              f"{res['households_after'].get(grid, 0):,.0f} households")
+    _print_edit(res)
+
+
+@app.command()
+def undo(
+    ref: Annotated[str, typer.Argument(help="Draft id or version.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Undo the last edit of a draft."""
+    from gridgeo.plan.lifecycle import undo as _undo
+
+    res = _undo(open_store(database), ref, actor="cli")
+    out.print(f"undone: {res['undone']['action']} of {res['undone']['at']}")
+
+
+@app.command()
+def renumber(
+    ref: Annotated[str, typer.Argument(help="Plan id or version.")],
+    database: DatabaseOpt = None,
+) -> None:
+    """Preview: the codes the numbering rule would give the plan's grids (re-planning keeps
+    the codes of continuing grids, so they can differ)."""
+    from gridgeo.plan.lifecycle import renumber_preview
+
+    frame = renumber_preview(open_store(database), ref)
+    changes = frame[frame["changes"]]
+    out.print(f"{len(frame)} grids; {len(changes)} would take another code under the numbering rule")
+    if len(changes):
+        table = Table("grid", "name", "by the rule")
+        for r in changes.itertuples(index=False):
+            table.add_row(r.code, r.name, r.renumbered)
+        out.print(table)
 
 
 @app.command()

@@ -46,6 +46,11 @@ __all__ = [
     "diff",
     "move_blocks",
     "move_households",
+    "split_grid",
+    "merge_grids",
+    "undo",
+    "renumber_preview",
+    "blocks_at",
     "plan_staffing",
     "transition",
 ]
@@ -510,68 +515,138 @@ def _check_edit(blocks: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, touched: set[
     return geoms, problems
 
 
+def _band(report: dict) -> tuple[float, float]:
+    return parse_band((report.get("params") or {}).get("band") or DEFAULT_BAND)
+
+
+def _grid_rows(grids: gpd.GeoDataFrame) -> list[dict]:
+    """Grid rows as JSON (geometry as WKB hex): an edit's undo snapshot."""
+    out = []
+    for rec, wkb in zip(grids[["code", "name", "village_code", "kind", *COUNT_COLUMNS]].to_dict("records"),
+                        shapely.to_wkb(grids.geometry.to_numpy(), hex=True)):
+        out.append({**{k: (int(v) if k in COUNT_COLUMNS else v) for k, v in rec.items()}, "geometry": wkb})
+    return out
+
+
+def _measure(store: Store, report: dict, new: gpd.GeoDataFrame, villages: gpd.GeoDataFrame, touched_villages,
+             roads) -> tuple[dict, pd.DataFrame, dict, pd.DataFrame]:
+    """Metrics of the villages an edit touched, and of the whole plan (each labelled)."""
+    band = _band(report)
+    exempt = set((report.get("metrics") or {}).get("grids_exempt_below_floor") or [])
+    road = roads if len(roads) else None
+    mine = new[new["village_code"].isin(set(touched_villages))]
+    vm, vper = evaluate(mine, villages[villages["code"].isin(set(touched_villages))], road, band=band, exempt=exempt)
+    pm, pper = evaluate(new, villages[villages["code"].isin(set(new["village_code"]))], road, band=band,
+                        exempt=exempt)
+    vm = {"scope": "villages " + ", ".join(sorted(set(touched_villages))), **vm}
+    pm = {"scope": "plan", **pm}
+    return vm, vper, pm, pper
+
+
 def _apply(store: Store, row: dict, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame,
-           touched: set[str], edit: dict, actor: str) -> dict:
-    """Validate and write an edit of a draft; returns what changed and the warnings."""
+           touched: set[str], edit: dict, actor: str, *, before: gpd.GeoDataFrame,
+           added: dict[str, str] | None = None, removed: set[str] | None = None,
+           preview: bool = False) -> dict:
+    """Validate and write an edit of a draft; returns what changed, the warnings and the
+    metrics of the villages touched and of the plan (labelled).
+
+    ``blocks`` is the draft's blocks after the edit, ``before`` before it; ``added`` the
+    grids the edit creates (code -> name), ``removed`` those it ends. The touched village's
+    blocks and grids before the edit are kept in the edit's line of the report, for
+    :func:`undo`. ``preview``: check and measure, write nothing.
+    """
+    added, removed = dict(added or {}), set(removed or ())
     villages = _villages(store)
-    geoms, problems = _check_edit(blocks, grids, touched, villages)
+    vcode = grids.set_index("code")["village_code"].reindex(sorted((touched | removed) - set(added))).dropna()
+    touched_villages = sorted(set(vcode))
+    new = grids.copy()
+    if added:
+        extra = gpd.GeoDataFrame({"code": list(added), "name": list(added.values()),
+                                  "village_code": touched_villages[0], "kind": "basic",
+                                  **{c: 0 for c in COUNT_COLUMNS}},
+                                 geometry=[None] * len(added), crs=4326)
+        new = gpd.GeoDataFrame(pd.concat([new, extra], ignore_index=True), geometry="geometry", crs=4326)
+    new = new[~new["code"].isin(removed)].reset_index(drop=True)
+    live = touched - removed
+    geoms, problems = _check_edit(blocks, new, live, villages)
     if problems:
         raise InvalidPlan(problems)
     report = dict(row.get("report") or {})
-    params = report.get("params") or {}
-    band = parse_band(params.get("band") or DEFAULT_BAND)
+    band = _band(report)
     totals = blocks.groupby("grid_code")[[*COUNT_COLUMNS, "workload"]].sum()
-    new = grids.copy()
+    new = new.set_index("code")
     for code, geom in geoms.items():
-        i = new.index[new["code"] == code][0]
-        new.at[i, "geometry"] = geom
+        new.at[code, "geometry"] = geom
         for c in COUNT_COLUMNS:
-            new.at[i, c] = int(round(totals.loc[code, c]))
+            new.at[code, c] = int(round(totals.loc[code, c]))
+    new = gpd.GeoDataFrame(new.reset_index(), geometry="geometry", crs=4326)
     new["workload"] = new["code"].map(totals["workload"]).fillna(new["households"]).astype(float)
-    before = {c: float(grids.set_index("code").loc[c, "households"]) for c in touched}
+    old_hh = grids.set_index("code")["households"]
+    before_hh = {c: float(old_hh.get(c, 0.0)) for c in sorted(touched | removed)}
+    after_hh = new.set_index("code")["households"]
     warnings = []
-    for code in sorted(touched):
+    for code in sorted(live):
         w = float(new.set_index("code").loc[code, "workload"])
         if not band[0] <= w <= band[1]:
             warnings.append(f"grid {code} now holds a workload of {w:,.0f}, outside the band "
                             f"{band[0]:,.0f}-{band[1]:,.0f}")
     roads = store.read("roads")
-    exempt = set((report.get("metrics") or {}).get("grids_exempt_below_floor") or [])
-    metrics, per_grid = evaluate(new, villages[villages["code"].isin(set(new["village_code"]))],
-                                 roads if len(roads) else None, band=band, exempt=exempt)
-    if not metrics.get("contiguous", True) or (metrics.get("overlap_area_m2") or 0) > get_settings().area_tolerance_m2:
-        raise InvalidPlan([f"the edit would break the tiling of the village: {metrics}"])
+    vm, vper, metrics, per_grid = _measure(store, report, new, villages, touched_villages, roads)
+    if not vm.get("contiguous", True) or (vm.get("overlap_area_m2") or 0) > get_settings().area_tolerance_m2:
+        raise InvalidPlan([f"the edit would break the tiling of the village: {vm}"])
+    summary = {**edit, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": actor,
+               "households_before": before_hh,
+               "households_after": {c: float(after_hh.get(c, 0.0)) for c in sorted(live)},
+               "added": sorted(added), "removed": sorted(removed), "warnings": warnings}
+    touched_rows = vper[vper["code"].isin(live)].to_dict("records")
+    result = {"plan": row["version"], **summary, "metrics": vm, "plan_metrics": metrics, "grids": touched_rows,
+              "preview": preview}
+    if preview:
+        return jsonable(result)
     old_metrics = report.get("metrics") or {}
+    metrics = {k: v for k, v in metrics.items() if k != "scope"}
     metrics.update({k: old_metrics[k] for k in ("blocks", "runtime_s") if k in old_metrics})
     metrics["blocks"] = int(len(blocks))
     report["metrics"] = metrics
     report["grids"] = per_grid.merge(new[["code", "name", "households", "population"]], on="code").to_dict("records")
     report[_BLOCK_KEY] = _encode_blocks(blocks)
-    summary = {**edit, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": actor,
-               "households_before": before,
-               "households_after": {c: float(new.set_index("code").loc[c, "households"]) for c in touched},
-               "warnings": warnings}
-    report["edits"] = list(report.get("edits") or []) + [summary]
+    snap = {"village": touched_villages[0],
+            "blocks": _encode_blocks(before[before["village_code"].isin(touched_villages)]),
+            "grids": _grid_rows(grids[grids["village_code"].isin(touched_villages)])}
+    report["edits"] = list(report.get("edits") or []) + [{**summary, "undo": snap}]
+    _write_grids(store, row, report, new, changed=live, added=set(added), removed=removed)
+    with store.engine.begin() as conn:
+        Store.audit(conn, actor=actor, action="plan.edit", entity="plans", entity_id=str(row["id"]),
+                    detail=jsonable({k: v for k, v in summary.items() if k not in ("at", "actor")}))
+    return jsonable(result)
+
+
+def _write_grids(store: Store, row: dict, report: dict, new: gpd.GeoDataFrame, *, changed: set[str],
+                 added: set[str], removed: set[str]) -> None:
+    """Write a draft's changed, added and removed grids and its report in one transaction."""
     g = schema.grids
     with store.engine.begin() as conn:
         current = conn.execute(select(schema.plans.c.status).where(schema.plans.c.id == row["id"])).scalar()
         if current != "draft":
             raise IllegalTransition(f"plan {row['version']!r} was {current} meanwhile: only a draft can be edited")
-        recs = _grid_records(new[new["code"].isin(touched)], row["id"])
-        conn.execute(
-            g.update().where(g.c.plan_id == bindparam("_plan"), g.c.code == bindparam("_code")).values(
-                geometry=bindparam("geometry"), households=bindparam("households"),
-                population=bindparam("population"), buildings=bindparam("buildings")),
-            [{"_plan": r["plan_id"], "_code": r["code"], "geometry": r["geometry"], "households": r["households"],
-              "population": r["population"], "buildings": r["buildings"]} for r in recs])
+        if removed:
+            conn.execute(g.delete().where(g.c.plan_id == row["id"], g.c.code.in_(sorted(removed))))
+        if added:
+            conn.execute(g.insert(), _grid_records(new[new["code"].isin(added)], row["id"]))
+        recs = _grid_records(new[new["code"].isin(changed - added)], row["id"])
+        if recs:
+            conn.execute(
+                g.update().where(g.c.plan_id == bindparam("_plan"), g.c.code == bindparam("_code")).values(
+                    geometry=bindparam("geometry"), households=bindparam("households"),
+                    population=bindparam("population"), buildings=bindparam("buildings"),
+                    name=bindparam("name")),
+                [{"_plan": r["plan_id"], "_code": r["code"], "geometry": r["geometry"], "households": r["households"],
+                  "population": r["population"], "buildings": r["buildings"], "name": r["name"]} for r in recs])
         conn.execute(schema.plans.update().where(schema.plans.c.id == row["id"]).values(report=jsonable(report)))
-        Store.audit(conn, actor=actor, action="plan.edit", entity="plans", entity_id=str(row["id"]),
-                    detail=jsonable({k: v for k, v in summary.items() if k not in ("at", "actor")}))
-    return jsonable({"plan": row["version"], **summary, "metrics": metrics})
 
 
 def move_blocks(store: Store, ref: int | str, blocks: Iterable[int], to_grid: str, *,
-                actor: str = "cli") -> dict:
+                actor: str = "cli", preview: bool = False) -> dict:
     """Move ``blocks`` (ids of the draft's blocks) to grid ``to_grid`` of the same village.
 
     Raises
@@ -585,6 +660,7 @@ def move_blocks(store: Store, ref: int | str, blocks: Iterable[int], to_grid: st
         The plan is not a draft.
     """
     row, grids, allb = _draft(store, ref)
+    before = allb.copy()
     ids = [int(b) for b in blocks]
     known = set(allb["block"].astype(int))
     unknown = [b for b in ids if b not in known]
@@ -607,11 +683,11 @@ def move_blocks(store: Store, ref: int | str, blocks: Iterable[int], to_grid: st
     moved = allb.loc[sel]
     edit = {"action": "move_blocks", "blocks": ids, "to_grid": str(to_grid), "from_grids": sorted(sources),
             "moved_households": float(moved["households"].sum())}
-    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor)
+    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor, before=before, preview=preview)
 
 
 def move_households(store: Store, ref: int | str, households: Iterable[str], to_grid: str, *,
-                    actor: str = "cli") -> dict:
+                    actor: str = "cli", preview: bool = False) -> dict:
     """Move households (codes of the store) to grid ``to_grid`` of their village.
 
     The block holding a household is split around it: the Voronoi cells of the address
@@ -620,6 +696,7 @@ def move_households(store: Store, ref: int | str, households: Iterable[str], to_
     touch ``to_grid`` along an edge, or the edit is refused.
     """
     row, grids, allb = _draft(store, ref)
+    before = allb.copy()
     codes = [str(c) for c in households]
     hh = store.read("households")
     found = hh[hh["code"].isin(codes)]
@@ -680,7 +757,152 @@ def move_households(store: Store, ref: int | str, households: Iterable[str], to_
     edit = {"action": "move_households", "households": codes, "to_grid": str(to_grid),
             "from_grids": sorted(sources),
             "moved_households": float(hh.loc[sel, "households"].sum())}
-    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor)
+    return _apply(store, row, grids, allb, sources | {str(to_grid)}, edit, actor, before=before, preview=preview)
+
+
+def _grid_of(grids: gpd.GeoDataFrame, code: str, row: dict) -> pd.Series:
+    hit = grids[grids["code"] == str(code)]
+    if len(hit) == 0:
+        raise NotFound(f"no grid {code!r} in plan {row['version']!r}")
+    return hit.iloc[0]
+
+
+def split_grid(store: Store, ref: int | str, grid: str, blocks: Iterable[int], *, actor: str = "cli",
+               preview: bool = False) -> dict:
+    """Split grid ``grid`` of a draft along its blocks: ``blocks`` (ids) become a new grid of
+    the same village, with the next free code and a name of the sample's pattern. Both
+    grids must stay one polygon without holes (else :class:`InvalidPlan`, nothing written)."""
+    from gridgeo.plan.divide import grid_name
+
+    row, grids, allb = _draft(store, ref)
+    before = allb.copy()
+    g = _grid_of(grids, grid, row)
+    ids = {int(b) for b in blocks}
+    mine = allb["grid_code"] == str(grid)
+    inside = set(allb.loc[mine, "block"].astype(int))
+    foreign = sorted(ids - inside)
+    if foreign:
+        raise InvalidPlan([f"block {b} is not in grid {grid}: a split takes blocks of the grid split"
+                           for b in foreign[:5]])
+    if not ids or ids == inside:
+        raise InvalidPlan([f"a split needs some of the blocks of grid {grid}, not none nor all "
+                           f"({len(inside)} block(s))"])
+    village = str(g["village_code"])
+    taken = {int(c[len(village):]) for c in grids["code"] if c.startswith(village) and c[len(village):].isdigit()}
+    seq = next(n for n in range(1, 1000) if n not in taken) if len(taken) < 999 else None
+    if seq is None:
+        raise InvalidPlan([f"village {village} has 999 grids: codes allow no more"])
+    code = f"{village}{seq:03d}"
+    vil = _villages(store).set_index("code")
+    count = int((grids["village_code"] == village).sum()) + 1
+    name = grid_name(str(vil.at[village, "township"]), str(vil.at[village, "name"]), seq, count)
+    allb.loc[allb["block"].isin(ids).to_numpy(), "grid_code"] = code
+    edit = {"action": "split_grid", "grid": str(grid), "to_grid": code, "blocks": sorted(ids),
+            "moved_households": float(allb.loc[allb["grid_code"] == code, "households"].sum())}
+    return _apply(store, row, grids, allb, {str(grid), code}, edit, actor, before=before,
+                  added={code: name}, preview=preview)
+
+
+def merge_grids(store: Store, ref: int | str, grid: str, other: str, *, actor: str = "cli",
+                preview: bool = False) -> dict:
+    """Merge grid ``other`` into ``grid`` (same village, sharing an edge): ``other``'s blocks
+    join ``grid`` and ``other`` ends. The merged grid must be one polygon without holes."""
+    row, grids, allb = _draft(store, ref)
+    before = allb.copy()
+    a, b = _grid_of(grids, grid, row), _grid_of(grids, other, row)
+    if str(grid) == str(other):
+        raise InvalidPlan([f"grid {grid} cannot be merged with itself"])
+    if a["village_code"] != b["village_code"]:
+        raise InvalidPlan([f"grid {other} is in village {b['village_code']}, grid {grid} in village "
+                           f"{a['village_code']}: a grid never crosses a village boundary"])
+    moved = allb["grid_code"] == str(other)
+    allb.loc[moved, "grid_code"] = str(grid)
+    edit = {"action": "merge_grids", "to_grid": str(grid), "from_grids": [str(other)],
+            "moved_households": float(allb.loc[moved, "households"].sum())}
+    return _apply(store, row, grids, allb, {str(grid)}, edit, actor, before=before, removed={str(other)},
+                  preview=preview)
+
+
+def undo(store: Store, ref: int | str, *, actor: str = "cli") -> dict:
+    """Undo the last edit of a draft not undone yet: its village's blocks and grids come back
+    as they were before it. Returns the edit undone.
+
+    Raises
+    ------
+    InvalidPlan
+        No edit to undo.
+    """
+    row, grids, allb = _draft(store, ref)
+    report = dict(row.get("report") or {})
+    edits = list(report.get("edits") or [])
+    last = next((i for i in range(len(edits) - 1, -1, -1) if edits[i].get("undo") and not edits[i].get("undone")),
+                None)
+    if last is None:
+        raise InvalidPlan([f"plan {row['version']!r} has no edit to undo"])
+    snap = edits[last]["undo"]
+    village = snap["village"]
+    old_blocks = _decode_blocks(snap["blocks"])
+    blocks = pd.concat([allb[allb["village_code"] != village], old_blocks], ignore_index=True)
+    blocks = gpd.GeoDataFrame(blocks, geometry="geometry", crs=4326).sort_values("block").reset_index(drop=True)
+    rows = snap["grids"]
+    old = gpd.GeoDataFrame([{k: v for k, v in r.items() if k != "geometry"} for r in rows],
+                           geometry=shapely.from_wkb([r["geometry"] for r in rows]), crs=4326)
+    new = pd.concat([grids[grids["village_code"] != village].drop(columns=["plan_id"], errors="ignore"), old],
+                    ignore_index=True)
+    new = gpd.GeoDataFrame(new, geometry="geometry", crs=4326)
+    now = set(grids.loc[grids["village_code"] == village, "code"])
+    then = set(old["code"])
+    edits[last] = {**edits[last], "undone": dt.datetime.now(dt.timezone.utc).isoformat()}
+    report["edits"] = edits
+    report[_BLOCK_KEY] = _encode_blocks(blocks)
+    villages = _villages(store)
+    vm, _, metrics, per_grid = _measure(store, report, new.assign(workload=new["households"].astype(float)),
+                                       villages, [village], store.read("roads"))
+    report["metrics"] = {**{k: v for k, v in metrics.items() if k != "scope"}, "blocks": int(len(blocks))}
+    report["grids"] = per_grid.merge(new[["code", "name", "households", "population"]], on="code").to_dict("records")
+    _write_grids(store, row, report, new, changed=then & now, added=then - now, removed=now - then)
+    summary = {k: v for k, v in edits[last].items() if k != "undo"}
+    with store.engine.begin() as conn:
+        Store.audit(conn, actor=actor, action="plan.undo", entity="plans", entity_id=str(row["id"]),
+                    detail=jsonable({"undone": summary.get("action"), "at": summary.get("at"), "village": village}))
+    return jsonable({"plan": row["version"], "undone": summary, "metrics": vm, "plan_metrics": {"scope": "plan", **metrics}})
+
+
+def renumber_preview(store: Store, ref: int | str) -> pd.DataFrame:
+    """The codes the numbering rule (:func:`gridgeo.plan.divide.number_grids`: west→east in
+    latitude bands from the north) would give each grid of a plan, per village, beside the
+    codes it has: code, name, village_code, renumbered (the rule's code), changes. Grids
+    continued from the plan in force keep their codes when a plan is re-planned, so a
+    draft's codes can differ from the rule; this shows how before publishing."""
+    from gridgeo.plan.divide import number_grids
+
+    _, grids = read_plan(store, ref)
+    cent = shapely.centroid(grids.geometry.to_numpy())
+    cx, cy = shapely.get_x(cent), shapely.get_y(cent)
+    out = np.empty(len(grids), dtype=object)
+    vcodes = grids["village_code"].astype(str).to_numpy()
+    for v in np.unique(vcodes):
+        sel = np.flatnonzero(vcodes == v)
+        order = sel[number_grids(cx[sel], cy[sel])]
+        for seq, r in enumerate(order, 1):
+            out[r] = f"{v}{seq:03d}"
+    frame = pd.DataFrame({"code": grids["code"].to_numpy(), "name": grids["name"].to_numpy(),
+                          "village_code": vcodes, "renumbered": out})
+    frame["changes"] = frame["code"] != frame["renumbered"]
+    return frame
+
+
+def blocks_at(store: Store, ref: int | str, lon, lat) -> list[int | None]:
+    """The block ids of a draft at points (lon/lat), None where no block is: so that an edit
+    can be asked for by a place instead of an id."""
+    from gridgeo.locate import Locator
+
+    row, grids = read_plan(store, ref)
+    allb = _blocks(row, grids)
+    loc = Locator.from_frame(gpd.GeoDataFrame({"block": allb["block"].astype(int)}, geometry=allb.geometry.to_numpy(),
+                                              crs=4326), "block", tolerance=0, cells_per_grid=16)
+    got = loc.locate(np.atleast_1d(np.asarray(lon, dtype=float)), np.atleast_1d(np.asarray(lat, dtype=float)))
+    return [None if v is None or v != v else int(v) for v in got]
 
 
 def _recut(blocks: gpd.GeoDataFrame, village: np.ndarray, lines, households: gpd.GeoDataFrame,

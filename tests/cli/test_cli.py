@@ -42,7 +42,8 @@ def test_every_command_has_help():
     assert {p[0] for p in paths} == {"init", "import", "validate", "export", "info", "serve", "locate",
                                      "plan", "events", "report", "archive", "users", "map"}
     assert {p[1] for p in paths if p[0] == "plan" and len(p) == 2} == {
-        "new", "list", "show", "publish", "diff", "move", "staffing", "transition"}
+        "new", "list", "show", "publish", "diff", "move", "staffing", "transition", "split", "merge", "undo",
+        "renumber"}
     for path, cmd in _commands(root):
         r = run(*path, "--help")
         assert r.exit_code == 0 and "Usage: gridgeo " + " ".join(path) in " ".join(r.output.split()), path

@@ -216,3 +216,64 @@ def test_replanning_in_the_store_and_the_api(tiny_store):
         r = c.post("/v1/plans/merged/publish", json={"effective_from": "2025-01-01", "allow_stranded": True})
         assert r.status_code == 200 and r.json()["status"] == "published"
     assert row["id"] == store.plan_in_force(dt.date(2025, 6, 1))["id"]
+
+
+def test_editing_a_draft_split_merge_undo_and_refusals(tiny_store):
+    """The editor's operations through the API (the core behind it is the CLI's too): a
+    preview writes nothing; split along blocks; the villages touched and the plan measured
+    apart; renumbering preview; refusals in words; merge; undo back to the start."""
+    from helpers.authn import headers_for
+
+    store, files = tiny_store
+    plan = lifecycle.plan_from_store(store, band=(1, 10), seed=1)  # both villages kept, cut in blocks
+    row = lifecycle.save_draft(store, plan, version="edit", actor="test")
+    start = store.read("grids", plan=row["id"]).set_index("code")
+    b = plan.blocks[plan.blocks["grid_code"] == V1 + "001"]
+    north = b["block"][shapely.get_y(shapely.centroid(b.geometry.to_numpy())) > Y0 + D / 2].astype(int).tolist()
+    assert 0 < len(north) < len(b)
+    app = create_app()
+    app.dependency_overrides[get_store] = lambda: store
+    with TestClient(app) as c:
+        c.headers.update(headers_for(store, "planner", name="规划员"))
+        r = c.post("/v1/plans/edit/split", json={"grid": V1 + "001", "blocks": north, "preview": True})
+        assert r.status_code == 200, r.text
+        assert r.json()["preview"] and r.json()["added"] == [V1 + "003"]
+        assert len(store.read("grids", plan=row["id"])) == 4  # nothing written
+        r = c.post("/v1/plans/edit/split", json={"grid": V1 + "001", "blocks": north})
+        body = r.json()
+        assert r.status_code == 200 and body["to_grid"] == V1 + "003" and not body["preview"]
+        assert body["metrics"]["scope"] == f"villages {V1}" and body["metrics"]["grids"] == 3
+        assert body["plan_metrics"]["scope"] == "plan" and body["plan_metrics"]["grids"] == 5
+        assert {g["code"] for g in body["grids"]} == {V1 + "001", V1 + "003"}
+        grids = store.read("grids", plan=row["id"]).set_index("code")
+        assert grids.loc[V1 + "003", "name"] == "测试乡东村第3网格"
+        assert shapely.equals(shapely.union(grids.geometry[V1 + "001"], grids.geometry[V1 + "003"]),
+                              start.geometry[V1 + "001"])
+        # the numbering rule would put the new northern grid first
+        ren = c.get("/v1/plans/edit/renumber").json()
+        assert ren["changes"] > 0 and {g["code"]: g["renumbered"] for g in ren["grids"]}[V1 + "003"] == V1 + "001"
+        # refusals, in words, nothing written
+        r = c.post("/v1/plans/edit/merge", json={"grid": V1 + "002", "other": V2 + "001"})
+        assert r.status_code == 422 and "never crosses a village boundary" in r.json()["detail"]
+        r = c.post("/v1/plans/edit/split", json={"grid": V1 + "002", "blocks": north})
+        assert r.status_code == 422 and f"is not in grid {V1}002" in r.json()["detail"]
+        r = c.post("/v1/plans/edit/edits", json={"to_grid": V2 + "001", "blocks": north[:1]})
+        assert r.status_code == 422 and r.json()["type"] == "/problems/invalid-plan"
+        r = c.post("/v1/plans/edit/split", json={"grid": V1 + "002", "blocks": list(range(100_001))})
+        assert r.status_code == 422  # too many items for one edit
+        r = c.post("/v1/plans/edit/merge", json={"grid": V1 + "002", "other": V1 + "003"})
+        assert r.status_code == 200 and r.json()["removed"] == [V1 + "003"]
+        assert sorted(store.read("grids", plan=row["id"])["code"]) == [V1 + "001", V1 + "002", V2 + "001", V2 + "002"]
+        assert c.post("/v1/plans/edit/undo").json()["undone"]["action"] == "merge_grids"
+        assert V1 + "003" in set(store.read("grids", plan=row["id"])["code"])
+        assert c.post("/v1/plans/edit/undo").json()["undone"]["action"] == "split_grid"
+        r = c.post("/v1/plans/edit/undo")
+        assert r.status_code == 422 and "no edit to undo" in r.json()["detail"]
+    end = store.read("grids", plan=row["id"]).set_index("code")
+    assert sorted(end.index) == sorted(start.index)
+    assert all(shapely.equals(end.geometry[k], start.geometry[k]) for k in start.index)
+    assert list(end.loc[start.index, "households"]) == list(start["households"])
+    assert len(lifecycle._blocks(store.plan(row["id"]), end.reset_index())) == len(plan.blocks)
+    assert [e["action"] for e in store.audit_log("plans", str(row["id"]))["action"].pipe(
+        lambda s: pd.DataFrame({"action": s})).to_dict("records")] == [
+        "plan.draft", "plan.edit", "plan.edit", "plan.undo", "plan.undo"]
