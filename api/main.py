@@ -13,6 +13,7 @@ from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable
 from gridgeo.api.routers import events, grids, health, lookup, maps, open311, plans, stats, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
+from gridgeo.console import install as install_console
 
 #: The public lookup endpoints, rate limited per client IP (GRIDGEO_LOOKUP_RATE). Anonymous
 #: event reports are limited too (GRIDGEO_PUBLIC_INTAKE_RATE); callers with a token are not.
@@ -39,6 +40,8 @@ def create_app() -> FastAPI:
     app.include_router(stats.router)
     app.include_router(users.router)
     app.include_router(metrics_router)
+    # The web console (工作台) at /: its pages, /static/ and its handlers (gridgeo.console).
+    install_console(app)
     # Innermost first: the lookup's hot path (plain lookups without FastAPI's routing),
     # then operations: the body guard, the rate limits, then metrics
     # and the JSON request log around everything, 413s and 429s included.

@@ -49,8 +49,10 @@ __all__ = [
     "mask_household",
     "mask_name",
     "mask_phone",
+    "principal_of",
     "require",
     "revoke_token",
+    "scoped",
     "sees_event",
 ]
 
@@ -169,6 +171,15 @@ def narrow(requested, forced):
               for v in str(part).split(",") if v]
     kept = [v for v in values if v in set(forced)]
     return kept or ["-"]
+
+
+def scoped(principal: Principal, what: str = "reading events", **requested) -> dict:
+    """The caller's list filters (``grid=``, ``platform=``, ``department=``) narrowed to
+    their scope (:func:`event_filters`, :func:`narrow`); raises for roles that read no events."""
+    forced = event_filters(principal, what)
+    for key in forced:
+        requested.setdefault(key, None)
+    return {k: narrow(v, forced.get(k)) for k, v in requested.items()}
 
 
 def sees_event(principal: Principal, event: Mapping) -> bool:
@@ -413,10 +424,15 @@ def _authenticate_digest(store: Store, digest: str) -> Principal:
     if (row is None or not row["active"] or row["revoked_at"] is not None
             or (row["expires_at"] is not None and row["expires_at"] <= _now())):
         raise Unauthenticated("the token is not valid (unknown, revoked, expired or its user is off)")
-    p = Principal(row["username"], row["name"], row["role"], frozenset(row["grids"] or ()),
-                  row["department"], row["platform"], row["staff_code"])
+    p = principal_of(row)
     _CACHE.put(key, p)
     return p
+
+
+def principal_of(row: Mapping) -> Principal:
+    """The principal of a ``users`` row (a token's or a console session's)."""
+    return Principal(row["username"], row["name"], row["role"], frozenset(row["grids"] or ()),
+                     row["department"], row["platform"], row["staff_code"])
 
 
 # -- map tickets -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 _REPO = Path(__file__).resolve().parent.parent
@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     ticket_secret: SecretStr | None = None
     #: Seconds a map ticket stays valid.
     ticket_seconds: int = 300
+
+    #: Console sessions end after this many minutes without a request (idle time-out) ...
+    session_idle_minutes: float = 30.0
+    #: ... and this many hours after the log-in, whatever happens (absolute time-out).
+    session_hours: float = 12.0
+    #: Wrong passwords allowed per account within ``login_window_minutes``; further tries
+    #: are refused (429) until the oldest failure leaves the window.
+    login_failures_per_account: int = 5
+    #: Wrong passwords allowed per client address within the window (many accounts tried).
+    login_failures_per_client: int = 20
+    #: The window of the two limits above, in minutes.
+    login_window_minutes: float = 15.0
+    #: argon2id costs of new password hashes (gridgeo.sessions): memory in KiB, passes and
+    #: lanes. The defaults are pwdlib's (RFC 9106); OWASP's minimum is 19456 KiB and 2 passes.
+    password_memory_kib: int = Field(65536, ge=19456)
+    password_time_cost: int = Field(3, ge=2)
+    password_parallelism: int = Field(4, ge=1)
+    #: Send the console's cookies with ``Secure`` (only over HTTPS). Set it when the
+    #: service is behind TLS, as it should be beyond a closed intranet.
+    secure_cookies: bool = False
 
     @field_validator("grid_band", mode="before")
     @classmethod

@@ -93,6 +93,25 @@ class Unauthenticated(GridgeoError):
     code = "unauthenticated"
 
 
+class LoginThrottled(GridgeoError):
+    """Too many wrong passwords lately for this account or from this client (HTTP 429);
+    ``retry_after`` is the number of seconds until the next try is taken."""
+
+    status = 429
+    code = "login-throttled"
+
+    def __init__(self, message: str = "", *, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class InvalidPassword(GridgeoError, ValueError):
+    """A new password that does not meet the rules (length, not the user name, ...)."""
+
+    status = 422
+    code = "invalid-password"
+
+
 class InvalidUser(GridgeoError, ValueError):
     """A user that cannot be created as asked (unknown role, missing scope, taken name)."""
 

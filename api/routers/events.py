@@ -53,8 +53,7 @@ def _refusal(exc: Exception):
 
 def _scoped(principal: Principal, what: str, **requested) -> dict:
     """The caller's filters narrowed to their scope (raises for roles that read no events)."""
-    forced = auth.event_filters(principal, what)
-    return {k: auth.narrow(v, forced.get(k)) for k, v in requested.items()}
+    return auth.scoped(principal, what, **requested)
 
 
 # -- schemas at the edge ----------------------------------------------------------------

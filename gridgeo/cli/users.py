@@ -9,7 +9,7 @@ from rich.table import Table
 
 from gridgeo.cli.common import DatabaseOpt, err, open_store, out
 
-app = typer.Typer(help="Users and API tokens: add, list, issue and revoke tokens, demo users.",
+app = typer.Typer(help="Users, passwords and API tokens: add, list, set passwords, issue and revoke tokens, demo users.",
                   no_args_is_help=True)
 
 
@@ -33,24 +33,76 @@ def add(
     platform: Annotated[Optional[str], typer.Option(help="platform_office: stability, market, enforcement or service.")] = None,
     token: Annotated[bool, typer.Option("--token/--no-token", help="Also issue a token and print it.")] = True,
     days: Annotated[float, typer.Option(help="The token is valid this many days.")] = 90,
+    password: Annotated[bool, typer.Option("--password", help="Ask for a password (the console's log-in).")] = False,
+    generate_password: Annotated[bool, typer.Option("--generate-password",
+                                                    help="Set a random password and print it once.")] = False,
     database: DatabaseOpt = None,
 ) -> None:
-    """Add a user with one role (and its scope); print a token for it, shown this once.
+    """Add a user with one role (and its scope); print a token for it, shown this once;
+    with --password or --generate-password, a password for the console too.
 
-    Example: gridgeo users add wangwei --role grid_worker --name 王伟 --staff P00051
+    Example: gridgeo users add wangwei --role grid_worker --name 王伟 --staff P00051 --password
     """
-    from gridgeo import auth
+    from gridgeo import auth, sessions
 
     store = open_store(database)
+    secret = _ask_password(username) if password else sessions.new_password() if generate_password else None
+    if secret is not None:
+        sessions.check_new_password(username, secret)
     user = auth.create_user(store, username, role=role, name=name, grids=grid, staff_code=staff,
                             department=department, platform=platform, actor="cli")
     out.print(f"added {user['username']} ({user['role']}"
               + (f"; grids {', '.join(user['grids'])}" if user["grids"] else "")
               + (f"; {user['department']}" if user["department"] else "")
               + (f"; {user['platform']}" if user["platform"] else "") + ")")
+    if secret is not None:
+        sessions.set_password(store, username, secret, actor="cli")
+        if generate_password and not password:
+            typer.echo(f"password (shown once): {secret}")
+        else:
+            out.print("password set")
     if token:
         tok, _ = auth.create_token(store, username, days=days, actor="cli")
         out.print(f"token (shown once): {tok}")
+
+
+def _ask_password(username: str) -> str:
+    """A new password typed twice, hidden, checked before anything is written."""
+    from gridgeo import sessions
+
+    secret = typer.prompt(f"password for {username}", hide_input=True, confirmation_prompt=True)
+    sessions.check_new_password(username, secret)
+    return secret
+
+
+@app.command("password")
+def password(
+    username: Annotated[str, typer.Argument(help="The user.")],
+    generate: Annotated[bool, typer.Option("--generate", help="Set a random password and print it once "
+                                                             "(instead of asking for one).")] = False,
+    database: DatabaseOpt = None,
+) -> None:
+    """Set a user's console password (asked twice, hidden; or --generate). Every session of
+    the user ends; their API tokens are not touched."""
+    from gridgeo import auth, sessions
+
+    store = open_store(database)
+    auth.get_user(store, username)  # an unknown user is said before a password is asked
+    secret = sessions.new_password() if generate else _ask_password(username)
+    sessions.set_password(store, username, secret, actor="cli")
+    if generate:
+        typer.echo(f"password (shown once): {secret}")
+    else:
+        out.print(f"password set for {username}")
+
+
+@app.command("logout")
+def logout(username: Annotated[str, typer.Argument(help="The user.")], database: DatabaseOpt = None) -> None:
+    """End every console session of a user (a lost phone, a shared computer)."""
+    from gridgeo import sessions
+
+    n = sessions.revoke_sessions(open_store(database), username, actor="cli")
+    out.print(f"ended {n} session(s) of {username}")
 
 
 @app.command("list")
@@ -128,14 +180,19 @@ def demo(
 
     For trying the sample out; the previous demo tokens are revoked. Not for production.
     """
-    from gridgeo import auth
+    from gridgeo import auth, sessions
 
-    rows = auth.demo_users(open_store(database), days=days)
+    store = open_store(database)
+    rows = auth.demo_users(store, days=days)
+    for r in rows:
+        r["password"] = sessions.new_password()
+        sessions.set_password(store, r["username"], r["password"], actor="gridgeo demo")
     for r in rows:
         r["scope"] = (", ".join(r["grids"]) or r["department"] or r["platform"]
                       or ("every event" if r["role"] in auth.ALL_EVENTS else "plans and statistics"))
     # Plain lines, never a table: a token cut to the terminal's width would be no token.
-    typer.echo("Demo users, one per role (send: Authorization: Bearer <token>; "
-               f"valid {days:g} days; `gridgeo users demo` issues new ones):")
+    typer.echo("Demo users, one per role: log in to the console (/) with the password, or send "
+               f"Authorization: Bearer <token> (valid {days:g} days; `gridgeo users demo` issues new ones):")
     for r in rows:
-        typer.echo(f"  {r['username']:<16} {r['role']:<16} {r['token']}   scope: {r['scope']}")
+        typer.echo(f"  {r['username']:<16} {r['role']:<16} password: {r['password']}   {r['token']}   "
+                   f"scope: {r['scope']}")

@@ -6,17 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 
 from gridgeo.errors import InvalidEvent, NotFound
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import event_record, history_record, iso, now_utc
 from gridgeo.events.workflow import OVERDUE_STATES, QUEUE_STATES, STATES, UNDISPATCHED_STATES
 from gridgeo.store import Store, schema
-from gridgeo.store.sql import starts_with
+from gridgeo.store.sql import contains, starts_with
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
-__all__ = ["command_room", "get_event", "list_events", "reporter_view", "supervision"]
+__all__ = ["QUEUES", "command_room", "get_event", "list_events", "queue_counts", "reporter_view", "supervision"]
 
 MAX_LIMIT = 1000
 #: The furthest a page may start: past any real table, well inside what the databases'
@@ -54,9 +54,20 @@ def _overdue_clause(now: dt.datetime):
     return and_(ev.c.deadline_at < now, ev.c.state.in_(sorted(OVERDUE_STATES)))
 
 
+#: 临期 (the yellow early warning): an event that would be overdue past its deadline, whose
+#: deadline falls within this much time from now (past it, the event is overdue: red).
+DUE_SOON = dt.timedelta(hours=24)
+
+
+def _due_soon_clause(now: dt.datetime):
+    ev = schema.events
+    return and_(ev.c.deadline_at >= now, ev.c.deadline_at < now + DUE_SOON,
+                ev.c.state.in_(sorted(OVERDUE_STATES)))
+
+
 def _filters(*, state=None, grid=None, village=None, platform=None, department=None,
              category=None, source=None, located_by=None, overdue=None, duplicate=None,
-             since=None, until=None, now=None) -> list:
+             since=None, until=None, now=None, due_soon=None, text=None) -> list:
     ev = schema.events
     conds = []
 
@@ -89,6 +100,14 @@ def _filters(*, state=None, grid=None, village=None, platform=None, department=N
     if overdue is not None:
         clause = _overdue_clause(now or now_utc())
         conds.append(clause if overdue else ~clause | ev.c.deadline_at.is_(None))
+    if due_soon is not None:
+        clause = _due_soon_clause(now or now_utc())
+        conds.append(clause if due_soon else ~clause | ev.c.deadline_at.is_(None))
+    if text:
+        # An event code, or words of the description or address (matched literally).
+        words = str(text).strip()[:100]
+        conds.append(or_(starts_with(ev.c.code, words), contains(ev.c.description, words),
+                         contains(ev.c.address, words)))
     if duplicate is not None:
         conds.append(ev.c.duplicate_flag.is_(bool(duplicate)))
     if since is not None:
@@ -105,8 +124,9 @@ def list_events(store: Store, *, limit: int = 50, offset: int = 0, order: str = 
     Filters (all optional, combined with AND; list-valued ones accept lists or
     comma-separated text): ``state``, ``grid``, ``village`` (code or prefix),
     ``platform``, ``department``, ``category``, ``source``, ``located_by``,
-    ``overdue`` (bool), ``duplicate`` (bool), ``since`` / ``until`` (reported time,
-    aware datetimes, until exclusive).
+    ``overdue`` (bool), ``due_soon`` (bool: 临期, within :data:`DUE_SOON` of the deadline),
+    ``duplicate`` (bool), ``since`` / ``until`` (reported time, aware datetimes, until
+    exclusive), ``text`` (an event code's start, or words in the description or address).
 
     Returns ``{"total", "limit", "offset", "items"}``.
     """
@@ -175,14 +195,40 @@ def supervision(store: Store, *, now: dt.datetime | None = None, limit: int = 50
     }
 
 
+#: The command room's queues as filters of :func:`list_events` (the states of each are
+#: :data:`gridgeo.events.workflow.QUEUE_STATES`), plus the deadline warnings: 超期 (overdue)
+#: and 临期 (due soon). :func:`command_room`, :func:`queue_counts` and the console's queue
+#: pages all read them from here.
+QUEUES: dict[str, dict] = {
+    **{name: {"state": sorted(states)} for name, states in QUEUE_STATES.items()},
+    "unlocated": {"located_by": "unlocated", "state": sorted(QUEUE_STATES["unlocated"])},
+    "outside": {"located_by": "outside", "state": sorted(QUEUE_STATES["outside"])},
+    "duplicates": {"duplicate": True, "state": sorted(QUEUE_STATES["duplicates"])},
+    "overdue": {"overdue": True},
+    "due_soon": {"due_soon": True},
+}
+#: The queues the API's command room answers with (``due_soon`` is the console's).
+COMMAND_ROOM_QUEUES = (*QUEUE_STATES, "overdue")
+
+
+def queue_counts(store: Store, *, now: dt.datetime | None = None, **filters) -> dict[str, int]:
+    """How many events wait in each of :data:`QUEUES` (within ``filters``, e.g. a scope),
+    in one pass over the events."""
+    now = now or now_utc()
+    ev = schema.events
+    base = _filters(now=now, **filters)
+    cols = [func.coalesce(func.sum(case((and_(*_filters(now=now, **spec)), 1), else_=0)), 0).label(name)
+            for name, spec in QUEUES.items()]
+    with store.engine.connect() as conn:
+        row = conn.execute(select(*cols).select_from(ev).where(*base)).mappings().one()
+    return {name: int(row[name]) for name in QUEUES}
+
+
 def command_room(store: Store, *, now: dt.datetime | None = None, limit: int = 20) -> dict:
     """The command room's queues: what waits for it, and the feedback coming back."""
     now = now or now_utc()
     ev = schema.events
-    extra = {"unlocated": [ev.c.located_by == "unlocated"], "outside": [ev.c.located_by == "outside"],
-             "duplicates": [ev.c.duplicate_flag.is_(True)]}
-    queues = {name: [*extra.get(name, []), ev.c.state.in_(sorted(states))] for name, states in QUEUE_STATES.items()}
-    queues["overdue"] = [_overdue_clause(now)]
+    queues = {name: _filters(now=now, **QUEUES[name]) for name in COMMAND_ROOM_QUEUES}
     out = {"as_of": iso(now)}
     with store.engine.connect() as conn:
         for name, conds in queues.items():

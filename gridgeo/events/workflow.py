@@ -54,6 +54,7 @@ __all__ = [
     "actor_for",
     "allowed_actions",
     "transition",
+    "waiting_for",
 ]
 
 #: State code -> label. The order is the usual order of the life cycle.
@@ -361,3 +362,14 @@ QUEUE_STATES: dict[str, frozenset[str]] = {
     "to_dispatch": frozenset(ACTIONS["dispatch"].moves),
     "to_close": frozenset(ACTIONS["close"].moves),
 }
+
+
+def waiting_for(role: str | None) -> list[str]:
+    """The states in which events wait for ``role`` (an account role or an actor): those
+    where it may take an action that moves the event on (extend, supervise and the like,
+    which keep the state, do not count). A task list is the events in these states."""
+    actor = role if role in WORKFLOW_ACTORS else ACTOR_OF_ACCOUNT.get(role or "")
+    if actor is None:
+        return []
+    return [s for s in STATES if any(actor in a.roles and a.target(s, major=m) not in (None, s)
+                                     for a in ACTIONS.values() for m in (False, True))]

@@ -286,6 +286,10 @@ users = Table(
     Column("staff_code", String(64)),
     Column("active", Boolean, nullable=False, server_default="1"),
     Column("created_at", UTCDateTime, nullable=False),
+    # The console's log-in (migration 0004): an argon2id hash (gridgeo.sessions), never the
+    # password; NULL: the user logs in with tokens only.
+    Column("password_hash", String(255)),
+    Column("password_changed_at", UTCDateTime),
     CheckConstraint(f"role IN ({_in(tuple(ACCOUNT_ROLES))})", name="role"),  # gridgeo.layers.ACCOUNT_ROLES
 )
 
@@ -303,6 +307,36 @@ api_tokens = Table(
     Column("expires_at", UTCDateTime),
     Column("revoked_at", UTCDateTime),
     Index(None, "user_id"),
+)
+
+#: The console's log-in sessions (migration 0004): only the SHA-256 of the cookie's value
+#: (256 random bits, like a token) is kept; idle and absolute time-outs, revocable
+#: (gridgeo.sessions).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("last_seen_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+    Column("client", String(64), nullable=False, server_default=""),
+    Index(None, "user_id"),
+)
+
+#: Failed log-ins (migration 0004), for throttling per account and per client
+#: (gridgeo.sessions); the user name as typed (cut to 64), never the password.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("username", String(64), nullable=False),
+    Column("client", String(64), nullable=False),
+    Index(None, "username", "at"),
+    Index(None, "client", "at"),
 )
 
 #: Append-only audit log; triggers in the migration refuse UPDATE and DELETE.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement
 
-__all__ = ["starts_with"]
+__all__ = ["contains", "starts_with"]
 
 
 def starts_with(column, prefix: str) -> ColumnElement[bool]:
@@ -16,3 +16,8 @@ def starts_with(column, prefix: str) -> ColumnElement[bool]:
     itself. Every user-supplied string that reaches LIKE goes through here.
     """
     return column.startswith(str(prefix), autoescape=True)
+
+
+def contains(column, text: str) -> ColumnElement[bool]:
+    """``column`` holds ``text`` somewhere, taken literally (escaped as in :func:`starts_with`)."""
+    return column.contains(str(text), autoescape=True)

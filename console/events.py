@@ -1,0 +1,328 @@
+"""Events in the console: the command room's queues, search, one event with its actions,
+bulk accept/dispatch, the supervision board and the task lists of platforms and departments.
+
+Every read goes through :func:`gridgeo.auth.scoped` / :func:`gridgeo.auth.sees_event` and
+:func:`gridgeo.auth.mask_event`; every action through
+:func:`gridgeo.events.service.take_action` with the version the page showed. The buttons
+on an event are the actions :mod:`gridgeo.events.workflow` allows the user's role now, each
+asking only for what that action needs.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+
+from gridgeo import auth
+from gridgeo.auth import ALL_EVENTS
+from gridgeo.console.base import Checked, Current, Refused, StoreDep, redirect, render, require_role
+from gridgeo.errors import (GridgeoError, IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed,
+                            StaleVersion)
+from gridgeo.events import catalogue, queries
+from gridgeo.events.routing import ESCALATION_TARGETS
+from gridgeo.events.service import MAX_EXTENSION_HOURS, NOTE_REQUIRED, take_action
+from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, REJECT_REASONS, STATES,
+                                     waiting_for)
+from gridgeo.layers import PLATFORMS, SOURCES
+from gridgeo.store import schema
+
+router = APIRouter(include_in_schema=False)
+
+#: The queues on the command room's page, in order, with their labels.
+QUEUE_LABELS = {
+    "to_accept": "待受理", "unlocated": "无法定位", "to_dispatch": "待分派", "to_close": "待结案",
+    "due_soon": "临期", "overdue": "超期", "duplicates": "疑似重复", "to_review": "待研判",
+    "outside": "辖区外",
+}
+#: Actions the queue pages take on several events at once.
+BULK = {"to_accept": "accept", "to_dispatch": "dispatch"}
+PAGE = 50
+LOCATED_BY = {"coordinates": "坐标", "snapped": "坐标（吸附）", "address": "地址匹配",
+              "reporter_grid": "上报人网格", "outside": "辖区外", "unlocated": "未定位", "manual": "人工定位"}
+
+
+def _page_number(request: Request) -> int:
+    try:
+        return max(1, min(int(request.query_params.get("page", "1")), 10_000))
+    except ValueError:
+        return 1
+
+
+def _event_page(store, who, code: str) -> dict:
+    """The event as this user may see it, or NotFound (outside the scope as unknown)."""
+    principal = who.principal
+    auth.event_filters(principal, "reading events")
+    event = queries.get_event(store, code)
+    if not auth.sees_event(principal, event):
+        raise NotFound(f"no event {code!r}")
+    return auth.mask_event(event, principal)
+
+
+def _readable(who) -> None:
+    try:
+        auth.event_filters(who.principal, "reading events")
+    except RoleNotAllowed:
+        raise Refused(403, "您的角色不查看事件") from None
+
+
+# -- the command room ---------------------------------------------------------------------
+
+
+@router.get("/command")
+def command(request: Request, store: StoreDep, who: Current, result: dict | None = None):
+    require_role(who, ALL_EVENTS)
+    queue = request.query_params.get("queue", "to_accept")
+    if queue not in QUEUE_LABELS:
+        queue = "to_accept"
+    page = _page_number(request)
+    counts = queries.queue_counts(store)
+    order = "deadline_at" if queue in ("due_soon", "overdue") else "reported_at"
+    listing = queries.list_events(store, limit=PAGE, offset=(page - 1) * PAGE, order=order,
+                                  **queries.QUEUES[queue])
+    items = [auth.mask_event(e, who.principal) for e in listing["items"]]
+    return render(request, "command.html", {
+        "queues": QUEUE_LABELS, "queue": queue, "counts": counts, "items": items,
+        "total": listing["total"], "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
+        "bulk": BULK.get(queue) if who.principal.role == "command_room" else None,
+        "targets": _targets(store, who), "result": result})
+
+
+def _targets(store, who) -> dict[str, list[str]]:
+    """Where this user may dispatch: the catalogue's platforms and departments (a platform
+    office: its own platform; the core refuses anything else anyway)."""
+    with store.engine.connect() as conn:
+        targets = catalogue.dispatch_targets(conn)
+    if who.principal.role == "platform_office":
+        targets = {p: d for p, d in targets.items() if p == who.principal.platform}
+    return targets
+
+
+@router.post("/events/bulk")
+def bulk(request: Request, store: StoreDep, who: Checked):
+    """Accept or dispatch the ticked events, each at the version the page showed."""
+    require_role(who, {"command_room"})
+    form = request.state.form
+    action = form.get("action")
+    if action not in BULK.values():
+        raise Refused(400, "批量操作只能是受理或分派")
+    data = _dispatch_data(form.get("target")) if action == "dispatch" else {}
+    done, failed = [], []
+    for item in form.getlist("item")[:200]:
+        code, _, version = str(item).partition(":")
+        try:
+            take_action(store, code, action, role=who.principal.role, actor=who.principal.actor,
+                        version=int(version), note=None, data=dict(data),
+                        allow=lambda row: auth.sees_event(who.principal, row))
+            done.append(code)
+        except (GridgeoError, ValueError) as exc:
+            failed.append((code, _why(exc)))
+    queue = "to_accept" if action == "accept" else "to_dispatch"
+    request.scope["query_string"] = f"queue={queue}".encode()
+    result = {"action": ACTIONS[action].label, "done": done, "failed": failed}
+    response = command(Request(request.scope), store, who, result=result)
+    response.headers["HX-Push-Url"] = f"/command?queue={queue}"
+    return response
+
+
+@router.get("/events/bulk")
+def bulk_again():
+    return redirect("/command")
+
+
+def _dispatch_data(target) -> dict:
+    if not target:
+        return {}
+    platform, _, department = str(target).partition("|")
+    return {"platform": platform, "department": department}
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, StaleVersion):
+        return "该事件已被他人修改"
+    if isinstance(exc, IllegalTransition):
+        return "当前状态下不能执行该操作"
+    if isinstance(exc, RoleNotAllowed):
+        return "您的角色不能执行该操作"
+    if isinstance(exc, NotFound):
+        return "未找到该事件"
+    return str(exc)
+
+
+# -- search ---------------------------------------------------------------------------------
+
+
+@router.get("/events")
+def search(request: Request, store: StoreDep, who: Current):
+    _readable(who)
+    q = request.query_params
+    state = [s for s in q.getlist("state") if s in STATES]
+    platform = [p for p in q.getlist("platform") if p in PLATFORMS]
+    source = [s for s in q.getlist("source") if s in SOURCES]
+    filters: dict[str, Any] = {"state": state or None, "source": source or None}
+    if q.get("overdue") == "1":
+        filters["overdue"] = True
+    if q.get("text"):
+        filters["text"] = q["text"][:100]
+    grid = q.get("grid") or None
+    page = _page_number(request)
+    scope = auth.scoped(who.principal, platform=platform or None, grid=[grid] if grid else None,
+                        department=None)
+    listing = queries.list_events(store, limit=PAGE, offset=(page - 1) * PAGE, **filters, **scope)
+    items = [auth.mask_event(e, who.principal) for e in listing["items"]]
+    return render(request, "events.html", {
+        "items": items, "total": listing["total"], "page": page,
+        "pages": max(1, -(-listing["total"] // PAGE)), "states": STATES, "sources": SOURCES,
+        "q": {"state": state, "platform": platform, "source": source, "overdue": q.get("overdue") == "1",
+              "text": q.get("text", "")[:100], "grid": (grid or "")[:15]},
+        "query": str(request.url.query)})
+
+
+# -- one event ------------------------------------------------------------------------------
+
+
+def _actions_for(event: dict, who) -> list[str]:
+    """The actions this user's role may take on the event now (the workflow's answer)."""
+    actor = ACTOR_OF_ACCOUNT.get(who.principal.role or "")
+    return [a for a, roles in event.get("allowed_actions", {}).items() if actor in roles and a != "rate"]
+
+
+def _grid_geojson(store, grid_code: str | None) -> str | None:
+    if not grid_code:
+        return None
+    frame = store.read("grids", where=schema.grids.c.code == grid_code)
+    if not len(frame):
+        return None
+    return frame[["code", "name", "geometry"]].to_json(drop_id=True)
+
+
+def _show(request: Request, store, who, code: str, *, message: str | None = None, error: str | None = None,
+          status: int = 200):
+    response = _show_page(request, store, who, code, message=message, error=error, status=status)
+    # A refused action answers with the event's page: its address is the event's, not the
+    # action's (htmx puts it in the history; a reload then shows the event again).
+    response.headers["HX-Push-Url"] = f"/events/{code}"
+    return response
+
+
+def _show_page(request: Request, store, who, code: str, *, message: str | None = None,
+               error: str | None = None, status: int = 200):
+    try:
+        event = _event_page(store, who, code)
+    except NotFound:
+        raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
+    actions = _actions_for(event, who)
+    candidates = [c["code"] if isinstance(c, dict) else str(c) for c in event.get("duplicate_candidates") or []]
+    return render(request, "event.html", {
+        "e": event, "actions": actions, "ACTIONS": ACTIONS, "message": message, "error": error,
+        "targets": _targets(store, who) if "dispatch" in actions else {},
+        "reject_reasons": REJECT_REASONS, "escalation": ESCALATION_TARGETS, "candidates": candidates,
+        "note_required": NOTE_REQUIRED, "max_hours": MAX_EXTENSION_HOURS, "final": event["state"] in FINAL_STATES,
+        "grid_json": _grid_geojson(store, event.get("grid_code")), "located_by": LOCATED_BY,
+        "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position"))}, status=status)
+
+
+@router.get("/events/{code}")
+def event_page(code: str, request: Request, store: StoreDep, who: Current):
+    _readable(who)
+    done = request.query_params.get("done")
+    message = f"已{ACTIONS[done].label}" if done in ACTIONS else None
+    return _show(request, store, who, code[:32], message=message)
+
+
+def _action_data(action: str, form) -> tuple[dict, str | None]:
+    """The fields ``action`` needs, from the form (only those)."""
+    note = form.get("note")
+    note = note[:4000] if isinstance(note, str) else None
+    data: dict[str, Any] = {}
+    if action == "dispatch":
+        data = _dispatch_data(form.get("target"))
+    elif action == "reject":
+        data["reason"] = form.get("reason") or "other"
+    elif action == "merge":
+        data["into"] = (form.get("into") or "").strip()[:32]
+    elif action == "extend":
+        data["hours"] = (form.get("hours") or "").strip()[:10]
+    elif action == "escalate":
+        if form.get("to") in ESCALATION_TARGETS:
+            data["to"] = form.get("to")
+    elif action == "locate":
+        grid = (form.get("grid_code") or "").strip()[:15]
+        if grid:
+            data["grid_code"] = grid
+    return data, note
+
+
+@router.get("/events/{code}/actions")
+def act_again(code: str):
+    """A reload of a refused action's page: the event."""
+    return redirect(f"/events/{quote(code[:32], safe='')}")
+
+
+@router.post("/events/{code}/actions")
+def act(code: str, request: Request, store: StoreDep, who: Checked):
+    """Take one action at the version the page showed; the page again, with what happened."""
+    _readable(who)
+    form = request.state.form
+    action = form.get("action")
+    if action not in ACTIONS:
+        raise Refused(400, "未知的操作")
+    try:
+        version = int(form.get("version") or "")
+    except ValueError:
+        raise Refused(400, "缺少事件版本号，请刷新页面后重试") from None
+    data, note = _action_data(action, form)
+    principal = who.principal
+    try:
+        take_action(store, code[:32], action, role=principal.role, actor=principal.actor, version=version,
+                    note=note, data=data, allow=lambda row: auth.sees_event(principal, row))
+    except StaleVersion:
+        return _show(request, store, who, code, status=409,
+                     error="该事件已被他人修改，以下是最新状态，请确认后再操作。")
+    except IllegalTransition:
+        return _show(request, store, who, code, status=409,
+                     error=f"当前状态下不能“{ACTIONS[action].label}”，以下是最新状态。")
+    except RoleNotAllowed as exc:
+        return _show(request, store, who, code, status=403, error=f"您的角色不能执行该操作：{exc}")
+    except NotFound:
+        raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
+    except InvalidEvent as exc:
+        return _show(request, store, who, code, status=422, error=f"“{ACTIONS[action].label}”未完成：{exc}")
+    return redirect(f"/events/{quote(code[:32], safe='')}?done={action}")
+
+
+# -- supervision and task lists --------------------------------------------------------------
+
+
+@router.get("/supervision")
+def supervision(request: Request, store: StoreDep, who: Current):
+    _readable(who)
+    page = _page_number(request)
+    scope = auth.scoped(who.principal, "supervision", grid=None, platform=None, department=None)
+    board = queries.supervision(store, limit=PAGE, offset=(page - 1) * PAGE, **scope)
+    mask = lambda items: [auth.mask_event(e, who.principal) for e in items]  # noqa: E731
+    return render(request, "supervision.html", {
+        "overdue": mask(board["overdue"]["items"]), "total": board["overdue"]["total"],
+        "by_platform": board["overdue"]["by_platform"], "escalated": board["escalated"],
+        "suspended": board["suspended"], "page": page,
+        "pages": max(1, -(-board["overdue"]["total"] // PAGE))})
+
+
+@router.get("/tasks")
+def tasks(request: Request, store: StoreDep, who: Current):
+    """What waits for this platform office or department, the nearest deadline first."""
+    require_role(who, {"platform_office", "department"})
+    page = _page_number(request)
+    states = waiting_for(who.principal.role)
+    scope = auth.scoped(who.principal, grid=None, platform=None, department=None)
+    listing = queries.list_events(store, state=states, order="deadline_at", limit=PAGE,
+                                  offset=(page - 1) * PAGE, **scope)
+    due_soon = queries.list_events(store, state=states, due_soon=True, limit=1, **scope)["total"]
+    overdue = queries.list_events(store, state=states, overdue=True, limit=1, **scope)["total"]
+    items = [auth.mask_event(e, who.principal) for e in listing["items"]]
+    return render(request, "tasks.html", {
+        "items": items, "total": listing["total"], "due_soon": due_soon, "overdue": overdue,
+        "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
+        "states": [STATES[s] for s in states]})

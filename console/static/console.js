@@ -1,0 +1,45 @@
+// The console's maps: an event's point inside its grid, a grid worker's grids and events.
+// Leaflet is the copy the maps vendor (served at /maps/assets/leaflet/); no base map is
+// loaded, so nothing is requested off the machine. Runs on load and after every htmx swap.
+(function () {
+  "use strict";
+  function draw(el) {
+    if (el.dataset.drawn || typeof L === "undefined") return;
+    el.dataset.drawn = "1";
+    var map = L.map(el, {attributionControl: false, zoomSnap: 0.25});
+    var bounds = null;
+    var grid = JSON.parse(el.dataset.grid || "null");
+    if (grid) {
+      var layer = L.geoJSON(grid, {
+        style: {color: "#1d4f91", weight: 2, fillColor: "#6fa8dc", fillOpacity: 0.15},
+        onEachFeature: function (f, l) {
+          if (f.properties && f.properties.name) l.bindTooltip(f.properties.name + "（" + f.properties.code + "）");
+        }
+      }).addTo(map);
+      bounds = layer.getBounds();
+    }
+    var point = JSON.parse(el.dataset.point || "null");
+    if (point) {
+      var ll = [point.lat, point.lon];
+      L.circleMarker(ll, {radius: 8, color: "#b42318", weight: 3, fillColor: "#f04438", fillOpacity: 0.9})
+        .addTo(map).bindTooltip("事件位置");
+      bounds = bounds ? bounds.extend(ll) : L.latLngBounds([ll, ll]);
+    }
+    var events = JSON.parse(el.dataset.events || "null");
+    if (events) {
+      events.forEach(function (e) {
+        var m = L.circleMarker([e[1], e[2]], {radius: 5, color: e[3] ? "#b42318" : "#a15c07", weight: 2,
+                                               fillOpacity: 0.7});
+        m.bindTooltip(e[0]);
+        m.on("click", function () { window.location.href = "/events/" + encodeURIComponent(e[0]); });
+        m.addTo(map);
+      });
+    }
+    if (bounds && bounds.isValid()) map.fitBounds(bounds.pad(0.15), {maxZoom: 17});
+    else map.setView([28.45, 119.48], 12);
+  }
+  function all() { document.querySelectorAll("div.map[data-grid]").forEach(draw); }
+  document.addEventListener("DOMContentLoaded", all);
+  document.addEventListener("htmx:load", all);
+  window.addEventListener("load", all);
+})();

@@ -1,0 +1,287 @@
+"""The console in the system's Chromium (Playwright), against one live server on 127.0.0.1.
+
+One module-scoped server (uvicorn in a thread, over a private copy of the sample township)
+and one browser serve every journey here. Each browser context records every request it
+makes and aborts any that is not for the server: nothing may leave the machine. Events are
+reported through the API, as another system would, and then handled in the console alone.
+With ``GRIDGEO_UPDATE_SCREENSHOTS=1`` the pages are also saved for the README (docs/img/).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select, update
+
+from gridgeo import sessions
+from gridgeo.auth import create_user
+from gridgeo.store import schema
+from helpers.apps import app_for
+from helpers.live_server import free_port
+from helpers.paths import ROOT
+
+CHROMIUM = os.environ.get("GRIDGEO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+PASSWORD = "console pass 1"
+SCREENSHOTS = os.environ.get("GRIDGEO_UPDATE_SCREENSHOTS") == "1"
+CATEGORY, OTHER_CATEGORY = "ZZ001", "SC001"  # 综治工作 · 综治办; 市场监管
+
+
+def _unavailable(why: str):
+    if os.environ.get("CI"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
+class Site:
+    """The live server, its store, the users of every role and the events reported."""
+
+    def __init__(self, store, base: str):
+        self.store, self.base = store, base
+        self.requests: list[str] = []
+        self.events: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def site(sample_copy):
+    import uvicorn
+
+    store = sample_copy()
+    grids = store.read("grids")
+    a, b = grids.iloc[0], grids.iloc[5]
+    cat = schema.categories
+    with store.engine.connect() as conn:
+        department = conn.execute(select(cat.c.department).where(cat.c.code == CATEGORY)).scalar()
+    users = {"command": dict(role="command_room"), "command2": dict(role="command_room"),
+             "leader": dict(role="leadership"), "planner": dict(role="planner"),
+             "office": dict(role="platform_office", platform="stability"),
+             "dept": dict(role="department", department=department),
+             "worker": dict(role="grid_worker", grids=[a["code"]]),
+             "worker_b": dict(role="grid_worker", grids=[b["code"]])}
+    for username, spec in users.items():
+        create_user(store, username, name=f"测试{username}", actor="test", **spec)
+        sessions.set_password(store, username, PASSWORD, actor="test")
+    with pytest.MonkeyPatch.context() as env:
+        app = app_for(store, env, request_log="false", public_intake_rate="0")
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                               lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the console's server did not start"
+        s = Site(store, f"http://127.0.0.1:{port}")
+        # Two events reported through the API by the public, one in each worker's grid.
+        for key, grid, category in (("mine", a, CATEGORY), ("other", b, OTHER_CATEGORY)):
+            point = grid.geometry.representative_point()
+            r = httpx.post(f"{s.base}/v1/events", json={
+                "source": "app", "category_code": category, "description": f"浏览器测试 {key}",
+                "lon": point.x, "lat": point.y, "reporter_name": "黄敏", "reporter_phone": "19944667827"})
+            assert r.status_code == 201, r.text
+            s.events[key] = r.json()["code"]
+        s.grid_a, s.grid_b = a["code"], b["code"]
+        yield s
+        server.should_exit = True
+        thread.join(timeout=10)
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/system-deps.sh)")
+    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
+    if not fonts.strip():
+        _unavailable("no CJK font (apt-get install fonts-wqy-microhei; scripts/system-deps.sh)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def open_as(site, browser):
+    """``open_as(user)``: a new browser context logged in as ``user`` (a page), recording
+    every request; closed after the test."""
+    contexts = []
+
+    def _open(user: str | None, *, phone: bool = False):
+        size = {"width": 390, "height": 844} if phone else {"width": 1366, "height": 768}
+        context = browser.new_context(viewport=size, is_mobile=phone, has_touch=phone, locale="zh-CN")
+        contexts.append(context)
+
+        def route(r):
+            if r.request.url.startswith(site.base + "/"):
+                r.continue_()
+            else:
+                site.requests.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("request", lambda r: site.requests.append(r.url))
+        page.set_default_timeout(10_000)
+        if user:
+            log_in(page, site, user)
+        return page
+
+    yield _open
+    for c in contexts:
+        c.close()
+
+
+def log_in(page, site, user, password=PASSWORD):
+    page.goto(site.base + "/")
+    page.get_by_label("用户名").fill(user)
+    page.get_by_label("密码").fill(password)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("header nav")
+
+
+def act(page, action: str, **fields):
+    """Open the action's panel, fill its fields, confirm."""
+    details = page.locator(f"details:has(form[data-action='{action}'])")
+    if details.get_attribute("open") is None:  # a lone action's panel is open already
+        details.locator("summary").click()
+    form = page.locator(f"form[data-action='{action}']")
+    for name, value in fields.items():
+        field = form.locator(f"[name='{name}']")
+        if field.evaluate("e => e.tagName") == "SELECT":
+            field.select_option(value)
+        else:
+            field.fill(value)
+    form.locator("button[type=submit]").click()
+
+
+def expect_state(page, label: str):
+    from playwright.sync_api import expect
+
+    expect(page.locator("p.state-line .badge").first).to_have_text(label)
+
+
+def shot(page, name: str):
+    if SCREENSHOTS:
+        page.screenshot(path=str(ROOT / "docs" / "img" / name))
+
+
+def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as):
+    """已上报 → 已受理 → 已分流交办 → 处置中 → 已办结 → 已核查 → 已结案, each step by the role
+    the workflow names, each in its own browser; the history shows every step."""
+    from playwright.sync_api import expect
+
+    code = site.events["mine"]
+    command = open_as("command")
+    expect(command.locator(".queue.q-to_accept .count")).not_to_have_text("0")
+    command.get_by_role("link", name="事件查询").click()
+    command.get_by_label("编号 / 描述 / 地址").fill(code)
+    command.get_by_role("button", name="查询").click()
+    expect(command.locator("main > p").first).to_have_text("共 1 件")
+    command.get_by_role("link", name=code).click()
+    expect_state(command, "已上报")
+    expect(command.locator(".facts")).to_contain_text("黄敏 19944667827")  # the command room calls back
+    expect(command.locator("#map.leaflet-container")).to_be_visible()
+    act(command, "accept")
+    expect_state(command, "已受理")
+    expect(command.locator("[role=status]")).to_have_text("已受理")
+    shot(command, "console-event.png")
+    act(command, "dispatch")  # to the routed department, preselected from the catalogue
+    expect_state(command, "已分流交办")
+
+    dept = open_as("dept")
+    assert dept.url.endswith("/tasks")
+    expect(dept.locator("table.events")).to_contain_text(code)
+    dept.get_by_role("link", name=code).click()
+    expect(dept.locator(".facts")).to_contain_text("黄* 199****7827")  # masked for a department
+    act(dept, "start")
+    expect_state(dept, "处置中")
+    act(dept, "resolve", note="已上门调解，双方达成一致")
+    expect_state(dept, "已办结")
+
+    worker = open_as("worker", phone=True)
+    assert worker.url.endswith("/grid")
+    expect(worker.locator("section:has(#h-check)")).to_contain_text(code)
+    shot(worker, "console-grid-phone.png")
+    worker.get_by_role("link", name=code).first.click()
+    act(worker, "verify")
+    expect_state(worker, "已核查")
+
+    command.reload()
+    act(command, "close", note="回访满意")
+    expect_state(command, "已结案")
+    history = command.locator("ol.timeline")
+    for step in ("上报", "受理", "分流交办", "处置", "办结", "核查", "结案"):
+        expect(history).to_contain_text(step)
+    assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+
+
+def test_each_role_sees_only_its_scope(site, open_as):
+    from playwright.sync_api import expect
+
+    mine, other = site.events["mine"], site.events["other"]
+    worker = open_as("worker_b")
+    # another grid's event: "not found", exactly as an unknown one
+    response = worker.goto(f"{site.base}/events/{mine}")
+    assert response.status == 404
+    expect(worker.locator("main")).to_contain_text("未找到事件")
+    assert worker.goto(f"{site.base}/events/{other}").status == 200
+    assert worker.goto(f"{site.base}/command").status == 403
+    dept = open_as("dept")
+    assert dept.goto(f"{site.base}/events/{other}").status == 404  # another department's
+    office = open_as("office")
+    assert office.goto(f"{site.base}/events/{other}").status == 404  # another platform's
+    assert office.goto(f"{site.base}/events/{mine}").status == 200
+    leader = open_as("leader")
+    assert leader.url.endswith("/dashboard")
+    assert leader.goto(f"{site.base}/events/{other}").status == 200
+    planner = open_as("planner")
+    assert planner.goto(f"{site.base}/events").status == 403  # the planner reads no events
+    nav = planner.locator("header nav")
+    expect(nav).not_to_contain_text("指挥室")
+    assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+
+
+def test_stale_version_csrf_and_expired_session(site, open_as):
+    from playwright.sync_api import expect
+
+    code = site.events["other"]
+    first, second = open_as("command"), open_as("command2")
+    for page in (first, second):
+        page.goto(f"{site.base}/events/{code}")
+        expect_state(page, "已上报")
+    act(first, "accept")
+    expect_state(first, "已受理")
+    act(second, "accept")  # from a page showing version 1
+    expect(second.locator("[role=alert]")).to_contain_text("该事件已被他人修改")
+    expect_state(second, "已受理")  # and the fresh state, not an error page
+
+    # a state-changing request without the CSRF token is refused, and does nothing
+    r = second.request.post(f"{site.base}/events/{code}/actions",
+                            form={"action": "dispatch", "version": "2"})
+    assert r.status == 403
+    assert "安全校验码" in r.text()
+    second.reload()
+    expect_state(second, "已受理")
+
+    # a session past its idle time-out goes back to the log-in page
+    s = schema.sessions
+    with site.store.engine.begin() as conn:
+        conn.execute(update(s).values(last_seen_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)))
+    second.goto(f"{site.base}/command")
+    assert "/login" in second.url
+    expect(second.locator("[role=status]")).to_contain_text("会话已过期")
+    log_in(second, site, "command2")
+    assert second.url.endswith("/command")
+    assert not [u for u in site.requests if not u.startswith(site.base + "/")]
