@@ -3,8 +3,9 @@
 ``Authorization: Bearer <token>`` on every request that needs one. Pages opened in a
 browser (the maps, under ``/maps/``) cannot send a header: their URL carries a map
 ticket (``?ticket=``, from ``POST /maps/tickets``: valid a few minutes, for the maps
-only) or, still accepted there, the token itself (``?access_token=``, RFC 6750 §2.3).
-Everywhere else a credential in the URL answers 401: URLs end up in logs, histories and
+only) or, still accepted there, the token itself (``?access_token=``, RFC 6750 §2.3); a
+console user opening a map from a console page is known by their log-in session's cookie
+(:mod:`gridgeo.sessions`, GET only). Everywhere else a credential in the URL answers 401: URLs end up in logs, histories and
 Referer headers. No log ever records a query string or a secret (see
 :class:`gridgeo.api.middleware.RedactSecrets`). No token: the anonymous public, who may
 report events, look up points and read public data; everything else answers 401.
@@ -23,6 +24,7 @@ from gridgeo.api.resources import get_store
 from gridgeo.auth import ANONYMOUS, Principal, authenticate, check_map_ticket, require
 from gridgeo.config import get_settings
 from gridgeo.errors import Unauthenticated
+from gridgeo.sessions import SESSION_COOKIE, session
 from gridgeo.store import Store
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `gridgeo users token USERNAME`.")
@@ -41,6 +43,10 @@ async def get_principal(
     query = request.query_params
     in_url = [name for name in URL_CREDENTIALS if query.get(name)]
     if not in_url:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie and request.scope["path"].startswith(MAP_PATHS) and request.method == "GET":
+            # A console user opening a map from a console page: their log-in session.
+            return session(store, cookie).principal
         return ANONYMOUS
     if not request.scope["path"].startswith(MAP_PATHS):
         raise Unauthenticated(f"{in_url[0]} in the URL is accepted by the map pages only; "

@@ -34,7 +34,7 @@ from gridgeo.timezone import CHINA
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
 #: The session cookie (HttpOnly, SameSite=Lax, Secure with GRIDGEO_SECURE_COOKIES).
-COOKIE = "gg_session"
+COOKIE = sessions.SESSION_COOKIE
 #: The log-in form's own CSRF cookie (double submit: no session exists yet).
 LOGIN_COOKIE = "gg_login"
 

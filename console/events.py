@@ -128,7 +128,7 @@ def bulk(request: Request, store: StoreDep, who: Checked):
 
 
 @router.get("/events/bulk")
-def bulk_again():
+def bulk_again(who: Current):
     return redirect("/command")
 
 
@@ -256,7 +256,7 @@ def _action_data(action: str, form) -> tuple[dict, str | None]:
 
 
 @router.get("/events/{code}/actions")
-def act_again(code: str):
+def act_again(code: str, who: Current):
     """A reload of a refused action's page: the event."""
     return redirect(f"/events/{quote(code[:32], safe='')}")
 

@@ -43,6 +43,7 @@ from gridgeo.errors import InvalidPassword, LoginThrottled, NotFound, Unauthenti
 from gridgeo.store import Store, schema
 
 __all__ = [
+    "SESSION_COOKIE",
     "SESSION_PREFIX",
     "Session",
     "change_password",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 SESSION_PREFIX = "ggs_"
+#: The cookie that carries the session (the console sets it; the map pages accept it too).
+SESSION_COOKIE = "gg_session"
 MIN_PASSWORD = 8
 #: Longer passwords are refused before hashing: argon2 of a megabyte costs nothing more
 #: in safety and much in time.

@@ -128,6 +128,20 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/redoc"): (ALL, _get("/redoc")),
 }
 
+#: The console's pages (gridgeo.console) work with a log-in session, never with a token: with a
+#: bearer token and no session every page sends the browser to the log-in page and every
+#: post is refused or sent there, for every role (tests/console checks each role's pages
+#: with sessions). (method, path) -> the URL to try.
+CONSOLE: dict[tuple[str, str], str] = {
+    ("GET", "/"): "/", ("GET", "/login"): "/login", ("POST", "/login"): "/login",
+    ("POST", "/logout"): "/logout", ("GET", "/password"): "/password", ("POST", "/password"): "/password",
+    ("GET", "/command"): "/command", ("GET", "/dashboard"): "/dashboard", ("GET", "/events"): "/events",
+    ("GET", "/events/bulk"): "/events/bulk", ("POST", "/events/bulk"): "/events/bulk",
+    ("GET", "/events/{code}"): "/events/{e0}", ("GET", "/events/{code}/actions"): "/events/{e0}/actions",
+    ("POST", "/events/{code}/actions"): "/events/{e0}/actions", ("GET", "/grid"): "/grid",
+    ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
+}
+
 #: Served by the documentation machinery, not gridgeo's routes.
 _IGNORED = {"/docs/oauth2-redirect", "/static-offline-docs/{path:path}", "/static-offline-docs"}
 
@@ -202,8 +216,8 @@ def _in_scope(role: str, scope: tuple) -> bool:
 def test_every_route_has_a_rule(setup):
     client, *_ = setup
     routes = _routes(client.app)
-    missing = routes - set(RULES)
-    stale = set(RULES) - routes
+    missing = routes - set(RULES) - set(CONSOLE)
+    stale = (set(RULES) | set(CONSOLE)) - routes
     assert not missing, f"routes with no authorization rule in tests/api/test_authz.py: {sorted(missing)}"
     assert not stale, f"rules for routes that do not exist: {sorted(stale)}"
 
@@ -246,6 +260,25 @@ def test_endpoint_role_matrix_and_no_leaks(setup):
                         failures.append(f"{where}: shows a household contact ({mask_name(name)}, "
                                         f"{mask_phone(phone)}) unmasked")
     assert not failures, "\n".join(failures)
+
+
+def test_console_pages_take_no_token(setup):
+    client, who, ctx, events, store = setup
+    for (method, _template), url in sorted(CONSOLE.items()):
+        url = url.format(**ctx)
+        for role, headers in who.items():
+            r = client.request(method, url, headers=headers, data={"action": "close", "version": "1"},
+                               follow_redirects=False)
+            where = f"{method} {url} as {role}: {r.status_code}"
+            if url == "/login" and method == "GET":
+                assert r.status_code == 200, where
+            elif method == "GET" or url != "/login":
+                assert r.status_code == 303 and r.headers["location"].startswith("/login"), where
+            else:  # the log-in form without its own CSRF token
+                assert r.status_code == 403, where
+            assert not any(re.search(re.escape(code) + r"\b", r.text) for code in events), where
+    for code in events:  # nothing was done
+        assert client.get(f"/v1/events/{code}", headers=who["command_room"]).json()["version"] == 1
 
 
 def test_scoped_lists_hold_exactly_the_scope(setup):

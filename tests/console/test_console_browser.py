@@ -245,6 +245,11 @@ def test_each_role_sees_only_its_scope(site, open_as):
     assert office.goto(f"{site.base}/events/{mine}").status == 200
     leader = open_as("leader")
     assert leader.url.endswith("/dashboard")
+    expect(leader.locator("main")).to_contain_text("按期结案率")
+    expect(leader.locator("main")).to_contain_text("综治工作")
+    # the maps open with the console's session (no token in the page)
+    assert leader.request.get(f"{site.base}/maps/workload").status == 200
+    assert worker.request.get(f"{site.base}/maps/events").status == 403
     assert leader.goto(f"{site.base}/events/{other}").status == 200
     planner = open_as("planner")
     assert planner.goto(f"{site.base}/events").status == 403  # the planner reads no events
