@@ -7,7 +7,7 @@
     if (el.dataset.drawn || typeof L === "undefined") return;
     el.dataset.drawn = "1";
     var map = L.map(el, {attributionControl: false, zoomSnap: 0.25});
-    var bounds = null;
+    var bounds = null, layers = [];
     var grid = JSON.parse(el.dataset.grid || "null");
     if (grid) {
       var layer = L.geoJSON(grid, {
@@ -15,14 +15,15 @@
         onEachFeature: function (f, l) {
           if (f.properties && f.properties.name) l.bindTooltip(f.properties.name + "（" + f.properties.code + "）");
         }
-      }).addTo(map);
+      });
+      layers.push(layer);
       bounds = layer.getBounds();
     }
     var point = JSON.parse(el.dataset.point || "null");
     if (point) {
       var ll = [point.lat, point.lon];
-      L.circleMarker(ll, {radius: 8, color: "#b42318", weight: 3, fillColor: "#f04438", fillOpacity: 0.9})
-        .addTo(map).bindTooltip("事件位置");
+      layers.push(L.circleMarker(ll, {radius: 8, color: "#b42318", weight: 3, fillColor: "#f04438",
+                                      fillOpacity: 0.9}).bindTooltip("事件位置"));
       bounds = bounds ? bounds.extend(ll) : L.latLngBounds([ll, ll]);
     }
     var events = JSON.parse(el.dataset.events || "null");
@@ -32,11 +33,13 @@
                                                fillOpacity: 0.7});
         m.bindTooltip(e[0]);
         m.on("click", function () { window.location.href = "/events/" + encodeURIComponent(e[0]); });
-        m.addTo(map);
+        layers.push(m);
       });
     }
+    // The view first: Leaflet draws a vector layer only on a map that has one.
     if (bounds && bounds.isValid()) map.fitBounds(bounds.pad(0.15), {maxZoom: 17});
     else map.setView([28.45, 119.48], 12);
+    layers.forEach(function (l) { l.addTo(map); });
   }
   function all() { document.querySelectorAll("div.map[data-grid]").forEach(draw); }
   document.addEventListener("DOMContentLoaded", all);

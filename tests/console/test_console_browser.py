@@ -48,6 +48,7 @@ class Site:
     def __init__(self, store, base: str):
         self.store, self.base = store, base
         self.requests: list[str] = []
+        self.errors: list[str] = []
         self.events: dict[str, str] = {}
 
 
@@ -112,13 +113,19 @@ def browser():
         b.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def open_as(site, browser):
-    """``open_as(user)``: a new browser context logged in as ``user`` (a page), recording
-    every request; closed after the test."""
+    """``open_as(user)``: the page of ``user``'s browser context (one per user for the whole
+    module, logged in once), at the user's home page; every request recorded, any request
+    not for the server aborted."""
+    pages: dict[str, object] = {}
     contexts = []
 
-    def _open(user: str | None, *, phone: bool = False):
+    def _open(user: str, *, phone: bool = False, fresh: bool = False):
+        if user in pages and not fresh:
+            page = pages[user]
+            page.goto(site.base + "/")
+            return page
         size = {"width": 390, "height": 844} if phone else {"width": 1366, "height": 768}
         context = browser.new_context(viewport=size, is_mobile=phone, has_touch=phone, locale="zh-CN")
         contexts.append(context)
@@ -133,9 +140,10 @@ def open_as(site, browser):
         context.route("**/*", route)
         page = context.new_page()
         page.on("request", lambda r: site.requests.append(r.url))
+        page.on("pageerror", lambda e: site.errors.append(f"{user}: {e}"))
         page.set_default_timeout(10_000)
-        if user:
-            log_in(page, site, user)
+        log_in(page, site, user)
+        pages[user] = page
         return page
 
     yield _open
@@ -192,7 +200,7 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     command.get_by_role("link", name=code).click()
     expect_state(command, "已上报")
     expect(command.locator(".facts")).to_contain_text("黄敏 19944667827")  # the command room calls back
-    expect(command.locator("#map.leaflet-container")).to_be_visible()
+    expect(command.locator("#map path")).to_have_count(2)  # the grid and the event's point
     act(command, "accept")
     expect_state(command, "已受理")
     expect(command.locator("[role=status]")).to_have_text("已受理")
@@ -225,6 +233,7 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     for step in ("上报", "受理", "分流交办", "处置", "办结", "核查", "结案"):
         expect(history).to_contain_text(step)
     assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+    assert not site.errors
 
 
 def test_each_role_sees_only_its_scope(site, open_as):
@@ -256,6 +265,7 @@ def test_each_role_sees_only_its_scope(site, open_as):
     nav = planner.locator("header nav")
     expect(nav).not_to_contain_text("指挥室")
     assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+    assert not site.errors
 
 
 def test_stale_version_csrf_and_expired_session(site, open_as):
@@ -290,3 +300,4 @@ def test_stale_version_csrf_and_expired_session(site, open_as):
     log_in(second, site, "command2")
     assert second.url.endswith("/command")
     assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+    assert not site.errors
