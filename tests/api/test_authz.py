@@ -140,6 +140,7 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/events/{code}"): "/events/{e0}", ("GET", "/events/{code}/actions"): "/events/{e0}/actions",
     ("POST", "/events/{code}/actions"): "/events/{e0}/actions", ("GET", "/grid"): "/grid",
     ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
+    ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin",
 }
 
 #: Served by the documentation machinery, not gridgeo's routes.

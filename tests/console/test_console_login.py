@@ -254,3 +254,56 @@ def test_cli_sets_passwords_and_demo_prints_them(web_world):
         assert "ggt_" in line  # the token beside it
         if username == "demo-command":
             assert sessions.log_in(world, username, password, client="cli-test")
+
+
+def test_administrator_manages_users_passwords_and_tokens(site):
+    store, client = site
+    admin = _user(store, "root", role="admin")
+    worker = _user(store, "zhou", role="grid_worker", grids=["331124201001001"])
+    assert _log_in(client, worker).status_code == 303
+    assert client.get("/admin", follow_redirects=False).status_code == 403  # not for a grid worker
+    worker_session = client.cookies["gg_session"]
+    client.cookies.clear()
+    assert _log_in(client, admin).status_code == 303
+    page = client.get("/admin")
+    assert page.status_code == 200 and "zhou" in page.text
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    assert client.post("/admin", data={"do": "password", "username": worker}).status_code == 403  # no CSRF
+
+    r = client.post("/admin", data={"csrf": csrf, "do": "add", "username": "wu", "name": "吴", "role": "department",
+                                    "department": "综治办"})
+    assert r.status_code == 200 and "已添加用户 wu" in r.text
+    first = re.search(r'<code class="secret">([^<]+)</code>', r.text).group(1)
+    assert sessions.log_in(store, "wu", first, client="admin-test")
+    assert first not in client.get("/admin").text  # shown once
+    r = client.post("/admin", data={"csrf": csrf, "do": "add", "username": "bad", "role": "department"})
+    assert r.status_code == 422 and "department" in r.text
+
+    # a reset password ends the user's sessions; so does switching the user off
+    r = client.post("/admin", data={"csrf": csrf, "do": "password", "username": worker})
+    new = re.search(r'<code class="secret">([^<]+)</code>', r.text).group(1)
+    with pytest.raises(Unauthenticated):
+        sessions.session(store, worker_session)
+    live = sessions.log_in(store, worker, new, client="admin-test")
+    client.post("/admin", data={"csrf": csrf, "do": "disable", "username": worker})
+    with pytest.raises(Unauthenticated):
+        sessions.session(store, live)
+    with pytest.raises(Unauthenticated):
+        sessions.log_in(store, worker, new, client="admin-test")
+    r = client.post("/admin", data={"csrf": csrf, "do": "disable", "username": admin})
+    assert r.status_code == 400  # not oneself
+
+    # tokens: issued once, listed by prefix, revoked
+    r = client.post("/admin", data={"csrf": csrf, "do": "token", "username": "wu", "label": "对接系统"})
+    token = re.search(r'<code class="secret">(ggt_[^<]+)</code>', r.text).group(1)
+    assert client.get("/v1/me", headers={"Authorization": f"Bearer {token}"}).json()["username"] == "wu"
+    listed = [t for t in auth_tokens(store) if t["username"] == "wu"]
+    r = client.post("/admin", data={"csrf": csrf, "do": "revoke", "token_id": str(listed[0]["id"])})
+    assert r.status_code == 200 and "已吊销" in r.text
+    assert token not in r.text
+
+
+def auth_tokens(store):
+    from gridgeo.auth import list_tokens
+
+    return [t for t in list_tokens(store) if t["revoked_at"] is None]
