@@ -109,7 +109,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/maps/coverage"): (ALL, _get("/maps/coverage")),
     ("POST", "/maps/tickets"): (STAFF, _post("/maps/tickets")),
     ("GET", "/maps/workload"): (STAFF, _get("/maps/workload")),
-    ("GET", "/maps/events"): (EVERYTHING, _get("/maps/events")),
+    ("GET", "/maps/events"): (READERS, _get("/maps/events")),  # scoped to the reader
     ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
     ("GET", "/maps/assets/{path:path}"): (ALL, _get("/maps/assets/leaflet/leaflet.js")),
     ("GET", "/v1/stats/assessment"): (STAFF, _get("/v1/stats/assessment?period=2026")),
