@@ -20,7 +20,7 @@ from fastapi import Depends, Query
 
 from gridgeo.api.auth import PrincipalDep, roles
 from gridgeo.api.resources import get_lookup, get_store
-from gridgeo.auth import ALL_EVENTS, Principal
+from gridgeo.auth import ALL_EVENTS, HOUSEHOLD_READERS, PLAN_READERS, PLAN_WRITERS, Principal
 from gridgeo.lookup import Lookup
 from gridgeo.store import Store
 
@@ -35,12 +35,8 @@ LookupDep = Annotated[Lookup, Depends(get_lookup)]
 
 # -- who may call -----------------------------------------------------------------------
 
-#: Plans are read by the planner, the command room, the leadership group and the
-#: administrator, and made, edited and published by the planner and the administrator.
-PLAN_READERS = ("planner", "admin", "command_room", "leadership")
-PLAN_WRITERS = ("planner", "admin")
-#: The household register: contacts only for some of them (gridgeo.auth.mask_household).
-HOUSEHOLD_READERS = ("admin", "planner", "command_room", "leadership", "grid_worker")
+#: Who reads and writes plans, who reads the household register: gridgeo.auth's, once
+#: (PLAN_READERS, PLAN_WRITERS, HOUSEHOLD_READERS, imported above).
 
 Admin = Annotated[Principal, roles("admin", what="managing users and tokens")]
 PlanWriter = Annotated[Principal, roles(*PLAN_WRITERS, what="changing plans")]

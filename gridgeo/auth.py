@@ -64,6 +64,12 @@ ALL_EVENTS = frozenset({"admin", "command_room", "leadership"})
 SCOPED_EVENTS = frozenset({"platform_office", "department", "grid_worker"})
 #: Roles that may read events at all.
 EVENT_READERS = ALL_EVENTS | SCOPED_EVENTS
+#: Plans are read by the planner, the command room, the leadership group and the
+#: administrator, and made, edited and published by the planner and the administrator.
+PLAN_READERS = ("planner", "admin", "command_room", "leadership")
+PLAN_WRITERS = ("planner", "admin")
+#: The household register (contacts only for some of them: :func:`mask_household`).
+HOUSEHOLD_READERS = ("admin", "planner", "command_room", "leadership", "grid_worker")
 #: Event sources the anonymous public may report from (the others are entered by staff:
 #: grid workers' patrols, the hotline and petition desks, inspections, departments).
 PUBLIC_SOURCES = frozenset({"app"})

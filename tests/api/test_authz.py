@@ -140,7 +140,8 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/events/{code}"): "/events/{e0}", ("GET", "/events/{code}/actions"): "/events/{e0}/actions",
     ("POST", "/events/{code}/actions"): "/events/{e0}/actions", ("GET", "/grid"): "/grid",
     ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
-    ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin",
+    ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin", ("GET", "/plans"): "/plans",
+    ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
 }
 
 #: Served by the documentation machinery, not gridgeo's routes.

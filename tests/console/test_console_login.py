@@ -307,3 +307,34 @@ def auth_tokens(store):
     from gridgeo.auth import list_tokens
 
     return [t for t in list_tokens(store) if t["revoked_at"] is None]
+
+
+def test_planner_sees_the_plans_and_publishes_a_draft(site):
+    from gridgeo.plan import lifecycle
+
+    store, client = site
+    draft = lifecycle.save_draft(store, lifecycle.plan_from_store(store, band=(300, 500), seed=1),
+                                 actor="test")["version"]
+    planner = _user(store, "sun", role="planner")
+    r = _log_in(client, planner)
+    assert r.headers["location"] == "/plans"
+    page = client.get("/plans").text
+    assert "v1" in page and draft in page and "草案" in page
+    page = client.get(f"/plans/{draft}").text
+    assert "平均紧凑度" in page and f"/maps/plans/{draft}" in page and "发布方案" in page
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    assert client.post(f"/plans/{draft}/publish", data={"effective_from": "2030-01-01"}).status_code == 403
+    r = client.post(f"/plans/{draft}/publish", data={"csrf": csrf, "effective_from": "2023-01-01"})
+    assert r.status_code == 422 and "未能发布" in r.text  # before the plan in force began
+    r = client.post(f"/plans/{draft}/publish", data={"csrf": csrf, "effective_from": "2030-01-01"},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    assert store.plan_in_force(dt.date(2030, 1, 2))["version"] == store.plans()["version"].iloc[-1]
+    assert "方案已发布" in client.get(r.headers["location"]).text
+    # the leadership reads plans, does not publish them
+    client.cookies.clear()
+    _user(store, "qian", role="leadership")
+    _log_in(client, "qian")
+    assert "发布方案" not in client.get("/plans/v1").text
+    r = client.post("/plans/v1/publish", data={"csrf": _csrf(client, "/plans/v1"), "effective_from": "2031-01-01"})
+    assert r.status_code == 403 and "无权" in r.text
