@@ -1,10 +1,10 @@
 """The console in the system's Chromium (Playwright), against one live server on 127.0.0.1.
 
-One module-scoped server (uvicorn in a thread, over a private copy of the sample township)
+One module-scoped server (uvicorn in a thread, over the events township on SQLite)
 and one browser serve every journey here. Each browser context records every request it
 makes and aborts any that is not for the server: nothing may leave the machine. Events are
 reported through the API, as another system would, and then handled in the console alone.
-With ``GRIDGEO_UPDATE_SCREENSHOTS=1`` the pages are also saved for the README (docs/img/).
+(The README's screenshots come from scripts/console_screenshots.py, on the replayed sample.)
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ from sqlalchemy import select, update
 
 from gridgeo import sessions
 from gridgeo.auth import create_user
-from gridgeo.store import schema
+from gridgeo.store import Store, schema
 from helpers.apps import app_for
 from helpers.live_server import free_port
-from helpers.paths import ROOT
 
 CHROMIUM = os.environ.get("GRIDGEO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 PASSWORD = "console pass 1"
-SCREENSHOTS = os.environ.get("GRIDGEO_UPDATE_SCREENSHOTS") == "1"
 CATEGORY, OTHER_CATEGORY = "ZZ001", "SC001"  # 综治工作 · 综治办; 市场监管
 
 
@@ -53,12 +51,18 @@ class Site:
 
 
 @pytest.fixture(scope="module")
-def site(sample_copy):
+def site(tmp_path_factory):
+    """The events township (helpers.events_world: four grids, a catalogue over the four
+    platforms) on SQLite, users of every role, and the server."""
+    from helpers.events_world import G11, G21, INSIDE, load_world
+    from helpers.tiny import make_tiny
+
     import uvicorn
 
-    store = sample_copy()
-    grids = store.read("grids")
-    a, b = grids.iloc[0], grids.iloc[5]
+    folder = tmp_path_factory.mktemp("console-browser")
+    store = Store(f"sqlite:///{folder / 'console.db'}")
+    store.migrate()
+    load_world(store, make_tiny(folder))
     cat = schema.categories
     with store.engine.connect() as conn:
         department = conn.execute(select(cat.c.department).where(cat.c.code == CATEGORY)).scalar()
@@ -66,8 +70,8 @@ def site(sample_copy):
              "leader": dict(role="leadership"), "planner": dict(role="planner"),
              "office": dict(role="platform_office", platform="stability"),
              "dept": dict(role="department", department=department),
-             "worker": dict(role="grid_worker", grids=[a["code"]]),
-             "worker_b": dict(role="grid_worker", grids=[b["code"]])}
+             "worker": dict(role="grid_worker", grids=[G11]),
+             "worker_b": dict(role="grid_worker", grids=[G21])}
     for username, spec in users.items():
         create_user(store, username, name=f"测试{username}", actor="test", **spec)
         sessions.set_password(store, username, PASSWORD, actor="test")
@@ -84,14 +88,13 @@ def site(sample_copy):
         assert server.started, "the console's server did not start"
         s = Site(store, f"http://127.0.0.1:{port}")
         # Two events reported through the API by the public, one in each worker's grid.
-        for key, grid, category in (("mine", a, CATEGORY), ("other", b, OTHER_CATEGORY)):
-            point = grid.geometry.representative_point()
+        for key, grid, category in (("mine", G11, CATEGORY), ("other", G21, OTHER_CATEGORY)):
+            lon, lat = INSIDE[grid]
             r = httpx.post(f"{s.base}/v1/events", json={
                 "source": "app", "category_code": category, "description": f"浏览器测试 {key}",
-                "lon": point.x, "lat": point.y, "reporter_name": "黄敏", "reporter_phone": "19944667827"})
+                "lon": lon, "lat": lat, "reporter_name": "黄敏", "reporter_phone": "19944667827"})
             assert r.status_code == 201, r.text
             s.events[key] = r.json()["code"]
-        s.grid_a, s.grid_b = a["code"], b["code"]
         yield s
         server.should_exit = True
         thread.join(timeout=10)
@@ -180,11 +183,6 @@ def expect_state(page, label: str):
     expect(page.locator("p.state-line .badge").first).to_have_text(label)
 
 
-def shot(page, name: str):
-    if SCREENSHOTS:
-        page.screenshot(path=str(ROOT / "docs" / "img" / name))
-
-
 def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as):
     """已上报 → 已受理 → 已分流交办 → 处置中 → 已办结 → 已核查 → 已结案, each step by the role
     the workflow names, each in its own browser; the history shows every step."""
@@ -204,7 +202,6 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     act(command, "accept")
     expect_state(command, "已受理")
     expect(command.locator("[role=status]")).to_have_text("已受理")
-    shot(command, "console-event.png")
     act(command, "dispatch")  # to the routed department, preselected from the catalogue
     expect_state(command, "已分流交办")
 
@@ -221,7 +218,6 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     worker = open_as("worker", phone=True)
     assert worker.url.endswith("/grid")
     expect(worker.locator("section:has(#h-check)")).to_contain_text(code)
-    shot(worker, "console-grid-phone.png")
     worker.get_by_role("link", name=code).first.click()
     act(worker, "verify")
     expect_state(worker, "已核查")

@@ -103,14 +103,24 @@ def web_world(tmp_path_factory):
     store.close()
 
 
+@pytest.fixture(scope="module")
+def web_client(web_world):
+    """One application and client for the module's HTTP tests (the settings below hold for
+    the module)."""
+    with pytest.MonkeyPatch.context() as env:
+        app = app_for(web_world, env, login_failures_per_account=3, login_failures_per_client=5,
+                      request_log="false")
+        with TestClient(app, base_url="http://console.test") as client:
+            yield client
+
+
 @pytest.fixture
-def site(web_world, monkeypatch):
+def site(web_world, web_client):
     with web_world.engine.begin() as conn:  # each test counts its own failed log-ins
         conn.execute(schema.login_failures.delete())
-    app = app_for(web_world, monkeypatch, login_failures_per_account=3, login_failures_per_client=5,
-                  request_log="false")
-    with TestClient(app, base_url="http://console.test") as client:
-        yield web_world, client
+    web_client.cookies.clear()
+    yield web_world, web_client
+    web_client.cookies.clear()
 
 
 def _login_form(client) -> str:
