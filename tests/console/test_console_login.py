@@ -216,6 +216,36 @@ def test_wrong_passwords_are_throttled_and_bodies_bounded(site):
     assert r.status_code in (401, 429)
 
 
+def test_bulk_accept_and_dispatch_at_the_versions_shown(site):
+    from helpers.events_world import G12, INSIDE
+
+    store, client = site
+    codes = []
+    for _ in range(3):
+        r = client.post("/v1/events", json={"source": "app", "category_code": "ZZ001",
+                                            "lon": INSIDE[G12][0], "lat": INSIDE[G12][1]})
+        assert r.status_code == 201, r.text
+        codes.append(r.json()["code"])
+    user = _user(store, "feng", role="command_room")
+    assert _log_in(client, user).status_code == 303
+    page = client.get("/command?queue=to_accept")
+    assert all(f'value="{c}:1"' in page.text for c in codes)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    from gridgeo.events.service import take_action
+
+    take_action(store, codes[2], "accept", role="command_room", actor="someone else", version=1)
+    r = client.post("/events/bulk", data={"csrf": csrf, "action": "accept", "item": [f"{c}:1" for c in codes]})
+    assert r.status_code == 200 and "成功 2 件" in r.text and "该事件已被他人修改" in r.text
+    r = client.post("/events/bulk", data={"csrf": csrf, "action": "dispatch", "target": "stability|司法所",
+                                          "item": [f"{codes[0]}:2", f"{codes[1]}:2"]})
+    assert "成功 2 件" in r.text
+    for code in codes[:2]:
+        event = client.get(f"/events/{code}").text
+        assert "已分流交办" in event and "司法所" in event
+    r = client.post("/events/bulk", data={"csrf": csrf, "action": "close", "item": [f"{codes[0]}:3"]})
+    assert r.status_code == 400
+
+
 def test_change_password_ends_other_sessions(site):
     store, client = site
     user = _user(store, "zhao", role="department", department="综治办")
