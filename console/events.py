@@ -319,8 +319,8 @@ def tasks(request: Request, store: StoreDep, who: Current):
     scope = auth.scoped(who.principal, grid=None, platform=None, department=None)
     listing = queries.list_events(store, state=states, order="deadline_at", limit=PAGE,
                                   offset=(page - 1) * PAGE, **scope)
-    due_soon = queries.list_events(store, state=states, due_soon=True, limit=1, **scope)["total"]
-    overdue = queries.list_events(store, state=states, overdue=True, limit=1, **scope)["total"]
+    counts = queries.queue_counts(store, state=states, **scope)
+    due_soon, overdue = counts["due_soon"], counts["overdue"]
     items = [auth.mask_event(e, who.principal) for e in listing["items"]]
     return render(request, "tasks.html", {
         "items": items, "total": listing["total"], "due_soon": due_soon, "overdue": overdue,
