@@ -50,9 +50,13 @@ class Objective:
     low: float  # the allowed interval of a part's workload
     high: float
     road_factor: float = 0.15
-    cut_weight: float = 0.5
+    cut_weight: float = 1.0
     compactness_weight: float = 3.0
     balance_weight: float = 1.0
+    #: Snakes: a part whose Polsby-Popper falls below ``pp_floor`` costs
+    #: ``snake_weight * (pp_floor - pp)²`` more (the least compact grid, not only the mean).
+    snake_weight: float = 40.0
+    pp_floor: float = 0.4
     tolerance: float = 0.05
     max_rounds: int = 5000
     #: Re-planning: the part each block starts in, and the cost of moving a block out of
@@ -87,8 +91,12 @@ def score(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> tuple[fl
     cost = float((g.edge_len[cut] - (1.0 - obj.road_factor) * g.edge_road[cut]).sum())
     pp = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
     shape = (obj.cut_weight * cost / max(P.mean(), 1e-9) - obj.compactness_weight * pp.sum()
-             + obj.balance_weight * (((W - t) / t) ** 2).sum())
+             + obj.balance_weight * (((W - t) / t) ** 2).sum() + _snake(pp, obj).sum())
     return excess, float(shape)
+
+
+def _snake(pp: np.ndarray, obj: Objective) -> np.ndarray:
+    return obj.snake_weight * np.maximum(0.0, obj.pp_floor - pp) ** 2
 
 
 def _csr(g: BlockGraph, data: np.ndarray) -> sparse.csr_matrix:
@@ -359,10 +367,12 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
         pp_b = 4 * np.pi * (A[b] + area[i]) / np.maximum(pb, 1e-9) ** 2
         pp_now = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
         d_pp = pp_a + pp_b - pp_now[a] - pp_now[b]
+        d_snake = (_snake(pp_a, obj) + _snake(pp_b, obj) - _snake(pp_now[a], obj) - _snake(pp_now[b], obj)
+                   if obj.snake_weight > 0 else 0.0)
         Wa, Wb = W[a] - wi, W[b] + wi
         d_exc = excess(Wa) + excess(Wb) - excess(W[a]) - excess(W[b])
         d_dev = dev(Wa) + dev(Wb) - dev(W[a]) - dev(W[b])
-        d_shape = lam_cut * d_cut - lam_pp * d_pp + lam_dev * d_dev
+        d_shape = lam_cut * d_cut - lam_pp * d_pp + lam_dev * d_dev + d_snake
         if obj.anchor is not None and obj.anchor_weight > 0:
             home = obj.anchor[i]
             d_shape = d_shape + obj.anchor_weight * (wi / t) * (
@@ -446,7 +456,7 @@ def _pair_terms(g: BlockGraph, labels: np.ndarray, parts, obj: Objective, lref: 
     excess = float(((np.maximum(0.0, np.maximum(obj.low - W, W - obj.high)) / t) ** 2).sum())
     pp = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
     shape = (obj.cut_weight * cost / lref - obj.compactness_weight * pp.sum()
-             + obj.balance_weight * (((W - t) / t) ** 2).sum())
+             + obj.balance_weight * (((W - t) / t) ** 2).sum() + _snake(pp, obj).sum())
     return excess, float(shape)
 
 
