@@ -68,7 +68,8 @@ EVENT_READERS = ALL_EVENTS | SCOPED_EVENTS
 #: administrator, and made, edited and published by the planner and the administrator.
 PLAN_READERS = ("planner", "admin", "command_room", "leadership")
 PLAN_WRITERS = ("planner", "admin")
-#: The household register (contacts only for some of them: :func:`mask_household`).
+#: Who reads the household register (GET /v1/households, the OGC households collection,
+#: the households drawn on maps); contacts only for some of them (:func:`mask_household`).
 HOUSEHOLD_READERS = ("admin", "planner", "command_room", "leadership", "grid_worker")
 #: Event sources the anonymous public may report from (the others are entered by staff:
 #: grid workers' patrols, the hotline and petition desks, inspections, departments).

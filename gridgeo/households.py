@@ -27,13 +27,13 @@ MAX_LIMIT = 1000
 
 def households_in(store: Store, *, grids: Iterable[str] | None = None, village: str | None = None,
                   at: dt.date | None = None, limit: int = 100, offset: int = 0,
-                  lookup: Lookup | None = None) -> dict:
+                  lookup: Lookup | None = None, bbox=None) -> dict:
     """Households of some grids (or of a village / township code prefix) under the plan
     in force on ``at``, ordered by code, a page at a time.
 
     Returns ``{"plan_version", "total", "limit", "offset", "items"}``; each item has
     code, address, village_code, grid_code, households, population, contact_name,
-    contact_phone, lon, lat.
+    contact_phone, lon, lat. ``bbox`` (lon/lat ``x0, y0, x1, y1``) keeps the households in it.
     """
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidEvent(f"limit must be between 1 and {MAX_LIMIT}")
@@ -52,6 +52,9 @@ def households_in(store: Store, *, grids: Iterable[str] | None = None, village: 
                        else conds[0] & conds[1])
     geoms = frame.geometry.to_numpy()
     x, y = shapely.get_x(geoms), shapely.get_y(geoms)
+    if bbox is not None:
+        inside = (x >= bbox[0]) & (x <= bbox[2]) & (y >= bbox[1]) & (y <= bbox[3])
+        frame, x, y = frame[inside], x[inside], y[inside]
     codes = lookup.locator(plan).locate(x, y) if len(frame) else np.array([], dtype=object)
     keep = np.isin(codes.astype(str), grids) if grids else np.ones(len(frame), dtype=bool)
     out = pd.DataFrame({

@@ -67,7 +67,7 @@ def _due_soon_clause(now: dt.datetime):
 
 def _filters(*, state=None, grid=None, village=None, platform=None, department=None,
              category=None, source=None, located_by=None, overdue=None, duplicate=None,
-             since=None, until=None, now=None, due_soon=None, text=None) -> list:
+             since=None, until=None, now=None, due_soon=None, text=None, bbox=None) -> list:
     ev = schema.events
     conds = []
 
@@ -114,6 +114,9 @@ def _filters(*, state=None, grid=None, village=None, platform=None, department=N
         conds.append(ev.c.reported_at >= since)
     if until is not None:
         conds.append(ev.c.reported_at < until)
+    if bbox is not None:  # lon/lat x0, y0, x1, y1: events placed inside it
+        x0, y0, x1, y1 = bbox
+        conds.extend([ev.c.pos_lon >= x0, ev.c.pos_lon <= x1, ev.c.pos_lat >= y0, ev.c.pos_lat <= y1])
     return conds
 
 
@@ -126,7 +129,8 @@ def list_events(store: Store, *, limit: int = 50, offset: int = 0, order: str = 
     ``platform``, ``department``, ``category``, ``source``, ``located_by``,
     ``overdue`` (bool), ``due_soon`` (bool: 临期, within :data:`DUE_SOON` of the deadline),
     ``duplicate`` (bool), ``since`` / ``until`` (reported time, aware datetimes, until
-    exclusive), ``text`` (an event code's start, or words in the description or address).
+    exclusive), ``text`` (an event code's start, or words in the description or address),
+    ``bbox`` (lon/lat ``x0, y0, x1, y1``: placed inside).
 
     Returns ``{"total", "limit", "offset", "items"}``.
     """
