@@ -13,6 +13,15 @@ None by default: a map then makes no request at all. ``GRIDGEO_MAP_BASEMAP`` (or
 ``amap``
     高德地图 road and satellite tiles. They are GCJ-02: everything drawn is converted to
     GCJ-02 first (:func:`gridgeo.crs.convert`), or it would land some 500 m off.
+``xyz``
+    An intranet tile server: ``GRIDGEO_MAP_XYZ_URL`` is its URL template
+    (``http://tiles.county.gov.internal/{z}/{x}/{y}.png``) and ``GRIDGEO_MAP_XYZ_CRS`` the
+    coordinates its tiles are drawn in: ``wgs84`` or ``cgcs2000`` (default; drawn as is)
+    or ``gcj02`` (everything drawn is shifted, as for AMap).
+``archive``
+    A raster MBTiles file (``GRIDGEO_MAP_TILES``, its coordinates ``GRIDGEO_MAP_XYZ_CRS``)
+    served by gridgeo itself at ``/maps/basemap/{z}/{x}/{y}`` (:mod:`gridgeo.maps.archive`):
+    for the maps the API serves, not for saved files.
 """
 
 from __future__ import annotations
@@ -33,7 +42,10 @@ __all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet
            "encode_together", "add_grids", "finish"]
 
 #: Base map choices, code -> label.
-BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图"}
+BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图", "xyz": "内网瓦片服务",
+            "archive": "本地瓦片包"}
+#: The coordinates an XYZ server's or an archive's tiles may be drawn in.
+TILE_CRS = {"wgs84": "wgs84", "cgcs2000": "wgs84", "gcj02": "gcj02"}
 
 
 class MapError(GridgeoError, ValueError):
@@ -49,11 +61,15 @@ class Basemap:
 
     kind: str = "none"
     key: str | None = None
+    url: str | None = None  # xyz, archive: the tile URL template
+    tile_crs: str = "wgs84"  # xyz, archive
+    max_native: int = 18
+    attribution: str = ""
 
     @property
     def crs(self) -> str:
         """The coordinate system the tiles are drawn in: ``gcj02`` for AMap."""
-        return "gcj02" if self.kind == "amap" else "wgs84"
+        return "gcj02" if self.kind == "amap" else self.tile_crs
 
     @property
     def max_zoom(self) -> int:
@@ -72,6 +88,9 @@ class Basemap:
                     folium.TileLayer(url % (layer, layer), attr=attr, subdomains="01234567",
                                      max_zoom=18, control=False).add_to(group)
                 group.add_to(m)
+        elif self.kind in ("xyz", "archive"):
+            folium.TileLayer(self.url, name=BASEMAPS[self.kind], attr=self.attribution or BASEMAPS[self.kind],
+                             max_zoom=19, max_native_zoom=self.max_native).add_to(m)
         elif self.kind == "amap":
             url = "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
             sat = "https://webst0{s}.is.autonavi.com/appmaptile?style=6&x={x}&y={y}&z={z}"
@@ -81,17 +100,46 @@ class Basemap:
                              show=False).add_to(m)
 
 
-def get_basemap(kind: str | None = None, *, key: str | None = None) -> Basemap:
+def _tile_crs() -> str:
+    name = (os.environ.get("GRIDGEO_MAP_XYZ_CRS") or "cgcs2000").strip().lower()
+    if name not in TILE_CRS:
+        raise MapError(f"GRIDGEO_MAP_XYZ_CRS={name!r}: use one of {', '.join(TILE_CRS)}")
+    return TILE_CRS[name]
+
+
+def get_basemap(kind: str | None = None, *, key: str | None = None, archive_url: str | None = None) -> Basemap:
     """The base map ``kind`` (default ``GRIDGEO_MAP_BASEMAP``, else none).
+
+    ``archive_url`` is where the API serves the tile archive, relative to the map page
+    (``basemap/{z}/{x}/{y}``); without it (a saved file) the archive cannot be drawn.
 
     Raises
     ------
     MapError
-        For an unknown kind, or Tianditu without a key (``GRIDGEO_TIANDITU_KEY``).
+        For an unknown kind, Tianditu without a key (``GRIDGEO_TIANDITU_KEY``), an XYZ
+        base map without its template, an archive that is missing or cannot be served.
     """
     kind = (kind or os.environ.get("GRIDGEO_MAP_BASEMAP") or "none").strip().lower()
     if kind not in BASEMAPS:
         raise MapError(f"unknown base map {kind!r}: use one of {', '.join(BASEMAPS)}")
+    if kind == "xyz":
+        url = (os.environ.get("GRIDGEO_MAP_XYZ_URL") or "").strip()
+        if not all(p in url for p in ("{z}", "{x}", "{y}")) or not url.startswith(("http://", "https://", "/")):
+            raise MapError("the xyz base map needs GRIDGEO_MAP_XYZ_URL, a tile URL template with {z}, {x} "
+                           "and {y} (http://host/{z}/{x}/{y}.png)")
+        return Basemap(kind, url=url, tile_crs=_tile_crs())
+    if kind == "archive":
+        from gridgeo.maps.archive import open_archive
+
+        path = os.environ.get("GRIDGEO_MAP_TILES")
+        if not path:
+            raise MapError("the archive base map needs GRIDGEO_MAP_TILES, the path of an MBTiles file")
+        archive = open_archive(path)
+        if archive_url is None:
+            raise MapError("the tile archive is served by gridgeo serve: open the map from /maps/... "
+                           "(a saved file cannot load it)")
+        return Basemap(kind, url=archive_url, tile_crs=_tile_crs(), max_native=archive.max_zoom,
+                       attribution=archive.attribution)
     if kind == "tianditu":
         key = key or os.environ.get("GRIDGEO_TIANDITU_KEY")
         if not key:

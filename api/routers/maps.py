@@ -21,7 +21,7 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from gridgeo.api.auth import roles, ticket_secret
@@ -31,7 +31,7 @@ from gridgeo.auth import ACCOUNT_ROLES, EVENT_READERS, Principal, authenticate, 
 from gridgeo.config import get_settings
 from gridgeo.errors import NotFound, Unauthenticated
 from gridgeo.layers import PLATFORMS
-from gridgeo.maps import offline
+from gridgeo.maps import archive, offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
 from gridgeo.maps.coverage import coverage_from_store
 from gridgeo.maps.events import events_from_store
@@ -48,6 +48,11 @@ BasemapQ = Annotated[str | None, Query(description=f"Base map: {', '.join(BASEMA
 InlineQ = Annotated[bool, Query(description="Inline the scripts: one self-contained HTML file.")]
 
 _HTML = {200: {"content": {"text/html": {}}, "description": "An HTML page with the map."}}
+
+
+def _basemap(name: str | None, depth: int):
+    """The base map asked for; a tile archive is linked where this router serves it."""
+    return get_basemap(name, archive_url="../" * depth + "basemap/{z}/{x}/{y}")
 
 
 async def _page(build, inline: bool, depth: int, **kwargs) -> HTMLResponse:
@@ -93,7 +98,7 @@ async def coverage(store: StoreDep, principal: PrincipalDep, village: VillageQ =
     instructor), village boundaries, tooltips with the people of each grid, over the
     roads and rivers; the households too for those who read the household register."""
     return await _page(coverage_from_store, inline, 0, store=store, village=village, at=at, plan=plan,
-                       basemap=get_basemap(basemap), households=_reads_households(principal))
+                       basemap=_basemap(basemap, 0), households=_reads_households(principal))
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,
@@ -108,7 +113,7 @@ async def workload(
 ):
     """A choropleth of the grids' events over the period, with a legend."""
     return await _page(workload_from_store, inline, 0, store=store, measure=measure, period=period,
-                       platform=platform, village=village, at=at, plan=plan, basemap=get_basemap(basemap),
+                       platform=platform, village=village, at=at, plan=plan, basemap=_basemap(basemap, 0),
                        households=_reads_households(principal))
 
 
@@ -123,7 +128,7 @@ async def events(store: StoreDep,
     with a slider over the period and platform switches. Only the events of the caller's
     scope: a grid worker's map shows their own grids and their events."""
     return await _page(events_from_store, inline, 0, store=store, period=period, platform=platform,
-                       village=village, at=at, plan=plan, basemap=get_basemap(basemap),
+                       village=village, at=at, plan=plan, basemap=_basemap(basemap, 0),
                        scope=event_filters(principal, "the events map"),
                        households=_reads_households(principal))
 
@@ -140,7 +145,22 @@ async def plan(
 ):
     """Two maps side by side, kept on the same view: the plan in force and plan ``id``."""
     return await _page(plan_from_store, inline, 1, store=store, plan=id, against=against, at=at,
-                       village=village, basemap=get_basemap(basemap))
+                       village=village, basemap=_basemap(basemap, 1))
+
+
+@router.get("/basemap/{z}/{x}/{y}", summary="A tile of the base map archive (GRIDGEO_MAP_TILES)",
+            responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such tile."}})
+def basemap_tile(z: Annotated[int, Path(ge=0, le=archive.MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
+                 y: Annotated[int, Path(ge=0)]):
+    """The base map's tile z/x/y (XYZ numbering), from the MBTiles file GRIDGEO_MAP_TILES."""
+    import os
+
+    path = os.environ.get("GRIDGEO_MAP_TILES")
+    if not path:
+        raise NotFound("no tile archive is configured (GRIDGEO_MAP_TILES)")
+    tiles = archive.open_archive(path)
+    return Response(tiles.tile(z, x, y), media_type=tiles.media_type,
+                    headers={"Cache-Control": "public, max-age=86400"})
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)

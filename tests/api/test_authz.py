@@ -112,6 +112,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/maps/events"): (READERS, _get("/maps/events")),  # scoped to the reader
     ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
     ("GET", "/maps/assets/{path:path}"): (ALL, _get("/maps/assets/leaflet/leaflet.js")),
+    ("GET", "/maps/basemap/{z}/{x}/{y}"): (ALL, _get("/maps/basemap/0/0/0")),  # 404 with no archive, for all
     ("GET", "/v1/stats/assessment"): (STAFF, _get("/v1/stats/assessment?period=2026")),
     ("GET", "/v1/stats/workload"): (STAFF, _get("/v1/stats/workload")),
     ("GET", "/v1/stats/coverage"): (STAFF, _get("/v1/stats/coverage")),

@@ -657,6 +657,83 @@ def test_api_map_opens_offline_from_the_server(client, open_map, sample_db):
     assert not any("/maps/assets/" in u for u in o2.requests)
 
 
+def make_mbtiles(path, bounds, zooms, fmt="png"):
+    """An MBTiles archive covering ``bounds`` (lon/lat) at ``zooms``: one light tile image
+    repeated (PIL), TMS rows as the specification has them; returns the number of tiles."""
+    import io
+    import math
+    import sqlite3
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (256, 256), (222, 235, 247)).save(buf, format="PNG")
+    png = buf.getvalue()
+    x0, y0, x1, y1 = bounds
+
+    def tile(lon, lat, z):
+        n = 2**z
+        return (int((lon + 180) / 360 * n),
+                int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n))
+
+    rows = []
+    for z in zooms:
+        (a, b), (c, d) = tile(x0, y1, z), tile(x1, y0, z)
+        rows += [(z, x, 2**z - 1 - y, png) for x in range(a, c + 1) for y in range(b, d + 1)]
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE metadata (name TEXT, value TEXT)")
+        db.execute("CREATE TABLE tiles (zoom_level INTEGER, tile_column INTEGER, tile_row INTEGER, tile_data BLOB)")
+        db.executemany("INSERT INTO metadata VALUES (?, ?)",
+                       [("name", "测试底图"), ("format", fmt), ("attribution", "测试瓦片包")])
+        db.executemany("INSERT INTO tiles VALUES (?, ?, ?, ?)", rows)
+    return len(rows)
+
+
+def test_base_map_from_a_tile_archive_served_by_gridgeo(client, open_map, sample_db, tmp_path, monkeypatch):
+    from gridgeo.maps import MapError, get_basemap
+    from gridgeo.maps.archive import ArchiveError, open_archive
+
+    x0, y0, x1, y1 = sample_db.read("grids").total_bounds
+    path = tmp_path / "county.mbtiles"
+    assert make_mbtiles(path, (x0 - 0.3, y0 - 0.3, x1 + 0.3, y1 + 0.3), range(10, 15)) > 50
+    monkeypatch.setenv("GRIDGEO_MAP_BASEMAP", "archive")
+    monkeypatch.setenv("GRIDGEO_MAP_TILES", str(path))
+    o = open_map("http://testserver/maps/coverage", client)
+    o.page.wait_for_function("document.querySelectorAll('img.leaflet-tile-loaded').length > 0")
+    o.settle()
+    assert o.errors == [] and o.off_machine() == []
+    tiles = [u for u in o.requests if "/maps/basemap/" in u]
+    z = o.js(f"{o.var('map')}.getZoom()")
+    assert tiles and all(f"/maps/basemap/{z}/" in u for u in tiles)
+    assert o.js("[...document.querySelectorAll('img.leaflet-tile-loaded')].every(i => i.naturalWidth === 256)")
+    assert "测试瓦片包" in o.js("document.querySelector('.leaflet-control-attribution').innerText")
+    # hostile tile addresses: out of range, huge, negative, not numbers, path tricks
+    for url, status in [("/maps/basemap/25/0/0", 422), ("/maps/basemap/3/8/0", 404), ("/maps/basemap/3/0/8", 404),
+                        ("/maps/basemap/-1/0/0", 422), ("/maps/basemap/" + "9" * 40 + "/0/0", 422),
+                        ("/maps/basemap/a/b/c", 422), ("/maps/basemap/12/0/0", 404),
+                        ("/maps/basemap/3/0/0/../../../../etc/passwd", 404), ("/maps/basemap/3/0/0.png", 422)]:
+        r = client.get(url)
+        assert r.status_code == status, (url, r.status_code)
+        assert r.headers["content-type"].startswith("application/problem+json"), url
+    # a saved file cannot load the archive; a vector archive is refused, and so is no archive
+    with pytest.raises(MapError, match="gridgeo serve"):
+        get_basemap("archive")
+    make_mbtiles(tmp_path / "vector.mbtiles", (x0, y0, x1, y1), [12], fmt="pbf")
+    with pytest.raises(ArchiveError, match="vector"):
+        open_archive(str(tmp_path / "vector.mbtiles"))
+    (tmp_path / "junk.mbtiles").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ArchiveError, match="not an MBTiles"):
+        open_archive(str(tmp_path / "junk.mbtiles"))
+    # an intranet XYZ server in GCJ-02: the grids are shifted as for AMap
+    monkeypatch.setenv("GRIDGEO_MAP_XYZ_URL", "http://tiles.county.internal/{z}/{x}/{y}.png")
+    monkeypatch.setenv("GRIDGEO_MAP_XYZ_CRS", "gcj02")
+    xyz = get_basemap("xyz")
+    assert xyz.crs == "gcj02" and xyz.url.startswith("http://tiles.county.internal/")
+    monkeypatch.setenv("GRIDGEO_MAP_XYZ_URL", "tiles/{z}/{x}.png")
+    with pytest.raises(MapError, match="GRIDGEO_MAP_XYZ_URL"):
+        get_basemap("xyz")
+
+
 @pytest.mark.parametrize("url, status, words", [
     ("/maps/events?period=2026-13", 422, "period"),
     ("/maps/workload?measure=happiness", 422, "measure"),
