@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -10,7 +12,7 @@ from gridgeo.api.fastpath import FastLookup
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.metrics import router as metrics_router
 from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log, install_log_redaction
-from gridgeo.api.routers import events, grids, health, lookup, maps, ogc, open311, plans, stats, users
+from gridgeo.api.routers import events, grids, health, lookup, maps, notify, ogc, open311, plans, stats, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
 from gridgeo.console import install as install_console
@@ -20,10 +22,29 @@ from gridgeo.console import install as install_console
 RATE_LIMITED_PATHS = ("/v1/lookup",)
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    """The outbox worker and deadline sweeper run in the server's process
+    (``GRIDGEO_OUTBOX_WORKER``; off, run ``gridgeo notify run`` on its own)."""
+    worker = None
+    if get_settings().outbox_worker:
+        from gridgeo.api.resources import _open_store, get_store
+        from gridgeo.notify.worker import OutboxWorker
+
+        override = app.dependency_overrides.get(get_store)  # a test's store
+        worker = OutboxWorker(override() if override else _open_store()).start()
+    try:
+        yield
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
 def create_app() -> FastAPI:
     # FastAPIOffline serves the Swagger UI and ReDoc assets itself: /docs works with no
     # network, like everything else gridgeo shows.
     app = FastAPIOffline(
+        lifespan=_lifespan,
         title="gridgeo",
         version=__version__,
         description="Grid management for grassroots governance (网格化管理): grids, lookups, events.",
@@ -40,6 +61,7 @@ def create_app() -> FastAPI:
     app.include_router(ogc.router)
     app.include_router(stats.router)
     app.include_router(users.router)
+    app.include_router(notify.router)
     app.include_router(metrics_router)
     # The web console (工作台) at /: its pages, /static/ and its handlers (gridgeo.console).
     install_console(app)

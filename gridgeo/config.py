@@ -111,6 +111,36 @@ class Settings(BaseSettings):
     #: service is behind TLS, as it should be beyond a closed intranet.
     secure_cookies: bool = False
 
+    #: The county's holiday file: CSV ``date,kind,note`` (kind ``holiday`` or ``workday``),
+    #: over the official calendar of ``chinesecalendar`` (gridgeo.events.deadlines).
+    holidays_file: Path | None = None
+    #: Early warning (临期预警): an open event is yellow once it has used this share of its
+    #: time (working time for a deadline in working days) ...
+    warning_share: float = 0.75
+    #: ... or has fewer than this many hours (working hours) left; 0: the share alone.
+    warning_hours: float = 0.0
+    #: The outbox worker (gridgeo.notify): seconds between looks for work when idle.
+    outbox_poll_seconds: float = 1.0
+    #: Seconds before the first retry of a failed delivery; doubled each time (with up to
+    #: 25 % jitter), capped at ``outbox_backoff_max``.
+    outbox_backoff_seconds: float = 10.0
+    outbox_backoff_max: float = 3600.0
+    #: Attempts after which a delivery is dead (dead-letter: listed, retried by hand).
+    outbox_max_attempts: int = 8
+    #: Seconds a receiver has to answer one delivery.
+    outbox_timeout: float = 10.0
+    #: Run the outbox worker (and the deadline sweeper) inside ``gridgeo serve``; off, run
+    #: ``gridgeo notify run`` as a process of its own.
+    outbox_worker: bool = True
+    #: Seconds between sweeps for events turning yellow or red.
+    sweep_seconds: float = 60.0
+    #: The hand-off (上报): the county platform / 12345 endpoint escalations are sent to,
+    #: and the secret (``whsec_`` + base64) both sides sign with (Standard Webhooks).
+    handoff_url: str | None = None
+    handoff_secret: SecretStr | None = None
+    #: Public address of this service, for photo links in hand-offs.
+    public_url: str = "http://127.0.0.1:8000"
+
     @field_validator("grid_band", mode="before")
     @classmethod
     def _band(cls, value):

@@ -261,3 +261,23 @@ class StaffStranded(GridgeoError):
         more = f" (and {len(self.stranded) - 5} more)" if len(self.stranded) > 5 else ""
         super().__init__(f"{len(self.stranded)} staff post(s) would be left without a grid: {shown}{more}; "
                          "publish with allow_stranded to go ahead")
+
+
+class InvalidCalendar(InvalidInput):
+    """The county's holiday file (GRIDGEO_HOLIDAYS_FILE) cannot be read as written."""
+
+    code = "invalid-calendar"
+
+
+class InvalidSignature(GridgeoError):
+    """A signed callback whose signature, timestamp or message id does not check (HTTP 401)."""
+
+    status = 401
+    code = "invalid-signature"
+
+
+class ReplayedMessage(GridgeoError):
+    """A signed message whose id was taken already (HTTP 409)."""
+
+    status = 409
+    code = "replayed-message"

@@ -192,6 +192,7 @@ LAYERS: dict[str, Layer] = {
                 Column("department", label="责任部门"),
                 Column("deadline_hours", "int", label="办理时限(小时)"),
                 Column("major", "bool", required=False, label="重大事项"),
+                Column("deadline_workdays", "int", required=False, label="办理时限(工作日)"),
                 Column("description", required=False, label="说明"),
             ),
             key="code",

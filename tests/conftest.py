@@ -27,6 +27,12 @@ from helpers.hand_built import build
 from helpers.secrets_audit import Collector, scan_logs
 from helpers.tiny import make_tiny
 
+# The outbox worker and deadline sweeper run inside an app's lifespan by default; the tests
+# start them where they test them (tests/notify), so that no other test's events change
+# version under it (a sweep records a warning as a history line). Servers the tests start
+# inherit this unless they set it.
+os.environ.setdefault("GRIDGEO_OUTBOX_WORKER", "false")
+
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 

@@ -118,6 +118,8 @@ class CategoryIn(BaseModel):
     platform: Literal[tuple(PLATFORMS)] | None = None  # type: ignore[valid-type]
     department: str | None = Field(None, max_length=200)
     deadline_hours: int | None = Field(None, gt=0, le=catalogue.MAX_DEADLINE_HOURS)
+    deadline_workdays: int | None = Field(None, gt=0, le=catalogue.MAX_DEADLINE_WORKDAYS,
+                                          description="A deadline in working days (工作日) instead of hours.")
     major: bool | None = None
     description: str | None = None
 

@@ -62,6 +62,11 @@ class Event(Schema):
     deadline_at: str | None = Field(None, description=TIME)
     overdue: bool | None = None
     late_hours: float | None = None
+    deadline_kind: str | None = Field(None, description="workdays (工作日) or hours (小时).")
+    deadline_workdays: int | None = Field(None, description="The deadline in working days, when it is in working days.")
+    extended_days: int | None = Field(None, description="Extensions in working days.")
+    warning: str | None = Field(None, description="Early warning (临期预警): green, yellow (near its deadline) or red (overdue).")
+    warning_label: str | None = None
     duplicate_flag: bool | None = None
     allowed_actions: dict[str, list[str]] | None = Field(None, description="Action -> roles that may take it now.")
     history: list[HistoryEntry] | None = Field(None, description="Every action, oldest first.")
@@ -180,5 +185,6 @@ class Category(Schema):
     platform: str | None = None
     department: str | None = None
     deadline_hours: int | None = None
+    deadline_workdays: int | None = Field(None, description="When set, the deadline is this many working days (工作日).")
     major: bool | None = None
     description: str | None = None

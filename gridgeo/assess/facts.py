@@ -44,6 +44,7 @@ from sqlalchemy import Float, Integer, case, cast, extract, func, literal_column
 
 from gridgeo import crs as _crs
 from gridgeo.assess.periods import CST, InvalidQuery, Period, parse_period
+from gridgeo.events.deadlines import deadline_seconds
 from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, RESOLVED_STATES, STATES
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
@@ -365,8 +366,10 @@ def _check_flags(flags: str) -> None:
 def _categories(conn) -> pd.DataFrame:
     """The catalogue's routing columns (a few dozen rows)."""
     cat = schema.categories
-    rows = conn.execute(select(cat.c.code, cat.c.platform, cat.c.department, cat.c.deadline_hours)).all()
-    return pd.DataFrame.from_records(rows, columns=["code", "platform", "department", "deadline_hours"])
+    rows = conn.execute(select(cat.c.code, cat.c.platform, cat.c.department, cat.c.deadline_hours,
+                               cat.c.deadline_workdays)).all()
+    return pd.DataFrame.from_records(rows, columns=["code", "platform", "department", "deadline_hours",
+                                                    "deadline_workdays"])
 
 
 def derive_facts(
@@ -419,10 +422,12 @@ def derive_facts(
     reported = rows["reported"].to_numpy(dtype=float)
     deadline = rows["deadline_at"].to_numpy(dtype=float, copy=True)
     todo = np.isnan(deadline)
-    if todo.any():
+    if todo.any():  # events imported as a plain layer: the catalogue's deadline (one definition)
         hours = category[todo].map(cats["deadline_hours"]).to_numpy(dtype=float, na_value=np.nan)
+        workdays = (category[todo].map(cats["deadline_workdays"]).to_numpy(dtype=float, na_value=np.nan)
+                    if "deadline_workdays" in cats else np.nan)
         extended = rows["extended_hours"].to_numpy(dtype=float)[todo]
-        deadline[todo] = reported[todo] + 3600.0 * (hours + extended)
+        deadline[todo] = deadline_seconds(reported[todo], hours, workdays, extended)
     facts = pd.DataFrame({
         "id": rows["id"].to_numpy(dtype=np.int64),
         "grid_code": pd.Series(_objects(rows["grid_code"]).to_numpy(), dtype=object),

@@ -13,9 +13,11 @@ from gridgeo.store import Store, schema
 
 __all__ = ["dispatch_targets", "get_category", "list_categories", "put_category"]
 
-_FIELDS = ("name", "platform", "department", "deadline_hours", "major", "description")
+_FIELDS = ("name", "platform", "department", "deadline_hours", "deadline_workdays", "major", "description")
 #: The longest deadline a category may set: a year (deadlines are dates, and dates end).
 MAX_DEADLINE_HOURS = 24 * 366
+#: The same in working days (a year has about 250).
+MAX_DEADLINE_WORKDAYS = 250
 
 
 def list_categories(store: Store, *, platform: str | None = None) -> list[dict]:
@@ -63,6 +65,9 @@ def put_category(store: Store, code: str, values: dict, *, actor: str) -> tuple[
     hours = values.get("deadline_hours")
     if hours is not None and not 0 < int(hours) <= MAX_DEADLINE_HOURS:
         raise InvalidEvent(f"deadline_hours must be between 1 and {MAX_DEADLINE_HOURS}")
+    days = values.get("deadline_workdays")
+    if days is not None and not 0 < int(days) <= MAX_DEADLINE_WORKDAYS:
+        raise InvalidEvent(f"deadline_workdays must be between 1 and {MAX_DEADLINE_WORKDAYS} (or null: hours)")
     with write_txn(store) as conn:
         old = conn.execute(select(cat).where(cat.c.code == code)).mappings().first()
         if old is None:

@@ -40,9 +40,11 @@ from gridgeo.events.db import CST, allocate_codes, bump_counters, write_txn
 from gridgeo.events.duplicates import candidates_frame, duplicate_settings, find_candidates_many, stored_open_events
 from gridgeo.events.geolocate import get_geolocator, location_from_row
 from gridgeo.events.records import event_record, now_utc
-from gridgeo.events.routing import deadline, route_frame, route_many
+from gridgeo.events.deadlines import deadline, deadline_seconds
+from gridgeo.events.routing import route_frame, route_many
 from gridgeo.events.workflow import REPORT
 from gridgeo.layers import MAX_LENGTHS, SOURCES
+from gridgeo.notify import outbox
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
@@ -277,7 +279,9 @@ def locate_prepared(store: Store, items: list[Prepared]) -> list:
             "address_match": loc.address_match, "platform": route.platform,
             "department": route.department, "route": route.route, "route_target": route.target,
             "route_reason": route.reason,
-            "deadline_at": deadline(ev.reported_at, category["deadline_hours"]),
+            "deadline_at": deadline(ev.reported_at, category["deadline_hours"],
+                                    workdays=category.get("deadline_workdays")),
+            "deadline_workdays": category.get("deadline_workdays"),
             "extended_hours": 0, "reporter_token_hash": hash_token(it.token), "updated_at": it.now,
             "duplicate_flag": False, "duplicate_candidates": None,
         }
@@ -393,6 +397,8 @@ def write_intakes(conn, items: list[Prepared], errors: list | None = None) -> li
                                 "status": 201, "response": results[i].json(), "created_at": it.now})
         conn.execute(_INSERT_ACTION, actions)
         conn.execute(_INSERT_AUDIT, audits)
+        # The outbox row of each new event commits with it (gridgeo.notify).
+        outbox.record(conn, [(items[i].values["code"], REPORT, 1, items[i].now) for i in todo])
         if keyrows:
             conn.execute(_INSERT_KEY, keyrows)
     for i, j in aliases:  # the same key twice in one batch: the second is a retry of the first
@@ -507,7 +513,10 @@ def prepare_events(store: Store, frame: pd.DataFrame, *, categories: pd.DataFram
     routed = route_frame(pd.DataFrame({"category_code": frame["category_code"],
                                        "outside": loc["located_by"].to_numpy() == "outside"},
                                       index=frame.index), categories)
-    hours = frame["category_code"].map(categories.set_index("code")["deadline_hours"]).astype(float)
+    cats = categories.set_index("code")
+    hours = frame["category_code"].map(cats["deadline_hours"]).astype(float)
+    workdays = (frame["category_code"].map(cats["deadline_workdays"]).astype(float)
+                if "deadline_workdays" in cats else pd.Series(np.nan, index=frame.index))
     out = pd.DataFrame(index=frame.index)
     for c in ("code", "source", "category_code", "description", "lon", "lat", "crs", "address",
               "reporter_name", "reporter_phone", "reporter_staff_code"):
@@ -526,7 +535,10 @@ def prepare_events(store: Store, frame: pd.DataFrame, *, categories: pd.DataFram
         out[c] = loc[c]
     for c in ("platform", "department", "route", "route_target", "route_reason"):
         out[c] = routed[c]
-    out["deadline_at"] = reported + pd.to_timedelta(hours.to_numpy(), unit="h")
+    due = deadline_seconds((reported - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float),
+                           hours.to_numpy(), workdays.to_numpy())
+    out["deadline_at"] = pd.to_datetime(due, unit="s", utc=True)
+    out["deadline_workdays"] = workdays.astype("Int64")
     out["extended_hours"] = 0
     dup_in = pd.DataFrame({"code": out["code"], "category_code": out["category_code"],
                            "reported_at": reported, "x": out["pos_lon"], "y": out["pos_lat"]},

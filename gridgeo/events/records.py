@@ -8,6 +8,7 @@ from functools import lru_cache
 
 import shapely
 
+from gridgeo.events.deadlines import LEVELS, warning_level
 from gridgeo.events.workflow import ACTIONS, OVERDUE_STATES, STATES, WORKFLOW_ACTORS, allowed_actions
 from gridgeo.timezone import CHINA as CST
 
@@ -20,7 +21,7 @@ _PLAIN = (
     "address", "reporter_name", "reporter_phone", "reporter_staff_code", "grid_code", "photos",
     "related_categories", "located_by", "plan_version", "locate_distance_m", "address_confidence",
     "address_match", "platform", "department", "route", "route_target", "route_reason",
-    "extended_hours", "escalated_to", "reject_reason", "duplicate_flag", "duplicate_candidates",
+    "extended_hours", "extended_days", "deadline_workdays", "escalated_to", "reject_reason", "duplicate_flag", "duplicate_candidates",
     "duplicate_of", "result", "satisfaction",
 )
 _TIMES = ("reported_at", "deadline_at", "created_at", "updated_at", "resolved_at", "closed_at")
@@ -67,6 +68,11 @@ def event_record(row: Mapping, *, now: dt.datetime | None = None, category_name:
     late = late_hours(row.get("deadline_at"), row["state"], now)
     out["overdue"] = late is not None
     out["late_hours"] = late
+    out["extended_days"] = row.get("extended_days") or 0
+    out["deadline_kind"] = "workdays" if row.get("deadline_workdays") else "hours"
+    level = warning_level(now, row.get("reported_at"), row.get("deadline_at"),
+                          bool(row.get("deadline_workdays")), row["state"] in OVERDUE_STATES)
+    out["warning"], out["warning_label"] = level, LEVELS[level]
     out["duplicate_flag"] = bool(row.get("duplicate_flag"))
     if with_actions:
         out["allowed_actions"] = _allowed(row["state"], row.get("route") == "leadership",

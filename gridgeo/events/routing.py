@@ -14,13 +14,12 @@ The rules, in order (seeds: 衢州 实施意见 四(四), 板桥 实施方案 �
    (平台日常管理机构, :data:`PLATFORM_OFFICES`).
 6. Otherwise -> the category's department.
 
-Platform and department always come from the event's (main) category. The deadline is
-the reported time plus the category's ``deadline_hours``.
+Platform and department always come from the event's (main) category. Deadlines are
+:mod:`gridgeo.events.deadlines`'.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +31,6 @@ __all__ = [
     "LEADERSHIP",
     "PLATFORM_OFFICES",
     "Route",
-    "deadline",
     "route_event",
     "route_frame",
     "route_many",
@@ -236,7 +234,3 @@ def route_event(category: dict, related: list[dict] | tuple = (), *, outside: bo
     """
     return route_many([category], [list(related)], outside=[outside], beyond_level=[beyond_level])[0]
 
-
-def deadline(reported_at: dt.datetime, hours: int, extended_hours: int = 0) -> dt.datetime:
-    """Reported time + the category's hours (+ any extension)."""
-    return reported_at + dt.timedelta(hours=int(hours) + int(extended_hours))

@@ -22,9 +22,11 @@ from gridgeo.events.db import write_txn
 from gridgeo.events.geolocate import get_geolocator
 from gridgeo.events.intake import hash_token
 from gridgeo.events.records import now_utc
-from gridgeo.events.routing import ESCALATION_TARGETS, deadline, route_event
+from gridgeo.events.deadlines import deadline, extend
+from gridgeo.events.routing import ESCALATION_TARGETS, route_event
 from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, actor_for, transition
 from gridgeo.layers import PLATFORMS
+from gridgeo.notify import outbox
 from gridgeo.store import Store, schema
 
 __all__ = ["take_action"]
@@ -32,6 +34,13 @@ __all__ = ["take_action"]
 #: Actions whose note (the reason) may not be empty.
 NOTE_REQUIRED = frozenset({"return", "rework", "suspend"})
 MAX_EXTENSION_HOURS = 24 * 30
+MAX_EXTENSION_DAYS = 60
+
+
+def _deadline(row: dict, category: dict) -> dt.datetime:
+    """The event's deadline under ``category`` with its extensions (gridgeo.events.deadlines)."""
+    return deadline(row["reported_at"], category.get("deadline_hours"), row["extended_hours"],
+                    workdays=category.get("deadline_workdays"), extended_days=row.get("extended_days") or 0)
 
 
 def _event_row(conn, code: str) -> dict:
@@ -159,6 +168,7 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         conn.execute(schema.event_actions.insert().values(
             event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
             from_state=row["state"], to_state=target, note=note, data=record_data or None))
+        outbox.record(conn, [(code, action, row["version"] + 1, at)])
         Store.audit(conn, actor=actor, action=f"event.{action}", entity="events", entity_id=code,
                     detail={"role": role, "from": row["state"], "to": target, "note": note,
                             "data": record_data or None, "version": row["version"] + 1})
@@ -199,8 +209,8 @@ def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
         changes.update(category_code=category["code"], platform=route.platform,
                        department=route.department, route=route.route, route_target=route.target,
                        route_reason=route.reason,
-                       deadline_at=deadline(row["reported_at"], category["deadline_hours"],
-                                            row["extended_hours"]))
+                       deadline_workdays=category["deadline_workdays"],
+                       deadline_at=_deadline(row, category))
     department = _text(data, "department", 200)
     platform = _text(data, "platform", 16)
     if platform is not None and platform not in PLATFORMS:
@@ -273,7 +283,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         if row["deadline_at"] is None and "deadline_at" not in changes:
             cat = _category(conn, row["category_code"])
             if cat is not None:
-                changes["deadline_at"] = deadline(row["reported_at"], cat["deadline_hours"], row["extended_hours"])
+                changes["deadline_at"] = _deadline(row, cat)
+                changes["deadline_workdays"] = cat["deadline_workdays"]
     elif action == "escalate":
         to = (_text(data, "to", 200)
               or (row["route_target"] if row["route"] == "escalate" else "county_center"))
@@ -285,14 +296,19 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
     elif action == "resolve":
         changes.update(resolved_at=at, result=note or row["result"])
     elif action == "extend":
-        hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS)
+        # data.hours (calendar hours) or data.days (working days), or both
+        hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS) if data.get("hours") is not None else 0
+        days = _int(data, "days", 1, MAX_EXTENSION_DAYS) if data.get("days") is not None else 0
+        if not hours and not days:
+            raise InvalidEvent("extend needs data.hours (hours) or data.days (working days)")
         base = row["deadline_at"]
         if base is None:
-            cat = _category(conn, row["category_code"])
-            base = deadline(row["reported_at"], cat["deadline_hours"] if cat else 0, row["extended_hours"])
-        new = base + dt.timedelta(hours=hours)
-        changes.update(deadline_at=new, extended_hours=row["extended_hours"] + hours)
-        record_data.update(hours=hours, deadline_from=base.isoformat(), deadline_to=new.isoformat())
+            base = _deadline(row, _category(conn, row["category_code"]) or {"deadline_hours": 0})
+        new = extend(base, hours=hours, days=days)
+        changes.update(deadline_at=new, extended_hours=row["extended_hours"] + hours, warning=None,
+                       extended_days=(row.get("extended_days") or 0) + days)
+        record_data.update(deadline_from=base.isoformat(), deadline_to=new.isoformat())
+        record_data.update({k: v for k, v in (("hours", hours), ("days", days)) if v})
     elif action == "supervise":
         if row["deadline_at"] is not None and at > row["deadline_at"]:
             record_data["late_hours"] = round((at - row["deadline_at"]).total_seconds() / 3600.0, 1)

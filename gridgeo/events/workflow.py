@@ -169,7 +169,7 @@ ACTIONS: dict[str, Action] = {
         Action("verify", "核查", {"resolved": "verified"}, ("grid_worker",)),
         Action("close", "结案", {"verified": "closed"}, ("command_room",)),
         Action("extend", "延期", _stay("dispatched", "in_progress", "escalated", "suspended", "resolved"),
-               ("platform_office", "command_room"), needs=("hours",)),
+               ("platform_office", "command_room")),  # data.hours or data.days (service)
         Action("supervise", "督办", _stay(*_OPEN), ("command_room",)),
         Action("locate", "定位", _stay(*_OPEN), ("command_room", "grid_worker")),
         Action("rate", "满意度评价", _stay("closed"), ("reporter",), needs=("satisfaction",), once=True),

@@ -147,10 +147,13 @@ categories = Table(
     Column("deadline_hours", Integer, nullable=False),
     Column("major", Boolean, nullable=False, server_default="0"),
     Column("description", Text),
+    # Migration 0004: when set, the deadline is this many working days (gridgeo.events.deadlines)
+    Column("deadline_workdays", Integer),
     CheckConstraint(
         "platform IN ('stability', 'market', 'enforcement', 'service')", name="platform"
     ),
     CheckConstraint("deadline_hours > 0", name="deadline"),
+    CheckConstraint("deadline_workdays > 0", name="deadline_workdays"),
 )
 
 EVENT_STATES = (
@@ -215,6 +218,11 @@ events = Table(
     Column("updated_at", UTCDateTime),
     Column("resolved_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
+    # Migration 0004: the deadline's kind (working days, else hours), extensions in working
+    # days, and the last early-warning level recorded in the history (yellow, red).
+    Column("deadline_workdays", Integer),
+    Column("extended_days", Integer, nullable=False, server_default="0"),
+    Column("warning", String(8)),
     CheckConstraint(f"state IN ({_in(EVENT_STATES)})", name="state"),
     CheckConstraint(f"located_by IN ({_in(LOCATED_BY)})", name="located_by"),
     CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),
@@ -351,6 +359,94 @@ audit_log = Table(
     Column("entity_id", String(64)),
     Column("detail", JSON),
     Index(None, "entity", "entity_id"),
+)
+
+#: The transactional outbox (migration 0004): one row per change others are told of, written
+#: in the transaction of the change; the worker (gridgeo.notify.worker) fans each out into
+#: deliveries, then marks it dispatched.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_code", String(64), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("seq", Integer),
+    Column("at", UTCDateTime, nullable=False),
+    Column("data", JSON),
+    Column("dispatched", Boolean, nullable=False, server_default="0"),
+    Index(None, "dispatched", "id"),
+)
+
+#: Webhook subscriptions of other systems (POST /v1/webhooks): where, the Standard Webhooks
+#: secret (``whsec_``; kept to sign, never shown again), which event types.
+webhooks = Table(
+    "webhooks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("secret", String(200), nullable=False),
+    Column("event_types", JSON, nullable=False),
+    Column("description", Text),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(100), nullable=False),
+)
+
+#: People's channels (apprise URLs: DingTalk, WeCom, Feishu, e-mail, SMS gateways): for a
+#: user or for every user of a role, the event types wanted and quiet hours (China time).
+channels = Table(
+    "channels",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(32)),
+    Column("username", String(64)),
+    Column("url", Text, nullable=False),
+    Column("event_types", JSON, nullable=False),
+    Column("quiet_start", String(5)),
+    Column("quiet_end", String(5)),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: One delivery of one outbox row to one receiver (a webhook, the hand-off endpoint, a
+#: channel); ``delivery_key`` is sent as ``webhook-id`` so that the receiver drops
+#: duplicates. States: pending, delivered, dead (dead-letter, after the last attempt).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("outbox_id", Integer, ForeignKey("outbox.id"), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("target", String(64), nullable=False),
+    Column("event_code", String(64), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("delivery_key", String(64), nullable=False, unique=True),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_at", UTCDateTime, nullable=False),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("receipt", JSON),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("delivered_at", UTCDateTime),
+    CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
+    CheckConstraint("channel IN ('webhook', 'handoff', 'person')", name="channel"),
+    Index(None, "state", "next_at"),
+    Index(None, "event_code"),
+)
+
+#: Status callbacks from the county platform / 12345 (POST /v1/escalations/callback), by
+#: their message id: a replayed id is refused.
+handoff_callbacks = Table(
+    "handoff_callbacks",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("message_id", String(200), nullable=False, unique=True),
+    Column("event_code", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("body", JSON),
 )
 
 SPATIAL_TABLES = ("divisions", "grids", "households", "roads", "events")

@@ -12,11 +12,11 @@ import shapely
 
 from gridgeo.events.address import AddressRegister, normalize
 from gridgeo.events.duplicates import candidates_frame, distance_m
+from gridgeo.events.deadlines import deadline
 from gridgeo.events.routing import (
     COMMAND_ROOM,
     LEADERSHIP,
     PLATFORM_OFFICES,
-    deadline,
     route_event,
     route_frame,
 )

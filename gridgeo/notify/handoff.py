@@ -1,0 +1,108 @@
+"""The hand-off (上报): an escalated event, its history and its photos' links, sent to the
+county platform / 12345 (``GRIDGEO_HANDOFF_URL``) as the JSON contract of
+``docs/handoff.md`` says, signed per Standard Webhooks with ``GRIDGEO_HANDOFF_SECRET``; and
+the county's signed status callbacks, which enter the event's history and, on ``closed``,
+close the event here."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+from gridgeo.config import get_settings
+from gridgeo.errors import IllegalTransition, InvalidInput, InvalidSignature, NotFound, ReplayedMessage
+from gridgeo.events.db import write_txn
+from gridgeo.events.records import history_record, now_utc
+from gridgeo.notify.outbox import record
+from gridgeo.store import Store, schema
+
+__all__ = ["CALLBACK_STATUSES", "CONTRACT_VERSION", "accept_callback", "handoff_body"]
+
+CONTRACT_VERSION = "gridgeo.handoff/1"
+#: What the county may say, and its label in the history.
+CALLBACK_STATUSES = {"received": "上级已接收", "in_progress": "上级办理中", "returned": "上级退回",
+                     "closed": "上级已办结"}
+MAX_CALLBACK_BYTES = 64_000
+
+
+def handoff_body(store: Store, payload: dict) -> dict:
+    """The hand-off message: the webhook payload plus the whole history and photo links."""
+    s = get_settings()
+    event = dict(payload["data"].get("event") or {})
+    code = event.get("code") or payload["data"].get("event_code")
+    ev, ea = schema.events, schema.event_actions
+    with store.engine.connect() as conn:
+        row = conn.execute(select(ev.c.id, ev.c.photos).where(ev.c.code == code)).first()
+        history = [] if row is None else [
+            history_record(h) for h in conn.execute(select(ea).where(ea.c.event_id == row[0])
+                                                    .order_by(ea.c.seq)).mappings()]
+    photos = [p if p.startswith(("http://", "https://")) else f"{s.public_url.rstrip('/')}/{p.lstrip('/')}"
+              for p in (row[1] if row is not None and row[1] else [])]
+    action = payload["data"].get("action") or {}
+    return {"contract": CONTRACT_VERSION, "type": payload["type"], "timestamp": payload["timestamp"],
+            "event": event, "history": history, "photos": photos,
+            "escalation": {"to": event.get("escalated_to"), "reason": (action.get("data") or {}).get("reason")},
+            "callback_url": f"{s.public_url.rstrip('/')}/v1/escalations/callback"}
+
+
+def accept_callback(store: Store, body: bytes, headers: dict[str, str]) -> dict:
+    """Check and apply one status callback. Raises :class:`InvalidSignature` (bad or old
+    signature, no secret configured), :class:`ReplayedMessage` (its ``webhook-id`` was
+    taken), :class:`NotFound` (unknown event), :class:`IllegalTransition` (the event is not
+    escalated), :class:`InvalidInput` (a body not of the contract)."""
+    s = get_settings()
+    if s.handoff_secret is None:
+        raise InvalidSignature("no hand-off secret is configured (GRIDGEO_HANDOFF_SECRET)")
+    if len(body) > MAX_CALLBACK_BYTES:
+        raise InvalidInput(f"a callback has at most {MAX_CALLBACK_BYTES} bytes")
+    try:
+        Webhook(s.handoff_secret.get_secret_value()).verify(body, headers, json_parse=False)
+    except WebhookVerificationError as exc:
+        raise InvalidSignature(f"callback signature refused: {exc}") from None
+    try:
+        data = json.loads(body)
+    except ValueError:
+        raise InvalidInput("the callback body is not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidInput("the callback body must be a JSON object")
+    code, status = data.get("event_code"), data.get("status")
+    if not isinstance(code, str) or len(code) > 64:
+        raise InvalidInput("event_code must be the event's code")
+    if status not in CALLBACK_STATUSES:
+        raise InvalidInput(f"status must be one of {', '.join(CALLBACK_STATUSES)}, not {str(status)[:40]!r}")
+    note = data.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > 4000):
+        raise InvalidInput("note must be text of at most 4000 characters")
+    msg_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
+    ev, ea, hc = schema.events, schema.event_actions, schema.handoff_callbacks
+    now = now_utc()
+    try:
+        with write_txn(store) as conn:
+            row = conn.execute(select(ev.c.id, ev.c.state, ev.c.version).where(ev.c.code == code)).first()
+            if row is None:
+                raise NotFound(f"no event {code!r}")
+            conn.execute(hc.insert().values(message_id=msg_id[:200], event_code=code, status=status,
+                                            received_at=now, body=data))
+            if row.state != "escalated":
+                raise IllegalTransition(f"event {code} is {row.state}, not escalated", state=row.state)
+            to_state = "closed" if status == "closed" else row.state
+            values = {"version": row.version + 1, "updated_at": now, "state": to_state}
+            if status == "closed":
+                values.update(closed_at=now, result=note or CALLBACK_STATUSES[status])
+            conn.execute(ev.update().where(ev.c.id == row.id).values(**values))
+            conn.execute(ea.insert().values(event_id=row.id, seq=row.version + 1, at=now, action="county",
+                                            actor="county", role="county", from_state=row.state,
+                                            to_state=to_state, note=note or CALLBACK_STATUSES[status],
+                                            data={"status": status, "message_id": msg_id[:200]}))
+            record(conn, [(code, "county", row.version + 1, now)])
+            if status == "closed":  # both sides are told the loop is closed (双反馈)
+                record(conn, [(code, "close", row.version + 1, now)])
+            Store.audit(conn, actor="county", action="event.county", entity="events", entity_id=code,
+                        detail={"status": status, "message_id": msg_id[:200]})
+    except IntegrityError:
+        raise ReplayedMessage(f"callback {msg_id[:60]!r} was received already") from None
+    return {"event_code": code, "status": status, "state": to_state}

@@ -1,0 +1,142 @@
+"""Webhook subscriptions (administrators) and the deliveries the console shows."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+
+from sqlalchemy import func, select
+
+from gridgeo.errors import InvalidInput, NotFound
+from gridgeo.events.db import write_txn
+from gridgeo.events.records import iso, now_utc
+from gridgeo.notify.outbox import EVENT_TYPES
+from gridgeo.store import Store, schema
+
+__all__ = ["SECRET_PREFIX", "create_webhook", "delete_webhook", "list_deliveries", "list_webhooks",
+           "new_secret", "retry_delivery"]
+
+#: Standard Webhooks' secret prefix (the secret is base64 of 24 to 64 random bytes).
+SECRET_PREFIX = "whsec_"
+MAX_URL = 2000
+_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
+DELIVERY_STATES = ("pending", "delivered", "dead")
+
+
+def new_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_secret(secret: str) -> str:
+    """A Standard Webhooks secret: ``whsec_`` + base64 of 24 to 64 bytes."""
+    body = secret.removeprefix(SECRET_PREFIX) if isinstance(secret, str) else ""
+    try:
+        raw = base64.b64decode(body, validate=True)
+    except (ValueError, TypeError):
+        raw = b""
+    if not secret.startswith(SECRET_PREFIX) or not 24 <= len(raw) <= 64:
+        raise InvalidInput("secret must be whsec_ followed by the base64 of 24 to 64 random bytes "
+                           "(leave it out and one is made)")
+    return secret
+
+
+def check_url(url: str) -> str:
+    if not isinstance(url, str) or len(url) > MAX_URL or not _URL.match(url):
+        raise InvalidInput(f"url must be an http:// or https:// address of at most {MAX_URL} characters, "
+                           f"not {str(url)[:80]!r}")
+    return url
+
+
+def check_types(types: list[str]) -> list[str]:
+    if not types or not isinstance(types, list):
+        raise InvalidInput(f"event_types must list some of {', '.join(EVENT_TYPES)} (or '*': every one)")
+    bad = [t for t in types if t != "*" and t not in EVENT_TYPES]
+    if bad:
+        raise InvalidInput(f"unknown event types {bad[:5]!r:.200}: use {', '.join(EVENT_TYPES)} or '*'")
+    return sorted(set(types))
+
+
+def _hook(row) -> dict:
+    return {"id": row["id"], "url": row["url"], "event_types": row["event_types"],
+            "description": row["description"], "active": bool(row["active"]),
+            "created_at": iso(row["created_at"]), "created_by": row["created_by"]}
+
+
+def create_webhook(store: Store, url: str, event_types: list[str], *, secret: str | None = None,
+                   description: str | None = None, actor: str) -> dict:
+    """Subscribe ``url`` to ``event_types``; the answer holds the secret (shown this once)."""
+    url, types = check_url(url), check_types(event_types)
+    secret = check_secret(secret) if secret is not None else new_secret()
+    wh = schema.webhooks
+    with write_txn(store) as conn:
+        hook_id = conn.execute(wh.insert().returning(wh.c.id).values(
+            url=url, secret=secret, event_types=types, description=description, active=True,
+            created_at=now_utc(), created_by=actor)).scalar_one()
+        Store.audit(conn, actor=actor, action="webhook.create", entity="webhooks", entity_id=str(hook_id),
+                    detail={"url": url, "event_types": types})
+        row = conn.execute(select(wh).where(wh.c.id == hook_id)).mappings().one()
+    return {**_hook(row), "secret": secret}
+
+
+def list_webhooks(store: Store) -> list[dict]:
+    wh = schema.webhooks
+    with store.engine.connect() as conn:
+        return [_hook(r) for r in conn.execute(select(wh).order_by(wh.c.id)).mappings()]
+
+
+def delete_webhook(store: Store, hook_id: int, *, actor: str) -> None:
+    """Stop a subscription (its pending deliveries die; the history of deliveries stays)."""
+    wh, dl = schema.webhooks, schema.deliveries
+    with write_txn(store) as conn:
+        done = conn.execute(wh.update().where(wh.c.id == hook_id, wh.c.active.is_(True))
+                            .values(active=False)).rowcount
+        if not done:
+            raise NotFound(f"no active webhook {hook_id}")
+        conn.execute(dl.update().where(dl.c.channel == "webhook", dl.c.target == str(hook_id),
+                                       dl.c.state == "pending")
+                     .values(state="dead", last_error="webhook deleted"))
+        Store.audit(conn, actor=actor, action="webhook.delete", entity="webhooks", entity_id=str(hook_id))
+
+
+def _delivery(row) -> dict:
+    return {"id": row["id"], "channel": row["channel"], "target": row["target"],
+            "event_code": row["event_code"], "event_type": row["event_type"],
+            "delivery_key": row["delivery_key"], "state": row["state"], "attempts": row["attempts"],
+            "next_at": iso(row["next_at"]) if row["state"] == "pending" else None,
+            "last_status": row["last_status"], "last_error": row["last_error"], "receipt": row["receipt"],
+            "created_at": iso(row["created_at"]), "delivered_at": iso(row["delivered_at"])}
+
+
+def list_deliveries(store: Store, *, state: str | None = None, event_code: str | None = None,
+                    limit: int = 50, offset: int = 0) -> dict:
+    """Deliveries, newest first (``state='dead'``: the dead-letter list), with counts by state."""
+    if state is not None and state not in DELIVERY_STATES:
+        raise InvalidInput(f"state must be one of {', '.join(DELIVERY_STATES)}, not {state!r:.40}")
+    dl = schema.deliveries
+    q = select(dl)
+    if state:
+        q = q.where(dl.c.state == state)
+    if event_code:
+        q = q.where(dl.c.event_code == event_code)
+    with store.engine.connect() as conn:
+        rows = conn.execute(q.order_by(dl.c.id.desc()).limit(limit).offset(offset)).mappings().all()
+        counts = dict(conn.execute(select(dl.c.state, func.count()).group_by(dl.c.state)).all())
+        backlog = conn.execute(select(func.count()).select_from(schema.outbox)
+                               .where(schema.outbox.c.dispatched.is_(False))).scalar_one()
+    return {"counts": {s: counts.get(s, 0) for s in DELIVERY_STATES}, "outbox_backlog": backlog,
+            "items": [_delivery(r) for r in rows]}
+
+
+def retry_delivery(store: Store, delivery_id: int, *, actor: str) -> dict:
+    """Put a dead delivery back in the queue (same delivery key: the receiver still drops a
+    duplicate)."""
+    dl = schema.deliveries
+    with write_txn(store) as conn:
+        done = conn.execute(dl.update().where(dl.c.id == delivery_id, dl.c.state == "dead")
+                            .values(state="pending", attempts=0, next_at=now_utc())).rowcount
+        if not done:
+            raise NotFound(f"no dead delivery {delivery_id}")
+        Store.audit(conn, actor=actor, action="delivery.retry", entity="deliveries", entity_id=str(delivery_id))
+        row = conn.execute(select(dl).where(dl.c.id == delivery_id)).mappings().one()
+    return _delivery(row)

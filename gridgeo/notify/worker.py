@@ -1,0 +1,274 @@
+"""The delivery worker: fans outbox rows out into deliveries, delivers them with retries and
+exponential backoff, in order per event and receiver, and sweeps for events turning yellow
+or red (:func:`sweep_warnings`).
+
+Any number of workers may run on one database (one per ``gridgeo serve`` worker process, or
+``gridgeo notify run``): a delivery is claimed by moving its ``next_at`` past the send's
+timeout with a guarded update, so two workers never send it at once; a worker killed mid-send
+leaves it to be sent again after that lease (the receiver drops the duplicate by its
+``webhook-id``, the delivery key).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import random
+import threading
+
+import httpx
+import numpy as np
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import aliased
+from standardwebhooks import Webhook
+
+from gridgeo.config import get_settings
+from gridgeo.events.db import write_txn
+from gridgeo.events.deadlines import warning_levels
+from gridgeo.events.records import event_record, history_record, iso, now_utc
+from gridgeo.events.workflow import OVERDUE_STATES
+from gridgeo.notify.outbox import record
+from gridgeo.store import Store, schema
+
+__all__ = ["OutboxWorker", "deliver_due", "fan_out", "run_once", "sweep_warnings"]
+
+log = logging.getLogger("gridgeo.notify")
+#: Personal data no webhook receives.
+_PRIVATE = ("reporter_name", "reporter_phone", "reporter_staff_code")
+_RANK = {None: 0, "green": 0, "yellow": 1, "red": 2}
+
+
+def _payload(conn, code: str, type_: str, seq: int | None, at: dt.datetime) -> dict:
+    ev, ea = schema.events, schema.event_actions
+    row = conn.execute(select(ev).where(ev.c.code == code)).mappings().first()
+    if row is None:
+        return {"type": type_, "timestamp": iso(at), "data": {"event_code": code}}
+    event = {k: v for k, v in event_record(row, with_actions=False).items() if k not in _PRIVATE}
+    data = {"event": event}
+    if seq is not None:
+        line = conn.execute(select(ea).where(ea.c.event_id == row["id"], ea.c.seq == seq)).mappings().first()
+        if line is not None:
+            data["action"] = history_record(line)
+    return {"type": type_, "timestamp": iso(at), "data": data}
+
+
+def fan_out(store: Store, limit: int = 500) -> int:
+    """Turn waiting outbox rows into deliveries (one per matching receiver), in one
+    transaction; returns how many rows were taken."""
+    ob, wh, dl = schema.outbox, schema.webhooks, schema.deliveries
+    s = get_settings()
+    with write_txn(store) as conn:
+        q = select(ob).where(ob.c.dispatched.is_(False)).order_by(ob.c.id).limit(limit)
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        rows = conn.execute(q).mappings().all()
+        if not rows:
+            return 0
+        hooks = conn.execute(select(wh.c.id, wh.c.event_types).where(wh.c.active.is_(True))).all()
+        now = now_utc()
+        out = []
+        for r in rows:
+            payload = _payload(conn, r["event_code"], r["event_type"], r["seq"], r["at"])
+            conn.execute(ob.update().where(ob.c.id == r["id"]).values(dispatched=True, data=payload))
+            targets = [("webhook", str(h)) for h, types in hooks if "*" in types or r["event_type"] in types]
+            if r["event_type"] == "event.escalated" and s.handoff_url:
+                targets.append(("handoff", "county"))
+            out += [{"outbox_id": r["id"], "channel": ch, "target": t, "event_code": r["event_code"],
+                     "event_type": r["event_type"], "delivery_key": f"msg_{r['id']}_{ch}_{t}",
+                     "state": "pending", "attempts": 0, "next_at": now, "created_at": now} for ch, t in targets]
+        if out:
+            conn.execute(dl.insert(), out)
+    return len(rows)
+
+
+def _backoff(attempts: int) -> float:
+    s = get_settings()
+    delay = min(s.outbox_backoff_max, s.outbox_backoff_seconds * 2 ** max(attempts - 1, 0))
+    return delay * (1 + 0.25 * random.random())
+
+
+def _due(conn, now: dt.datetime, limit: int):
+    """Pending deliveries due now that no earlier pending delivery of the same event and
+    receiver holds back (in order per event)."""
+    dl = schema.deliveries
+    earlier = aliased(dl)
+    q = (select(dl.c.id, dl.c.channel, dl.c.target, dl.c.delivery_key, dl.c.next_at, dl.c.attempts,
+                dl.c.outbox_id)
+         .where(dl.c.state == "pending", dl.c.next_at <= now,
+                ~exists().where(and_(earlier.c.state == "pending", earlier.c.channel == dl.c.channel,
+                                     earlier.c.target == dl.c.target, earlier.c.event_code == dl.c.event_code,
+                                     earlier.c.id < dl.c.id)))
+         .order_by(dl.c.id).limit(limit))
+    return conn.execute(q).mappings().all()
+
+
+def _send(client: httpx.Client, url: str, secret: str, key: str, body: bytes) -> httpx.Response:
+    now = dt.datetime.now(dt.timezone.utc)
+    headers = {"content-type": "application/json", "webhook-id": key,
+               "webhook-timestamp": str(int(now.timestamp())),
+               "webhook-signature": Webhook(secret).sign(key, now, body)}
+    return client.post(url, content=body, headers=headers)
+
+
+def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None = None) -> int:
+    """Send what is due; returns how many were delivered."""
+    s = get_settings()
+    dl, ob, wh = schema.deliveries, schema.outbox, schema.webhooks
+    now = now_utc()
+    lease = now + dt.timedelta(seconds=2 * s.outbox_timeout + 5)
+    with store.engine.connect() as conn:
+        due = _due(conn, now, limit)
+    if not due:
+        return 0
+    own = client is None
+    client = client or httpx.Client(timeout=s.outbox_timeout, follow_redirects=False)
+    delivered = 0
+    blocked: set[tuple] = set()
+    try:
+        for d in due:
+            with write_txn(store) as conn:  # claim it: no other worker sends it meanwhile
+                got = conn.execute(dl.update().where(dl.c.id == d["id"], dl.c.state == "pending",
+                                                     dl.c.next_at == d["next_at"]).values(next_at=lease)).rowcount
+                if not got:
+                    continue
+                row = conn.execute(select(dl.c.event_code, ob.c.data).join(ob, ob.c.id == dl.c.outbox_id)
+                                   .where(dl.c.id == d["id"])).first()
+                if d["channel"] == "webhook":
+                    hook = conn.execute(select(wh.c.url, wh.c.secret).where(wh.c.id == int(d["target"]))).first()
+                    url, secret = hook
+                else:
+                    url, secret = s.handoff_url, s.handoff_secret.get_secret_value() if s.handoff_secret else None
+            if (d["channel"], d["target"], row[0]) in blocked:
+                _release(store, d["id"], d["next_at"])
+                continue
+            body = json.dumps(_body(store, d["channel"], row[1]), ensure_ascii=False).encode()
+            status, error, receipt = None, None, None
+            try:
+                r = _send(client, url, secret, d["delivery_key"], body)
+                status = r.status_code
+                if 200 <= status < 300:
+                    if d["channel"] == "handoff":
+                        try:
+                            receipt = r.json()
+                        except ValueError:
+                            receipt = {"text": r.text[:2000]}
+                else:
+                    error = f"HTTP {status}"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            attempts = d["attempts"] + 1
+            with write_txn(store) as conn:
+                if error is None:
+                    conn.execute(dl.update().where(dl.c.id == d["id"]).values(
+                        state="delivered", attempts=attempts, last_status=status, last_error=None,
+                        delivered_at=now_utc(), receipt=receipt))
+                    delivered += 1
+                else:
+                    dead = attempts >= s.outbox_max_attempts
+                    conn.execute(dl.update().where(dl.c.id == d["id"]).values(
+                        state="dead" if dead else "pending", attempts=attempts, last_status=status,
+                        last_error=error, next_at=now_utc() + dt.timedelta(seconds=_backoff(attempts))))
+                    # later deliveries of this event to this receiver wait behind it
+                    blocked.add((d["channel"], d["target"], row[0]))
+                    log.info("delivery %s to %s %s failed (%s), attempt %s%s", d["id"], d["channel"],
+                             d["target"], error, attempts, ": dead" if dead else "")
+    finally:
+        if own:
+            client.close()
+    return delivered
+
+
+def _release(store: Store, delivery_id: int, next_at: dt.datetime) -> None:
+    dl = schema.deliveries
+    with write_txn(store) as conn:
+        conn.execute(dl.update().where(dl.c.id == delivery_id).values(next_at=next_at))
+
+
+def _body(store: Store, channel: str, payload: dict) -> dict:
+    if channel != "handoff":
+        return payload
+    from gridgeo.notify.handoff import handoff_body
+
+    return handoff_body(store, payload)
+
+
+def sweep_warnings(store: Store, now: dt.datetime | None = None) -> dict[str, int]:
+    """Record every open event that turned yellow or red since the last sweep: the event's
+    ``warning``, a history line (``warn`` / ``overdue``) and its outbox row, one transaction.
+    Idempotent: an event is recorded once per level (an extension sets it back)."""
+    now = now or now_utc()
+    ev, ea = schema.events, schema.event_actions
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ev.c.id, ev.c.code, ev.c.version, ev.c.state, ev.c.reported_at,
+                                   ev.c.deadline_at, ev.c.deadline_workdays, ev.c.warning)
+                            .where(ev.c.state.in_(sorted(OVERDUE_STATES)), ev.c.deadline_at.is_not(None),
+                                   ev.c.warning.is_(None) | (ev.c.warning != "red"))).all()
+    if not rows:
+        return {"yellow": 0, "red": 0}
+    rep = np.array([r.reported_at.timestamp() for r in rows])
+    due = np.array([r.deadline_at.timestamp() for r in rows])
+    level = warning_levels(now.timestamp(), rep, due, np.array([bool(r.deadline_workdays) for r in rows]),
+                           np.ones(len(rows), bool))
+    counts = {"yellow": 0, "red": 0}
+    with write_txn(store) as conn:
+        for r, lv in zip(rows, level):
+            if _RANK[lv] <= _RANK[r.warning]:
+                continue
+            action = "overdue" if lv == "red" else "warn"
+            done = conn.execute(ev.update().where(ev.c.id == r.id, ev.c.version == r.version)
+                                .values(warning=lv, version=r.version + 1)).rowcount
+            if not done:  # changed meanwhile: the next sweep sees it again
+                continue
+            late = round((now - r.deadline_at).total_seconds() / 3600.0, 1) if lv == "red" else None
+            conn.execute(ea.insert().values(event_id=r.id, seq=r.version + 1, at=now, action=action,
+                                            actor="system", role="system", from_state=r.state,
+                                            to_state=r.state, note=None,
+                                            data={"warning": lv, **({"late_hours": late} if late else {})}))
+            record(conn, [(r.code, action, r.version + 1, now)])
+            counts[lv] += 1
+    return counts
+
+
+def run_once(store: Store, *, sweep: bool = True) -> dict:
+    """One round: sweep, fan out, deliver."""
+    out = {"swept": sweep_warnings(store) if sweep else None}
+    out["fanned_out"] = fan_out(store)
+    out["delivered"] = deliver_due(store)
+    return out
+
+
+class OutboxWorker:
+    """The worker as a daemon thread (``gridgeo serve`` starts one per process)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> OutboxWorker:
+        self._thread = threading.Thread(target=self._run, name="gridgeo-outbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        s = get_settings()
+        last_sweep = 0.0
+        with httpx.Client(timeout=s.outbox_timeout, follow_redirects=False) as client:
+            while not self._stop.is_set():
+                try:
+                    t = dt.datetime.now().timestamp()
+                    if t - last_sweep >= s.sweep_seconds:
+                        sweep_warnings(self.store)
+                        last_sweep = t
+                    busy = fan_out(self.store) + deliver_due(self.store, client=client)
+                except Exception:  # noqa: BLE001 - a lost database must not end the thread
+                    log.exception("outbox worker round failed")
+                    busy = 0
+                if not busy:
+                    self._stop.wait(s.outbox_poll_seconds)
