@@ -40,7 +40,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PG_ADMIN = os.environ.get("GRIDGEO_BENCH_POSTGRES_ADMIN", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_DB = "gridgeo_bench_intake"
+#: The benchmark's own database (dropped and made anew): name another when several people
+#: run it on one server at once.
+PG_DB = os.environ.get("GRIDGEO_BENCH_POSTGRES_DB", "gridgeo_bench_intake")
 
 
 def free_port() -> int:

@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 import typer
 from typer.core import TyperGroup
 
-from gridgeo.cli import archive, data, events, locate, plan, report, serve, users
+from gridgeo.cli import archive, data, events, locate, notify, plan, report, serve, users
 from gridgeo.cli.common import deprecated, err, fail
 from gridgeo.errors import GridgeoError
 
@@ -57,6 +57,7 @@ app.add_typer(events.app, name="events")
 app.add_typer(report.app)  # report
 app.add_typer(archive.app, name="archive")
 app.add_typer(users.app, name="users")
+app.add_typer(notify.app, name="notify")
 
 
 def _register_plugins() -> None:

@@ -67,16 +67,21 @@ def fan_out(store: Store, limit: int = 500) -> int:
             return 0
         hooks = conn.execute(select(wh.c.id, wh.c.event_types).where(wh.c.active.is_(True))).all()
         now = now_utc()
-        out = []
+        out, nobody = [], []
         for r in rows:
-            payload = _payload(conn, r["event_code"], r["event_type"], r["seq"], r["at"])
-            conn.execute(ob.update().where(ob.c.id == r["id"]).values(dispatched=True, data=payload))
             targets = [("webhook", str(h)) for h, types in hooks if "*" in types or r["event_type"] in types]
             if r["event_type"] == "event.escalated" and s.handoff_url:
                 targets.append(("handoff", "county"))
+            if not targets:  # nobody asked for it: marked, no payload built
+                nobody.append(r["id"])
+                continue
+            payload = _payload(conn, r["event_code"], r["event_type"], r["seq"], r["at"])
+            conn.execute(ob.update().where(ob.c.id == r["id"]).values(dispatched=True, data=payload))
             out += [{"outbox_id": r["id"], "channel": ch, "target": t, "event_code": r["event_code"],
                      "event_type": r["event_type"], "delivery_key": f"msg_{r['id']}_{ch}_{t}",
                      "state": "pending", "attempts": 0, "next_at": now, "created_at": now} for ch, t in targets]
+        if nobody:
+            conn.execute(ob.update().where(ob.c.id.in_(nobody)).values(dispatched=True))
         if out:
             conn.execute(dl.insert(), out)
     return len(rows)
