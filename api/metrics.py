@@ -23,6 +23,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from gridgeo.api.deps import StoreDep
 from gridgeo.errors import StoreError
+from gridgeo.events.queries import warning_counts
+from gridgeo.notify.webhooks import delivery_counts
 from gridgeo.store import Store
 from gridgeo.store.schema import EVENT_STATES, events
 
@@ -103,6 +105,26 @@ class _Scrape:
         for state, n in counts.items():
             gauge.add_metric([state], n)
         yield gauge
+        try:
+            warnings = warning_counts(self.store)
+            deliveries = delivery_counts(self.store)
+        except (SQLAlchemyError, StoreError) as exc:
+            log.warning("metrics: warnings and deliveries unavailable: %s", exc)
+            return
+        gauge = GaugeMetricFamily("gridgeo_open_events_warning",
+                                  "Open events by early-warning level (green, yellow: near the deadline, red: overdue).",
+                                  labels=["level"])
+        for level, n in warnings.items():
+            gauge.add_metric([level], n)
+        yield gauge
+        gauge = GaugeMetricFamily("gridgeo_deliveries", "Notification deliveries by state (dead: the dead-letter list).",
+                                  labels=["state"])
+        for state, n in deliveries["counts"].items():
+            gauge.add_metric([state], n)
+        yield gauge
+        backlog = GaugeMetricFamily("gridgeo_outbox_backlog", "Outbox rows not yet fanned out into deliveries.")
+        backlog.add_metric([], deliveries["outbox_backlog"])
+        yield backlog
 
 
 router = APIRouter(tags=["health"])

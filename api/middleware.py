@@ -63,11 +63,12 @@ class JsonFormatter(logging.Formatter):
 
 #: What may carry a secret in a log line: a query or form parameter named like one, an
 #: Authorization header's credentials, a gridgeo secret (API token, reporter token, map
-#: ticket, console session: see gridgeo.auth's and gridgeo.sessions' prefixes) wherever it appears.
+#: ticket, console session: see gridgeo.auth's and gridgeo.sessions' prefixes; a webhook or
+#: hand-off secret, ``whsec_``) wherever it appears.
 _SECRETS = re.compile(
     r"(?P<param>[\w-]*(?:token|api_key|ticket|secret|password)=)[^&\s\"'#]+"
     r"|(?P<scheme>\b(?:Bearer|Basic)\s+)[A-Za-z0-9._~+/=-]+"
-    r"|(?P<api>gg[tmrs]_)[A-Za-z0-9_.-]+",
+    r"|(?P<api>gg[tmrs]_|whsec_)[A-Za-z0-9_.+/=-]+",
     re.IGNORECASE,
 )
 

@@ -227,7 +227,7 @@ def run(kind: str, args) -> dict:
              "--workers", "1", "--log-level", "warning", "--no-access-log"],
             cwd=ROOT, env=env)
         try:
-            for _ in range(200):
+            for _ in range(1200):  # two minutes: a loaded machine starts the app slowly
                 try:
                     with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                         break

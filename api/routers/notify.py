@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gridgeo.api.deps import Admin, CommandRoomReader, StoreDep
 from gridgeo.api.schemas.base import VALIDATED
-from gridgeo.api.schemas.notify import CallbackAnswer, CreatedWebhook, Delivery, DeliveryPage, Webhook
-from gridgeo.notify import webhooks
+from gridgeo.api.schemas.notify import CallbackAnswer, Channel, CreatedWebhook, Delivery, DeliveryPage, Webhook
+from gridgeo.notify import people, webhooks
 from gridgeo.notify.handoff import accept_callback
 from gridgeo.store.schema import MAX_INTEGER
 
@@ -46,6 +46,38 @@ def list_webhooks(store: StoreDep, principal: Admin):
 @router.delete("/v1/webhooks/{hook_id}", status_code=204, summary="Stop a webhook (administrator)")
 def delete_webhook(hook_id: IdPath, store: StoreDep, principal: Admin):
     webhooks.delete_webhook(store, hook_id, actor=principal.username or "admin")
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"example": {
+        "name": "综合指挥室钉钉群", "role": "command_room", "url": "dingtalk://TOKEN/",
+        "event_types": ["event.overdue", "event.escalated"], "quiet_hours": ["22:00", "07:30"]}})
+
+    name: str = Field(min_length=1, max_length=100)
+    url: str = Field(max_length=people.MAX_URL, description="An apprise URL: dingtalk://, wecombot://, feishu://, "
+                     "mailto://, an SMS gateway's, json:// ...")
+    role: str | None = Field(None, max_length=32, description="Every user of a role that sees all events.")
+    username: str | None = Field(None, max_length=64, description="One user: the events their scope holds.")
+    event_types: list[str] | None = Field(None, max_length=50, description="Default: the role's.")
+    quiet_hours: list[str] | None = Field(None, min_length=2, max_length=2, description="[start, end], HH:MM China time.")
+
+
+@router.post("/v1/channels", status_code=201, response_model=Channel, **VALIDATED,
+             summary="Notify people through a channel (administrator)")
+def create_channel(body: ChannelIn, store: StoreDep, principal: Admin):
+    return people.create_channel(store, body.name, body.url, role=body.role, username=body.username,
+                                 event_types=body.event_types, quiet_hours=body.quiet_hours,
+                                 actor=principal.username or "admin")
+
+
+@router.get("/v1/channels", response_model=list[Channel], **VALIDATED, summary="People's channels (administrator)")
+def list_channels(store: StoreDep, principal: Admin):
+    return people.list_channels(store)
+
+
+@router.delete("/v1/channels/{channel_id}", status_code=204, summary="Stop a channel (administrator)")
+def delete_channel(channel_id: IdPath, store: StoreDep, principal: Admin):
+    people.delete_channel(store, channel_id, actor=principal.username or "admin")
 
 
 @router.get("/v1/deliveries", response_model=DeliveryPage, **VALIDATED,

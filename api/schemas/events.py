@@ -115,6 +115,7 @@ class CommandRoom(Schema):
     to_close: Queue
     overdue: Queue
     feedback: Schema
+    warnings: dict[str, int] | None = Field(None, description="Open events by early warning (临期预警): green, yellow, red.")
 
 
 class TimelineEntry(Schema):

@@ -48,3 +48,15 @@ class CallbackAnswer(Schema):
     event_code: str
     status: str
     state: str
+
+
+class Channel(Schema):
+    id: int
+    name: str
+    role: str | None = None
+    username: str | None = None
+    url: str = Field(description="Scheme and host only: the URL's tokens are never shown.")
+    event_types: list[str]
+    quiet_hours: list[str] | None = Field(None, description="[start, end], HH:MM China time.")
+    active: bool
+    created_at: str = Field(description=TIME)

@@ -268,7 +268,9 @@ def _moment(seconds: float) -> dt.datetime:
 
 def deadline(reported_at: dt.datetime, hours: int | None, extended_hours: int = 0, *,
              workdays: int | None = None, extended_days: int = 0) -> dt.datetime:
-    """One event's deadline (:func:`deadline_seconds` of one)."""
+    """One event's deadline (:func:`deadline_seconds` of one; in hours without arrays)."""
+    if workdays is None and not extended_days:
+        return reported_at + dt.timedelta(hours=int(hours) + int(extended_hours or 0))
     s = deadline_seconds([_epoch(reported_at)], np.nan if hours is None else hours,
                          np.nan if workdays is None else workdays, extended_hours or 0,
                          extended_days or 0)[0]

@@ -16,7 +16,8 @@ from gridgeo.store import Store, schema
 from gridgeo.store.sql import contains, starts_with
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
-__all__ = ["QUEUES", "command_room", "monthly", "get_event", "list_events", "queue_counts", "reporter_view", "supervision"]
+__all__ = ["QUEUES", "command_room", "monthly", "get_event", "list_events", "queue_counts", "reporter_view",
+           "supervision", "warning_counts"]
 
 MAX_LIMIT = 1000
 #: The furthest a page may start: past any real table, well inside what the databases'
@@ -247,6 +248,8 @@ def command_room(store: Store, *, now: dt.datetime | None = None, limit: int = 2
         rows = conn.execute(_select().where(or_(ev.c.resolved_at >= since, ev.c.closed_at >= since))
                             .order_by(ev.c.updated_at.desc()).limit(limit)).mappings().all()
         out["feedback"] = {"items": [event_record(r, now=now, with_actions=False) for r in rows]}
+        # The early warning (临期预警) of every open event, by level.
+        out["warnings"] = warning_counts(store, now, conn=conn)
     return out
 
 
@@ -342,3 +345,34 @@ def monthly(store: Store, *, months: int = 12, now: dt.datetime | None = None, *
 
     got, done = per_month(reported), per_month(closed)
     return [{"month": str(p), "received": int(got[p]), "closed": int(done[p])} for p in index]
+
+
+def warning_counts(store: Store, now: dt.datetime | None = None, *, conn=None) -> dict[str, int]:
+    """Open events (those that can be late) by early-warning level: green, yellow, red
+    (:func:`gridgeo.events.deadlines.warning_levels`, over arrays)."""
+    import numpy as np
+    import pandas as pd
+
+    from gridgeo.events.deadlines import warning_levels
+
+    now = now or now_utc()
+    ev = schema.events
+    q = (select(ev.c.reported_at, ev.c.deadline_at, ev.c.deadline_workdays)
+         .where(ev.c.state.in_(sorted(OVERDUE_STATES)), ev.c.deadline_at.is_not(None)))
+    if conn is None:
+        with store.engine.connect() as c:
+            rows = c.execute(q).all()
+    else:
+        rows = conn.execute(q).all()
+    out = {"green": 0, "yellow": 0, "red": 0}
+    if not rows:
+        return out
+    frame = pd.DataFrame(rows, columns=["reported", "deadline", "workdays"])
+    epoch = pd.Timestamp(0, tz="UTC")
+    rep = (pd.to_datetime(frame["reported"], utc=True) - epoch).dt.total_seconds().to_numpy()
+    due = (pd.to_datetime(frame["deadline"], utc=True) - epoch).dt.total_seconds().to_numpy()
+    levels = warning_levels(now.timestamp(), rep, due, frame["workdays"].notna().to_numpy(),
+                            np.ones(len(frame), bool))
+    got = pd.Series(levels).value_counts()
+    out.update({k: int(v) for k, v in got.items()})
+    return out

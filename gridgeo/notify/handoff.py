@@ -40,8 +40,7 @@ def handoff_body(store: Store, payload: dict) -> dict:
         history = [] if row is None else [
             history_record(h) for h in conn.execute(select(ea).where(ea.c.event_id == row[0])
                                                     .order_by(ea.c.seq)).mappings()]
-    photos = [p if p.startswith(("http://", "https://")) else f"{s.public_url.rstrip('/')}/{p.lstrip('/')}"
-              for p in (row[1] if row is not None and row[1] else [])]
+    photos = list(row[1]) if row is not None and row[1] else []  # http(s) links (the intake's rule)
     action = payload["data"].get("action") or {}
     return {"contract": CONTRACT_VERSION, "type": payload["type"], "timestamp": payload["timestamp"],
             "event": event, "history": history, "photos": photos,

@@ -14,7 +14,7 @@ from gridgeo.events.records import iso, now_utc
 from gridgeo.notify.outbox import EVENT_TYPES
 from gridgeo.store import Store, schema
 
-__all__ = ["SECRET_PREFIX", "create_webhook", "delete_webhook", "list_deliveries", "list_webhooks",
+__all__ = ["SECRET_PREFIX", "create_webhook", "delete_webhook", "delivery_counts", "list_deliveries", "list_webhooks",
            "new_secret", "retry_delivery"]
 
 #: Standard Webhooks' secret prefix (the secret is base64 of 24 to 64 random bytes).
@@ -121,11 +121,17 @@ def list_deliveries(store: Store, *, state: str | None = None, event_code: str |
         q = q.where(dl.c.event_code == event_code)
     with store.engine.connect() as conn:
         rows = conn.execute(q.order_by(dl.c.id.desc()).limit(limit).offset(offset)).mappings().all()
+    return {**delivery_counts(store), "items": [_delivery(r) for r in rows]}
+
+
+def delivery_counts(store: Store) -> dict:
+    """Deliveries by state, and the outbox rows not yet fanned out."""
+    dl = schema.deliveries
+    with store.engine.connect() as conn:
         counts = dict(conn.execute(select(dl.c.state, func.count()).group_by(dl.c.state)).all())
         backlog = conn.execute(select(func.count()).select_from(schema.outbox)
                                .where(schema.outbox.c.dispatched.is_(False))).scalar_one()
-    return {"counts": {s: counts.get(s, 0) for s in DELIVERY_STATES}, "outbox_backlog": backlog,
-            "items": [_delivery(r) for r in rows]}
+    return {"counts": {s: counts.get(s, 0) for s in DELIVERY_STATES}, "outbox_backlog": backlog}
 
 
 def retry_delivery(store: Store, delivery_id: int, *, actor: str) -> dict:

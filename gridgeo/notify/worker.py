@@ -19,7 +19,7 @@ import threading
 
 import httpx
 import numpy as np
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
 
@@ -29,6 +29,7 @@ from gridgeo.events.deadlines import warning_levels
 from gridgeo.events.records import event_record, history_record, iso, now_utc
 from gridgeo.events.workflow import OVERDUE_STATES
 from gridgeo.notify.outbox import record
+from gridgeo.notify.people import in_quiet_hours, recipients, send
 from gridgeo.store import Store, schema
 
 __all__ = ["OutboxWorker", "deliver_due", "fan_out", "run_once", "sweep_warnings"]
@@ -56,8 +57,21 @@ def _payload(conn, code: str, type_: str, seq: int | None, at: dt.datetime) -> d
 def fan_out(store: Store, limit: int = 500) -> int:
     """Turn waiting outbox rows into deliveries (one per matching receiver), in one
     transaction; returns how many rows were taken."""
-    ob, wh, dl = schema.outbox, schema.webhooks, schema.deliveries
+    ob, wh, dl, ev = schema.outbox, schema.webhooks, schema.deliveries, schema.events
     s = get_settings()
+    with store.engine.connect() as conn:  # a read first: no write lock taken for nothing
+        top = conn.execute(select(ob.c.id).where(ob.c.dispatched.is_(False))
+                           .order_by(ob.c.id.desc()).limit(1)).scalar()
+        if top is None:
+            return 0
+        receivers = (conn.execute(select(func.count()).select_from(wh).where(wh.c.active.is_(True))).scalar_one()
+                     + conn.execute(select(func.count()).select_from(schema.channels)
+                                    .where(schema.channels.c.active.is_(True))).scalar_one()
+                     + bool(s.handoff_url))
+    if not receivers:  # nobody to tell: one statement marks them all
+        with write_txn(store) as conn:
+            return conn.execute(ob.update().where(ob.c.dispatched.is_(False), ob.c.id <= top)
+                                .values(dispatched=True)).rowcount
     with write_txn(store) as conn:
         q = select(ob).where(ob.c.dispatched.is_(False)).order_by(ob.c.id).limit(limit)
         if conn.dialect.name == "postgresql":
@@ -66,12 +80,18 @@ def fan_out(store: Store, limit: int = 500) -> int:
         if not rows:
             return 0
         hooks = conn.execute(select(wh.c.id, wh.c.event_types).where(wh.c.active.is_(True))).all()
+        people = conn.execute(select(func.count()).select_from(schema.channels)
+                              .where(schema.channels.c.active.is_(True))).scalar_one()
         now = now_utc()
         out, nobody = [], []
         for r in rows:
             targets = [("webhook", str(h)) for h, types in hooks if "*" in types or r["event_type"] in types]
             if r["event_type"] == "event.escalated" and s.handoff_url:
                 targets.append(("handoff", "county"))
+            if people:
+                scope = conn.execute(select(ev.c.grid_code, ev.c.department, ev.c.platform)
+                                     .where(ev.c.code == r["event_code"])).mappings().first()
+                targets += [("person", c) for c in recipients(conn, r["event_type"], scope and dict(scope))]
             if not targets:  # nobody asked for it: marked, no payload built
                 nobody.append(r["id"])
                 continue
@@ -139,16 +159,36 @@ def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None =
                     continue
                 row = conn.execute(select(dl.c.event_code, ob.c.data).join(ob, ob.c.id == dl.c.outbox_id)
                                    .where(dl.c.id == d["id"])).first()
+                quiet_until = None
                 if d["channel"] == "webhook":
                     hook = conn.execute(select(wh.c.url, wh.c.secret).where(wh.c.id == int(d["target"]))).first()
                     url, secret = hook
+                elif d["channel"] == "person":
+                    ch = schema.channels
+                    url, qs, qe = conn.execute(select(ch.c.url, ch.c.quiet_start, ch.c.quiet_end)
+                                               .where(ch.c.id == int(d["target"]))).first()
+                    secret = None
+                    quiet_until = in_quiet_hours(qs, qe, now)
+                    if quiet_until is not None:  # waits for the end of the quiet hours: no attempt
+                        conn.execute(dl.update().where(dl.c.id == d["id"]).values(next_at=quiet_until))
                 else:
                     url, secret = s.handoff_url, s.handoff_secret.get_secret_value() if s.handoff_secret else None
+            if quiet_until is not None:
+                blocked.add((d["channel"], d["target"], row[0]))
+                continue
             if (d["channel"], d["target"], row[0]) in blocked:
                 _release(store, d["id"], d["next_at"])
                 continue
-            body = json.dumps(_body(store, d["channel"], row[1]), ensure_ascii=False).encode()
             status, error, receipt = None, None, None
+            if d["channel"] == "person":
+                try:
+                    error = send(url, row[1])
+                except Exception as exc:  # noqa: BLE001 - a plugin's failure is this delivery's
+                    error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                _settle(store, d, status, error, receipt, blocked, row[0])
+                delivered += error is None
+                continue
+            body = json.dumps(_body(store, d["channel"], row[1]), ensure_ascii=False).encode()
             try:
                 r = _send(client, url, secret, d["delivery_key"], body)
                 status = r.status_code
@@ -162,26 +202,33 @@ def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None =
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {str(exc)[:300]}"
-            attempts = d["attempts"] + 1
-            with write_txn(store) as conn:
-                if error is None:
-                    conn.execute(dl.update().where(dl.c.id == d["id"]).values(
-                        state="delivered", attempts=attempts, last_status=status, last_error=None,
-                        delivered_at=now_utc(), receipt=receipt))
-                    delivered += 1
-                else:
-                    dead = attempts >= s.outbox_max_attempts
-                    conn.execute(dl.update().where(dl.c.id == d["id"]).values(
-                        state="dead" if dead else "pending", attempts=attempts, last_status=status,
-                        last_error=error, next_at=now_utc() + dt.timedelta(seconds=_backoff(attempts))))
-                    # later deliveries of this event to this receiver wait behind it
-                    blocked.add((d["channel"], d["target"], row[0]))
-                    log.info("delivery %s to %s %s failed (%s), attempt %s%s", d["id"], d["channel"],
-                             d["target"], error, attempts, ": dead" if dead else "")
+            _settle(store, d, status, error, receipt, blocked, row[0])
+            delivered += error is None
     finally:
         if own:
             client.close()
     return delivered
+
+
+def _settle(store: Store, d, status, error, receipt, blocked: set, event_code: str) -> None:
+    """Record one attempt: delivered, or failed (retried after a backoff, dead after the last)."""
+    s = get_settings()
+    dl = schema.deliveries
+    attempts = d["attempts"] + 1
+    with write_txn(store) as conn:
+        if error is None:
+            conn.execute(dl.update().where(dl.c.id == d["id"]).values(
+                state="delivered", attempts=attempts, last_status=status, last_error=None,
+                delivered_at=now_utc(), receipt=receipt))
+            return
+        dead = attempts >= s.outbox_max_attempts
+        conn.execute(dl.update().where(dl.c.id == d["id"]).values(
+            state="dead" if dead else "pending", attempts=attempts, last_status=status,
+            last_error=error, next_at=now_utc() + dt.timedelta(seconds=_backoff(attempts))))
+    # later deliveries of this event to this receiver wait behind it
+    blocked.add((d["channel"], d["target"], event_code))
+    log.info("delivery %s to %s %s failed (%s), attempt %s%s", d["id"], d["channel"], d["target"],
+             error, attempts, ": dead" if dead else "")
 
 
 def _release(store: Store, delivery_id: int, next_at: dt.datetime) -> None:

@@ -1,5 +1,5 @@
 """A real HTTP receiver on 127.0.0.1 for the notification tests: it keeps every request
-(headers and raw body), answers as told (``status``, ``delay`` seconds, a JSON ``reply``),
+(headers, with the path as ``:path``, and the raw body), answers as told (``status``, ``delay`` seconds, a JSON ``reply``),
 and can be stopped and started again on the same port (a receiver that is down)."""
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ class Receiver:
                 if outer.delay:
                     time.sleep(outer.delay)
                 with outer._lock:
-                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                    outer.requests.append(({k.lower(): v for k, v in self.headers.items()} | {":path": self.path},
+                                           body))
                 out = json.dumps(outer.reply).encode()
                 self.send_response(outer.status)
                 self.send_header("content-type", "application/json")

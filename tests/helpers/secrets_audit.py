@@ -1,7 +1,8 @@
 """The suite-wide check that no secret reaches a log.
 
 Every secret gridgeo issues carries a prefix (API tokens ``ggt_``, reporters' tokens
-``ggr_``, map tickets ``ggm_``, console sessions ``ggs_``; Open311's ``api_key`` is an API token), so a log can be
+``ggr_``, map tickets ``ggm_``, console sessions ``ggs_``, webhook and hand-off secrets
+``whsec_``; Open311's ``api_key`` is an API token), so a log can be
 searched for them without knowing which were issued. :class:`Collector` sits on the root
 logger for the whole session and keeps every record written in the test process, as a
 deployed handler would write it; :func:`scan_logs` reads the log files of the servers the
@@ -15,7 +16,7 @@ import re
 from pathlib import Path
 
 #: A gridgeo secret, long enough to be a real one (a redacted one reads ``ggt_[redacted]``).
-SECRET = re.compile(r"\bgg[tmrs]_[A-Za-z0-9_.-]{16,}")
+SECRET = re.compile(r"\b(?:gg[tmrs]_|whsec_)[A-Za-z0-9_.+/=-]{16,}")
 
 
 class Collector(logging.Handler):

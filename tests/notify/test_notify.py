@@ -7,6 +7,7 @@ deadlines through intake and extension."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 
 import pytest
@@ -174,3 +175,49 @@ def test_working_day_deadline_sweeper_and_extension(world, fast):
     assert got["deadline_at"] == "2026-10-11T00:00:00+08:00" and got["extended_days"] == 1
     with pytest.raises(Exception, match="hours|days"):
         act(world, code, "extend", "command_room", data={})
+
+
+def test_people_channels_by_scope_role_and_quiet_hours(world, fast):
+    from gridgeo.auth import create_user
+    from gridgeo.notify.people import create_channel
+    from helpers.events_world import G11, G22
+
+    code = report_event(world, event()).event["code"]  # in G11
+    fan_out(world)  # before any channel: nobody is told of it
+    dept = get_event(world, code)["department"]
+    create_user(world, "dept1", role="department", name="部门", department=dept, actor="t")
+    create_user(world, "gw_in", role="grid_worker", name="网格员甲", grids=[G11], actor="t")
+    create_user(world, "gw_out", role="grid_worker", name="网格员乙", grids=[G22], actor="t")
+    now = dt.datetime.now(CST)
+    quiet = [(now - dt.timedelta(hours=1)).strftime("%H:%M"), (now + dt.timedelta(hours=1)).strftime("%H:%M")]
+    with Receiver() as rx:
+        base = f"json://127.0.0.1:{rx.port}"
+        for user in ("dept1", "gw_in", "gw_out"):
+            ch = create_channel(world, user, f"{base}/{user}", username=user, actor="admin")
+            assert ch["url"] == f"json://127.0.0.1:{rx.port}/…"  # its tokens never shown
+        create_channel(world, "指挥室", f"{base}/room", role="command_room", event_types=["event.escalated"],
+                       quiet_hours=quiet, actor="admin")
+        code2 = report_event(world, event()).event["code"]  # after the channels: gw_in is told
+        for c in (code, code2):
+            act(world, c, "accept", "command_room")
+            act(world, c, "dispatch", "command_room")
+        act(world, code2, "escalate", "command_room", note="事权不在本级")
+        for _ in range(3):
+            fan_out(world)
+            deliver_due(world)
+        paths = sorted(h[":path"] for h, _ in rx.requests)
+        assert paths == ["/dept1", "/dept1", "/gw_in"], paths
+        msgs = {h[":path"]: json.loads(b) for h, b in rx.requests}
+        assert msgs["/gw_in"]["title"].startswith("【新事件】") and code2 in msgs["/gw_in"]["title"]
+        assert "办理时限" in msgs["/dept1"]["message"]
+        # the command room's escalation waits for the end of its quiet hours, unattempted
+        pending = list_deliveries(world, state="pending")["items"]
+        assert [(d["channel"], d["event_type"], d["attempts"]) for d in pending] == [("person", "event.escalated", 0)]
+        assert pending[0]["next_at"].endswith(quiet[1] + ":00+08:00")
+    for kw in ({"role": "department"}, {"role": "command_room", "username": "dept1"}, {},
+               {"role": "command_room", "quiet_hours": ("25:00", "07:00")},
+               {"role": "command_room", "event_types": ["event.nope"]}):
+        with pytest.raises(InvalidInput):
+            create_channel(world, "x", "json://127.0.0.1:9/x", actor="admin", **kw)
+    with pytest.raises(InvalidInput, match="apprise"):
+        create_channel(world, "x", "nothing://at/all", role="command_room", actor="admin")
