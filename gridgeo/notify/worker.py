@@ -19,6 +19,7 @@ import threading
 
 import httpx
 import numpy as np
+import pandas as pd
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.orm import aliased
 from standardwebhooks import Webhook
@@ -256,17 +257,23 @@ def sweep_warnings(store: Store, now: dt.datetime | None = None) -> dict[str, in
                                    ev.c.deadline_at, ev.c.deadline_workdays, ev.c.warning)
                             .where(ev.c.state.in_(sorted(OVERDUE_STATES)), ev.c.deadline_at.is_not(None),
                                    ev.c.warning.is_(None) | (ev.c.warning != "red"))).all()
-    if not rows:
-        return {"yellow": 0, "red": 0}
-    rep = np.array([r.reported_at.timestamp() for r in rows])
-    due = np.array([r.deadline_at.timestamp() for r in rows])
-    level = warning_levels(now.timestamp(), rep, due, np.array([bool(r.deadline_workdays) for r in rows]),
-                           np.ones(len(rows), bool))
     counts = {"yellow": 0, "red": 0}
+    if not rows:
+        return counts
+    frame = pd.DataFrame(rows, columns=["id", "code", "version", "state", "reported", "deadline", "workdays",
+                                        "warning"])
+    epoch = pd.Timestamp(0, tz="UTC")
+    rep = (pd.to_datetime(frame["reported"], utc=True) - epoch).dt.total_seconds().to_numpy()
+    due = (pd.to_datetime(frame["deadline"], utc=True) - epoch).dt.total_seconds().to_numpy()
+    level = warning_levels(now.timestamp(), rep, due, frame["workdays"].notna().to_numpy(), np.ones(len(frame), bool))
+    rank = pd.Series(level).map(_RANK).to_numpy()
+    before = frame["warning"].map(_RANK).fillna(0).to_numpy()
+    turned = np.flatnonzero(rank > before)  # only these are written, one by one (few per sweep)
+    if not len(turned):
+        return counts
     with write_txn(store) as conn:
-        for r, lv in zip(rows, level):
-            if _RANK[lv] <= _RANK[r.warning]:
-                continue
+        for i in turned:
+            r, lv = rows[i], level[i]
             action = "overdue" if lv == "red" else "warn"
             done = conn.execute(ev.update().where(ev.c.id == r.id, ev.c.version == r.version)
                                 .values(warning=lv, version=r.version + 1)).rowcount
