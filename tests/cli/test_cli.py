@@ -40,7 +40,7 @@ def test_every_command_has_help():
     paths = [p for p, _ in _commands(root)]
     # the tree as the README lists it, the maps plugin included
     assert {p[0] for p in paths} == {"init", "import", "validate", "export", "info", "serve", "locate",
-                                     "plan", "events", "report", "archive", "users", "map"}
+                                     "plan", "events", "report", "archive", "users", "map", "notify"}
     assert {p[1] for p in paths if p[0] == "plan" and len(p) == 2} == {
         "new", "list", "show", "publish", "diff", "move", "staffing", "transition", "split", "merge", "undo",
         "renumber"}
