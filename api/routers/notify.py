@@ -43,9 +43,10 @@ def list_webhooks(store: StoreDep, principal: Admin):
     return webhooks.list_webhooks(store)
 
 
-@router.delete("/v1/webhooks/{hook_id}", status_code=204, summary="Stop a webhook (administrator)")
+@router.delete("/v1/webhooks/{hook_id}", response_model=Webhook, **VALIDATED,
+               summary="Stop a webhook (administrator); answers it, inactive")
 def delete_webhook(hook_id: IdPath, store: StoreDep, principal: Admin):
-    webhooks.delete_webhook(store, hook_id, actor=principal.username or "admin")
+    return webhooks.delete_webhook(store, hook_id, actor=principal.username or "admin")
 
 
 class ChannelIn(BaseModel):
@@ -75,9 +76,10 @@ def list_channels(store: StoreDep, principal: Admin):
     return people.list_channels(store)
 
 
-@router.delete("/v1/channels/{channel_id}", status_code=204, summary="Stop a channel (administrator)")
+@router.delete("/v1/channels/{channel_id}", response_model=Channel, **VALIDATED,
+               summary="Stop a channel (administrator); answers it, inactive")
 def delete_channel(channel_id: IdPath, store: StoreDep, principal: Admin):
-    people.delete_channel(store, channel_id, actor=principal.username or "admin")
+    return people.delete_channel(store, channel_id, actor=principal.username or "admin")
 
 
 @router.get("/v1/deliveries", response_model=DeliveryPage, **VALIDATED,

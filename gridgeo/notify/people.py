@@ -111,7 +111,7 @@ def list_channels(store: Store) -> list[dict]:
         return [_channel(r) for r in conn.execute(select(ch).order_by(ch.c.id)).mappings()]
 
 
-def delete_channel(store: Store, channel_id: int, *, actor: str) -> None:
+def delete_channel(store: Store, channel_id: int, *, actor: str) -> dict:
     ch, dl = schema.channels, schema.deliveries
     with write_txn(store) as conn:
         if not conn.execute(ch.update().where(ch.c.id == channel_id, ch.c.active.is_(True))
@@ -120,6 +120,7 @@ def delete_channel(store: Store, channel_id: int, *, actor: str) -> None:
         conn.execute(dl.update().where(dl.c.channel == "person", dl.c.target == str(channel_id),
                                        dl.c.state == "pending").values(state="dead", last_error="channel deleted"))
         Store.audit(conn, actor=actor, action="channel.delete", entity="channels", entity_id=str(channel_id))
+        return _channel(conn.execute(select(ch).where(ch.c.id == channel_id)).mappings().one())
 
 
 def recipients(conn, event_type: str, event: dict | None) -> list[str]:

@@ -85,7 +85,7 @@ def list_webhooks(store: Store) -> list[dict]:
         return [_hook(r) for r in conn.execute(select(wh).order_by(wh.c.id)).mappings()]
 
 
-def delete_webhook(store: Store, hook_id: int, *, actor: str) -> None:
+def delete_webhook(store: Store, hook_id: int, *, actor: str) -> dict:
     """Stop a subscription (its pending deliveries die; the history of deliveries stays)."""
     wh, dl = schema.webhooks, schema.deliveries
     with write_txn(store) as conn:
@@ -97,6 +97,7 @@ def delete_webhook(store: Store, hook_id: int, *, actor: str) -> None:
                                        dl.c.state == "pending")
                      .values(state="dead", last_error="webhook deleted"))
         Store.audit(conn, actor=actor, action="webhook.delete", entity="webhooks", entity_id=str(hook_id))
+        return _hook(conn.execute(select(wh).where(wh.c.id == hook_id)).mappings().one())
 
 
 def _delivery(row) -> dict:

@@ -131,6 +131,17 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/ogc/collections/{collection_id}"): (ALL, _get("/ogc/collections/events")),
     ("GET", "/ogc/collections/{collection_id}/items"): (READERS, _get("/ogc/collections/events/items")),
     ("GET", "/ogc/collections/{collection_id}/items/{feature_id}"): (READERS, _get("/ogc/collections/events/items/{e0}")),
+    ("POST", "/v1/webhooks"): ({"admin"}, _post("/v1/webhooks", {"url": "ftp://nowhere", "event_types": ["*"]})),
+    ("GET", "/v1/webhooks"): ({"admin"}, _get("/v1/webhooks")),
+    ("DELETE", "/v1/webhooks/{hook_id}"): ({"admin"}, lambda c: ("/v1/webhooks/999999", {})),
+    ("POST", "/v1/channels"): ({"admin"}, _post("/v1/channels", {"name": "x", "url": "nothing://x", "role": "admin"})),
+    ("GET", "/v1/channels"): ({"admin"}, _get("/v1/channels")),
+    ("DELETE", "/v1/channels/{channel_id}"): ({"admin"}, lambda c: ("/v1/channels/999999", {})),
+    ("GET", "/v1/deliveries"): (EVERYTHING, _get("/v1/deliveries")),
+    ("POST", "/v1/deliveries/{delivery_id}/retry"): ({"admin"}, _post("/v1/deliveries/999999/retry")),
+    # signed by the county (Standard Webhooks), not by a token: unsigned, everyone gets 401
+    ("POST", "/v1/escalations/callback"): (set(), _post("/v1/escalations/callback", {"event_code": "{e0}",
+                                                                                      "status": "closed"})),
     ("GET", "/openapi.json"): (ALL, _get("/openapi.json")),
     ("GET", "/docs"): (ALL, _get("/docs")),
     ("GET", "/redoc"): (ALL, _get("/redoc")),
@@ -151,6 +162,9 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin", ("GET", "/plans"): "/plans",
     ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
 }
+
+#: Routes whose credential is a signature, not a token.
+SIGNED = {"/v1/escalations/callback"}
 
 #: Served by the documentation machinery, not gridgeo's routes.
 _IGNORED = {"/docs/oauth2-redirect", "/static-offline-docs/{path:path}", "/static-offline-docs"}
@@ -248,7 +262,7 @@ def test_endpoint_role_matrix_and_no_leaks(setup):
             if role in allowed:
                 if r.status_code in (401, 403) or r.status_code >= 500:
                     failures.append(f"{where} (should be allowed) {r.text[:200]}")
-            elif not (r.status_code == (401 if role == "anonymous" else 403)
+            elif not (r.status_code == (401 if role == "anonymous" or _template in SIGNED else 403)
                       or (r.status_code == 404 and "{code}" in _template)):
                 failures.append(f"{where} (should be refused)")
             text = r.text
