@@ -39,6 +39,7 @@ log = logging.getLogger("gridgeo.notify")
 #: Personal data no webhook receives.
 _PRIVATE = ("reporter_name", "reporter_phone", "reporter_staff_code")
 _RANK = {None: 0, "green": 0, "yellow": 1, "red": 2}
+FAN_OUT_BATCH, DELIVER_BATCH = 500, 100
 
 
 def _payload(conn, code: str, type_: str, seq: int | None, at: dt.datetime) -> dict:
@@ -325,9 +326,13 @@ class OutboxWorker:
                     if t - last_sweep >= s.sweep_seconds:
                         sweep_warnings(self.store)
                         last_sweep = t
-                    busy = fan_out(self.store) + deliver_due(self.store, client=client)
+                    # Straight on only while a full batch was taken (a backlog); else wait the
+                    # poll interval, so that a steady trickle of intakes is taken in batches,
+                    # not by a loop spinning beside the intake.
+                    busy = (fan_out(self.store, limit=FAN_OUT_BATCH) >= FAN_OUT_BATCH
+                            or deliver_due(self.store, limit=DELIVER_BATCH, client=client) >= DELIVER_BATCH)
                 except Exception:  # noqa: BLE001 - a lost database must not end the thread
                     log.exception("outbox worker round failed")
-                    busy = 0
+                    busy = False
                 if not busy:
                     self._stop.wait(s.outbox_poll_seconds)
