@@ -147,7 +147,7 @@ categories = Table(
     Column("deadline_hours", Integer, nullable=False),
     Column("major", Boolean, nullable=False, server_default="0"),
     Column("description", Text),
-    # Migration 0004: when set, the deadline is this many working days (gridgeo.events.deadlines)
+    # Migration 0005: when set, the deadline is this many working days (gridgeo.events.deadlines)
     Column("deadline_workdays", Integer),
     CheckConstraint(
         "platform IN ('stability', 'market', 'enforcement', 'service')", name="platform"
@@ -218,7 +218,7 @@ events = Table(
     Column("updated_at", UTCDateTime),
     Column("resolved_at", UTCDateTime),
     Column("closed_at", UTCDateTime),
-    # Migration 0004: the deadline's kind (working days, else hours), extensions in working
+    # Migration 0005: the deadline's kind (working days, else hours), extensions in working
     # days, and the last early-warning level recorded in the history (yellow, red).
     Column("deadline_workdays", Integer),
     Column("extended_days", Integer, nullable=False, server_default="0"),
@@ -361,7 +361,7 @@ audit_log = Table(
     Index(None, "entity", "entity_id"),
 )
 
-#: The transactional outbox (migration 0004): one row per change others are told of, written
+#: The transactional outbox (migration 0005): one row per change others are told of, written
 #: in the transaction of the change; the worker (gridgeo.notify.worker) fans each out into
 #: deliveries, then marks it dispatched.
 outbox = Table(
