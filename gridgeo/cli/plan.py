@@ -282,10 +282,11 @@ def diff(
               f"from plan {frame.attrs['from_plan']} to {frame.attrs['to_plan']}")
     per = frame.attrs.get("villages") or []
     if per:
-        vt = Table("village", "addresses changing", "households changing", "of households", title="per village")
+        vt = Table("village", "addresses changing", "households changing", "of households", "why touched",
+                   title="per village")
         for v in per:
             vt.add_row(v["village_code"], f"{v['addresses_changing']:,}", f"{v['households_changing']:,}",
-                       f"{v['households']:,}")
+                       f"{v['households']:,}", v.get("why") or "")
         out.print(vt)
     if len(frame):
         moves = frame.groupby(["from_grid", "to_grid"], dropna=False)["households"].agg(["size", "sum"])
