@@ -45,9 +45,11 @@ run: $(RUN_STAMP)
 system:
 	bash scripts/system-deps.sh
 
-## Set up (Python and system packages) and run the whole test suite, SQLite and PostgreSQL.
+## Set up (Python and system packages) and run the whole test suite, SQLite and PostgreSQL,
+## one worker process per core (pytest-xdist), each test file kept in one worker so that its
+## module-scoped browser and servers start once.
 test: $(TEST_STAMP) system
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 sample: $(RUN_STAMP)
 	$(BIN)/python data/make_sample.py

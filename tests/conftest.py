@@ -20,6 +20,7 @@ from contextlib import closing
 import pytest
 from sqlalchemy import create_engine, text
 
+from gridgeo.config import get_settings
 from gridgeo.store import Store
 from helpers.databases import PG_URL, empty_store, ensure_pg_database, truncate
 from helpers.events_world import load_world
@@ -47,6 +48,14 @@ def no_secret_in_any_log(tmp_path_factory):
     logging.getLogger().removeHandler(collector)
     leaks = collector.leaks + scan_logs(tmp_path_factory.getbasetemp())
     assert not leaks, f"secrets reached a log: {leaks[:20]}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings read anew after each test: a test that sets ``GRIDGEO_*`` variables (and
+    reads the settings while they are set) leaves nothing cached for the next one."""
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

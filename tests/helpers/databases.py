@@ -1,6 +1,7 @@
 """The two databases of the suite: a SQLite file per test, and the PostgreSQL + PostGIS
 database named by ``GRIDGEO_TEST_POSTGRES_URL`` (default: the local server's
-``gridgeo_test``), shared by the whole session and emptied between tests."""
+``gridgeo_test``), shared by the whole session and emptied between tests; one per worker
+process when the suite runs in parallel."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ from gridgeo.store import Store, metadata
 PG_URL = os.environ.get(
     "GRIDGEO_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/gridgeo_test"
 )
+# Under pytest-xdist (`make test` runs ``-n auto``) each worker process has a database of
+# its own, ``gridgeo_test_gw0``, ``gridgeo_test_gw1``...: the shared one is emptied per test.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    PG_URL = f"{PG_URL}_{os.environ['PYTEST_XDIST_WORKER']}"
 
 
 def ensure_pg_database(url: str) -> str | None:
