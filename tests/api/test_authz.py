@@ -142,6 +142,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     # signed by the county (Standard Webhooks), not by a token: unsigned, everyone gets 401
     ("POST", "/v1/escalations/callback"): (set(), _post("/v1/escalations/callback", {"event_code": "{e0}",
                                                                                       "status": "closed"})),
+    ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt"): (ALL, _get("/tiles/grids/0/0/0.mvt")),
     ("GET", "/openapi.json"): (ALL, _get("/openapi.json")),
     ("GET", "/docs"): (ALL, _get("/docs")),
     ("GET", "/redoc"): (ALL, _get("/redoc")),
