@@ -20,6 +20,18 @@ class InvalidInput(GridgeoError, ValueError):
     code = "invalid-input"
 
 
+class UnreadableFile(InvalidInput):
+    """A file that cannot be read as what its name says: missing, empty, another format,
+    a broken workbook, text in an unknown encoding. The message names the file (and the
+    row, where there is one: ``row``)."""
+
+    code = "unreadable-file"
+
+    def __init__(self, message: str, *, row: int | None = None):
+        super().__init__(message)
+        self.row = row
+
+
 class InternalError(GridgeoError, RuntimeError):
     """An invariant that should always hold did not: a bug in gridgeo, not the caller's fault.
     The API answers 500 and logs it with its traceback."""

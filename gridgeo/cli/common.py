@@ -65,6 +65,14 @@ EffectiveFromOpt = Annotated[
                       "then ends that day."),
 ]
 
+#: The text encoding of CSV input, and the sheet of a workbook: every command reading tables.
+EncodingOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Text encoding of CSV input (default: detected: UTF-8 with or without BOM, "
+                      "GB18030/GBK as Excel and WPS save it); e.g. gb18030, utf-8, big5."),
+]
+SheetOpt = Annotated[Optional[str], typer.Option(help="Sheet of .xlsx input (default: the first).")]
+
 #: The scheduler option's help, shared by ``locate``, ``report`` and ``archive``.
 SCHEDULER_HELP = (
     "Where dask runs: a scheduler address (tcp://host:8786), local (a cluster of one worker "

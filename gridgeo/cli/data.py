@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from gridgeo.cli.common import (AtOpt, DatabaseOpt, EffectiveFromOpt, open_store, out, print_report,
-                                progress, run_import)
+from gridgeo.cli.common import (AtOpt, DatabaseOpt, EffectiveFromOpt, EncodingOpt, SheetOpt, open_store,
+                                out, print_report, progress, run_import)
 from gridgeo.layers import LAYERS
 
 app = typer.Typer()
@@ -46,7 +46,8 @@ def init(
 
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="Files to import as one batch (.gpkg .geojson .shp .parquet .csv).")],
+    files: Annotated[list[Path], typer.Argument(help="Files to import as one batch (.gpkg .geojson .shp .parquet "
+                                                     ".csv .xlsx; tables with lon/lat or wkt columns).")],
     database: DatabaseOpt = None,
     layer: Annotated[Optional[str], typer.Option(help=f"Layer the files hold: {', '.join(LAYERS)}. Default: from the file or layer name.")] = None,
     crs: Annotated[Optional[str], typer.Option(help="CRS of the input when it declares none or a wrong one: wgs84, cgcs2000, gcj02, bd09, EPSG:xxxx.")] = None,
@@ -57,6 +58,8 @@ def import_(
     plan_name: Annotated[Optional[str], typer.Option(help="Name of the new grid plan.")] = None,
     effective_from: EffectiveFromOpt = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write every problem found to this CSV file.")] = None,
+    encoding: EncodingOpt = None,
+    sheet: SheetOpt = None,
 ) -> None:
     """Validate files and import them in one transaction; nothing is written if anything is wrong."""
     from gridgeo.io import import_files
@@ -64,7 +67,8 @@ def import_(
     result = run_import(
         lambda step: import_files(open_store(database), files, layer=layer, crs=crs, repair=repair,
                                   replace=replace, plan_version=plan, plan_name=plan_name,
-                                  effective_from=effective_from, progress=step),
+                                  effective_from=effective_from, progress=step, encoding=encoding,
+                                  sheet=sheet),
         report=report, steps=2 * len(LAYERS) + 2, what="importing")
     for line in result.summary():
         out.print(line)
@@ -79,6 +83,8 @@ def validate(
     standalone: Annotated[bool, typer.Option(help="Check the files on their own, without the database.")] = False,
     replace: Annotated[bool, typer.Option(help="Check as `import --replace` would, listing what it would remove.")] = False,
     report: Annotated[Optional[Path], typer.Option(help="Also write every problem found to this CSV file.")] = None,
+    encoding: EncodingOpt = None,
+    sheet: SheetOpt = None,
 ) -> None:
     """Check files (or the database) for every import error, writing nothing. Exits 1 on errors."""
     from gridgeo.io import validate_files, validate_store
@@ -87,7 +93,7 @@ def validate(
         store = None if standalone else _store_if_ready(database)
         with progress(2 * len(LAYERS) + 2, "validating") as step:
             rep = validate_files(files, store=store, layer=layer, crs=crs, replace=replace,
-                                 progress=step)
+                                 progress=step, encoding=encoding, sheet=sheet)
     else:
         rep = validate_store(open_store(database))
     print_report(rep)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gridgeo.cli.common import DatabaseOpt, open_store, out, progress, run_import
+from gridgeo.cli.common import DatabaseOpt, EncodingOpt, SheetOpt, open_store, out, progress, run_import
 
 app = typer.Typer(help="Events (事件): import, replay the sample year, housekeeping.",
                   no_args_is_help=True)
@@ -19,10 +19,12 @@ def _counts(d: dict) -> str:
 
 @app.command("import")
 def import_(
-    files: Annotated[list[Path], typer.Argument(help="Event files (CSV, GeoPackage) imported as one batch.")],
+    files: Annotated[list[Path], typer.Argument(help="Event files (CSV, .xlsx, Parquet, GeoPackage) imported as one batch.")],
     database: DatabaseOpt = None,
     crs: Annotated[Optional[str], typer.Option(help="CRS of rows that name none: wgs84, cgcs2000, gcj02, bd09.")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Also write every problem found to this CSV file.")] = None,
+    encoding: EncodingOpt = None,
+    sheet: SheetOpt = None,
 ) -> None:
     """Import events through the intake rules, all rows or none.
 
@@ -31,7 +33,8 @@ def import_(
     outside the jurisdiction or without a place go to the command room's queues, not dropped."""
     from gridgeo.events.importing import import_events
 
-    result = run_import(lambda step: import_events(open_store(database), files, crs=crs, progress=step),
+    result = run_import(lambda step: import_events(open_store(database), files, crs=crs, progress=step,
+                                                      encoding=encoding, sheet=sheet),
                         report=report, steps=4, what="importing events")
     out.print(f"imported {result.events:,} events ({result.history:,} history lines)")
     out.print(f"located by: {_counts(result.located_by)}")

@@ -8,35 +8,49 @@ from typing import Annotated, Optional
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyogrio
 import typer
 
-from gridgeo.cli.common import (SCHEDULER_HELP, AtOpt, DatabaseOpt, err, open_store, progress,
+from gridgeo.cli.common import (SCHEDULER_HELP, AtOpt, DatabaseOpt, SheetOpt, err, open_store, progress,
                                 scheduler_from)
 from gridgeo.cli.common import out as console
+from gridgeo.errors import UnreadableFile
+from gridgeo.io.reading import is_geoparquet
 
 app = typer.Typer()
 
 _CHUNK = 200_000
 
 
-def _read_points(path: Path, lon: str, lat: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str | None]:
+def _read_points(path: Path, lon: str, lat: str, encoding: str | None,
+                 sheet: str | None) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str | None]:
     """The rows, their lon/lat, and the CRS the file declares (spatial formats)."""
+    from gridgeo.io.reading import read_table
+    from gridgeo.io.streaming import LAT_NAMES, LON_NAMES, _numbers, _pick
+
     suffix = path.suffix.lower()
-    if suffix == ".csv":
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        for col in (lon, lat):
-            if col not in frame:
-                raise typer.BadParameter(f"{path}: no column {col!r} (use --lon/--lat)", param_hint="INPUT")
-        x = pd.to_numeric(frame[lon].replace("", None), errors="coerce").to_numpy(float)
-        y = pd.to_numeric(frame[lat].replace("", None), errors="coerce").to_numpy(float)
+    if suffix in (".csv", ".xlsx") or (suffix == ".parquet" and not is_geoparquet(path)):
+        frame = read_table(path, encoding=encoding, sheet=sheet).frame
+        names = list(frame.columns)
+        lon_col = _pick(names, lon, LON_NAMES, "longitude", path)
+        lat_col = _pick(names, lat, LAT_NAMES, "latitude", path)
+        x = _numbers(pa.array(frame[lon_col].to_numpy(dtype=object), type=pa.string()))
+        y = _numbers(pa.array(frame[lat_col].to_numpy(dtype=object), type=pa.string()))
         return frame, x, y, None
-    if suffix in (".parquet", ".geoparquet"):
-        frame = gpd.read_parquet(path)
-    elif suffix in (".gpkg", ".geojson", ".json", ".shp"):
-        frame = pyogrio.read_dataframe(path)
-    else:
-        raise typer.BadParameter(f"{path}: use .csv, .parquet, .gpkg, .geojson or .shp", param_hint="INPUT")
+    if not path.exists():
+        raise UnreadableFile(f"{path}: no such file")
+    try:
+        if suffix in (".parquet", ".geoparquet"):
+            frame = gpd.read_parquet(path)
+        elif suffix in (".gpkg", ".geojson", ".json", ".shp"):
+            frame = pyogrio.read_dataframe(path)
+        else:
+            raise typer.BadParameter(f"{path}: use .csv, .xlsx, .parquet, .gpkg, .geojson or .shp", param_hint="INPUT")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, OSError, ValueError) as exc:
+        raise UnreadableFile(f"{path}: cannot read the file: {exc}") from None
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise UnreadableFile(f"{path}: the layer has no geometry")
     declared = None
     if frame.crs is not None:
         epsg = frame.crs.to_epsg()
@@ -54,15 +68,23 @@ def _read_points(path: Path, lon: str, lat: str) -> tuple[pd.DataFrame, np.ndarr
 @app.command()
 def locate(
     input: Annotated[Path, typer.Argument(
-        help="Points: CSV (lon/lat columns), GeoParquet or GeoPackage/GeoJSON/Shapefile; "
-             "or a directory of (Geo)Parquet, located on dask.")],
+        help="Points: CSV (lon/lat columns; UTF-8 or GB18030/GBK), Excel .xlsx, Parquet with lon/lat "
+             "columns, GeoParquet or GeoPackage/GeoJSON/Shapefile; or a directory of (Geo)Parquet, "
+             "located on dask.")],
     out: Annotated[Path, typer.Option(
         "--out", "-o", help="Output file; same formats, from its suffix. "
                             "A directory for a directory INPUT (one file per partition).")],
     crs: Annotated[Optional[str], typer.Option(help="CRS of the coordinates: wgs84, cgcs2000, gcj02, bd09. CSV needs it; it overrides a file's own.")] = None,
     at: AtOpt = None,
-    lon: Annotated[str, typer.Option(help="Longitude column (CSV, plain Parquet).")] = "lon",
-    lat: Annotated[str, typer.Option(help="Latitude column (CSV, plain Parquet).")] = "lat",
+    lon: Annotated[str, typer.Option(help="Longitude column (CSV, .xlsx, plain Parquet); by default "
+                                          "lon, lng, longitude or 经度.")] = "lon",
+    lat: Annotated[str, typer.Option(help="Latitude column; by default lat, latitude or 纬度.")] = "lat",
+    encoding: Annotated[Optional[str], typer.Option(
+        help="Text encoding of a CSV input (default: detected; UTF-8 with or without BOM, GB18030/GBK).")] = None,
+    sheet: SheetOpt = None,
+    out_encoding: Annotated[str, typer.Option(
+        help="Text encoding of a CSV output: utf-8-sig (UTF-8 with BOM, which Excel opens as it is), "
+             "utf-8, input (the input's), gb18030 ...")] = "utf-8-sig",
     database: DatabaseOpt = None,
     scheduler: Annotated[Optional[str], typer.Option(
         help="Locate on dask (a directory INPUT always is). " + SCHEDULER_HELP)] = None,
@@ -76,13 +98,28 @@ def locate(
     Example: gridgeo locate points/ --out located/ --scheduler tcp://10.0.0.5:8786
     """
     from gridgeo.io import write_frame
+    from gridgeo.io.streaming import BLOCK_BYTES, locate_stream, streams
     from gridgeo.lookup import Lookup
 
     if input.is_dir() or scheduler is not None:
         _locate_on_dask(input, out, crs=crs, at=at, lon=lon, lat=lat, database=database,
                         scheduler=scheduler_from(scheduler), overwrite=overwrite)
         return
-    frame, x, y, declared = _read_points(input, lon, lat)
+    if not input.exists():
+        raise UnreadableFile(f"{input}: no such file")
+    if streams(input, out):
+        if crs is None:
+            raise typer.BadParameter(f"{input} declares no coordinate system: pass --crs", param_hint="--crs")
+        lookup = Lookup(open_store(database))
+        with progress(max(1, -(-input.stat().st_size // BLOCK_BYTES)) + 1, "locating") as step:
+            s = locate_stream(lookup, input, out, crs=crs, at=at, lon=lon, lat=lat, encoding=encoding,
+                              out_encoding=out_encoding, progress=step)
+        console.print(f"{s.rows:,} points, {s.located:,} in a grid ({s.snapped:,} snapped), "
+                      f"{s.rows - s.located:,} outside; plan {s.plan} -> {out}")
+        if s.invalid:
+            err.print(f"{s.invalid:,} points have invalid coordinates ({s.swapped:,} look swapped)")
+        return
+    frame, x, y, declared = _read_points(input, lon, lat, encoding, sheet)
     src = crs or declared
     if src is None:
         raise typer.BadParameter(f"{input} declares no coordinate system: pass --crs", param_hint="--crs")
@@ -100,7 +137,7 @@ def locate(
             "outside", "invalid", "swapped"]
     result.index = frame.index
     merged = frame.drop(columns=[c for c in keep if c in frame.columns]).join(result[keep])
-    write_frame(merged, out)
+    write_frame(merged, out, encoding="utf-8-sig" if out_encoding in ("input", "bom", "utf8-sig") else out_encoding)
     located = int((~result["outside"]).sum()) if n else 0
     console.print(f"{n:,} points, {located:,} in a grid ({int(result['snapped'].sum()) if n else 0:,} snapped), "
                   f"{n - located:,} outside; plan {plan} -> {out}")

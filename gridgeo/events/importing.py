@@ -73,9 +73,11 @@ def _read_gpkg(path: Path, report: Report) -> pd.DataFrame | None:
 
 
 def read_events(store: Store, paths: Iterable[str | Path], *, crs: str | None = None,
-                report: Report | None = None, allow_existing: set[str] | None = None) -> tuple[pd.DataFrame, Report]:
-    """Read and check event files (the ``events`` layer: CSV as :mod:`gridgeo.io` reads
-    it, or a GeoPackage layer with point geometry or lon/lat columns).
+                report: Report | None = None, allow_existing: set[str] | None = None,
+                encoding: str | None = None, sheet: str | None = None) -> tuple[pd.DataFrame, Report]:
+    """Read and check event files (the ``events`` layer: CSV, ``.xlsx`` or plain Parquet
+    as :func:`gridgeo.io.reading.read_table` reads them, with ``encoding`` and ``sheet``,
+    or a GeoPackage layer with point geometry or lon/lat columns).
 
     Returns the typed frame (``lon``/``lat``/``crs`` as reported, ``_file``/``_row``
     for reports) and the report. Codes already in the store are errors, except those
@@ -97,7 +99,7 @@ def read_events(store: Store, paths: Iterable[str | Path], *, crs: str | None = 
         else:
             csvs.append(path)
     if csvs:
-        sources, report = read_sources(csvs, layer="events", report=report)
+        sources, report = read_sources(csvs, layer="events", report=report, encoding=encoding, sheet=sheet)
         frames.extend(s.frame for s in sources)
     frames = [f for f in frames if len(f)]
     if not frames:
@@ -153,7 +155,8 @@ def report_history(prepared: pd.DataFrame, *, at: dt.datetime | None = None) -> 
 
 
 def import_events(store: Store, paths: Iterable[str | Path], *, crs: str | None = None,
-                  actor: str = "cli", progress: Progress | None = None) -> ImportResult:
+                  actor: str = "cli", progress: Progress | None = None, encoding: str | None = None,
+                  sheet: str | None = None) -> ImportResult:
     """Import event files through the intake rules, all rows or none.
 
     Raises
@@ -165,7 +168,7 @@ def import_events(store: Store, paths: Iterable[str | Path], *, crs: str | None 
     paths = list(paths)
     if progress:
         progress(f"reading {len(paths)} file(s)")
-    frame, report = read_events(store, paths, crs=crs)
+    frame, report = read_events(store, paths, crs=crs, encoding=encoding, sheet=sheet)
     if not report.ok:
         raise ImportFailed(report)
     if len(frame) == 0:

@@ -69,11 +69,13 @@ def neutralise_array(values):
     lookup's CSV)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
-    starts = "^[" + "".join({"\t": r"\t", "\r": r"\r"}.get(c, "\\" + c) for c in FORMULA_STARTS) + "]"
-    hit = pc.and_(pc.match_substring_regex(values, starts),
-                  pc.invert(pc.match_substring_regex(values, f"^{_PLAIN_NUMBER}$"))).fill_null(False)
-    if not pc.any(hit).as_py():
+    if pa.types.is_dictionary(values.type):  # the dictionary's values, once each
+        return pa.DictionaryArray.from_arrays(values.indices, neutralise_array(values.dictionary))
+    first = pc.utf8_slice_codeunits(values, 0, 1)
+    hit = pc.is_in(first, value_set=pa.array(FORMULA_STARTS)).fill_null(False)
+    if not pc.any(hit).as_py():  # the common case: one pass over the first characters
         return values
+    hit = pc.and_(hit, pc.invert(pc.match_substring_regex(values, f"^{_PLAIN_NUMBER}$").fill_null(False)))
     return pc.if_else(hit, pc.binary_join_element_wise("'", values, ""), values)
 
 
@@ -117,11 +119,13 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = None) -> Path:
+def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = None,
+                encoding: str = "utf-8") -> Path:
     """Write a (Geo)DataFrame to ``path``; the format comes from the suffix.
 
     CSV gets ``lon``/``lat`` columns for points and a ``wkt`` column for other
-    geometries; a GeoPackage may take several layers (``layer`` names this one).
+    geometries, in ``encoding`` (``utf-8-sig``: with a BOM); a GeoPackage may take several
+    layers (``layer`` names this one).
     """
     path = Path(path)
     fmt = _format(path)
@@ -136,7 +140,11 @@ def write_frame(frame: pd.DataFrame, path: str | Path, *, layer: str | None = No
                 out["lat"] = shapely.get_y(geoms)
             else:
                 out["wkt"] = shapely.to_wkt(geoms, rounding_precision=7)
-        neutralise_formulas(out).to_csv(path, index=False, lineterminator="\n")
+        try:
+            neutralise_formulas(out).to_csv(path, index=False, lineterminator="\n", encoding=encoding)
+        except (UnicodeEncodeError, LookupError) as exc:
+            path.unlink(missing_ok=True)
+            raise InvalidInput(f"{path}: cannot write the CSV in {encoding!r} ({exc}); write UTF-8 instead") from None
     elif fmt == "GeoParquet":
         if not is_geo:
             raise InvalidInput(f"{path}: GeoParquet needs a layer with geometry; use CSV for tables")

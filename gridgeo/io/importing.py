@@ -221,9 +221,11 @@ def _validate(store: Store | None, sources: list[Source], report: Report, *, rep
 
 
 def validate_files(paths, *, store: Store | None = None, layer=None, crs=None, repair=False,
-                   replace=False, progress: Progress | None = None) -> Report:
-    """Validate files as one batch (against ``store`` when given); nothing is written."""
-    sources, report = read_sources(paths, layer=layer, crs=crs)
+                   replace=False, progress: Progress | None = None, encoding: str | None = None,
+                   sheet: str | None = None) -> Report:
+    """Validate files as one batch (against ``store`` when given); nothing is written.
+    ``encoding`` and ``sheet`` are for tables (:func:`gridgeo.io.reading.read_table`)."""
+    sources, report = read_sources(paths, layer=layer, crs=crs, encoding=encoding, sheet=sheet)
     _validate(store, sources, report, repair=repair, replace=replace, progress=progress)
     return report
 
@@ -311,6 +313,8 @@ def import_files(
     effective_from: dt.date | None = None,
     actor: str = "cli",
     progress: Progress | None = None,
+    encoding: str | None = None,
+    sheet: str | None = None,
 ) -> ImportResult:
     """Validate and import files into ``store`` in one transaction.
 
@@ -319,7 +323,9 @@ def import_files(
     store : Store
         A migrated store.
     paths : iterable of paths
-        The files; all of them form one batch (one validation, one transaction).
+        The files; all of them form one batch (one validation, one transaction). Tables
+        may be CSV (UTF-8 or GB18030/GBK, or ``encoding``), ``.xlsx`` (the first sheet, or
+        ``sheet``) or plain Parquet (:func:`gridgeo.io.reading.read_table`).
     layer : str, optional
         The layer the files hold, when their names do not say it.
     crs : str, optional
@@ -344,7 +350,7 @@ def import_files(
         When validation finds an error. Nothing is written.
     """
     store.check()
-    sources, report = read_sources(paths, layer=layer, crs=crs)
+    sources, report = read_sources(paths, layer=layer, crs=crs, encoding=encoding, sheet=sheet)
     frames = _validate(store, sources, report, repair=repair, replace=replace, progress=progress)
     if not report.ok:
         raise ImportFailed(report)

@@ -1,12 +1,22 @@
-"""Reading layer files: GeoPackage, GeoJSON, Shapefile, GeoParquet, CSV, into WGS84.
+"""Reading layer files: GeoPackage, GeoJSON, Shapefile, GeoParquet, CSV, Excel, plain
+Parquet, into WGS84.
 
 The coordinate system comes from the file, or from ``--crs`` when the file declares none
 (CSV) or a wrong one; ``gcj02`` and ``bd09`` are converted to WGS84. Problems go to a
 :class:`~gridgeo.validate.Report` with file, row and field.
+
+Tables (CSV, ``.xlsx``, Parquet without geometry) are read by :func:`read_table`, the
+one reader of tabular files every command uses (import, validate, events import,
+``gridgeo locate``): CSV in UTF-8 with or without BOM, or GB18030/GBK as Excel and WPS
+save it on a Chinese Windows desktop (told apart by :func:`detect_encoding`, with
+charset-normalizer), or the ``--encoding`` given; the first sheet of a workbook or
+``--sheet``; every value as text, as a CSV gives it.
 """
 
 from __future__ import annotations
 
+import codecs
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,16 +24,19 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pyogrio
 import pyproj
 import shapely
 
 from gridgeo import crs as _crs
-from gridgeo.errors import InvalidInput, UnknownCRS
+from gridgeo.errors import InvalidInput, UnknownCRS, UnreadableFile
 from gridgeo.layers import LAYERS
 from gridgeo.validate import Report
 
-__all__ = ["FORMATS", "Source", "read_sources"]
+__all__ = ["FORMATS", "TABLE_SUFFIXES", "Source", "TextTable", "decode_failure", "detect_encoding",
+           "is_geoparquet", "read_sources", "read_table"]
 
 #: File suffix -> format name.
 FORMATS = {
@@ -34,7 +47,211 @@ FORMATS = {
     ".parquet": "GeoParquet",
     ".geoparquet": "GeoParquet",
     ".csv": "CSV",
+    ".xlsx": "XLSX",
 }
+
+#: Suffixes of the tables :func:`read_table` reads (Parquet: when it holds no geometry).
+TABLE_SUFFIXES = (".csv", ".xlsx", ".parquet", ".geoparquet")
+
+#: How much of a text file :func:`detect_encoding` looks at.
+SAMPLE_BYTES = 1 << 20
+
+#: What charset-normalizer may name, as the codec read with: the GB family is read as
+#: GB18030 (a superset of GB2312 and GBK); anything else is no office's CSV.
+_KNOWN_ENCODINGS = {"utf_8": "utf-8", "ascii": "utf-8", "gb18030": "gb18030", "gbk": "gb18030",
+                    "gb2312": "gb18030", "hz": None, "big5": "big5", "big5hkscs": "big5hkscs"}
+
+
+@dataclass
+class TextTable:
+    """A table read by :func:`read_table`: every value as text (``""`` where empty), and
+    the text encoding of a CSV (None for other formats)."""
+
+    frame: pd.DataFrame
+    encoding: str | None = None
+
+
+def detect_encoding(sample: bytes, path: str | Path = "") -> str:
+    """The encoding of a CSV from its first bytes: a BOM says it; else strict UTF-8; else
+    strict GB18030 (which GBK and GB2312 are part of); else what charset-normalizer finds
+    among the encodings offices use (Big5).
+
+    Raises
+    ------
+    UnreadableFile
+        Neither: the message names the file and the row where UTF-8 decoding failed.
+    """
+    if sample.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3 and len(sample) >= SAMPLE_BYTES:
+            return "utf-8"  # the sample cut a character in two
+        utf8_failure = exc
+    try:  # what Excel and WPS save on a mainland desktop (GBK is a subset)
+        sample.decode("gb18030")
+        return "gb18030"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 4 and len(sample) >= SAMPLE_BYTES:
+            return "gb18030"
+    from charset_normalizer import from_bytes
+
+    # Else charset-normalizer, among the encodings offices use only: on a short file it
+    # would otherwise pick a single-byte Cyrillic or Thai page that decodes anything.
+    best = from_bytes(sample, cp_isolation=["utf_8", "gb18030", "big5", "big5hkscs"]).best()
+    found = _KNOWN_ENCODINGS.get(best.encoding) if best is not None else None
+    if found is None:
+        raise decode_failure(path, "utf-8", sample, utf8_failure,
+                             hint="it is neither UTF-8 nor GB18030/GBK: save it as UTF-8 or pass --encoding")
+    return found
+
+
+def decode_failure(path, encoding: str, data: bytes, exc: UnicodeDecodeError, *, hint: str | None = None,
+                   offset: int = 0, lines_before: int = 0) -> UnreadableFile:
+    """The error for text that is not ``encoding``: the file, the row (the header is
+    line 1, the first data row is row 1) and the byte where decoding failed. ``data``
+    starts at byte ``offset`` of the file, after ``lines_before`` line breaks."""
+    line = lines_before + data[:exc.start].count(b"\n") + 1
+    row = line - 1
+    where = f"row {row} (line {line}, byte {offset + exc.start:,})" if row >= 1 else \
+        f"the header (byte {offset + exc.start:,})"
+    return UnreadableFile(f"{path}: not {encoding} text at {where}: "
+                          f"{hint or 'pass --encoding (utf-8, gb18030, ...)'}", row=row if row >= 1 else None)
+
+
+def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
+    """The text of a CSV and its encoding (detected unless given)."""
+    data = path.read_bytes()
+    if not data.strip():
+        raise UnreadableFile(f"{path}: the file is empty")
+    if encoding is None:
+        encoding = detect_encoding(data[:SAMPLE_BYTES], path)
+    else:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise UnreadableFile(f"unknown encoding {encoding!r}: use utf-8, gb18030, gbk, big5 ...") from None
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise decode_failure(path, encoding, data, exc) from None
+    return text.lstrip("\ufeff"), encoding
+
+
+def is_geoparquet(path: str | Path) -> bool:
+    """Whether a Parquet file carries GeoParquet metadata (else it is a plain table).
+
+    Raises
+    ------
+    UnreadableFile
+        Not a Parquet file.
+    """
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableFile(f"{path}: not a Parquet file ({exc})") from None
+    return b"geo" in meta
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text, as a CSV would give it: ``""`` for missing, integers without
+    a decimal point (Excel keeps every number as a float), dates in ISO 8601."""
+    out = {}
+    for col in frame.columns:
+        values = frame[col]
+        if pd.api.types.is_bool_dtype(values):
+            text = values.map({True: "true", False: "false"})
+        elif pd.api.types.is_integer_dtype(values):
+            text = values.astype(str)
+        elif pd.api.types.is_float_dtype(values):
+            arr = values.to_numpy(dtype=float, na_value=np.nan)
+            whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < 2 ** 53)
+            text = pd.Series(np.where(whole, np.where(whole, arr, 0).astype(np.int64).astype(str),
+                                      values.astype(str).to_numpy(dtype=object)), index=values.index)
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            text = pd.Series([v.isoformat() if pd.notna(v) else "" for v in values], index=values.index, dtype=object)
+        else:
+            text = pd.Series([_cell_text(v) for v in values.to_numpy(dtype=object)], index=values.index, dtype=object)
+        out[str(col).strip()] = text.where(values.notna(), "")
+    return pd.DataFrame(out, index=frame.index).astype(object)
+
+
+def _cell_text(v) -> str:
+    """One cell of a workbook (or an object column) as text."""
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
+        return str(int(v))
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return str(v)
+
+
+def _read_xlsx(path: Path, sheet: str | None) -> pd.DataFrame:
+    from openpyxl import load_workbook
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    try:
+        book = load_workbook(path, read_only=True, data_only=True)
+    except (zipfile.BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
+        raise UnreadableFile(f"{path}: not an Excel workbook (.xlsx; an old .xls must be saved as .xlsx): {exc}") from None
+    try:
+        if sheet is not None and sheet not in book.sheetnames:
+            raise UnreadableFile(f"{path}: no sheet {sheet!r} (it has {', '.join(book.sheetnames)})")
+        rows = list((book[sheet] if sheet is not None else book.worksheets[0]).iter_rows(values_only=True))
+    finally:
+        book.close()
+    rows = [r for r in rows if any(v is not None and str(v).strip() != "" for v in r)]
+    if not rows:
+        raise UnreadableFile(f"{path}: the sheet {sheet or book.sheetnames[0]!r} is empty")
+    header = [f"column{i + 1}" if h is None else str(h).strip() for i, h in enumerate(rows[0])]
+    body = pd.DataFrame([list(r) for r in rows[1:]], columns=header, dtype=object)
+    return _as_text(body) if len(body) else pd.DataFrame(columns=header, dtype=object)
+
+
+def read_table(path: str | Path, *, encoding: str | None = None, sheet: str | None = None) -> TextTable:
+    """A CSV, an ``.xlsx`` workbook (its first sheet, or ``sheet``) or a plain Parquet file,
+    every value as text.
+
+    Raises
+    ------
+    UnreadableFile
+        Missing, empty, not the format its suffix says, or text not in ``encoding`` (or
+        in no encoding :func:`detect_encoding` knows): says which file and row.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.exists():
+        raise UnreadableFile(f"{path}: no such file")
+    if path.is_dir():
+        raise UnreadableFile(f"{path}: a directory, not a file")
+    if suffix == ".csv":
+        text, encoding = _read_text(path, encoding)
+        import io
+
+        try:
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+        except pd.errors.EmptyDataError:
+            raise UnreadableFile(f"{path}: the file is empty") from None
+        except pd.errors.ParserError as exc:
+            raise UnreadableFile(f"{path}: cannot read the CSV: {exc}") from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return TextTable(frame, encoding)
+    if suffix == ".xlsx":
+        return TextTable(_read_xlsx(path, sheet))
+    if suffix in (".parquet", ".geoparquet"):
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise UnreadableFile(f"{path}: not a Parquet file ({exc})") from None
+        return TextTable(_as_text(table.to_pandas()))
+    raise UnreadableFile(f"{path}: not a table; use .csv, .xlsx or .parquet")
 
 @dataclass
 class Source:
@@ -116,14 +333,13 @@ def _reproject(frame: gpd.GeoDataFrame, file_crs, declared, path, layer, report)
     return frame.set_crs(target, allow_override=True).to_crs(4326)
 
 
-def _read_csv(path: Path, spec, declared, report) -> pd.DataFrame | None:
+def _read_csv(path: Path, spec, declared, report, encoding: str | None = None,
+              sheet: str | None = None) -> pd.DataFrame | None:
+    """A table (CSV, .xlsx, plain Parquet) as a layer: points from lon/lat, else wkt."""
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        report.error(path, spec.name, None, None, "the file is not UTF-8 text")
-        return None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        report.error(path, spec.name, None, None, f"cannot read the CSV: {exc}")
+        df = read_table(path, encoding=encoding, sheet=sheet).frame
+    except UnreadableFile as exc:
+        report.error(path, spec.name, exc.row, None, str(exc))
         return None
     df.insert(0, "_row", np.arange(1, len(df) + 1))
     if spec.geometry is None:
@@ -216,10 +432,12 @@ def _read_spatial(path: Path, fmt: str, gpkg_layer: str | None, spec, declared, 
 
 
 def read_sources(paths: Iterable[str | Path], *, layer: str | None = None,
-                 crs: str | None = None, report: Report | None = None) -> tuple[list[Source], Report]:
+                 crs: str | None = None, report: Report | None = None, encoding: str | None = None,
+                 sheet: str | None = None) -> tuple[list[Source], Report]:
     """Read files into :class:`Source` layers in WGS84, collecting problems in ``report``.
 
-    A GeoPackage yields each of its layers whose name is a gridgeo layer (or, with
+    Tables (CSV, ``.xlsx``, Parquet without geometry) are read by :func:`read_table`
+    with ``encoding`` and ``sheet``. A GeoPackage yields each of its layers whose name is a gridgeo layer (or, with
     ``layer``, its only layer or the one of that name); other files hold one layer,
     named by ``layer`` or by the file name (``households.csv``).
     """
@@ -257,8 +475,13 @@ def read_sources(paths: Iterable[str | Path], *, layer: str | None = None,
         if name is None:
             continue
         spec = LAYERS[name]
-        if fmt == "CSV":
-            frame = _read_csv(path, spec, declared, report)
+        try:
+            tabular = fmt in ("CSV", "XLSX") or (fmt == "GeoParquet" and not is_geoparquet(path))
+        except UnreadableFile as exc:
+            report.error(path, name, None, None, str(exc))
+            continue
+        if tabular:
+            frame = _read_csv(path, spec, declared, report, encoding=encoding, sheet=sheet)
         else:
             frame = _read_spatial(path, fmt, None, spec, declared, report)
         if frame is not None:

@@ -82,6 +82,12 @@ def frame_from_rows(rows, columns: list[str], *, geometry: str | None = "geometr
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index, crs=4326), crs=4326)
 
 
+def _first_line(exc: Exception) -> str:
+    """The driver's message, without SQLAlchemy's statement and background link."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).strip().splitlines()[0]
+
+
 class Store:
     """A gridgeo database.
 
@@ -97,7 +103,12 @@ class Store:
         self.engine = make_engine(self.url, echo=settings.echo_sql if echo is None else echo)
 
     def __repr__(self) -> str:
-        return f"Store({self.engine.url.render_as_string(hide_password=True)!r})"
+        return f"Store({self.shown!r})"
+
+    @property
+    def shown(self) -> str:
+        """The URL without its password, for messages."""
+        return self.engine.url.render_as_string(hide_password=True)
 
     @property
     def dialect(self) -> str:
@@ -113,9 +124,13 @@ class Store:
     def migrate(self) -> None:
         """Create or upgrade the schema to the newest migration (idempotent)."""
         from alembic import command
+        from sqlalchemy.exc import DatabaseError, OperationalError
 
-        with self.engine.begin() as conn:
-            command.upgrade(_alembic_config(conn), "head")
+        try:
+            with self.engine.begin() as conn:
+                command.upgrade(_alembic_config(conn), "head")
+        except (DatabaseError, OperationalError) as exc:  # not a database, cannot be opened
+            raise StoreError(f"cannot create or upgrade the schema of {self.shown}: {_first_line(exc)}") from None
 
     def revision(self) -> str | None:
         """The migration the database is at, or None if it has no gridgeo schema."""
@@ -129,12 +144,12 @@ class Store:
         try:
             rev = self.revision()
         except Exception as exc:  # the driver's own error says why (refused, no such db)
-            raise StoreError(f"cannot reach the database: {exc}") from exc
+            raise StoreError(f"cannot reach the database {self.shown}: {_first_line(exc)}") from exc
         if rev is None:
-            raise StoreError("the database has no gridgeo schema: run `gridgeo init`")
+            raise StoreError(f"the database has no gridgeo schema ({self.shown}): run `gridgeo init`")
         if rev != HEAD_REVISION:
             raise StoreError(
-                f"the database schema is at {rev}, this gridgeo needs {HEAD_REVISION}: "
+                f"the database schema is at {rev}, this gridgeo needs {HEAD_REVISION} ({self.shown}): "
                 "run `gridgeo init` to migrate"
             )
 
