@@ -35,6 +35,17 @@ async def lookup_one(
     return Response(lookup.one_json(lon, lat, crs=crs, at=at), media_type="application/json")
 
 
+_FEATURE_COLLECTION = {
+    "type": "object", "required": ["type", "features"],
+    "properties": {
+        "type": {"type": "string", "enum": ["FeatureCollection"]},
+        "features": {"type": "array", "items": {"type": "object", "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "geometry": {"type": ["object", "null"]},
+            "properties": {"type": "object", "description": "The columns of the json form."}}}},
+    },
+}
+
 _BATCH_EXAMPLES = {
     "points": {"summary": "Pairs", "value": {"crs": "gcj02", "points": [[119.45, 28.44], [119.46, 28.45]]}},
     "columns": {"summary": "Columns", "value": {"lon": [119.45, 119.46], "lat": [28.44, 28.45]}},
@@ -48,7 +59,7 @@ _BATCH_EXAMPLES = {
 
 @router.post("", summary="Which grids hold many points (up to 100,000)", response_model=BatchAnswer,
              responses={200: {"content": {
-                 "application/geo+json": {"schema": {"type": "object"}},
+                 "application/geo+json": {"schema": _FEATURE_COLLECTION},
                  "text/csv": {"schema": {"type": "string"}},
                  "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
                  "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
