@@ -12,7 +12,7 @@ from gridgeo.api.fastpath import FastLookup
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.metrics import router as metrics_router
 from gridgeo.api.middleware import BodyGuard, ObserveRequests, RateLimit, enable_request_log, install_log_redaction
-from gridgeo.api.routers import events, grids, health, lookup, maps, notify, ogc, open311, plans, stats, tiles, users
+from gridgeo.api.routers import events, grids, health, lookup, maps, notify, ogc, open311, patrols, photos, plans, stats, tiles, users
 from gridgeo import __version__
 from gridgeo.config import get_settings
 from gridgeo.console import install as install_console
@@ -56,6 +56,8 @@ def create_app() -> FastAPI:
     app.include_router(plans.router)
     app.include_router(lookup.router)
     app.include_router(events.router)
+    app.include_router(photos.router)
+    app.include_router(patrols.router)
     app.include_router(open311.router)
     app.include_router(maps.router)
     app.include_router(ogc.router)

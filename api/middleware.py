@@ -342,6 +342,30 @@ INLINE_SCAN_BYTES = 64 * 1024
 PROCESS_SCAN_BYTES = 2_000_000
 
 
+#: Room for a multipart body's boundaries, headers and small fields around its files.
+MULTIPART_OVERHEAD = 256 * 1024
+_PHOTO_PATH = re.compile(r"/v1/events/[^/]+/photos")
+
+
+def upload_limit(scope) -> tuple[int, str] | None:
+    """The body limit of the upload routes (None for the others): one photo for
+    ``POST /v1/events/{code}/photos``; a report's photos for a multipart
+    ``POST /v1/events``; a track for ``POST /v1/patrols``. Decided from the path and the
+    content type, so an oversized upload gets its 413 before anything is buffered."""
+    settings = get_settings()
+    path = scope["path"].rstrip("/")
+    if path == "/v1/patrols":
+        return settings.max_track_bytes, "GRIDGEO_MAX_TRACK_BYTES"
+    if _PHOTO_PATH.fullmatch(path):
+        return settings.max_photo_bytes + MULTIPART_OVERHEAD, "GRIDGEO_MAX_PHOTO_BYTES"
+    if path == "/v1/events":
+        ctype = dict(scope["headers"]).get(b"content-type", b"").lower()
+        if ctype.startswith(b"multipart/form-data"):
+            return (settings.max_photo_bytes * settings.max_photos_per_report + MULTIPART_OVERHEAD,
+                    "GRIDGEO_MAX_PHOTO_BYTES × GRIDGEO_MAX_PHOTOS_PER_REPORT")
+    return None
+
+
 class BodyGuard:
     """413 for bodies over the limit of their path (from Content-Length at once, or while
     streaming); 408 for a body that does not arrive within ``timeout`` seconds; 422 for
@@ -362,7 +386,11 @@ class BodyGuard:
         self.timeout = settings.body_timeout if timeout is None else timeout
 
     def _limit(self, scope) -> tuple[int, str]:
-        if scope["path"].rstrip("/") in self.big_paths or self.small_bytes >= self.max_bytes:
+        path = scope["path"].rstrip("/")
+        upload = upload_limit(scope)
+        if upload is not None:
+            return upload
+        if path in self.big_paths or self.small_bytes >= self.max_bytes:
             return self.max_bytes, "GRIDGEO_MAX_BODY_BYTES"
         return self.small_bytes, "GRIDGEO_MAX_SMALL_BODY_BYTES"
 

@@ -110,6 +110,29 @@ class Settings(BaseSettings):
     #: Send the console's cookies with ``Secure`` (only over HTTPS). Set it when the
     #: service is behind TLS, as it should be beyond a closed intranet.
     secure_cookies: bool = False
+    #: Where photos are kept, content-addressed: a directory (default) or an fsspec URL of
+    #: an S3-compatible store, e.g. ``s3://bucket/photos``, for several workers or machines.
+    photo_store: str = "gridgeo-photos"
+    #: fsspec options of the photo store as JSON, e.g. ``{"endpoint_url": "http://minio:9000",
+    #: "key": "...", "secret": "..."}`` (s3fs also reads the usual AWS_* variables).
+    photo_store_options: SecretStr | None = None
+    #: Largest photo, in bytes (413 above it).
+    max_photo_bytes: int = 15_000_000
+    #: Largest photo, in pixels (413 above it: a small file may decode to a huge image).
+    max_photo_pixels: int = 60_000_000
+    #: Photos in one report (multipart POST /v1/events).
+    max_photos_per_report: int = 6
+    #: Largest patrol track upload (GPX or JSON), in bytes: a day at 1 Hz is about 10 MB of GPX.
+    max_track_bytes: int = 50_000_000
+    #: Longest side of a stored photo and of its thumbnail, in pixels.
+    photo_max_side: int = 2560
+    thumbnail_side: int = 320
+    #: A patrol point reached faster than this from the previous one is a GPS jump, dropped.
+    patrol_max_speed_mps: float = 40.0
+    #: Households and road length within this distance of a track count as covered.
+    patrol_coverage_m: float = 50.0
+    #: A check-in (签到) is verified inside its grid or within this distance of it.
+    checkin_distance_m: float = 100.0
 
     #: The county's holiday file: CSV ``date,kind,note`` (kind ``holiday`` or ``workday``),
     #: over the official calendar of ``chinesecalendar`` (gridgeo.events.deadlines).

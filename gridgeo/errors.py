@@ -293,3 +293,26 @@ class ReplayedMessage(GridgeoError):
 
     status = 409
     code = "replayed-message"
+
+
+class UnsupportedPhoto(GridgeoError, ValueError):
+    """An upload that does not decode as a JPEG, PNG, WebP or HEIC image, whatever its
+    name or declared type says (HTTP 415)."""
+
+    status = 415
+    code = "unsupported-photo"
+
+
+class PhotoTooLarge(GridgeoError):
+    """A photo over the size or pixel limit (GRIDGEO_MAX_PHOTO_BYTES, GRIDGEO_MAX_PHOTO_PIXELS)."""
+
+    status = 413
+    code = "photo-too-large"
+
+
+class InvalidTrack(GridgeoError, ValueError):
+    """A patrol track that cannot be taken: not GPX or the app's JSON, no points, too
+    few points left once cleaned, times missing."""
+
+    status = 422
+    code = "invalid-track"

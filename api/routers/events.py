@@ -15,23 +15,32 @@ import asyncio
 import datetime as dt
 from typing import Annotated, Any, Literal
 
+from dataclasses import replace
+
+import anyio.to_thread
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gridgeo.api.deps import CatalogueEditor, CommandRoomReader, PrincipalDep, StoreDep
+from gridgeo.api.middleware import run_heavy
 from gridgeo.api.problems import problem
+from gridgeo.api.uploads import read_upload
 from gridgeo.api.schemas.base import VALIDATED
 from gridgeo.api.schemas.events import (Category, CommandRoom, CreatedEvent, Event, EventPage, ReporterView,
                                         Supervision, Workflow)
 from gridgeo import auth
 from gridgeo.auth import Principal
-from gridgeo.errors import (IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion,
+from gridgeo.config import get_settings
+from gridgeo.errors import (IllegalTransition, InvalidEvent, MalformedBody, NotFound, RoleNotAllowed, StaleVersion,
                             Unauthenticated, VersionRequired)
 from gridgeo.events import catalogue, queries
-from gridgeo.events.intake import EventIn, prepare_intake, submit_intake
+from gridgeo.events.intake import EventIn, position_from_photos, prepare_intake, submit_intake
 from gridgeo.events.service import take_action
 from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, OVERDUE_STATES, REJECT_REASONS, STATES,
                                      WORKFLOW_ACTORS)
+from gridgeo.photos import add_photos, ingest
 from gridgeo.layers import ACCOUNT_ROLES, MAX_LENGTHS, PLATFORMS, SOURCES
 from gridgeo.timezone import CHINA as CST
 
@@ -127,21 +136,64 @@ class CategoryIn(BaseModel):
 # -- intake ------------------------------------------------------------------------------
 
 
+def _intake_body() -> dict:
+    """The request body of POST /v1/events in the OpenAPI document: JSON, or multipart
+    with the event as JSON text and its photos."""
+    schema = EventCreate.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"required": True, "content": {
+        "application/json": {"schema": schema},
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["event"],
+            "properties": {"event": {"type": "string", "description": "The event as JSON (the fields above)."},
+                           "photos": {"type": "array", "items": {"type": "string", "format": "binary"},
+                                      "description": "Photos of the scene (JPEG, PNG, WebP, HEIC)."}}}}}}
+
+
+def _event_body(raw: bytes | str) -> EventCreate:
+    """The event of a request body, validated as FastAPI would (422 with the fields)."""
+    try:
+        return EventCreate.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e.get("loc", ()))}
+                                      for e in exc.errors(include_url=False)]) from None
+
+
 @router.post("/v1/events", status_code=201, summary="Report an event", response_model=CreatedEvent,
              responses={201: {"description": "Stored (committed). Holds the reporter's token, shown once."},
                         200: {"description": "Not used: a retry answers 201 with Idempotent-Replayed: true."},
+                        413: {"description": "A photo, or the report's photos together, over the limit."},
+                        415: {"description": "A photo that does not decode as JPEG, PNG, WebP or HEIC."},
                         422: {"description": "Invalid event, or Idempotency-Key reused with another request."}},
-             openapi_extra={"parameters": [{
+             openapi_extra={"requestBody": _intake_body(), "parameters": [{
                  "name": "Idempotency-Key", "in": "header", "required": False,
                  "schema": {"type": "string", "maxLength": 255},
                  "description": "Client-chosen key (1-255 characters); a retry with the same key and "
                                 "request returns the first answer and creates nothing."}]})
-async def create_event(body: EventCreate, store: StoreDep, principal: PrincipalDep, request: Request):
+async def create_event(store: StoreDep, principal: PrincipalDep, request: Request):
     """Take in one event: locate it, route it, date its deadline, flag duplicates, and
     commit before answering. Without a token only the public's source (``app``) is
     taken: patrols, the hotline, letters and visits, inspections and departments report
     with a user's token. The answer's ``reporter_token`` lets the reporter follow
-    the event (GET /v1/events/{code}/status) and rate it."""
+    the event (GET /v1/events/{code}/status) and rate it.
+
+    As ``multipart/form-data`` the event is the part ``event`` (JSON text) and its photos
+    the parts ``photos``: each is decoded, re-encoded without metadata and stored; with no
+    coordinates in the event, the first photo's EXIF GPS locates it (``position_from``:
+    ``photo``). The answer lists the photos (``photos_attached``)."""
+    ctype = request.headers.get("content-type", "").lower()
+    uploads: list = []
+    if ctype.startswith("multipart/form-data"):
+        settings = get_settings()
+        form = await request.form(max_files=settings.max_photos_per_report, max_fields=4)
+        event_part = form.get("event")
+        if event_part is None:
+            raise MalformedBody("multipart report: the event goes in a part named 'event' (JSON text)")
+        raw = await event_part.read() if hasattr(event_part, "read") else event_part
+        body = _event_body(raw)
+        uploads = [await read_upload(part) for part in form.getlist("photos")]
+        await form.close()
+    else:
+        body = _event_body(await request.body())
     if principal.anonymous and body.source not in auth.PUBLIC_SOURCES:
         raise Unauthenticated(f"source {body.source!r} is reported by staff with a token; the public "
                               f"reports with source {' or '.join(map(repr, sorted(auth.PUBLIC_SOURCES)))}")
@@ -151,6 +203,10 @@ async def create_event(body: EventCreate, store: StoreDep, principal: PrincipalD
     # parameter costs a validation per request on the busiest endpoint.
     idempotency_key = request.headers.get("idempotency-key")
     ev = EventIn(**body.model_dump())
+    photos = []
+    if uploads:
+        photos = await run_heavy(lambda: [ingest(data) for data in uploads])
+        ev = position_from_photos(replace(ev, attachments=[p.digest for p in photos]), [p.gps for p in photos])
     # Validation, location and routing are CPU work on warm caches; the write waits for
     # the group commit without holding a thread (see gridgeo.events.batcher).
     actor = None if principal.anonymous else principal.actor
@@ -159,7 +215,14 @@ async def create_event(body: EventCreate, store: StoreDep, principal: PrincipalD
     headers = {"Location": f"/v1/events/{result.event['code']}", "ETag": f'"{result.event["version"]}"'}
     if result.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return Response(result.json(), status_code=201, media_type="application/json", headers=headers)
+    if not photos:
+        return Response(result.json(), status_code=201, media_type="application/json", headers=headers)
+    # After the commit: attaching is idempotent, so a retry after a failure here (same
+    # key, same photos) attaches what is missing and nothing twice.
+    role = "reporter" if principal.anonymous else principal.role
+    attached = await anyio.to_thread.run_sync(lambda: add_photos(
+        store, result.event["code"], photos, stage="before", actor=prepared.who, role=role, check_state=False))
+    return JSONResponse({**result.body(), "photos_attached": attached}, status_code=201, headers=headers)
 
 
 # -- reading -----------------------------------------------------------------------------

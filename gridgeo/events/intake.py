@@ -104,6 +104,12 @@ class EventIn:
     photos: list[str] = field(default_factory=list)
     related_categories: list[str] = field(default_factory=list)
     beyond_level: str | None = None
+    #: Digests of the photos uploaded with the report (gridgeo.photos): part of the
+    #: request, so a retry with the same key must carry the same photos.
+    attachments: list[str] = field(default_factory=list)
+    #: Where the coordinates came from when the reporter gave none: ``photo`` (the EXIF
+    #: GPS of an uploaded photo, see :func:`position_from_photos`).
+    position_from: str | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 of the request, to tell a retry from a different request."""
@@ -111,6 +117,7 @@ class EventIn:
         d["reported_at"] = self.reported_at.isoformat() if self.reported_at else None
         d["photos"] = list(self.photos)
         d["related_categories"] = list(self.related_categories)
+        d["attachments"] = list(self.attachments)
         return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -183,7 +190,8 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         reporter_phone=_clean(ev.reporter_phone), reporter_staff_code=_clean(ev.reporter_staff_code),
         photos=list(ev.photos),
         related_categories=[c for c in dict.fromkeys(ev.related_categories) if c != ev.category_code],
-        beyond_level=_clean(ev.beyond_level),
+        beyond_level=_clean(ev.beyond_level), attachments=list(ev.attachments),
+        position_from=ev.position_from,
     )
     # The limits of the events layer, whichever door the event comes in by (API, Open311).
     for name in ("category_code", "description", "address", "reporter_name", "reporter_phone",
@@ -195,6 +203,25 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         if CONTROL_CHARACTERS.search(value):
             raise InvalidEvent(f"{name} holds a control character (only tab and line breaks are text)")
     return out
+
+
+#: Ways a position may be taken when the report carries none.
+POSITION_SOURCES = ("photo",)
+
+
+def position_from_photos(ev: EventIn, gps: list[tuple[float, float] | None]) -> EventIn:
+    """The event located by its photos when the reporter gave no coordinates: the EXIF
+    GPS (WGS84, as phones write it) of the first photo that has one, recorded as
+    ``position_from = "photo"`` on the event and in its first history line. Coordinates
+    the reporter gave always win."""
+    if ev.lon is not None or ev.lat is not None:
+        return ev
+    found = next((g for g in gps if g is not None), None)
+    if found is None:
+        return ev
+    from dataclasses import replace
+
+    return replace(ev, lon=found[0], lat=found[1], crs="wgs84", position_from="photo")
 
 
 _WKB_POINT = struct.Struct("<BIdd")
@@ -283,9 +310,11 @@ def locate_prepared(store: Store, items: list[Prepared]) -> list:
                                     workdays=category.get("deadline_workdays")),
             "deadline_workdays": category.get("deadline_workdays"),
             "extended_hours": 0, "reporter_token_hash": hash_token(it.token), "updated_at": it.now,
-            "duplicate_flag": False, "duplicate_candidates": None,
+            "duplicate_flag": False, "duplicate_candidates": None, "position_from": ev.position_from,
         }
         it.data = {"source": ev.source, "located_by": loc.located_by, "route": route.route}
+        if ev.position_from:
+            it.data["position_from"] = ev.position_from
         if loc.notes:
             it.data["notes"] = loc.notes
     return errors

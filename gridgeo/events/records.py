@@ -22,7 +22,7 @@ _PLAIN = (
     "related_categories", "located_by", "plan_version", "locate_distance_m", "address_confidence",
     "address_match", "platform", "department", "route", "route_target", "route_reason",
     "extended_hours", "extended_days", "deadline_workdays", "escalated_to", "reject_reason", "duplicate_flag", "duplicate_candidates",
-    "duplicate_of", "result", "satisfaction",
+    "duplicate_of", "result", "satisfaction", "position_from",
 )
 _TIMES = ("reported_at", "deadline_at", "created_at", "updated_at", "resolved_at", "closed_at")
 

@@ -223,6 +223,11 @@ events = Table(
     Column("deadline_workdays", Integer),
     Column("extended_days", Integer, nullable=False, server_default="0"),
     Column("warning", String(8)),
+
+
+    # Where the position came from when it was not reported: "photo" (the EXIF GPS of an
+    # attached photo); NULL when reported with the event. Comes with migration 0006.
+    Column("position_from", String(16)),
     CheckConstraint(f"state IN ({_in(EVENT_STATES)})", name="state"),
     CheckConstraint(f"located_by IN ({_in(LOCATED_BY)})", name="located_by"),
     CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),
@@ -447,6 +452,80 @@ handoff_callbacks = Table(
     Column("status", String(32), nullable=False),
     Column("received_at", UTCDateTime, nullable=False),
     Column("body", JSON),
+)
+
+#: 附件: photos of an event, before (处置前) or after (处置后) handling. The image itself
+#: is stored content-addressed (``digest``: SHA-256 of the re-encoded JPEG) by
+#: gridgeo.photos.storage; the row says whose it is. Deleting keeps the row (deleted_at,
+#: deleted_by) and the audit line. Comes with migration 0006.
+PHOTO_STAGES = ("before", "after")
+photos = Table(
+    "photos",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("event_id", Integer, ForeignKey("events.id"), nullable=False),
+    Column("stage", String(8), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("thumb_digest", String(64), nullable=False),
+    Column("source_format", String(8), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("gps_lon", Float),
+    Column("gps_lat", Float),
+    Column("taken_at", UTCDateTime),
+    Column("added_at", UTCDateTime, nullable=False),
+    Column("added_by", String(100), nullable=False),
+    Column("added_role", String(32), nullable=False),
+    Column("deleted_at", UTCDateTime),
+    Column("deleted_by", String(100)),
+    UniqueConstraint("event_id", "stage", "digest"),
+    CheckConstraint(f"stage IN ({_in(PHOTO_STAGES)})", name="stage"),
+)
+
+#: 巡查: a grid worker's GPS track, as a line (WGS84) with the seconds since its start of
+#: each vertex (``times``). ``cleaning`` says what was dropped (repeated times, jumps at
+#: impossible speeds). Comes with migration 0006.
+patrols = Table(
+    "patrols",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("staff_code", String(64)),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("ended_at", UTCDateTime, nullable=False),
+    Column("points", Integer, nullable=False),
+    Column("distance_m", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("geometry", Geometry("LINESTRING"), nullable=False),
+    Column("times", JSON, nullable=False),
+    Column("source_format", String(8), nullable=False),
+    Column("crs", String(16), nullable=False),
+    Column("cleaning", JSON),
+    Column("idempotency_key", String(255), unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "username", "started_at"),
+    Index(None, "started_at"),
+)
+
+#: 签到: a worker's location-verified mark at a grid (``verified`` when the position was
+#: inside the grid or within the check-in distance of it). Comes with migration 0006.
+checkins = Table(
+    "checkins",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False),
+    Column("staff_code", String(64)),
+    Column("grid_code", String(15), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("distance_m", Float, nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Index(None, "grid_code", "at"),
+    Index(None, "username", "at"),
 )
 
 SPATIAL_TABLES = ("divisions", "grids", "households", "roads", "events")
