@@ -58,6 +58,22 @@ def fresh_settings():
     get_settings.cache_clear()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def photos_in_a_temporary_folder(tmp_path_factory):
+    """Photos any test stores (GRIDGEO_PHOTO_STORE, default ./gridgeo-photos) go to a
+    folder of the session, never into the working tree; a test wanting its own sets it."""
+
+    old = os.environ.get("GRIDGEO_PHOTO_STORE")
+    os.environ["GRIDGEO_PHOTO_STORE"] = str(tmp_path_factory.mktemp("photos"))
+    get_settings.cache_clear()
+    yield
+    if old is None:
+        os.environ.pop("GRIDGEO_PHOTO_STORE", None)
+    else:
+        os.environ["GRIDGEO_PHOTO_STORE"] = old
+    get_settings.cache_clear()
+
+
 @pytest.fixture(scope="session")
 def pg_url():
     why = ensure_pg_database(PG_URL)

@@ -219,9 +219,10 @@ async def create_event(store: StoreDep, principal: PrincipalDep, request: Reques
         return Response(result.json(), status_code=201, media_type="application/json", headers=headers)
     # After the commit: attaching is idempotent, so a retry after a failure here (same
     # key, same photos) attaches what is missing and nothing twice.
-    role = "reporter" if principal.anonymous else principal.role
+    # Not the reporter's name: photo records are shown to roles that see it masked.
+    role, actor = ("reporter", "reporter") if principal.anonymous else (principal.role, principal.actor)
     attached = await anyio.to_thread.run_sync(lambda: add_photos(
-        store, result.event["code"], photos, stage="before", actor=prepared.who, role=role, check_state=False))
+        store, result.event["code"], photos, stage="before", actor=actor, role=role, check_state=False))
     return JSONResponse({**result.body(), "photos_attached": attached}, status_code=201, headers=headers)
 
 

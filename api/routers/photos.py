@@ -14,6 +14,8 @@ from fastapi import APIRouter, Form, Header, Query, Request, Response, UploadFil
 
 from gridgeo.api.deps import PrincipalDep, StoreDep
 from gridgeo.api.middleware import run_heavy
+from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.photos import PhotoAdded, PhotoList
 from gridgeo.api.uploads import read_upload
 from gridgeo import auth
 from gridgeo.auth import Principal, hash_token
@@ -40,7 +42,7 @@ def _scope(principal: Principal, token: str | None, what: str):
     return (lambda row: auth.sees_event(principal, row)), principal.role, principal.actor
 
 
-@router.get("/v1/events/{code}/photos", summary="An event's photos")
+@router.get("/v1/events/{code}/photos", summary="An event's photos", response_model=PhotoList, **VALIDATED)
 def get_photos(code: str, store: StoreDep, principal: PrincipalDep,
                x_reporter_token: Annotated[str | None, Header()] = None,
                token: Annotated[str | None, Query(description="The reporter's token.")] = None):
@@ -51,6 +53,7 @@ def get_photos(code: str, store: StoreDep, principal: PrincipalDep,
 
 
 @router.post("/v1/events/{code}/photos", status_code=201, summary="Add a photo to an event",
+             response_model=PhotoAdded, **VALIDATED,
              responses={413: {"description": "Over GRIDGEO_MAX_PHOTO_BYTES or GRIDGEO_MAX_PHOTO_PIXELS."},
                         415: {"description": "Not a JPEG, PNG, WebP or HEIC image (decided by decoding)."},
                         409: {"description": "A stage the event's state does not take."}})
@@ -106,7 +109,8 @@ def get_thumbnail(code: str, photo_id: int, store: StoreDep, principal: Principa
     return _jpeg(read_photo(store, code, photo_id, thumbnail=True, allow=allow), f"{code}-{photo_id}-t")
 
 
-@router.delete("/v1/events/{code}/photos/{photo_id}", summary="Take a photo off an event (audit-logged)")
+@router.delete("/v1/events/{code}/photos/{photo_id}", summary="Take a photo off an event (audit-logged)",
+               response_model=PhotoList, **VALIDATED)
 def remove_photo(code: str, photo_id: int, store: StoreDep, principal: PrincipalDep,
                  reason: Annotated[str | None, Query(max_length=500)] = None):
     """The command room takes a photo off an event; the audit log keeps who, when, why

@@ -15,6 +15,7 @@ from fastapi.responses import Response
 
 from gridgeo.api.deps import AtQuery, PlanQuery, StoreDep, roles
 from gridgeo.api.schemas.base import VALIDATED
+from gridgeo.api.schemas.patrols import PatrolStats
 from gridgeo.api.schemas.stats import Assessment, Coverage, Workload
 from gridgeo.auth import ACCOUNT_ROLES
 from gridgeo.assess import DEFINITIONS, GROUPINGS, LABELS, RANKABLE, assess_many, rank
@@ -22,6 +23,8 @@ from gridgeo.assess.export import records, to_csv
 from gridgeo.assess.facts import as_utc
 from gridgeo.assess.periods import InvalidQuery
 from gridgeo.coverage import coverage as coverage_of
+from gridgeo.patrols.service import LABELS as PATROL_LABELS
+from gridgeo.patrols.service import patrol_stats, stats_records
 from gridgeo.timezone import CHINA
 from gridgeo.workload import LABELS as WORKLOAD_LABELS
 from gridgeo.workload import default_period, parse_period, per_grid, per_worker, village_prefix
@@ -180,3 +183,23 @@ def coverage(
         "grids": records(grids),
         "households_outside": records(cov["households_outside"], index=None),
     }
+
+
+@router.get("/patrols", summary="Patrols (巡查) per grid or per worker: distance, time, coverage, check-ins",
+            response_model=PatrolStats, **VALIDATED, responses=CSV)
+def patrols(
+    store: StoreDep,
+    period: PeriodQ = None,
+    by: Annotated[Literal["grid", "worker"], Query(description="grid or worker")] = "grid",
+    format: FormatQ = "json",
+    lang: LangQ = "en",
+):
+    """For each grid (or worker) over the period: patrols, kilometres, hours patrolled
+    (pauses over 5 minutes left out), and coverage: the share of the households and of the
+    road length within GRIDGEO_PATROL_COVERAGE_M (50 m) of a track; for a worker, of their
+    own grids by their own tracks. Check-ins (签到) and how many were verified."""
+    per = parse_period(period) if period else default_period(store)
+    table = patrol_stats(store, per, by)
+    if format == "csv":
+        return _csv(table, f"patrols-{by}-{per.label}", lang, PATROL_LABELS)
+    return {**table.attrs, "labels": PATROL_LABELS, "items": stats_records(table)}

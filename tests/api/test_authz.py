@@ -52,6 +52,19 @@ def _ev(i):
     return {"phone": f"1990000{i:04d}", "name": f"举报人{'甲乙丙丁'[i]}{'子丑寅卯'[i]}"}
 
 
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), (90, 90, 90)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+_JPEG = _jpeg()
+
+
 # (method, path template) -> (roles allowed, request builder). The builder gets the
 # context (event codes and tokens) and returns (url, kwargs for the client).
 def _get(url):
@@ -143,6 +156,21 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("POST", "/v1/escalations/callback"): (set(), _post("/v1/escalations/callback", {"event_code": "{e0}",
                                                                                       "status": "closed"})),
     ("GET", "/tiles/{layer}/{z}/{x}/{y}.mvt"): (ALL, _get("/tiles/grids/0/0/0.mvt")),
+    # photos: read as the event (anonymous without the reporter's token: 404); added by the
+    # roles that act on events, in their scope; deleted by the command room
+    ("GET", "/v1/events/{code}/photos"): (READERS, _get("/v1/events/{e0}/photos")),
+    ("POST", "/v1/events/{code}/photos"): ({"command_room", "grid_worker", "department", "platform_office"},
+                                           lambda c: (f"/v1/events/{c['e0']}/photos",
+                                                      {"files": {"file": ("a.jpg", _JPEG, "image/jpeg")}})),
+    ("GET", "/v1/events/{code}/photos/{photo_id}"): (READERS, _get("/v1/events/{e0}/photos/1")),
+    ("GET", "/v1/events/{code}/photos/{photo_id}/thumbnail"): (READERS, _get("/v1/events/{e0}/photos/1/thumbnail")),
+    ("DELETE", "/v1/events/{code}/photos/{photo_id}"): ({"command_room"}, lambda c: (f"/v1/events/{c['e0']}/photos/999999", {})),
+    # patrols and check-ins: the grid worker's; the lists also for those who see every event
+    ("POST", "/v1/patrols"): ({"grid_worker"}, _post("/v1/patrols", {"points": [
+        [INSIDE[G11][0], INSIDE[G11][1], 1_790_000_000_000], [INSIDE[G11][0] + 1e-4, INSIDE[G11][1], 1_790_000_010_000]]})),
+    ("GET", "/v1/patrols"): ({"grid_worker"} | EVERYTHING, _get("/v1/patrols")),
+    ("POST", "/v1/checkins"): ({"grid_worker"}, _post("/v1/checkins", {"lon": INSIDE[G11][0], "lat": INSIDE[G11][1]})),
+    ("GET", "/v1/stats/patrols"): (STAFF, _get("/v1/stats/patrols?period=2026")),
     ("GET", "/openapi.json"): (ALL, _get("/openapi.json")),
     ("GET", "/docs"): (ALL, _get("/docs")),
     ("GET", "/redoc"): (ALL, _get("/redoc")),
