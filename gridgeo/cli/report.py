@@ -47,6 +47,8 @@ def report(
              "the same tables.")] = None,
     scheduler: Annotated[Optional[str], typer.Option(
         help="With --archive. " + SCHEDULER_HELP)] = None,
+    patrols: Annotated[bool, typer.Option("--patrols/--no-patrols", help="xlsx and json, --by grid or worker: add "
+                                          "the patrols (巡查) of the period: distance, hours, coverage.")] = True,
 ) -> None:
     """The assessment (考核) of a period per unit: counts, hours to close, satisfaction and the rates.
 
@@ -96,10 +98,19 @@ def report(
             if rank is not None and g != "total":
                 tables[g] = rank_table(tables[g], rank, min_volume=min_volume)
                 notes[f"ranking {g}"] = tables[g].attrs["explanation_zh" if chinese else "explanation"]
+        patrol_labels = {}
+        if patrols and archive is None and format is not Format.csv:
+            from gridgeo.patrols.service import LABELS as patrol_labels, patrol_stats
+
+            for g in ("grid", "worker"):
+                if g in groupings:
+                    name = ("巡查·网格" if g == "grid" else "巡查·网格员") if format is Format.xlsx and chinese \
+                        else f"patrols_{g}"
+                    tables[name] = patrol_stats(open_store(database), p, g)
         step(f"writing {format.value}")
         if format is Format.xlsx:
             head = {"period": p.label, "as_of": when.isoformat(timespec="seconds")}
-            to_xlsx(tables, out, chinese=chinese, notes={**head, **notes, **DEFINITIONS})
+            to_xlsx(tables, out, chinese=chinese, notes={**head, **notes, **DEFINITIONS}, labels=patrol_labels or None)
         elif format is Format.json:
             body = {"period": p.as_dict(), "as_of": when.isoformat(timespec="seconds"),
                     "tables": {g: records(t) for g, t in tables.items()},

@@ -34,7 +34,7 @@ from scipy.spatial import cKDTree
 
 from gridgeo.crs import metric_epsg
 from gridgeo.locate import Locator
-from gridgeo.patrols.tracks import PAUSE_SECONDS, segment_m
+from gridgeo.patrols.tracks import PAUSE_SECONDS, track_m
 
 __all__ = ["patrol_coverage", "road_targets"]
 
@@ -176,7 +176,7 @@ def patrol_coverage(patrols: pd.DataFrame, grids, households, roads, *, worker_g
         clon = clat = cw = np.array([])
         vgrid = np.array([], np.int64)
     same = vidx[1:] == vidx[:-1]
-    seg_len = segment_m(lon[:-1], lat[:-1], lon[1:], lat[1:])[same] if len(lon) > 1 else np.array([])
+    seg_len = track_m(lon, lat)[same] if len(lon) > 1 else np.array([])
     seg_dt = np.diff(t)[same] if len(t) > 1 else np.array([])
     seg_dt = np.where(seg_dt <= PAUSE_SECONDS, seg_dt, 0.0)
     seg_grid = vgrid[:-1][same] if len(vgrid) > 1 else np.array([], np.int64)
@@ -187,8 +187,9 @@ def patrol_coverage(patrols: pd.DataFrame, grids, households, roads, *, worker_g
     w_dist = np.bincount(seg_worker, seg_len, minlength=nworker)
     w_time = np.bincount(seg_worker, seg_dt, minlength=nworker)
     # Patrols per grid: distinct (patrol, grid) pairs among the vertices.
-    hit = vgrid >= 0
-    pg = pd.unique(vidx[hit].astype(np.int64) * (ngrid + 1) + vgrid[hit])
+    run = np.r_[True, (vidx[1:] != vidx[:-1]) | (vgrid[1:] != vgrid[:-1])] if len(vidx) else np.array([], bool)
+    run &= vgrid >= 0  # the first vertex of each stay of a patrol in a grid
+    pg = pd.unique(vidx[run].astype(np.int64) * (ngrid + 1) + vgrid[run])
     g_patrols = np.bincount(pg % (ngrid + 1), minlength=ngrid + 1)[:ngrid]
     w_patrols = np.bincount(p_worker, minlength=nworker)
 

@@ -40,7 +40,8 @@ BY = ("grid", "worker")
 LABELS = {"patrols": "巡查次数", "distance_km": "巡查里程(公里)", "hours": "巡查时长(小时)",
           "households": "户数", "households_covered": "覆盖户数", "household_coverage": "户覆盖率",
           "road_km": "道路长度(公里)", "road_covered_km": "覆盖道路(公里)", "road_coverage": "道路覆盖率",
-          "checkins": "签到次数", "checkins_verified": "有效签到"}
+          "checkins": "签到次数", "checkins_verified": "有效签到", "grid_code": "网格编码", "grid_name": "网格名称",
+          "village_code": "村社区编码", "username": "账号", "staff_code": "人员编码"}
 
 
 def track_fingerprint(track: Track) -> str:

@@ -57,7 +57,7 @@ class Track:
         return dt.datetime.fromtimestamp(float(self.t[-1]), dt.timezone.utc)
 
     def segment_lengths(self) -> np.ndarray:
-        return segment_m(self.lon[:-1], self.lat[:-1], self.lon[1:], self.lat[1:])
+        return track_m(self.lon, self.lat)
 
     @property
     def distance_m(self) -> float:
@@ -73,19 +73,32 @@ class Track:
 _A, _E2 = 6_378_137.0, 0.00669437999014  # WGS84 semi-major axis and eccentricity squared
 
 
+def metres_per_degree(lat) -> tuple[np.ndarray, np.ndarray]:
+    """Metres per degree of longitude and of latitude at ``lat`` on the WGS84 ellipsoid
+    (the radii of curvature: prime vertical times cos(lat), and meridian)."""
+    phi = np.radians(np.asarray(lat, dtype=float))
+    sin = np.sin(phi)
+    w = 1.0 - _E2 * sin * sin
+    root = np.sqrt(w)
+    k = np.pi / 180.0 * _A
+    return k * np.sqrt(1.0 - sin * sin) / root, k * (1.0 - _E2) / (w * root)
+
+
 def segment_m(lon1, lat1, lon2, lat2) -> np.ndarray:
     """Lengths in metres of short segments (GPS fixes metres apart), vectorised, on the
     WGS84 ellipsoid: the differences of longitude and latitude scaled by the radii of
     curvature at the segment's middle latitude (to a few millimetres per kilometre for
     segments up to a few kilometres; a sphere would be 0.2 % off east-west here)."""
     lon1, lat1, lon2, lat2 = (np.asarray(a, dtype=float) for a in (lon1, lat1, lon2, lat2))
-    phi = np.radians((lat1 + lat2) / 2)
-    w = 1 - _E2 * np.sin(phi) ** 2
-    n = _A / np.sqrt(w)                     # prime vertical
-    m = _A * (1 - _E2) / w ** 1.5           # meridian
-    dx = np.radians(lon2 - lon1) * n * np.cos(phi)
-    dy = np.radians(lat2 - lat1) * m
-    return np.hypot(dx, dy)
+    kx, ky = metres_per_degree((lat1 + lat2) * 0.5)
+    return np.hypot((lon2 - lon1) * kx, (lat2 - lat1) * ky)
+
+
+def track_m(lon, lat) -> np.ndarray:
+    """Lengths of the segments between consecutive points of long arrays (as
+    :func:`segment_m`, the radii taken once per point and averaged per segment)."""
+    kx, ky = metres_per_degree(lat)
+    return np.hypot(np.diff(lon) * (kx[:-1] + kx[1:]) * 0.5, np.diff(lat) * (ky[:-1] + ky[1:]) * 0.5)
 
 
 def parse_gpx(data: bytes | str) -> Track:

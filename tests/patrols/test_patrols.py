@@ -138,3 +138,34 @@ def test_app_json_in_gcj02_is_converted():
         parse_json({"points": [[119.4, 28.4, 1], [119.4, "x", 2]]})
     with pytest.raises(InvalidTrack, match="no offset"):
         parse_json({"points": [[119.4, 28.4, "2026-11-03T09:00:00"], [119.41, 28.4, "2026-11-03T09:00:10"]]})
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_patrols_in_the_assessment_report(world, tmp_path):
+    """`gridgeo report` (json and xlsx) carries the patrol tables beside the assessment."""
+    import json
+
+    from openpyxl import load_workbook
+    from typer.testing import CliRunner
+
+    from gridgeo.auth import create_user
+    from gridgeo.cli import app
+    from gridgeo.patrols import record_patrol
+    from helpers.events_world import G11, X0, Y0
+
+    create_user(world, "lisi", role="grid_worker", name="李四", grids=[G11], actor="test")
+    n = 200
+    lon, lat = np.linspace(X0 + 0.001, X0 + 0.003, n), np.full(n, Y0 + 0.0021)
+    raw = parse_json({"points": [[float(a), float(b), int((T0 + s) * 1000)] for s, (a, b) in enumerate(zip(lon, lat))]})
+    record_patrol(world, raw, clean_track(raw), username="lisi", staff_code=None)
+    run = lambda *a: CliRunner().invoke(app, ["report", "--database", world.url, "--period", "2026-11", *a])  # noqa: E731
+    r = run("--by", "grid,worker", "--format", "json")
+    assert r.exit_code == 0, r.output
+    tables = json.loads(r.output)["tables"]
+    grid = {row["code"]: row for row in tables["patrols_grid"]}
+    assert grid[G11]["households_covered"] == 1 and grid[G11]["patrols"] == 1
+    assert tables["patrols_worker"][0]["code"] == "lisi" and tables["patrols_worker"][0]["household_coverage"] == 1.0
+    out = tmp_path / "r.xlsx"
+    assert run("--by", "grid", "--format", "xlsx", "--out", out).exit_code == 0
+    sheet = load_workbook(out)["巡查·网格"]
+    assert "户覆盖率" in [c.value for c in sheet[1]]
