@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 
 from gridgeo import auth
 from gridgeo.auth import ALL_EVENTS
+from gridgeo.console.photos import photos_of
 from gridgeo.console.base import Checked, Current, Refused, StoreDep, redirect, render, require_role
 from gridgeo.errors import (GridgeoError, IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed,
                             StaleVersion)
@@ -221,7 +222,8 @@ def _show_page(request: Request, store, who, code: str, *, message: str | None =
         "reject_reasons": REJECT_REASONS, "escalation": ESCALATION_TARGETS, "candidates": candidates,
         "note_required": NOTE_REQUIRED, "max_hours": MAX_EXTENSION_HOURS, "final": event["state"] in FINAL_STATES,
         "grid_json": _grid_geojson(store, event.get("grid_code")), "located_by": LOCATED_BY,
-        "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position"))}, status=status)
+        "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position")),
+        "attached": photos_of(store, who, event["code"])}, status=status)
 
 
 @router.get("/events/{code}")

@@ -801,14 +801,6 @@ class Locator:
         g, _, _ = self._run(x.ravel(), y.ravel())
         return self._codes_ext[g].reshape(x.shape)
 
-    def locate_index(self, lon, lat, crs: str = "wgs84") -> np.ndarray:
-        """As :meth:`locate`, but the position of each point's grid in :attr:`codes`
-        (-1 where none): for callers that count per grid over millions of points
-        (``numpy.bincount``) without handling a code per point."""
-        x, y = self._prepare(lon, lat, crs)
-        g, _, _ = self._run(x.ravel(), y.ravel())
-        return g.reshape(x.shape)
-
     def locate_detail(self, lon, lat, crs: str = "wgs84") -> pd.DataFrame:
         """Grid codes of many points, with how each was found.
 

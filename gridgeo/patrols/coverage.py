@@ -139,7 +139,7 @@ def patrol_coverage(patrols: pd.DataFrame, grids, households, roads, *, worker_g
     def grid_of(lon, lat):
         if not len(lon) or loc is None:
             return np.full(len(lon), -1, dtype=np.int64)
-        return order[loc.locate_index(lon, lat)]
+        return order[loc.locate_index(lon, lat)["index"]]
 
     hh_xy = shapely.get_coordinates(np.asarray(households.geometry.values, dtype=object))
     hh_grid = grid_of(hh_xy[:, 0], hh_xy[:, 1])

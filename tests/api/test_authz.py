@@ -190,6 +190,8 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
     ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin", ("GET", "/plans"): "/plans",
     ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
+    ("GET", "/events/{code}/photos/{photo_id}"): "/events/{e0}/photos/1",
+    ("GET", "/events/{code}/photos/{photo_id}/thumbnail"): "/events/{e0}/photos/1/thumbnail",
 }
 
 #: Routes whose credential is a signature, not a token.

@@ -1,0 +1,74 @@
+"""Photos on the console's event page: thumbnails by stage, the images under the event's
+scope for the logged-in user (another grid's worker and a logged-out visitor get none)."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from gridgeo import sessions
+from gridgeo.auth import create_user
+from gridgeo.events.intake import report_event
+from gridgeo.photos import add_photos, ingest
+from gridgeo.store import Store
+from helpers.apps import app_for
+from helpers.events_world import G11, G12, event, load_world
+from helpers.tiny import make_tiny
+
+PASSWORD = "correct horse 7"
+
+
+def _jpeg(colour) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300), colour).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photo_site(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("console-photos")
+    store = Store(f"sqlite:///{folder / 'web.db'}")
+    store.migrate()
+    load_world(store, make_tiny(folder))
+    for user, scope in (("mine", {"grids": [G11]}), ("theirs", {"grids": [G12]})):
+        create_user(store, user, role="grid_worker", name=user, actor="test", **scope)
+        sessions.set_password(store, user, PASSWORD, actor="test")
+    with pytest.MonkeyPatch.context() as env:
+        app = app_for(store, env, request_log="false")
+        with TestClient(app, base_url="http://console.test") as client:
+            yield store, client
+    store.close()
+
+
+def _log_in(client, username):
+    client.cookies.clear()
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": token}, follow_redirects=False)
+    assert r.status_code == 303
+
+
+def test_event_page_shows_the_photos_in_scope(photo_site):
+    store, client = photo_site
+    code = report_event(store, event()).event["code"]
+    add_photos(store, code, [ingest(_jpeg((200, 0, 0))), ingest(_jpeg((0, 0, 200)))], stage="before",
+               actor="reporter", role="reporter")
+    _log_in(client, "mine")
+    page = client.get(f"/events/{code}")
+    assert page.status_code == 200 and "照片（2）" in page.text and "处置前" in page.text
+    srcs = re.findall(r'<img src="([^"]+)"', page.text)
+    assert len(srcs) == 2 and all(s.startswith(f"/events/{code}/photos/") and s.endswith("/thumbnail") for s in srcs)
+    thumb = client.get(srcs[0])
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(thumb.content)).size) == 320
+    full = client.get(srcs[0].removesuffix("/thumbnail"))
+    assert Image.open(io.BytesIO(full.content)).size == (400, 300)
+    # Another grid's worker: neither the event nor its photos.
+    _log_in(client, "theirs")
+    assert client.get(srcs[0]).status_code == 404 and "image/jpeg" not in client.get(srcs[0]).headers["content-type"]
+    # Logged out: sent to the log-in page.
+    client.cookies.clear()
+    assert client.get(srcs[0], follow_redirects=False).status_code == 303
