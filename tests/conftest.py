@@ -62,7 +62,6 @@ def fresh_settings():
 def photos_in_a_temporary_folder(tmp_path_factory):
     """Photos any test stores (GRIDGEO_PHOTO_STORE, default ./gridgeo-photos) go to a
     folder of the session, never into the working tree; a test wanting its own sets it."""
-
     old = os.environ.get("GRIDGEO_PHOTO_STORE")
     os.environ["GRIDGEO_PHOTO_STORE"] = str(tmp_path_factory.mktemp("photos"))
     get_settings.cache_clear()

@@ -26,10 +26,14 @@ import numpy as np
 
 from gridgeo import crs as _crs
 from gridgeo.config import get_settings
-from gridgeo.errors import InvalidTrack, UnknownCRS
+from gridgeo.errors import InvalidTrack
+from gridgeo.store.types import FIRST_DAY, LAST_DAY
 
 __all__ = ["Track", "clean_track", "segment_m", "parse_gpx", "parse_json", "PAUSE_SECONDS"]
 
+#: Times a track may carry (the store's dates, :data:`gridgeo.store.types.FIRST_DAY` on).
+_FIRST_S = dt.datetime.combine(FIRST_DAY, dt.time(), dt.timezone.utc).timestamp()
+_LAST_S = dt.datetime.combine(LAST_DAY, dt.time(23, 59, 59), dt.timezone.utc).timestamp()
 #: A gap between two fixes longer than this is a pause: not counted as time patrolled.
 PAUSE_SECONDS = 300.0
 
@@ -161,12 +165,15 @@ def parse_json(data: bytes | str | dict) -> Track:
                 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p[:2])), None)
     if bad is not None:
         raise InvalidTrack(f"point {bad + 1} is not [lon, lat, time]: {str(pts[bad])[:80]}")
+    crs = doc.get("crs") or "wgs84"
+    if not isinstance(crs, str):
+        raise InvalidTrack(f"crs must be a name (wgs84, gcj02, bd09, cgcs2000), not {crs!r:.40}")
+    name = _crs.normalize_name(crs)
     try:
-        name = _crs.normalize_name(doc.get("crs") or "wgs84")
-    except UnknownCRS:
-        raise
-    coords = np.array([p[:2] for p in pts], dtype=float)
-    t = _times([p[2] for p in pts])
+        coords = np.array([p[:2] for p in pts], dtype=float)
+        t = _times([p[2] for p in pts])
+    except OverflowError:
+        raise InvalidTrack("a coordinate or time is too large a number") from None
     return Track(coords[:, 0].copy(), coords[:, 1].copy(), t, "json", name)
 
 
@@ -201,9 +208,10 @@ def clean_track(track: Track, *, max_speed: float | None = None) -> Track:
     lon, lat, t = track.lon.astype(float), track.lat.astype(float), track.t.astype(float)
     n = len(t)
     notes: dict = {"received": n}
-    ok = _crs.lonlat_valid(lon, lat) & np.isfinite(t)
+    with np.errstate(invalid="ignore"):
+        ok = _crs.lonlat_valid(lon, lat) & (t >= _FIRST_S) & (t <= _LAST_S)  # NaN compares False
     if (~ok).any():
-        notes["invalid_coordinates"] = int((~ok).sum())
+        notes["invalid_coordinates"] = int((~ok).sum())  # or a time out of range
     lon, lat, t = lon[ok], lat[ok], t[ok]
     if track.crs in ("gcj02", "bd09") and len(t):
         lon, lat = _crs.to_wgs84(lon, lat, track.crs)

@@ -21,6 +21,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from gridgeo.config import get_settings
 from gridgeo.errors import PhotoTooLarge, UnsupportedPhoto
+from gridgeo.store.types import in_time_range
 from gridgeo.timezone import CHINA
 
 pillow_heif.register_heif_opener()
@@ -80,9 +81,10 @@ def _taken_at(exif) -> dt.datetime | None:
         text = exif.get_ifd(_EXIF_IFD).get(_DATETIME_ORIGINAL)
         if not text:
             return None
-        return dt.datetime.strptime(str(text).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").replace(tzinfo=CHINA)
+        when = dt.datetime.strptime(str(text).strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S").replace(tzinfo=CHINA)
     except (ValueError, TypeError):
         return None
+    return when if in_time_range(when) else None  # a camera clock never set says 0001 or 9999
 
 
 def _jpeg(image: Image.Image) -> bytes:
