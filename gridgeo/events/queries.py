@@ -55,14 +55,13 @@ def _overdue_clause(now: dt.datetime):
     return and_(ev.c.deadline_at < now, ev.c.state.in_(sorted(OVERDUE_STATES)))
 
 
-#: 临期 (the yellow early warning): an event that would be overdue past its deadline, whose
-#: deadline falls within this much time from now (past it, the event is overdue: red).
-DUE_SOON = dt.timedelta(hours=24)
-
-
 def _due_soon_clause(now: dt.datetime):
+    """临期: an open event whose early warning is yellow and whose deadline has not passed
+    (past it, the event is overdue: red). The level is the one the deadline sweeper last
+    recorded on the event (``events.warning``, by
+    :func:`gridgeo.events.deadlines.warning_levels`, the one definition of the warning)."""
     ev = schema.events
-    return and_(ev.c.deadline_at >= now, ev.c.deadline_at < now + DUE_SOON,
+    return and_(ev.c.warning == "yellow", ev.c.deadline_at >= now,
                 ev.c.state.in_(sorted(OVERDUE_STATES)))
 
 
@@ -128,7 +127,7 @@ def list_events(store: Store, *, limit: int = 50, offset: int = 0, order: str = 
     Filters (all optional, combined with AND; list-valued ones accept lists or
     comma-separated text): ``state``, ``grid``, ``village`` (code or prefix),
     ``platform``, ``department``, ``category``, ``source``, ``located_by``,
-    ``overdue`` (bool), ``due_soon`` (bool: 临期, within :data:`DUE_SOON` of the deadline),
+    ``overdue`` (bool), ``due_soon`` (bool: 临期, the yellow early warning),
     ``duplicate`` (bool), ``since`` / ``until`` (reported time, aware datetimes, until
     exclusive), ``text`` (an event code's start, or words in the description or address),
     ``bbox`` (lon/lat ``x0, y0, x1, y1``: placed inside).

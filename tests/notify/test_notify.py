@@ -18,6 +18,7 @@ from gridgeo.errors import InvalidInput, NotFound
 from gridgeo.events import get_event, report_event, take_action
 from gridgeo.events.catalogue import put_category
 from gridgeo.notify.webhooks import create_webhook, delete_webhook, list_deliveries, list_webhooks, retry_delivery
+from gridgeo.events.queries import queue_counts
 from gridgeo.notify.worker import deliver_due, fan_out, sweep_warnings
 from helpers.databases import empty_store
 from helpers.events_world import CST, event
@@ -159,7 +160,11 @@ def test_working_day_deadline_sweeper_and_extension(world, fast):
     with Receiver() as rx:
         hook = create_webhook(world, rx.url, ["event.warning", "event.overdue"], actor="admin")
         # 10-09 10:00: 48 h used of 62 working hours -> yellow; recorded once
-        assert sweep_warnings(world, dt.datetime(2026, 10, 9, 10, tzinfo=CST)) == {"yellow": 1, "red": 0}
+        at = dt.datetime(2026, 10, 9, 10, tzinfo=CST)
+        assert queue_counts(world, now=at)["due_soon"] == 0  # not swept yet
+        assert sweep_warnings(world, at) == {"yellow": 1, "red": 0}
+        # the 临期 queue (command room, console) is the recorded yellow warning
+        assert queue_counts(world, now=at)["due_soon"] == 1 and queue_counts(world, now=at)["overdue"] == 0
         assert sweep_warnings(world, dt.datetime(2026, 10, 9, 11, tzinfo=CST)) == {"yellow": 0, "red": 0}
         assert sweep_warnings(world, dt.datetime(2026, 10, 10, 1, tzinfo=CST)) == {"yellow": 0, "red": 1}
         assert sweep_warnings(world, dt.datetime(2026, 10, 11, 1, tzinfo=CST)) == {"yellow": 0, "red": 0}
