@@ -10,12 +10,8 @@ reported through the API, as another system would, and then handled in the conso
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import subprocess
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,19 +21,12 @@ from gridgeo import sessions
 from gridgeo.auth import create_user
 from gridgeo.store import Store, schema
 from helpers.apps import app_for
+from helpers.browser import chromium
 from helpers.live_server import free_port
 
-CHROMIUM = os.environ.get("GRIDGEO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 PASSWORD = "console pass 1"
 CATEGORY, OTHER_CATEGORY = "ZZ001", "SC001"  # 综治工作 · 综治办; 市场监管
 
-
-def _unavailable(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 class Site:
@@ -103,17 +92,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/system-deps.sh)")
-    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
-    if not fonts.strip():
-        _unavailable("no CJK font (apt-get install fonts-wqy-microhei; scripts/system-deps.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,6 @@ import datetime as dt
 import json
 import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
 
 import geopandas as gpd
 import httpx
@@ -28,30 +25,16 @@ import pytest
 import shapely
 from typer.testing import CliRunner
 
+from helpers.browser import chromium
 from helpers.paths import ROOT, SAMPLE
 from gridgeo.compare import compare_grids
 from gridgeo.coverage import staffing
 from gridgeo.store import Store
 from gridgeo.workload import CST, InvalidPeriod, Period, parse_period, per_grid, read_events
 
-CHROMIUM = os.environ.get("GRIDGEO_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # root in containers
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--host-resolver-rules=MAP * ~NOTFOUND",  # and no name resolves, should anything try
-]
 KINDS = ["coverage", "workload", "events", "plan"]
 UNDERSTAFFED = {"331124201207001": "网格指导员", "331124201203001": "专职网格员", "331124002002002": "网格长"}
 
-
-def _unavailable(why: str):
-    if os.environ.get("CI"):
-        pytest.fail(why)
-    pytest.skip(why)
 
 
 # -- the sample, a draft plan, the saved maps -----------------------------------------------
@@ -112,17 +95,8 @@ def saved_maps(sample_db, tmp_path_factory):
 def browser():
     """Chromium for this module's tests; closed after them, since Playwright's sync API holds
     a running event loop in the main thread while it is open."""
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium; scripts/system-deps.sh)")
-    fonts = subprocess.run(["fc-list", ":lang=zh", "family"], capture_output=True, text=True).stdout
-    if not fonts.strip():
-        _unavailable("no CJK font (apt-get install fonts-wqy-microhei; scripts/system-deps.sh)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as b:
         yield b
-        b.close()
 
 
 class Opened:
