@@ -87,7 +87,8 @@ def _text(data: dict, name: str, max_length: int) -> str | None:
 def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
                 version: int | None = None, note: str | None = None, data: dict | None = None,
                 token: str | None = None, at: dt.datetime | None = None,
-                allow: Callable[[Mapping], bool] | None = None) -> dict:
+                allow: Callable[[Mapping], bool] | None = None,
+                within: Callable[[Any, Mapping], None] | None = None) -> dict:
     """Take ``action`` on event ``code`` as ``actor`` in ``role``; commit; return the event.
 
     Parameters
@@ -108,11 +109,18 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         - ``extend``: ``hours`` (> 0)
         - ``rate``: ``satisfaction`` (1-5), optional ``comment``
         - ``locate``: ``grid_code``, or ``lon``/``lat``/``crs``, or ``address``
+        - ``county_update``, ``county_close``: ``status`` and ``message_id`` of the
+          county's callback (kept in the history)
     token : str, optional
         The reporter's token; required for the ``reporter`` role.
     allow : callable, optional
         The caller's scope: given the event's row, False makes the event unknown to this
         caller (:class:`NotFound`), checked in the same transaction as the action.
+    within : callable, optional
+        Called with the connection and the event's row inside the action's transaction,
+        before the machine is asked: what the caller records with the action (the
+        county's callback records its message id, refused when replayed). The ``county``
+        role acts only this way (:func:`gridgeo.notify.handoff.accept_callback`).
 
     Returns
     -------
@@ -133,6 +141,11 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
             raise NotFound(f"no event {code!r}")
         if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
             raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
+        if role == "county" and within is None:
+            raise RoleNotAllowed("the county platform acts only through its signed callback "
+                                 "(POST /v1/escalations/callback)", roles=["county"])
+        if within is not None:
+            within(conn, row)
         if action in ACTIONS and role not in ACTIONS[action].roles:  # a role that never may: 403 before 409
             raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(ACTIONS[action].roles)}",
                                  roles=list(ACTIONS[action].roles))
@@ -295,6 +308,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         record_data.update(to=to, reason=reason)
     elif action == "resolve":
         changes.update(resolved_at=at, result=note or row["result"])
+    elif action == "county_close":
+        changes["result"] = note or ACTIONS[action].label
     elif action == "extend":
         # data.hours (calendar hours) or data.days (working days), or both
         hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS) if data.get("hours") is not None else 0

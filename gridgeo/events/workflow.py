@@ -23,7 +23,9 @@ and the planner take no action on events.
 
 Actions that keep the state: ``extend`` (moves the deadline), ``supervise`` (督办, a chase),
 ``locate`` (the command room places an unlocated event), ``rate`` (the reporter's
-satisfaction, once, on a closed event).
+satisfaction, once, on a closed event), ``county_update`` (the county platform / 12345
+reports on an escalated event). ``county_close``: the county closes an escalated event
+(escalated → closed). The county's actions come only through its signed callbacks.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from gridgeo.layers import ACCOUNT_ROLES
 __all__ = [
     "ACTIONS",
     "ACTOR_OF_ACCOUNT",
+    "EXTERNAL_ACTORS",
     "FINAL_STATES",
     "MACHINE",
     "OPEN_STATES",
@@ -92,7 +95,13 @@ WORKFLOW_ACTORS: dict[str, str] = {
     "department": "责任部门",
     "grid_worker": "网格员",
     "reporter": "反映人",
+    "county": "上级平台",
 }
+
+#: Actors outside the building, with no account: the reporter (who acts with the event's
+#: token) and the county platform / 12345 (which acts only through its signed callback,
+#: :func:`gridgeo.notify.handoff.accept_callback`).
+EXTERNAL_ACTORS = frozenset({"reporter", "county"})
 
 #: Reasons for a rejection (不予受理).
 REJECT_REASONS = {
@@ -173,6 +182,9 @@ ACTIONS: dict[str, Action] = {
         Action("supervise", "督办", _stay(*_OPEN), ("command_room",)),
         Action("locate", "定位", _stay(*_OPEN), ("command_room", "grid_worker")),
         Action("rate", "满意度评价", _stay("closed"), ("reporter",), needs=("satisfaction",), once=True),
+        # the county platform / 12345 on an escalated event (its signed callbacks)
+        Action("county_update", "上级平台反馈", _stay("escalated"), ("county",)),
+        Action("county_close", "上级已办结", {"escalated": "closed"}, ("county",)),
     ]
 }
 
@@ -257,9 +269,10 @@ class Machine:
 MACHINE = Machine()
 
 #: The actor each account role (:data:`gridgeo.layers.ACCOUNT_ROLES`) acts as in the life
-#: cycle; None: the role takes no action on events (it may still read them).
+#: cycle; None: the role takes no action on events (it may still read them). No account
+#: acts as an external actor (:data:`EXTERNAL_ACTORS`).
 ACTOR_OF_ACCOUNT: dict[str, str | None] = {
-    role: (role if role in WORKFLOW_ACTORS else None) for role in ACCOUNT_ROLES
+    role: (role if role in WORKFLOW_ACTORS and role not in EXTERNAL_ACTORS else None) for role in ACCOUNT_ROLES
 }
 
 

@@ -1,8 +1,10 @@
 """The hand-off (上报): an escalated event, its history and its photos' links, sent to the
 county platform / 12345 (``GRIDGEO_HANDOFF_URL``) as the JSON contract of
 ``docs/handoff.md`` says, signed per Standard Webhooks with ``GRIDGEO_HANDOFF_SECRET``; and
-the county's signed status callbacks, which enter the event's history and, on ``closed``,
-close the event here."""
+the county's signed status callbacks, which are the county's actions of the workflow
+(``county_update``; ``county_close`` on ``closed``, which closes the event here), taken
+through :func:`gridgeo.events.service.take_action` like every other action: the machine,
+the version, the history, the audit line and the outbox rows in one transaction."""
 
 from __future__ import annotations
 
@@ -15,9 +17,8 @@ from standardwebhooks.webhooks import WebhookVerificationError
 
 from gridgeo.config import get_settings
 from gridgeo.errors import IllegalTransition, InvalidInput, InvalidSignature, NotFound, ReplayedMessage
-from gridgeo.events.db import write_txn
 from gridgeo.events.records import history_record, now_utc
-from gridgeo.notify.outbox import record
+from gridgeo.events.service import take_action
 from gridgeo.store import Store, schema
 
 __all__ = ["CALLBACK_STATUSES", "CONTRACT_VERSION", "accept_callback", "handoff_body"]
@@ -76,32 +77,22 @@ def accept_callback(store: Store, body: bytes, headers: dict[str, str]) -> dict:
     note = data.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > 4000):
         raise InvalidInput("note must be text of at most 4000 characters")
-    msg_id = {k.lower(): v for k, v in headers.items()}["webhook-id"]
-    ev, ea, hc = schema.events, schema.event_actions, schema.handoff_callbacks
+    msg_id = {k.lower(): v for k, v in headers.items()}["webhook-id"][:200]
+    hc = schema.handoff_callbacks
     now = now_utc()
+
+    def remember(conn, row) -> None:  # in the action's transaction: a replayed id fails it
+        conn.execute(hc.insert().values(message_id=msg_id, event_code=code, status=status,
+                                        received_at=now, body=data))
+
+    action = "county_close" if status == "closed" else "county_update"
     try:
-        with write_txn(store) as conn:
-            row = conn.execute(select(ev.c.id, ev.c.state, ev.c.version).where(ev.c.code == code)).first()
-            if row is None:
-                raise NotFound(f"no event {code!r}")
-            conn.execute(hc.insert().values(message_id=msg_id[:200], event_code=code, status=status,
-                                            received_at=now, body=data))
-            if row.state != "escalated":
-                raise IllegalTransition(f"event {code} is {row.state}, not escalated", state=row.state)
-            to_state = "closed" if status == "closed" else row.state
-            values = {"version": row.version + 1, "updated_at": now, "state": to_state}
-            if status == "closed":
-                values.update(closed_at=now, result=note or CALLBACK_STATUSES[status])
-            conn.execute(ev.update().where(ev.c.id == row.id).values(**values))
-            conn.execute(ea.insert().values(event_id=row.id, seq=row.version + 1, at=now, action="county",
-                                            actor="county", role="county", from_state=row.state,
-                                            to_state=to_state, note=note or CALLBACK_STATUSES[status],
-                                            data={"status": status, "message_id": msg_id[:200]}))
-            record(conn, [(code, "county", row.version + 1, now)])
-            if status == "closed":  # both sides are told the loop is closed (双反馈)
-                record(conn, [(code, "close", row.version + 1, now)])
-            Store.audit(conn, actor="county", action="event.county", entity="events", entity_id=code,
-                        detail={"status": status, "message_id": msg_id[:200]})
+        event = take_action(store, code, action, role="county", actor="county", at=now,
+                            note=note or CALLBACK_STATUSES[status],
+                            data={"status": status, "message_id": msg_id}, within=remember)
     except IntegrityError:
         raise ReplayedMessage(f"callback {msg_id[:60]!r} was received already") from None
-    return {"event_code": code, "status": status, "state": to_state}
+    except IllegalTransition as exc:
+        raise IllegalTransition(f"event {code} is {exc.state}, not escalated: {exc}", state=exc.state,
+                                allowed=exc.allowed) from None
+    return {"event_code": code, "status": status, "state": event["state"]}

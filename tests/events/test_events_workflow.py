@@ -17,7 +17,8 @@ ALLOWED = {(f, a): (t, roles) for f, a, t, roles in EXPECTED}
 def test_the_table_is_the_design():
     table = {(f, a.name) for a in ACTIONS.values() for f in a.moves}
     assert table == set(ALLOWED)
-    assert set(WORKFLOW_ACTORS) == {"command_room", "leadership", "platform_office", "department", "grid_worker", "reporter"}
+    assert set(WORKFLOW_ACTORS) == {"command_room", "leadership", "platform_office", "department", "grid_worker",
+                                    "reporter", "county"}
     assert FINAL_STATES == {"closed", "rejected"}
 
 
@@ -103,12 +104,13 @@ def test_machine_step_agrees_with_transition_everywhere():
 def test_account_roles_act_as_their_workflow_actor():
     """The three role vocabularies are distinct, and the workflow answers about every
     account role: the operational ones act as themselves, admin and planner take no action."""
-    from gridgeo.events.workflow import ACTOR_OF_ACCOUNT, actor_for
+    from gridgeo.events.workflow import ACTOR_OF_ACCOUNT, EXTERNAL_ACTORS, actor_for
     from gridgeo.layers import ACCOUNT_ROLES, STAFF_ROLES
 
     assert set(ACTOR_OF_ACCOUNT) == set(ACCOUNT_ROLES)
     assert not set(STAFF_ROLES) & (set(ACCOUNT_ROLES) | set(WORKFLOW_ACTORS))
-    assert {a for a in ACTOR_OF_ACCOUNT.values() if a} == set(WORKFLOW_ACTORS) - {"reporter"}
+    assert {a for a in ACTOR_OF_ACCOUNT.values() if a} == set(WORKFLOW_ACTORS) - {"reporter", "county"}
+    assert EXTERNAL_ACTORS == {"reporter", "county"}
     for role, actor in ACTOR_OF_ACCOUNT.items():
         if actor is None:
             assert allowed_actions("reported", role) == []

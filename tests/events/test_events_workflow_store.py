@@ -33,6 +33,8 @@ HOW = {
     "supervise": ("command_room", "超期督办", {}),
     "locate": ("command_room", None, {"grid_code": G22}),
     "rate": ("reporter", "满意", {"satisfaction": 4}),
+    "county_update": ("county", "上级已接收", {"status": "received"}),
+    "county_close": ("county", "上级已办结", {"status": "closed"}),
 }
 PATH = {
     "reported": [], "accepted": ["accept"], "reviewing": ["accept"], "rejected": ["reject"],
@@ -58,6 +60,8 @@ class Walker:
 
     def act(self, code, action, *, role=None, note=None, data=None, version=None, **kw):
         r, n, d = HOW[action]
+        if (role or r) == "county":  # the county acts through its callback, which records its message
+            kw.setdefault("within", lambda conn, row: None)  # (the signed callback: tests/notify)
         e = get_event(self.store, code, history=False)
         return take_action(self.store, code, action, role=role or r, actor="测试员",
                            version=e["version"] if version is None else version,

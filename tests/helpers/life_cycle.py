@@ -37,4 +37,7 @@ EXPECTED = [
     *[(s, "supervise", s, {"command_room"}) for s in OPEN],
     *[(s, "locate", s, {"command_room", "grid_worker"}) for s in OPEN],
     ("closed", "rate", "closed", {"reporter"}),
+    # the county platform / 12345 on an escalated event, through its signed callbacks
+    ("escalated", "county_update", "escalated", {"county"}),
+    ("escalated", "county_close", "closed", {"county"}),
 ]

@@ -13,9 +13,13 @@ import pytest
 from fastapi.testclient import TestClient
 from standardwebhooks import Webhook
 
+from sqlalchemy import select
+
+from gridgeo.errors import RoleNotAllowed
 from gridgeo.events import get_event, report_event, take_action
 from gridgeo.notify.webhooks import new_secret
 from gridgeo.notify.worker import deliver_due, fan_out
+from gridgeo.store import schema
 from helpers.apps import app_for
 from helpers.authn import headers_for
 from helpers.events_world import event
@@ -100,8 +104,21 @@ def test_handoff_and_callbacks_end_to_end(world, monkeypatch):
         assert r.status_code == 200 and r.json()["state"] == "closed"
         got = get_event(world, code)
         assert got["state"] == "closed" and got["closed_at"] is not None
-        assert [(x["action"], x["to_state"]) for x in got["history"]][-2:] == [("county", "escalated"),
-                                                                              ("county", "closed")]
+        # the county's callbacks are actions of the machine (county_update, county_close): versions,
+        # history, audit and outbox as for every other action
+        assert [(x["action"], x["role"], x["to_state"]) for x in got["history"]][-2:] == [
+            ("county_update", "county", "escalated"), ("county_close", "county", "closed")]
+        assert got["version"] == len(got["history"]) == 5 and got["result"] == "上级已办结"
+        assert got["history"][-1]["data"] == {"status": "closed", "message_id": "cb-2"}
+        log = world.audit_log(entity="events", entity_id=code)
+        assert list(log["action"])[-2:] == ["event.county_update", "event.county_close"]
+        with world.engine.connect() as conn:
+            types = [t for (t,) in conn.execute(select(schema.outbox.c.event_type)
+                                                .where(schema.outbox.c.event_code == code).order_by(schema.outbox.c.id))]
+        assert types[-3:] == ["event.county_update", "event.county_update", "event.closed"]
+        # the county acts only through its signed callback, never as a caller's role
+        with pytest.raises(RoleNotAllowed, match="callback"):
+            take_action(world, code, "county_update", role="county", actor="x")
         # a closed event takes no more callbacks
         raw4, h4 = signed(secret, {"event_code": code, "status": "closed"}, "cb-9")
         assert c.post(url, content=raw4, headers=h4).status_code == 409
