@@ -19,9 +19,11 @@ None by default: a map then makes no request at all. ``GRIDGEO_MAP_BASEMAP`` (or
     coordinates its tiles are drawn in: ``wgs84`` or ``cgcs2000`` (default; drawn as is)
     or ``gcj02`` (everything drawn is shifted, as for AMap).
 ``archive``
-    A raster MBTiles file (``GRIDGEO_MAP_TILES``, its coordinates ``GRIDGEO_MAP_XYZ_CRS``)
+    An MBTiles or PMTiles file (``GRIDGEO_MAP_TILES``, its coordinates ``GRIDGEO_MAP_XYZ_CRS``)
     served by gridgeo itself at ``/maps/basemap/{z}/{x}/{y}`` (:mod:`gridgeo.maps.archive`):
-    for the maps the API serves, not for saved files.
+    for the maps the API serves, not for saved files. Raster tiles are drawn by Leaflet;
+    vector tiles (the offline base map ``gridgeo map basemap`` builds from the store's own
+    layers, :mod:`gridgeo.maps.basemap`) by protomaps-leaflet.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class Basemap:
     tile_crs: str = "wgs84"  # xyz, archive
     max_native: int = 18
     attribution: str = ""
+    vector: bool = False  # archive: vector tiles (gridgeo map basemap), drawn by protomaps-leaflet
 
     @property
     def crs(self) -> str:
@@ -88,6 +91,9 @@ class Basemap:
                     folium.TileLayer(url % (layer, layer), attr=attr, subdomains="01234567",
                                      max_zoom=18, control=False).add_to(group)
                 group.add_to(m)
+        elif self.kind == "archive" and self.vector:
+            elements.VectorBase(self.url, max_data_zoom=self.max_native,
+                                attribution=self.attribution or BASEMAPS[self.kind]).add_to(m)
         elif self.kind in ("xyz", "archive"):
             folium.TileLayer(self.url, name=BASEMAPS[self.kind], attr=self.attribution or BASEMAPS[self.kind],
                              max_zoom=19, max_native_zoom=self.max_native).add_to(m)
@@ -133,13 +139,13 @@ def get_basemap(kind: str | None = None, *, key: str | None = None, archive_url:
 
         path = os.environ.get("GRIDGEO_MAP_TILES")
         if not path:
-            raise MapError("the archive base map needs GRIDGEO_MAP_TILES, the path of an MBTiles file")
+            raise MapError("the archive base map needs GRIDGEO_MAP_TILES, the path of an MBTiles or PMTiles file")
         archive = open_archive(path)
         if archive_url is None:
             raise MapError("the tile archive is served by gridgeo serve: open the map from /maps/... "
                            "(a saved file cannot load it)")
         return Basemap(kind, url=archive_url, tile_crs=_tile_crs(), max_native=archive.max_zoom,
-                       attribution=archive.attribution)
+                       attribution=archive.attribution, vector=archive.vector)
     if kind == "tianditu":
         key = key or os.environ.get("GRIDGEO_TIANDITU_KEY")
         if not key:

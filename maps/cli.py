@@ -23,7 +23,7 @@ PlanOpt = Annotated[Optional[str], typer.Option(help="Grids of this plan version
 BasemapOpt = Annotated[Optional[str], typer.Option(help="Base map: none, tianditu (needs GRIDGEO_TIANDITU_KEY) or amap (default $GRIDGEO_MAP_BASEMAP, else none).")]
 
 maps_app = typer.Typer(
-    help="Save interactive maps (coverage, workload, events, plan) as HTML files that open offline.",
+    help="Save interactive maps (coverage, workload, events, plan) as HTML files that open offline; build an offline base map.",
     no_args_is_help=True,
 )
 
@@ -108,6 +108,25 @@ def plan(
         m = plan_from_store(store, plan, against=against, at=at, village=village,
                             basemap=_basemap(basemap))
     _save(m, out_file, "plan")
+
+
+@maps_app.command("basemap")
+def basemap(
+    out_file: Annotated[Path, typer.Argument(help="The archive to write: NAME.mbtiles or NAME.pmtiles.", dir_okay=False)],
+    database: DatabaseOpt = None,
+    min_zoom: Annotated[int, typer.Option(help="First zoom level (0..18).")] = 8,
+    max_zoom: Annotated[int, typer.Option(help="Last zoom level (0..18); the browser zooms further into it.")] = 16,
+    households: Annotated[bool, typer.Option(help="Add the household points (no attribute) from zoom 14. The archive is served to whoever opens the maps: leave them out unless only staff reach the server.")] = False,
+) -> None:
+    """An offline vector base map of the jurisdiction from the store's own roads, rivers and
+    village outlines (GDAL's MVT writer): serve it with GRIDGEO_MAP_BASEMAP=archive and
+    GRIDGEO_MAP_TILES=OUT."""
+    from gridgeo.maps.basemap import build_basemap
+
+    r = build_basemap(open_store(database), out_file, min_zoom=min_zoom, max_zoom=max_zoom, households=households)
+    out.print(f"base map -> {r['path']}: {r['tiles']:,} tiles, zoom {r['min_zoom']}–{r['max_zoom']}, "
+              f"layers {', '.join(r['layers'])} ({r['bytes'] / 1e6:.2f} MB)")
+    out.print(f"serve it: GRIDGEO_MAP_BASEMAP=archive GRIDGEO_MAP_TILES={Path(r['path']).resolve()} gridgeo serve")
 
 
 def _newest_other_plan(store, when) -> str:

@@ -29,6 +29,8 @@ __all__ = [
     "LabelLayer",
     "LineLayer",
     "PointLayer",
+    "VectorBase",
+    "TiledGrids",
     "Legend",
     "Title",
     "ScaleBar",
@@ -236,6 +238,67 @@ class PointLayer(JSCSSMixin, Layer):
         self._name = "PointLayer"
         offline.use_assets(self, offline.GRIDGEO)
         self.payload = to_js({**points, "style": style, "minZoom": int(min_zoom)})
+
+
+def _ground_classes() -> dict:
+    from gridgeo.maps.ground import RIVER_CLASSES, ROAD_CLASSES
+
+    return {"roads": [list(c[:1]) + [list(c[1])] + list(c[2:]) for c in ROAD_CLASSES],
+            "rivers": [list(c[:1]) + [list(c[1])] + list(c[2:]) for c in RIVER_CLASSES]}
+
+
+class VectorBase(JSCSSMixin, Layer):
+    """The offline vector base map (``GG.vectorBase``): an archive built by ``gridgeo map
+    basemap``, its tiles at ``url``, drawn by protomaps-leaflet with the ground's road and
+    river classes (:mod:`gridgeo.maps.ground`)."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = GG.vectorBase({{ this.payload }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, *, max_data_zoom: int, attribution: str, name: str = "本地底图"):
+        super().__init__(name=name, overlay=False, control=True, show=True)
+        self._name = "VectorBase"
+        offline.use_assets(self, offline.PROTOMAPS, offline.GRIDGEO)
+        self.payload = to_js({"url": url, "maxDataZoom": int(max_data_zoom), "attribution": attribution,
+                              "households": True, **_ground_classes()})
+
+
+class TiledGrids(JSCSSMixin, Layer):
+    """Grids drawn from vector tiles (``GG.tiledGrids``), for maps too large to inline.
+
+    ``classes`` maps grid code -> style index (only codes not in ``base`` are sent);
+    ``styles`` are the classes' path options, ``labels`` their names (shown on click with
+    the tile's attributes in ``tooltip``); ``ground_url`` adds the roads and rivers from
+    the roads tiles."""
+
+    _template = Template(
+        """
+        {% macro script(this, kwargs) %}
+        var {{ this.get_name() }} = GG.tiledGrids({{ this.payload }});
+        {% endmacro %}
+        """
+    )
+
+    def __init__(self, url: str, codes, classes, styles: list[dict], labels: Sequence[str], *,
+                 tooltip: Sequence[tuple[str, str]] = (), class_title: str = "分类",
+                 ground_url: str | None = None, name: str = "网格"):
+        super().__init__(name=name, overlay=True, control=True, show=True)
+        self._name = "TiledGrids"
+        offline.use_assets(self, offline.PROTOMAPS, offline.GRIDGEO)
+        cls = pd.Series(np.asarray(classes, dtype=int), index=pd.Index(codes, dtype=object).astype(str))
+        base = int(cls.mode().iloc[0]) if len(cls) else 0
+        others = cls[cls != base]
+        self.payload = to_js({
+            "url": url, "base": base, "cls": dict(zip(others.index.tolist(), others.to_numpy().tolist())),
+            "styles": styles, "labels": list(labels), "tooltip": [list(t) for t in tooltip],
+            "classTitle": class_title,
+            "ground": {"url": ground_url, **_ground_classes()} if ground_url else None,
+        })
 
 
 class Legend(_GG):

@@ -28,6 +28,7 @@ __all__ = [
     "HEAT",
     "SYNC",
     "GRIDGEO",
+    "PROTOMAPS",
     "OfflineError",
     "asset_file",
     "vendored",
@@ -62,6 +63,7 @@ MARKERCLUSTER = (
 )
 HEAT = ([_js("leaflet-heat.js", "leaflet.heat/leaflet-heat.js")], [])
 SYNC = ([_js("Leaflet.Sync", "leaflet.sync/L.Map.Sync.js")], [])
+PROTOMAPS = ([_js("protomaps-leaflet.js", "protomaps-leaflet/protomaps-leaflet.js")], [])
 GRIDGEO = (
     [_js("gridgeo-maps.js", "gridgeo/gridgeo-maps.js")],
     [_js("gridgeo-maps.css", "gridgeo/gridgeo-maps.css")],

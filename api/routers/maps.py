@@ -152,15 +152,19 @@ async def plan(
             responses={200: {"content": {"image/png": {}}}, 404: {"description": "No such tile."}})
 def basemap_tile(z: Annotated[int, Path(ge=0, le=archive.MAX_ZOOM)], x: Annotated[int, Path(ge=0)],
                  y: Annotated[int, Path(ge=0)]):
-    """The base map's tile z/x/y (XYZ numbering), from the MBTiles file GRIDGEO_MAP_TILES."""
+    """The base map's tile z/x/y (XYZ numbering), from the MBTiles or PMTiles file GRIDGEO_MAP_TILES
+    (raster, or vector tiles as `gridgeo map basemap` builds them)."""
     import os
 
     path = os.environ.get("GRIDGEO_MAP_TILES")
     if not path:
         raise NotFound("no tile archive is configured (GRIDGEO_MAP_TILES)")
     tiles = archive.open_archive(path)
-    return Response(tiles.tile(z, x, y), media_type=tiles.media_type,
-                    headers={"Cache-Control": "public, max-age=86400"})
+    data = tiles.tile(z, x, y)
+    headers = {"Cache-Control": "public, max-age=86400"}
+    if tiles.vector and data[:2] == b"\x1f\x8b":  # gzipped MVT, as MBTiles and PMTiles store them
+        headers["Content-Encoding"] = "gzip"
+    return Response(data, media_type=tiles.media_type, headers=headers)
 
 
 @router.get("/assets/{path:path}", include_in_schema=False)

@@ -24,6 +24,10 @@ packages=(
   "leaflet.fullscreen@3.0.2    LICENSE Control.FullScreen.js Control.FullScreen.css icon-fullscreen.svg"
   # folium's DualMap (the plan map: draft beside the plan in force) calls map.sync().
   "leaflet.sync@0.2.4          LICENSE L.Map.Sync.js"
+  # vector tiles drawn on canvas: the offline base map (gridgeo map basemap) and the tiled
+  # grids of a province-size map. Its build bundles pmtiles, @mapbox/vector-tile, pbf,
+  # @mapbox/point-geometry, rbush, color2k, potpack (BSD-3-Clause, ISC, MIT).
+  "protomaps-leaflet@5.1.0     LICENSE package.json dist/protomaps-leaflet.js"
 )
 
 for entry in "${packages[@]}"; do

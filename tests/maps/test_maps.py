@@ -102,7 +102,7 @@ def browser():
 class Opened:
     """A page opened offline: its console errors and every request it made."""
 
-    def __init__(self, browser, url: str, client=None):
+    def __init__(self, browser, url: str, client=None, ready="document.querySelectorAll('path.gg-grid').length > 0"):
         self.context = browser.new_context(offline=True, viewport={"width": 1280, "height": 800})
         self.requests: list[str] = []
         self.blocked: list[str] = []
@@ -126,7 +126,7 @@ class Opened:
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.goto(url, wait_until="load")
-        self.page.wait_for_function("document.querySelectorAll('path.gg-grid').length > 0")
+        self.page.wait_for_function(ready)
         self.settle()
 
     def settle(self):
@@ -153,9 +153,9 @@ class Opened:
 def open_map(browser):
     opened = []
 
-    def _open(path_or_url, client=None) -> Opened:
+    def _open(path_or_url, client=None, **kw) -> Opened:
         url = path_or_url if isinstance(path_or_url, str) else path_or_url.as_uri()
-        o = Opened(browser, url, client)
+        o = Opened(browser, url, client, **kw)
         opened.append(o)
         return o
 
@@ -465,7 +465,8 @@ def test_assets_are_vendored_with_their_licences():
 
     versions = vendored()
     assert versions == {"leaflet": "1.9.4", "leaflet.fullscreen": "3.0.2", "leaflet.heat": "0.2.0",
-                        "leaflet.markercluster": "1.5.3", "leaflet.sync": "0.2.4", "simpleheat": "0.2.0"}
+                        "leaflet.markercluster": "1.5.3", "leaflet.sync": "0.2.4", "simpleheat": "0.2.0",
+                        "protomaps-leaflet": "5.1.0"}
     for name in versions:
         assert list((ASSET_DIR / name).glob("*LICEN*")), name
     assert (ASSET_DIR / "update.sh").read_text().count("npm pack") >= 1
@@ -689,12 +690,12 @@ def test_base_map_from_a_tile_archive_served_by_gridgeo(client, open_map, sample
         r = client.get(url)
         assert r.status_code == status, (url, r.status_code)
         assert r.headers["content-type"].startswith("application/problem+json"), url
-    # a saved file cannot load the archive; a vector archive is refused, and so is no archive
+    # a saved file cannot load the archive; tiles of an unknown format are refused, and so is no archive
     with pytest.raises(MapError, match="gridgeo serve"):
         get_basemap("archive")
-    make_mbtiles(tmp_path / "vector.mbtiles", (x0, y0, x1, y1), [12], fmt="pbf")
-    with pytest.raises(ArchiveError, match="vector"):
-        open_archive(str(tmp_path / "vector.mbtiles"))
+    make_mbtiles(tmp_path / "odd.mbtiles", (x0, y0, x1, y1), [12], fmt="tiff")
+    with pytest.raises(ArchiveError, match="'tiff' tiles"):
+        open_archive(str(tmp_path / "odd.mbtiles"))
     (tmp_path / "junk.mbtiles").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(ArchiveError, match="not an MBTiles"):
         open_archive(str(tmp_path / "junk.mbtiles"))
@@ -706,6 +707,96 @@ def test_base_map_from_a_tile_archive_served_by_gridgeo(client, open_map, sample
     monkeypatch.setenv("GRIDGEO_MAP_XYZ_URL", "tiles/{z}/{x}.png")
     with pytest.raises(MapError, match="GRIDGEO_MAP_XYZ_URL"):
         get_basemap("xyz")
+
+
+def _tile_of(lon, lat, z):
+    import math
+
+    n = 2**z
+    return z, int((lon + 180) / 360 * n), int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+
+
+def test_offline_vector_base_map_built_from_the_store(client, open_map, sample_db, tmp_path, monkeypatch):
+    """`gridgeo map basemap` builds the base map from the store's layers (GDAL's MVT writer);
+    gridgeo serves it (MBTiles and PMTiles alike) and protomaps-leaflet draws it, offline."""
+    import gzip
+
+    import mapbox_vector_tile
+
+    from gridgeo.cli import app
+    from gridgeo.maps.archive import ArchiveError, open_archive
+    from gridgeo.tiles import tile_bounds
+
+    runner = CliRunner()
+    paths = {}
+    for ext, extra in (("pmtiles", []), ("mbtiles", ["--households"])):
+        paths[ext] = tmp_path / f"county.{ext}"
+        r = runner.invoke(app, ["map", "basemap", str(paths[ext]), "--database", sample_db.url,
+                                "--min-zoom", "10", "--max-zoom", "15", *extra])
+        assert r.exit_code == 0, r.output
+        assert "base map -> " in r.output and "zoom 10–15" in r.output
+    pm, mb = open_archive(str(paths["pmtiles"])), open_archive(str(paths["mbtiles"]))
+    assert (pm.vector, pm.pmtiles, pm.min_zoom, pm.max_zoom) == (True, True, 10, 15)
+    assert (mb.vector, mb.pmtiles, mb.max_zoom) == (True, False, 15)
+    # a tile holds the store's roads and rivers there, with their attributes; households only when asked
+    roads = sample_db.read("roads")
+    road = roads[roads["name"].notna()].iloc[0]
+    point = road.geometry.interpolate(0.5, normalized=True)
+    z, x, y = _tile_of(point.x, point.y, 15)
+    layers = {ext: mapbox_vector_tile.decode(gzip.decompress(a.tile(z, x, y)))
+              for ext, a in (("pmtiles", pm), ("mbtiles", mb))}
+    x0, y0, x1, y1 = tile_bounds(z, x, y)
+    box = gpd.GeoSeries([shapely.box(x0, y0, x1, y1)], crs=3857).to_crs(4326).iloc[0]
+    inside = roads[roads.intersects(box)]
+    for ext, tile in layers.items():
+        names = {f["properties"].get("name") for f in tile["roads"]["features"]}
+        assert road["name"] in names and names <= set(inside["name"]) | {None}, ext
+        assert {f["properties"]["kind"] for f in tile["roads"]["features"]} == set(inside["kind"])
+    assert "households" not in layers["pmtiles"]
+    homes = sample_db.read("households")
+    pad = (x1 - x0) * 80 / 4096  # GDAL's default tile buffer
+    padded = gpd.GeoSeries([shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad)], crs=3857).to_crs(4326).iloc[0]
+    drawn = len(layers["mbtiles"]["households"]["features"])
+    assert 0 < int(homes.intersects(box).sum()) <= drawn <= int(homes.intersects(padded).sum())
+
+    monkeypatch.setenv("GRIDGEO_MAP_BASEMAP", "archive")
+    monkeypatch.setenv("GRIDGEO_MAP_TILES", str(paths["pmtiles"]))
+    r = client.get(f"/maps/basemap/{z}/{x}/{y}")
+    assert r.headers["content-type"] == "application/vnd.mapbox-vector-tile"
+    assert r.headers["content-encoding"] == "gzip" and mapbox_vector_tile.decode(r.content)["roads"]
+    assert client.get(f"/maps/basemap/{z}/{x + 40}/{y}").content == b""  # nothing there: an empty tile
+    assert client.get(f"/maps/basemap/16/{x * 2}/{y * 2}").status_code == 404  # beyond its zooms
+    o = open_map("http://testserver/maps/coverage", client)
+    o.page.wait_for_function("document.querySelectorAll('.leaflet-tile-loaded').length > 0")
+    o.settle()
+    assert o.errors == [] and o.off_machine() == []
+    tiles = [u for u in o.requests if "/maps/basemap/" in u]
+    assert tiles and all("http://testserver/maps/basemap/" in u for u in tiles)
+    # drawn: the canvas tiles hold the background, the roads' orange and the rivers' blue
+    colours = o.js("""() => {
+        const seen = {bg: 0, road: 0, river: 0};
+        for (const c of document.querySelectorAll('canvas.leaflet-tile-loaded')) {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 0; i < d.length; i += 4) {
+                const [r, g, b] = [d[i], d[i + 1], d[i + 2]];
+                if (r === 0xf3 && g === 0xef && b === 0xe6) seen.bg++;
+                else if (r > 200 && g > 120 && g < 200 && b < 110) seen.road++;
+                else if (b > 150 && r < 130 && b > g) seen.river++;
+            }
+        }
+        return seen; }""")
+    assert colours["bg"] > 0 and colours["road"] > 0 and colours["river"] > 0, colours
+    assert "本地底图" in o.js("document.querySelector('.leaflet-control-layers').innerText")
+    # damaged and foreign archives are refused with a reason
+    bad = tmp_path / "bad.pmtiles"
+    bad.write_bytes(b"PMTiles\x03" + b"\xff" * 50)
+    with pytest.raises(ArchiveError, match="not a PMTiles"):
+        open_archive(str(bad))
+    (tmp_path / "other.pmtiles").write_bytes(paths["mbtiles"].read_bytes())
+    with pytest.raises(ArchiveError, match="not a PMTiles"):
+        open_archive(str(tmp_path / "other.pmtiles"))
+    r = runner.invoke(app, ["map", "basemap", str(tmp_path / "x.geojson"), "--database", sample_db.url])
+    assert r.exit_code != 0 and ".mbtiles or .pmtiles" in r.output
 
 
 @pytest.mark.parametrize("url, status, words", [

@@ -598,4 +598,99 @@
     return ctl.addTo(map);
   };
 
+  // -- vector tiles (protomaps-leaflet) ------------------------------------------------
+
+  /* Paint rules for the ground in vector tiles: layer `roads` (kind road|river, rank),
+   * `villages` (outlines), `households` (points). spec.roads / spec.rivers: classes
+   * [[label, ranks, colour, weight at zoom 16, first zoom], ...] (maps/ground.py). */
+  function groundRules(P, spec, source) {
+    function classOf(classes, rank) {
+      for (var c = 0; c < classes.length - 1; c++) {
+        if (classes[c][1].indexOf(rank) >= 0) return c;
+      }
+      return classes.length - 1;
+    }
+    function width(w) { return function (z) { return Math.max(0.6, w * Math.pow(1.25, Math.min(z, 18) - 16)); }; }
+    var rules = [];
+    if (spec.villageLines !== false) {
+      rules.push({ dataSource: source, dataLayer: 'villages',
+                   symbolizer: new P.LineSymbolizer({ color: '#7a6f62', width: 1.4, dash: [5, 3], opacity: 0.9 }) });
+    }
+    [['river', spec.rivers], ['road', spec.roads]].forEach(function (pair) {
+      var kind = pair[0], classes = pair[1];
+      classes.slice().reverse().forEach(function (cls) {
+        var c = classes.indexOf(cls);
+        rules.push({
+          dataSource: source, dataLayer: 'roads', minzoom: cls[4],
+          filter: function (z, f) {
+            var isRiver = f.props.kind === 'river';
+            return (kind === 'river') === isRiver && classOf(classes, f.props.rank || '') === c;
+          },
+          symbolizer: new P.LineSymbolizer({ color: cls[2], width: width(cls[3]), lineCap: 'round' })
+        });
+      });
+    });
+    if (spec.households) {
+      rules.push({ dataSource: source, dataLayer: 'households', minzoom: 15,
+                   symbolizer: new P.CircleSymbolizer({ radius: 1.8, fill: '#b08968', stroke: '#5b4636', width: 0.5 }) });
+    }
+    return rules;
+  }
+  GG.groundRules = groundRules;
+
+  /* The offline vector base map: spec {url, maxDataZoom, attribution, roads, rivers, households}. */
+  GG.vectorBase = function (spec) {
+    var P = window.protomapsL;
+    var layer = P.leafletLayer({
+      url: spec.url, maxDataZoom: spec.maxDataZoom, attribution: spec.attribution,
+      backgroundColor: '#f3efe6', paintRules: groundRules(P, spec),
+      labelRules: [{ dataLayer: 'roads', minzoom: 14,
+                     symbolizer: new P.LineLabelSymbolizer({ labelProps: ['name'], fill: '#5b4636',
+                                                             font: '12px sans-serif', stroke: '#ffffff', width: 2 }) }]
+    });
+    layer.gg = { spec: spec };
+    return layer;
+  };
+
+  /*
+   * Grids from vector tiles (a province on one map): spec {url, cls: {code: class} for
+   * the grids not in class `base`, base, styles: [{fillColor, fillOpacity, color}],
+   * labels: [class label], ground: {url, roads, rivers} (roads and rivers from /tiles/roads)}.
+   * Colours come from the tiles' `code` attribute; a click shows the grid's attributes.
+   */
+  GG.tiledGrids = function (spec) {
+    var P = window.protomapsL;
+    function clsOf(f) { var c = spec.cls[f.props.code]; return c === undefined ? spec.base : c; }
+    var sources = { grids: { url: spec.url, maxDataZoom: spec.maxDataZoom || 16 } };
+    var rules = [];
+    if (spec.ground) {
+      sources.ground = { url: spec.ground.url, maxDataZoom: spec.maxDataZoom || 16 };
+      rules = groundRules(P, L.extend({ villageLines: false }, spec.ground), 'ground');
+    }
+    var gridRules = spec.styles.map(function (st, c) {
+      return { dataSource: 'grids', dataLayer: 'grids', filter: function (z, f) { return clsOf(f) === c; },
+               symbolizer: new P.PolygonSymbolizer({ fill: st.fillColor, opacity: st.fillOpacity,
+                                                     stroke: st.color, width: st.weight || 0.8 }) };
+    });
+    var layer = P.leafletLayer({ sources: sources, paintRules: gridRules.concat(rules), labelRules: [],
+                                 attribution: spec.attribution || 'gridgeo' });
+    layer.gg = { spec: spec, clsOf: clsOf };
+    layer.on('add', function () {
+      var map = layer._map;
+      layer._ggClick = function (e) {
+        var hits = layer.queryTileFeaturesDebug(e.latlng.lng, e.latlng.lat, 4).get('grids') || [];
+        var grid = hits.filter(function (h) { return h.layerName === 'grids'; })[0];
+        if (!grid) return;
+        var p = grid.feature.props;
+        var rows = (spec.tooltip || []).map(function (t) { return [t[1], fmt(p[t[0]])]; });
+        rows.push([spec.classTitle || '分类', esc(spec.labels[clsOf(grid.feature)])]);
+        L.popup({ className: 'gg-tooltip' }).setLatLng(e.latlng)
+          .setContent('<div class="gg-tooltip-title">' + esc(p.name) + '</div>' + table(rows)).openOn(map);
+      };
+      map.on('click', layer._ggClick);
+    });
+    layer.on('remove', function () { if (layer._map) layer._map.off('click', layer._ggClick); });
+    return layer;
+  };
+
 })();
