@@ -1023,7 +1023,9 @@ SEASONS = {  # weight by month, January first
 
 def build_categories():
     rows = [dict(code=c[0], name=c[1], platform=PLATFORM_OF[c[0][:2]], department=c[2],
-                 deadline_hours=c[3], major="true" if c[4] else "false", description=c[5])
+                 deadline_hours=c[3], major="true" if c[4] else "false",
+                 deadline_workdays="",  # every sample deadline is in hours
+                 description=c[5])
             for c in CATEGORIES]
     return pd.DataFrame(rows)
 

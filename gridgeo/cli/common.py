@@ -156,7 +156,8 @@ def fail(exc: GridgeoError) -> NoReturn:
         err.print(Traceback.from_exception(type(exc), exc, exc.__traceback__))
         err.print(f"[red]internal error (a bug in gridgeo, please report it):[/red] {exc}")
         raise typer.Exit(1)
-    err.print(f"[red]error:[/red] {exc}")
+    # One line, whatever the terminal's width (the terminal wraps it; a log keeps it whole).
+    err.print(f"[red]error:[/red] {exc}", soft_wrap=True)
     raise typer.Exit(1)
 
 

@@ -44,7 +44,8 @@ def test_xlsx_has_one_sheet_per_grouping(db, tmp_path):
             "--as-of", AS_OF, "--rank", "on_time_rate", "--min-volume", "2", "-d", db)
     assert r.exit_code == 0, r.output
     book = openpyxl.load_workbook(out)
-    assert book.sheetnames == ["网格", "责任部门", "平台", "说明"]
+    # patrols (巡查) by grid come with a grid grouping, zeros where nobody patrolled
+    assert book.sheetnames == ["网格", "责任部门", "平台", "巡查·网格", "说明"]
     sheet = book["网格"]
     header = [c.value for c in sheet[1]]
     assert header[:3] == ["编码", "排名", "名称"] and "按期结案率" in header and "返工率" in header
@@ -59,7 +60,8 @@ def test_all_groupings_as_json(db, tmp_path):
     r = run("--period", "2026-Q3", "--by", "all", "--format", "json", "--out", str(out), "--as-of", AS_OF, "-d", db)
     assert r.exit_code == 0, r.output
     body = json.loads(out.read_text(encoding="utf-8"))
-    assert list(body["tables"]) == ["grid", "village", "township", "worker", "department", "platform", "category"]
+    assert list(body["tables"]) == ["grid", "village", "township", "worker", "department", "platform", "category",
+                                    "patrols_grid", "patrols_worker"]
     grid = {row["code"]: row for row in body["tables"]["grid"]}
     assert grid[G1]["due"] == 3 and grid["all"]["received"] == 11   # the total row
     assert "all" not in {row["code"] for row in body["tables"]["worker"]}   # worker rows overlap: no total

@@ -16,7 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from gridgeo.cli import app
+from gridgeo.cli import app, common
 from gridgeo.store import Store
 
 #: Parameters that name a file a command writes (they get a fresh path, never a bad file).
@@ -104,6 +104,14 @@ def _check(result, bad: Path, args) -> None:
     assert bad.name in re.sub(r"\s+", "", text.replace("│", "")) or bad.parent.name in text, (args, text)
 
 
+@pytest.fixture(autouse=True)
+def wide_consoles(monkeypatch):
+    """The command line's consoles as wide as a log: a table's file column is not wrapped
+    (their width is fixed when they are made, so ``COLUMNS`` set for one run comes too late)."""
+    monkeypatch.setattr(common.err, "width", 400)
+    monkeypatch.setattr(common.out, "width", 400)
+
+
 @pytest.fixture(scope="module")
 def good_database(tmp_path_factory) -> str:
     """A migrated, empty SQLite database: bad input files meet a working store."""
@@ -120,7 +128,7 @@ def test_every_command_refuses_a_bad_database_in_one_line(kind, tmp_path):
         folder.mkdir()
         bad = _bad_file(folder, kind, ".db")
         args = _args(path, cmd, bad, folder, f"sqlite:///{bad}", bad_inputs=True)
-        result = runner.invoke(app, args, env={"COLUMNS": "400"})
+        result = runner.invoke(app, args)
         if path == ("init",) and kind in ("missing", "empty"):  # SQLite: an empty file is an empty database
             assert result.exit_code == 0 and bad.exists(), result.output
             continue
@@ -138,5 +146,5 @@ def test_every_command_reading_files_refuses_a_bad_one(kind, suffix, tmp_path, g
     bad = _bad_file(tmp_path, kind, suffix)
     for path, cmd in READERS:
         args = _args(path, cmd, bad, tmp_path, good_database, bad_inputs=True)
-        result = runner.invoke(app, args, env={"COLUMNS": "400"})
+        result = runner.invoke(app, args)
         _check(result, bad, args)
