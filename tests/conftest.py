@@ -34,6 +34,25 @@ from helpers.tiny import make_tiny
 # inherit this unless they set it.
 os.environ.setdefault("GRIDGEO_OUTBOX_WORKER", "false")
 
+#: The longest test files (a minute or so each on 2 cores), run first: `make test` hands whole
+#: files to its worker processes in collection order, so a long file left for the end would
+#: keep one worker busy while the other has nothing left to do. (Not the files that use
+#: ``sample_store``: pytest runs the tests of each of its databases together, which moving
+#: one of those files would split, with other tests emptying the PostgreSQL one between.)
+LONG_FILES = (
+    "project/test_notebooks.py", "serve/test_scaleout.py", "serve/test_durability.py",
+    "console/test_console_browser.py", "distributed/test_distributed.py",
+    "notify/test_notify_live.py", "api/test_ogc.py", "assess/test_assess.py", "api/test_fuzz.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    def rank(item) -> int:
+        path = item.nodeid.split("::", 1)[0].removeprefix("tests/")
+        return LONG_FILES.index(path) if path in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file, and of the rest, is kept
+
 DATABASES = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
