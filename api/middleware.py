@@ -347,10 +347,14 @@ MULTIPART_OVERHEAD = 256 * 1024
 _PHOTO_PATH = re.compile(r"/v1/events/[^/]+/photos")
 
 
+_FIELD_ACTION_PATH = re.compile(r"/field/events/[^/]+/actions")
+
+
 def upload_limit(scope) -> tuple[int, str] | None:
     """The body limit of the upload routes (None for the others): one photo for
     ``POST /v1/events/{code}/photos``; a report's photos for a multipart
-    ``POST /v1/events``; a track for ``POST /v1/patrols``. Decided from the path and the
+    ``POST /v1/events`` and for the phone app's ``POST /field/events`` and
+    ``POST /field/events/{code}/actions`` (gridgeo.console.field); a track for ``POST /v1/patrols``. Decided from the path and the
     content type, so an oversized upload gets its 413 before anything is buffered."""
     settings = get_settings()
     path = scope["path"].rstrip("/")
@@ -358,6 +362,9 @@ def upload_limit(scope) -> tuple[int, str] | None:
         return settings.max_track_bytes, "GRIDGEO_MAX_TRACK_BYTES"
     if _PHOTO_PATH.fullmatch(path):
         return settings.max_photo_bytes + MULTIPART_OVERHEAD, "GRIDGEO_MAX_PHOTO_BYTES"
+    if path == "/field/events" or _FIELD_ACTION_PATH.fullmatch(path):  # the phone app's reports and checks
+        return (settings.max_photo_bytes * settings.max_photos_per_report + MULTIPART_OVERHEAD,
+                "GRIDGEO_MAX_PHOTO_BYTES × GRIDGEO_MAX_PHOTOS_PER_REPORT")
     if path == "/v1/events":
         ctype = dict(scope["headers"]).get(b"content-type", b"").lower()
         if ctype.startswith(b"multipart/form-data"):

@@ -50,6 +50,7 @@ NAV = [
     ("/supervision", "督办", ALL_EVENTS | {"platform_office", "department"}),
     ("/tasks", "我的任务", frozenset({"platform_office", "department"})),
     ("/grid", "我的网格", frozenset({"grid_worker"})),
+    ("/field", "移动上报", frozenset({"grid_worker"})),
     ("/plans", "网格方案", frozenset({"planner", "admin", "command_room", "leadership"})),
     ("/admin", "用户与令牌", frozenset({"admin"})),
     ("/password", "修改密码", frozenset(ACCOUNT_ROLES)),

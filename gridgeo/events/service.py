@@ -10,17 +10,19 @@ guarded by the old version, appends the history line and the audit line.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import shapely
 from sqlalchemy import select
 
-from gridgeo.errors import InvalidEvent, NotFound, RoleNotAllowed, StaleVersion
+from gridgeo.errors import IdempotencyKeyReused, InvalidEvent, NotFound, RoleNotAllowed, StaleVersion
 from gridgeo.events.catalogue import dispatch_targets
 from gridgeo.events.db import write_txn
 from gridgeo.events.geolocate import get_geolocator
-from gridgeo.events.intake import hash_token
+from gridgeo.events.intake import _lock_keys, hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.deadlines import deadline, extend
 from gridgeo.events.routing import ESCALATION_TARGETS, route_event
@@ -88,7 +90,8 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
                 version: int | None = None, note: str | None = None, data: dict | None = None,
                 token: str | None = None, at: dt.datetime | None = None,
                 allow: Callable[[Mapping], bool] | None = None,
-                within: Callable[[Any, Mapping], None] | None = None) -> dict:
+                within: Callable[[Any, Mapping], None] | None = None,
+                idempotency_key: str | None = None) -> dict:
     """Take ``action`` on event ``code`` as ``actor`` in ``role``; commit; return the event.
 
     Parameters
@@ -121,6 +124,12 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         before the machine is asked: what the caller records with the action (the
         county's callback records its message id, refused when replayed). The ``county``
         role acts only this way (:func:`gridgeo.notify.handoff.accept_callback`).
+    idempotency_key : str, optional
+        A client's key (1-255 characters) for a retried request (the phone app sending what
+        it queued without signal): the key is recorded in the action's transaction, and the
+        same request sent again with it takes no action and returns the event as it is now
+        (the key with another request: :class:`IdempotencyKeyReused`). Keys share the table
+        of intake's keys (:mod:`gridgeo.events.intake`).
 
     Returns
     -------
@@ -129,67 +138,103 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
 
     Raises
     ------
-    NotFound, IllegalTransition (409), RoleNotAllowed (403), StaleVersion (409), InvalidEvent (422)
+    NotFound, IllegalTransition (409), RoleNotAllowed (403), StaleVersion (409), InvalidEvent (422),
+    IdempotencyKeyReused (422) for a key sent before with another request
     """
+    if idempotency_key is not None and not 0 < len(idempotency_key) <= 255:
+        raise InvalidEvent("Idempotency-Key must have 1 to 255 characters")
     role = actor_for(role)  # an account role acts as its workflow actor; admin and planner take no action
     data = dict(data or {})
     note = note.strip() if isinstance(note, str) and note.strip() else None
     at = at or now_utc()
+    fingerprint = _action_fingerprint(code, action, role, actor, version, note, data)
     with write_txn(store) as conn:
         row = _event_row(conn, code)
         if allow is not None and not allow(row):
             raise NotFound(f"no event {code!r}")
-        if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
-            raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
-        if role == "county" and within is None:
-            raise RoleNotAllowed("the county platform acts only through its signed callback "
-                                 "(POST /v1/escalations/callback)", roles=["county"])
-        if within is not None:
-            within(conn, row)
-        if action in ACTIONS and role not in ACTIONS[action].roles:  # a role that never may: 403 before 409
-            raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(ACTIONS[action].roles)}",
-                                 roles=list(ACTIONS[action].roles))
-        if version is not None and int(version) != row["version"]:
-            raise StaleVersion(
-                f"event {code} is at version {row['version']}, not {version}: "
-                "someone changed it meanwhile; reload it and try again", current=row["version"])
-        done = {"rate"} if row["satisfaction"] is not None else set()
-        target = transition(row["state"], action, role, major=row["route"] == "leadership",
-                            done=done, event=code)
-        spec = ACTIONS[action]
-        if action in NOTE_REQUIRED and note is None:
-            raise InvalidEvent(f"{action!r} needs a note saying why")
-        for name in spec.needs:
-            if name == "reason" and (data.get("reason") or note):
-                continue
-            if data.get(name) in (None, ""):
-                raise InvalidEvent(f"{action!r} needs data.{name}")
-        changes: dict[str, Any] = {}
-        extra: list = []  # (statement) to run after the update, e.g. on a merge target
-        record_data = dict(data)
-        _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor, role)
-        ev = schema.events
-        changes.update(state=target, version=row["version"] + 1, updated_at=at)
-        if target == "closed" and row["state"] != "closed":
-            changes["closed_at"] = at
-        res = conn.execute(ev.update().where(ev.c.id == row["id"], ev.c.version == row["version"])
-                           .values(**changes))
-        if res.rowcount != 1:  # another writer won between our read and this update
-            current = conn.execute(select(ev.c.version).where(ev.c.id == row["id"])).scalar()
-            raise StaleVersion(f"event {code} was changed meanwhile (now version {current}); "
-                               "reload it and try again", current=current)
-        conn.execute(schema.event_actions.insert().values(
-            event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
-            from_state=row["state"], to_state=target, note=note, data=record_data or None))
-        outbox.record(conn, [(code, action, row["version"] + 1, at)])
-        Store.audit(conn, actor=actor, action=f"event.{action}", entity="events", entity_id=code,
-                    detail={"role": role, "from": row["state"], "to": target, "note": note,
-                            "data": record_data or None, "version": row["version"] + 1})
-        for fn in extra:
-            fn()
+        # A retry of a request already done (its key recorded): the event as it is now.
+        if idempotency_key is None or not _replayed(conn, idempotency_key, fingerprint):
+            _act(conn, store, row, code, action, role, actor, version, note, data, token, at, within)
+            if idempotency_key is not None:
+                conn.execute(schema.idempotency_keys.insert().values(
+                    key=idempotency_key, request_hash=fingerprint, event_code=code, status=200,
+                    response=json.dumps({"action": action, "version": row["version"] + 1}), created_at=at))
     from gridgeo.events.queries import get_event
 
     return get_event(store, code)
+
+
+def _action_fingerprint(code, action, role, actor, version, note, data) -> str:
+    """SHA-256 of an action's request, to tell a retry from a different request."""
+    d = {"code": code, "action": action, "role": role, "actor": actor, "version": version, "note": note,
+         "data": data}
+    return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def _replayed(conn, key: str, fingerprint: str) -> bool:
+    """True when ``key`` was recorded for this very request (a retry: nothing to do)."""
+    _lock_keys(conn, [key])
+    keys = schema.idempotency_keys
+    old = conn.execute(select(keys.c.request_hash).where(keys.c.key == key)).scalar()
+    if old is None:
+        return False
+    if old != fingerprint:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was used for a different request; "
+            "use a new key for a new action (a retry must repeat the request exactly)")
+    return True
+
+
+def _act(conn, store, row, code, action, role, actor, version, note, data, token, at, within) -> None:
+    """The action's checks and writes, in the caller's transaction."""
+    if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
+        raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
+    if role == "county" and within is None:
+        raise RoleNotAllowed("the county platform acts only through its signed callback "
+                             "(POST /v1/escalations/callback)", roles=["county"])
+    if within is not None:
+        within(conn, row)
+    if action in ACTIONS and role not in ACTIONS[action].roles:  # a role that never may: 403 before 409
+        raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(ACTIONS[action].roles)}",
+                             roles=list(ACTIONS[action].roles))
+    if version is not None and int(version) != row["version"]:
+        raise StaleVersion(
+            f"event {code} is at version {row['version']}, not {version}: "
+            "someone changed it meanwhile; reload it and try again", current=row["version"])
+    done = {"rate"} if row["satisfaction"] is not None else set()
+    target = transition(row["state"], action, role, major=row["route"] == "leadership",
+                        done=done, event=code)
+    spec = ACTIONS[action]
+    if action in NOTE_REQUIRED and note is None:
+        raise InvalidEvent(f"{action!r} needs a note saying why")
+    for name in spec.needs:
+        if name == "reason" and (data.get("reason") or note):
+            continue
+        if data.get(name) in (None, ""):
+            raise InvalidEvent(f"{action!r} needs data.{name}")
+    changes: dict[str, Any] = {}
+    extra: list = []  # (statement) to run after the update, e.g. on a merge target
+    record_data = dict(data)
+    _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor, role)
+    ev = schema.events
+    changes.update(state=target, version=row["version"] + 1, updated_at=at)
+    if target == "closed" and row["state"] != "closed":
+        changes["closed_at"] = at
+    res = conn.execute(ev.update().where(ev.c.id == row["id"], ev.c.version == row["version"])
+                       .values(**changes))
+    if res.rowcount != 1:  # another writer won between our read and this update
+        current = conn.execute(select(ev.c.version).where(ev.c.id == row["id"])).scalar()
+        raise StaleVersion(f"event {code} was changed meanwhile (now version {current}); "
+                           "reload it and try again", current=current)
+    conn.execute(schema.event_actions.insert().values(
+        event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
+        from_state=row["state"], to_state=target, note=note, data=record_data or None))
+    outbox.record(conn, [(code, action, row["version"] + 1, at)])
+    Store.audit(conn, actor=actor, action=f"event.{action}", entity="events", entity_id=code,
+                detail={"role": role, "from": row["state"], "to": target, "note": note,
+                        "data": record_data or None, "version": row["version"] + 1})
+    for fn in extra:
+        fn()
 
 
 def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
