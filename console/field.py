@@ -88,8 +88,9 @@ class FieldReport(BaseModel):
 async def _multipart(request: Request) -> tuple[dict, list[bytes]]:
     """The form's text fields and its photos (each bounded by GRIDGEO_MAX_PHOTO_BYTES; the
     body as a whole is bounded before, by the API's BodyGuard)."""
-    if not request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
-        raise MalformedBody("send multipart/form-data")
+    if not request.headers.get("content-type", "").lower().startswith(
+            ("multipart/form-data", "application/x-www-form-urlencoded")):
+        raise MalformedBody("send a form: multipart/form-data (with photos) or application/x-www-form-urlencoded")
     settings = get_settings()
     try:
         form = await request.form(max_files=settings.max_photos_per_report, max_fields=8,
