@@ -41,7 +41,7 @@ from gridgeo.errors import GridgeoError
 from gridgeo.maps import elements, encoding, offline
 
 __all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet", "grid_set",
-           "encode_together", "add_grids", "finish"]
+           "encode_together", "add_grids", "finish", "tiled_threshold", "draws_tiled"]
 
 #: Base map choices, code -> label.
 BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图", "xyz": "内网瓦片服务",
@@ -151,6 +151,26 @@ def get_basemap(kind: str | None = None, *, key: str | None = None, archive_url:
         if not key:
             raise MapError("the Tianditu base map needs a key: set GRIDGEO_TIANDITU_KEY")
     return Basemap(kind, key)
+
+
+#: Above this many grids (``GRIDGEO_MAP_TILED_GRIDS``) the maps the API serves draw the
+#: grids from ``/tiles/grids`` instead of inlining them.
+TILED_GRIDS = 20_000
+
+
+def tiled_threshold() -> int:
+    """``GRIDGEO_MAP_TILED_GRIDS`` (default 20,000): more grids than this are drawn from tiles."""
+    raw = (os.environ.get("GRIDGEO_MAP_TILED_GRIDS") or str(TILED_GRIDS)).strip().replace(",", "").replace("_", "")
+    if not raw.isdigit():
+        raise MapError(f"GRIDGEO_MAP_TILED_GRIDS={raw[:20]!r}: give a number of grids (e.g. 20000)")
+    return int(raw)
+
+
+def draws_tiled(n_grids: int, basemap: Basemap, tiles_url: str | None) -> bool:
+    """Whether a map of ``n_grids`` draws them from vector tiles: served by the API
+    (``tiles_url``), above :func:`tiled_threshold`, and over a base map in WGS84/CGCS2000
+    (tiles are not shifted to GCJ-02: with AMap or a GCJ-02 server the grids stay inline)."""
+    return tiles_url is not None and basemap.crs == "wgs84" and n_grids > tiled_threshold()
 
 
 def new_map(basemap: Basemap, **kwargs) -> folium.Map:
@@ -299,8 +319,10 @@ def add_grids(m: folium.Map, gs: GridSet, classes, styles, tooltip, *, name: str
 
 def finish(m: folium.Map, layers, bounds, *, title: str | None = None, subtitle: str | None = None,
            collapsed: bool = False) -> folium.Map:
-    """Search, title, fullscreen, layer control, and the view fitted to ``bounds``."""
-    elements.Search(layers).add_to(m)
+    """Search (over ``layers``, if any), title, fullscreen, layer control, and the view
+    fitted to ``bounds``."""
+    if layers:
+        elements.Search(layers).add_to(m)
     elements.fullscreen(m)
     if title:
         elements.Title(title, subtitle).add_to(m)

@@ -17,7 +17,7 @@ import pandas as pd
 from gridgeo.coverage import staffing
 from gridgeo.store import Store, schema
 from gridgeo.maps import elements
-from gridgeo.maps.base import Basemap, add_grids, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.base import Basemap, add_grids, draws_tiled, finish, get_basemap, grid_set, new_map
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
@@ -73,28 +73,67 @@ def coverage_map(
     """
     basemap = basemap or get_basemap()
     gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)
-    table = staffing(gs.frame["code"], staff)
+    table, cls = staffing_classes(gs.frame["code"], staff)
     frame = gs.frame
     for col in ("grid_head", "full_time_worker", "part_time_worker", "instructor"):
         frame[col] = table[col].to_numpy()
     frame["missing_label"] = table["missing"].where(table["missing"] != "", "无").to_numpy()
     if "population" not in frame:
         frame["population"] = pd.NA
-    cls = table["n_missing"].clip(upper=2).to_numpy()
-    styles = [{"color": "#ffffff", "weight": 1.2, "fillColor": colour, "fillOpacity": 0.55, "opacity": 1}
-              for _, colour in CLASSES]
     m = new_map(basemap)
-    layer = add_grids(m, gs, cls, styles, TOOLTIP, name="网格（按人员配备）")
+    layer = add_grids(m, gs, cls, STYLES, TOOLTIP, name="网格（按人员配备）")
     add_ground(m, ground, basemap)
-    counts = pd.Series(cls).value_counts().reindex(range(3), fill_value=0)
-    elements.Legend(
-        "网格人员配备",
-        [(colour, f"{label}  {counts[i]}") for i, (label, colour) in enumerate(CLASSES)],
-        note=f"共 {len(frame):,} 个网格、{len(gs.villages):,} 个村社",
-    ).add_to(m)
+    _legend(m, cls, len(frame), len(gs.villages))
     plan = grids.attrs.get("plan_version")
     subtitle = f"网格划分方案 {plan}" if plan else None
     return finish(m, [layer], gs.bounds, title=title or "网格覆盖与人员配备", subtitle=subtitle)
+
+
+STYLES = [{"color": "#ffffff", "weight": 1.2, "fillColor": colour, "fillOpacity": 0.55, "opacity": 1}
+          for _, colour in CLASSES]
+
+
+def staffing_classes(codes, staff: pd.DataFrame):
+    """The staffing table of ``codes`` (:func:`gridgeo.coverage.staffing`) and each grid's
+    class in :data:`CLASSES` (required roles missing: 0, 1, 2 or more)."""
+    table = staffing(codes, staff)
+    return table, table["n_missing"].clip(upper=2).to_numpy()
+
+
+def _legend(m, cls, n_grids: int, n_villages: int) -> None:
+    counts = pd.Series(cls).value_counts().reindex(range(3), fill_value=0)
+    elements.Legend(
+        "网格人员配备",
+        [(colour, f"{label}  {counts[i]:,}") for i, (label, colour) in enumerate(CLASSES)],
+        note=f"共 {n_grids:,} 个网格、{n_villages:,} 个村社",
+    ).add_to(m)
+
+
+def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame, bounds, *, tiles_url: str,
+                       prefix: str | None = None, basemap: Basemap | None = None,
+                       title: str | None = None) -> folium.Map:
+    """The coverage map of a province: the grids drawn from vector tiles (``tiles_url``:
+    where ``/tiles`` is, relative to the page), coloured by the same staffing classes from
+    each tile's ``code`` (only the codes not in the commonest class are sent); roads,
+    rivers and village outlines from the tiles too. ``grids`` needs ``code`` and
+    ``village_code`` (no geometry); ``bounds`` is ``x0, y0, x1, y1``; ``prefix`` limits the
+    drawn grids to codes starting with it (a village or township). A click on a grid shows
+    its code, households, population and class."""
+    basemap = basemap or get_basemap()
+    _, cls = staffing_classes(grids["code"], staff)
+    m = new_map(basemap)
+    plan = grids.attrs.get("plan_version")
+    query = f"?plan={plan}" if plan else ""
+    layer = elements.TiledGrids(
+        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", grids["code"], cls, STYLES, [c for c, _ in CLASSES],
+        tooltip=[("code", "网格编码"), ("households", "户数"), ("population", "人口")], class_title="人员配备",
+        ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt", villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt",
+        prefix=prefix, name="网格（按人员配备）")
+    layer.add_to(m)
+    _legend(m, cls, len(grids), grids["village_code"].nunique())
+    x0, y0, x1, y1 = bounds
+    subtitle = f"网格划分方案 {plan}" if plan else None
+    return finish(m, [], [[y0, x0], [y1, x1]], title=title or "网格覆盖与人员配备", subtitle=subtitle)
 
 
 def coverage_from_store(
@@ -105,16 +144,23 @@ def coverage_from_store(
     plan: int | str | None = None,
     basemap: Basemap | None = None,
     households: bool = True,
+    tiles_url: str | None = None,
 ) -> folium.Map:
     """The coverage map of the plan in force (or ``plan``), optionally of one village
     (a 12-digit code, a code prefix such as a township, or a name), over its ground
-    (``households=False``: roads and rivers only, as the public page)."""
+    (``households=False``: roads and rivers only, as the public page). With ``tiles_url``
+    (where the API serves ``/tiles``) and more grids than ``GRIDGEO_MAP_TILED_GRIDS``, the
+    grids are drawn from vector tiles (:func:`tiled_coverage_map`)."""
     from gridgeo.workload import village_prefix
 
+    basemap = basemap or get_basemap()
     prefix = village_prefix(store, village)
     where = schema.grids.c.village_code.startswith(prefix) if prefix else None
     grids = store.read("grids", at=at, plan=plan, where=where)
     staff = store.read("staff")
+    if draws_tiled(len(grids), basemap, tiles_url):
+        return tiled_coverage_map(grids, staff, grids.total_bounds, tiles_url=tiles_url, prefix=prefix,
+                                  basemap=basemap)
     divisions = store.read("divisions")
     ground = read_ground(store, grids.total_bounds if len(grids) else None, households=households)
     return coverage_map(grids, staff, divisions, basemap=basemap, ground=ground)

@@ -96,9 +96,12 @@ async def coverage(store: StoreDep, principal: PrincipalDep, village: VillageQ =
                    plan: PlanQuery = None, basemap: BasemapQ = None, inline: InlineQ = False):
     """Grids of the plan in force coloured by staffing (grid head, full-time worker,
     instructor), village boundaries, tooltips with the people of each grid, over the
-    roads and rivers; the households too for those who read the household register."""
+    roads and rivers; the households too for those who read the household register.
+    Above GRIDGEO_MAP_TILED_GRIDS grids (20,000), the grids, roads and village outlines are
+    drawn from /tiles (vector tiles) and coloured from each tile's grid codes."""
     return await _page(coverage_from_store, inline, 0, store=store, village=village, at=at, plan=plan,
-                       basemap=_basemap(basemap, 0), households=_reads_households(principal))
+                       basemap=_basemap(basemap, 0), households=_reads_households(principal),
+                       tiles_url="../tiles/")
 
 
 @router.get("/workload", response_class=HTMLResponse, responses=_HTML,

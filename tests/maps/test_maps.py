@@ -799,6 +799,70 @@ def test_offline_vector_base_map_built_from_the_store(client, open_map, sample_d
     assert r.exit_code != 0 and ".mbtiles or .pmtiles" in r.output
 
 
+def test_a_province_map_draws_its_grids_from_vector_tiles(client, open_map, sample_db, monkeypatch):
+    """Above GRIDGEO_MAP_TILED_GRIDS grids the coverage map loads the grids from /tiles and
+    colours them by the staffing classes (gridgeo.coverage.staffing) of each tile's codes."""
+    from gridgeo.maps.coverage import CLASSES, staffing_classes
+
+    monkeypatch.setenv("GRIDGEO_MAP_TILED_GRIDS", "10")  # the sample's 52 grids are "many"
+    grids = sample_db.read("grids")
+    _, cls = staffing_classes(grids["code"], sample_db.read("staff"))
+    expected = dict(zip(grids["code"], cls.tolist()))
+    r = client.get("/maps/coverage")
+    assert "GG.tiledGrids(" in r.text and "GG.polygons(" not in r.text and "GG.lines(" not in r.text
+    spec = json.loads(re.search(r"GG\.tiledGrids\((\{.*?\})\);", r.text, re.S).group(1))
+    assert {c: spec["cls"].get(c, spec["base"]) for c in expected} == expected
+    assert len(spec["cls"]) == sum(v != spec["base"] for v in expected.values()) < len(expected)
+    assert f"共 {len(grids)} 个网格" in r.text
+    o = open_map("http://testserver/maps/coverage", client,
+                 ready="document.querySelectorAll('canvas.leaflet-tile-loaded').length > 0")
+    o.page.wait_for_function("document.querySelectorAll('path.gg-grid').length === 0")
+    o.settle()
+    assert o.errors == [] and o.off_machine() == []
+    asked = [u for u in o.requests if "/tiles/" in u]
+    assert {u.split("/tiles/")[1].split("/")[0] for u in asked} == {"grids", "roads", "villages"}
+    assert all(u.startswith("http://testserver/tiles/") for u in asked)
+    # the fills on the canvas are the classes' colours
+    seen = o.js("""(colours) => {
+        const hex = colours.map(h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)));
+        const found = hex.map(() => 0);
+        for (const c of document.querySelectorAll('canvas.leaflet-tile-loaded')) {
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            for (let i = 0; i < d.length; i += 4) {
+                hex.forEach((h, k) => { if (d[i + 3] > 60 && Math.abs(d[i] - h[0]) < 4 && Math.abs(d[i + 1] - h[1]) < 4
+                                           && Math.abs(d[i + 2] - h[2]) < 4) found[k]++; });
+            }
+        }
+        return found; }""", [c for _, c in CLASSES])
+    for k in set(expected.values()):
+        assert seen[k] > 0, (k, seen)
+    # a click on an understaffed grid shows its code, households and class, from the tile
+    code = next(c for c, k in expected.items() if k == 1)
+    row = grids[grids["code"] == code].iloc[0]
+    pt = row.geometry.representative_point()
+    m = o.var("map")
+    o.js(f"{m}.setView([{pt.y}, {pt.x}], 15, {{animate: false}})")
+    o.page.wait_for_timeout(300)
+    o.page.wait_for_function("[...document.querySelectorAll('canvas.leaflet-tile-loaded')].length > 0")
+    o.page.wait_for_timeout(400)
+    xy = o.js(f"(() => {{ const p = {m}.latLngToContainerPoint([{pt.y}, {pt.x}]); return [p.x, p.y]; }})()")
+    box = o.page.locator(f"#{m}").bounding_box()
+    o.page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    o.page.wait_for_selector(".leaflet-popup-content")
+    text = o.js("document.querySelector('.leaflet-popup-content').innerText")
+    assert code in text and CLASSES[1][0] in text and f"{int(row['households']):,}" in text
+    # a village: only its grids are drawn (by code prefix)
+    spec = json.loads(re.search(r"GG\.tiledGrids\((\{.*?\})\);",
+                                client.get("/maps/coverage?village=331124002").text, re.S).group(1))
+    assert spec["prefix"] == "331124002"
+    # a threshold that is not a number is a clear error; below it the grids are inline again
+    monkeypatch.setenv("GRIDGEO_MAP_TILED_GRIDS", "many")
+    r = client.get("/maps/coverage")
+    assert r.status_code == 422 and "GRIDGEO_MAP_TILED_GRIDS" in r.text
+    monkeypatch.setenv("GRIDGEO_MAP_TILED_GRIDS", "52")
+    assert "GG.polygons(" in client.get("/maps/coverage").text
+
+
 @pytest.mark.parametrize("url, status, words", [
     ("/maps/events?period=2026-13", 422, "period"),
     ("/maps/workload?measure=happiness", 422, "measure"),

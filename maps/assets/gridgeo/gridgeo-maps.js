@@ -655,17 +655,28 @@
   /*
    * Grids from vector tiles (a province on one map): spec {url, cls: {code: class} for
    * the grids not in class `base`, base, styles: [{fillColor, fillOpacity, color}],
-   * labels: [class label], ground: {url, roads, rivers} (roads and rivers from /tiles/roads)}.
+   * labels: [class label], ground: {url, roads, rivers} (roads and rivers from /tiles/roads),
+   * villages: URL of the village tiles, prefix: draw only the grids whose code starts so}.
    * Colours come from the tiles' `code` attribute; a click shows the grid's attributes.
    */
   GG.tiledGrids = function (spec) {
     var P = window.protomapsL;
-    function clsOf(f) { var c = spec.cls[f.props.code]; return c === undefined ? spec.base : c; }
+    function clsOf(f) {
+      var code = String(f.props.code);
+      if (spec.prefix && code.indexOf(spec.prefix) !== 0) return -1;  // outside the map's villages
+      var c = spec.cls[code];
+      return c === undefined ? spec.base : c;
+    }
     var sources = { grids: { url: spec.url, maxDataZoom: spec.maxDataZoom || 16 } };
     var rules = [];
     if (spec.ground) {
       sources.ground = { url: spec.ground.url, maxDataZoom: spec.maxDataZoom || 16 };
       rules = groundRules(P, L.extend({ villageLines: false }, spec.ground), 'ground');
+    }
+    if (spec.villages) {
+      sources.villages = { url: spec.villages, maxDataZoom: spec.maxDataZoom || 16 };
+      rules.push({ dataSource: 'villages', dataLayer: 'villages',
+                   symbolizer: new P.LineSymbolizer({ color: '#222222', width: 2.2, opacity: 0.9 }) });
     }
     var gridRules = spec.styles.map(function (st, c) {
       return { dataSource: 'grids', dataLayer: 'grids', filter: function (z, f) { return clsOf(f) === c; },
