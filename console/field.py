@@ -131,7 +131,7 @@ def field_data(store: StoreDep, who: Current):
     items = [{k: e.get(k) for k in keep} | {"state_label": STATES.get(e["state"], e["state"])}
              for e in (auth.mask_event(e, principal) for e in tasks["items"])]
     categories = [{"code": c["code"], "name": c["name"]} for c in catalogue.list_categories(store)]
-    body = {"user": principal.name, "grids": sorted(principal.grids), "csrf": who.csrf,
+    body = {"user": principal.name, "username": principal.username, "grids": sorted(principal.grids), "csrf": who.csrf,
             "categories": categories, "tasks": items, "note_required": sorted(NOTE_REQUIRED & set(FIELD_ACTIONS))}
     return secure_headers(JSONResponse(body, headers={"Vary": "Cookie"}))
 

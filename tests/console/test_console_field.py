@@ -117,6 +117,7 @@ def test_the_field_endpoints_refuse_hostile_requests(field_site):
     data = client.get("/field/data").json()
     assert {"code": "ZZ001", "name": "邻里纠纷"} in data["categories"]
     assert task in [t["code"] for t in data["tasks"]] and data["note_required"] == ["rework"]
+    assert data["username"] == "w11" and data["csrf"] == csrf
     lon, lat = INSIDE[G11]
     report = {"event": '{"category_code": "ZZ001", "lon": %s, "lat": %s, "address": "测试路1号"}' % (lon, lat)}
     photo = {"photos": ("scene.jpg", _jpeg(), "image/jpeg")}

@@ -67,8 +67,9 @@
     const list = $("outbox");
     list.replaceChildren();
     for (const it of items) {
+      const other = data && it.username !== data.username;
       const el = li(`${chinaTime(it.created)} ${it.label}${it.photos.length ? `（${it.photos.length} 张照片）` : ""}`,
-        it.error ? `未能发送：${it.error}` : "等待发送", it.error ? "" : "wait");
+        it.error ? `未能发送：${it.error}` : (other ? `由 ${it.username} 登录后发送` : "等待发送"), it.error ? "" : "wait");
       el.dataset.key = it.key;
       if (it.error) {
         const drop = document.createElement("button");
@@ -154,7 +155,7 @@
     const event = {category_code: code, description: description || null, address: address || null,
       reported_at: new Date().toISOString()};
     if (position) { event.lon = position.lon; event.lat = position.lat; }
-    await put({key: newKey(), kind: "event", created: new Date().toISOString(), event,
+    await put({key: newKey(), username: data.username, kind: "event", created: new Date().toISOString(), event,
       photos: Array.from($("photo").files), label: `上报：${cat ? cat.name : code}${address ? " · " + address : ""}`});
     $("report").reset();
     renderCategories();
@@ -166,7 +167,7 @@
     const action = submitter ? submitter.value : "verify";
     const note = form.elements.note.value.trim(), msg = form.querySelector(".msg");
     if ((data.note_required || []).includes(action) && !note) { msg.textContent = "退回返工须填写意见"; return; }
-    await put({key: newKey(), kind: "action", created: new Date().toISOString(), code: task.code,
+    await put({key: newKey(), username: data.username, kind: "action", created: new Date().toISOString(), code: task.code,
       version: task.version, action, note, photos: Array.from(form.elements.photo.files),
       label: `${action === "verify" ? "核查通过" : "退回返工"}：${task.code}`});
     await render();
@@ -200,7 +201,7 @@
     let sentAny = false;
     try {
       for (const item of await queued()) {
-        if (item.error) continue;
+        if (item.error || item.username !== data.username) continue;  // another user's: sent under their log-in
         const url = item.kind === "event" ? "/field/events" : `/field/events/${encodeURIComponent(item.code)}/actions`;
         let res;
         try {
