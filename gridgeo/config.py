@@ -163,6 +163,30 @@ class Settings(BaseSettings):
     handoff_secret: SecretStr | None = None
     #: Public address of this service, for photo links in hand-offs.
     public_url: str = "http://127.0.0.1:8000"
+    #: Feedback to the reporter (双反馈): the SMS gateway as an apprise URL template with
+    #: ``{phone}`` (e.g. ``json://sms.gateway.internal/send?:to={phone}``), filled with the
+    #: number of a reporter who agreed (``notify_reporter``) when their event is closed or
+    #: not accepted. Unset: reporters are not told. A secret: gateway URLs carry keys.
+    reporter_channel: SecretStr | None = None
+    #: Hours (China time, ``HH:MM-HH:MM``) in which no SMS goes to reporters; they wait for
+    #: the end. Unset: any time.
+    reporter_quiet_hours: str | None = None
+
+    @field_validator("reporter_channel", mode="after")
+    @classmethod
+    def _reporter_channel(cls, value):
+        if value is not None and "{phone}" not in value.get_secret_value():
+            raise ValueError("GRIDGEO_REPORTER_CHANNEL must hold {phone}, where the reporter's number goes")
+        return value
+
+    @field_validator("reporter_quiet_hours", mode="after")
+    @classmethod
+    def _quiet(cls, value):
+        import re
+
+        if value is not None and value != "" and not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d", value):
+            raise ValueError("GRIDGEO_REPORTER_QUIET_HOURS is HH:MM-HH:MM in China time, e.g. 21:00-08:00")
+        return value or None
 
     @field_validator("grid_band", mode="before")
     @classmethod

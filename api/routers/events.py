@@ -96,6 +96,8 @@ class EventCreate(BaseModel):
     related_categories: list[str] = Field(default_factory=list, max_length=10,
                                           description="Other categories the event involves.")
     beyond_level: str | None = Field(None, max_length=500, description="Why it is beyond this level, if known.")
+    notify_reporter: bool = Field(False, description="The reporter agrees to be told by SMS, at reporter_phone (a "
+                                  "mobile number), when the event is closed or not accepted (双反馈).")
 
 
 class ActionIn(BaseModel):

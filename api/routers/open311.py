@@ -343,6 +343,17 @@ async def _form(request: Request) -> FormData:
     return await request.form()  # multipart: decoded by its declared charset (UTF-8 by default)
 
 
+def _consent(form: FormData) -> bool:
+    """The extension field ``notify_reporter`` (true/false, 1/0, yes/no): the reporter
+    agrees to be told the outcome by SMS at ``phone``."""
+    value = (form.get("notify_reporter") or "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise Open311Error(400, f"notify_reporter is true or false, not {value[:20]!r}")
+
+
 def _event_in(form: FormData) -> EventIn:
     """The event of a request's fields, checked by the schema of ``POST /v1/events``
     (one definition of its limits), and free of control characters."""
@@ -364,7 +375,8 @@ def _event_in(form: FormData) -> EventIn:
               "description": form.get("description") or None, "lon": lon, "lat": lat,
               "crs": form.get("crs") or ("wgs84" if lat is not None else None), "address": address,
               "reporter_name": name or None, "reporter_phone": (form.get("phone") or "").strip() or None,
-              "photos": [media] if media else []}
+              "photos": [media] if media else [],
+              "notify_reporter": _consent(form)}
     try:
         checked = EventCreate(**fields)
     except ValidationError as exc:
@@ -381,8 +393,9 @@ async def post_request(fmt: str, request: Request, store: StoreDep, principal: P
     """Fields: ``api_key`` (a gridgeo token, or a bearer header), ``service_code``, a location
     (``lat`` + ``long``, or ``address_string``, or ``address_id``), and optionally
     ``description``, ``first_name``, ``last_name``, ``phone``, ``email``,
-    ``device_id``, ``account_id``, ``media_url``, ``jurisdiction_id``; extension:
-    ``crs`` of lat/long (default wgs84). Text is UTF-8, with the limits of
+    ``device_id``, ``account_id``, ``media_url``, ``jurisdiction_id``; extensions:
+    ``crs`` of lat/long (default wgs84), ``notify_reporter`` (true: the reporter agrees to
+    be told the outcome by SMS at ``phone``, a mobile number). Text is UTF-8, with the limits of
     ``POST /v1/events``. The event is committed before the answer, whose
     ``service_notice`` carries the reporter's status token."""
     async def run():

@@ -51,6 +51,7 @@ class Event(Schema):
     reporter_name: str | None = None
     reporter_phone: str | None = None
     reporter_staff_code: str | None = None
+    notify_reporter: bool | None = Field(None, description="The reporter agreed to be told the outcome by SMS (双反馈).")
     grid_code: str | None = None
     village_code: str | None = None
     located_by: str | None = None

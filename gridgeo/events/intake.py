@@ -45,6 +45,7 @@ from gridgeo.events.routing import route_frame, route_many
 from gridgeo.events.workflow import REPORT
 from gridgeo.layers import MAX_LENGTHS, SOURCES
 from gridgeo.notify import outbox
+from gridgeo.notify.reporter import mobile_number
 from gridgeo.store import Store, schema
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
@@ -110,6 +111,9 @@ class EventIn:
     #: Where the coordinates came from when the reporter gave none: ``photo`` (the EXIF
     #: GPS of an uploaded photo, see :func:`position_from_photos`).
     position_from: str | None = None
+    #: The reporter agrees to be told the outcome (双反馈) by SMS at ``reporter_phone``,
+    #: which must then be a mobile number (gridgeo.notify.reporter).
+    notify_reporter: bool = False
 
     def fingerprint(self) -> str:
         """SHA-256 of the request, to tell a retry from a different request."""
@@ -191,8 +195,12 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         photos=list(ev.photos),
         related_categories=[c for c in dict.fromkeys(ev.related_categories) if c != ev.category_code],
         beyond_level=_clean(ev.beyond_level), attachments=list(ev.attachments),
-        position_from=ev.position_from,
+        position_from=ev.position_from, notify_reporter=ev.notify_reporter,
     )
+    if not isinstance(out.notify_reporter, bool):
+        raise InvalidEvent(f"notify_reporter must be true or false, not {out.notify_reporter!r:.40}")
+    if out.notify_reporter:
+        mobile_number(out.reporter_phone)  # the outcome goes by SMS: a number it can reach
     # The limits of the events layer, whichever door the event comes in by (API, Open311).
     for name in ("category_code", "description", "address", "reporter_name", "reporter_phone",
                  "reporter_staff_code", "beyond_level"):
@@ -311,6 +319,7 @@ def locate_prepared(store: Store, items: list[Prepared]) -> list:
             "deadline_workdays": category.get("deadline_workdays"),
             "extended_hours": 0, "reporter_token_hash": hash_token(it.token), "updated_at": it.now,
             "duplicate_flag": False, "duplicate_candidates": None, "position_from": ev.position_from,
+            "notify_reporter": ev.notify_reporter,
         }
         it.data = {"source": ev.source, "located_by": loc.located_by, "route": route.route}
         if ev.position_from:

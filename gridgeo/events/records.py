@@ -22,7 +22,7 @@ _PLAIN = (
     "related_categories", "located_by", "plan_version", "locate_distance_m", "address_confidence",
     "address_match", "platform", "department", "route", "route_target", "route_reason",
     "extended_hours", "extended_days", "deadline_workdays", "escalated_to", "reject_reason", "duplicate_flag", "duplicate_candidates",
-    "duplicate_of", "result", "satisfaction", "position_from",
+    "duplicate_of", "result", "satisfaction", "position_from", "notify_reporter",
 )
 _TIMES = ("reported_at", "deadline_at", "created_at", "updated_at", "resolved_at", "closed_at")
 
@@ -74,6 +74,7 @@ def event_record(row: Mapping, *, now: dt.datetime | None = None, category_name:
                           bool(row.get("deadline_workdays")), row["state"] in OVERDUE_STATES)
     out["warning"], out["warning_label"] = level, LEVELS[level]
     out["duplicate_flag"] = bool(row.get("duplicate_flag"))
+    out["notify_reporter"] = bool(row.get("notify_reporter"))
     if with_actions:
         out["allowed_actions"] = _allowed(row["state"], row.get("route") == "leadership",
                                           row.get("satisfaction") is not None)

@@ -31,6 +31,7 @@ from gridgeo.events.records import event_record, history_record, iso, now_utc
 from gridgeo.events.workflow import OVERDUE_STATES
 from gridgeo.notify.outbox import record
 from gridgeo.notify.people import in_quiet_hours, recipients, send
+from gridgeo.notify.reporter import REPORTER_TYPES, reporters_told, tell_reporter
 from gridgeo.store import Store, schema
 
 __all__ = ["OutboxWorker", "deliver_due", "fan_out", "run_once", "sweep_warnings"]
@@ -69,7 +70,7 @@ def fan_out(store: Store, limit: int = 500) -> int:
         receivers = (conn.execute(select(func.count()).select_from(wh).where(wh.c.active.is_(True))).scalar_one()
                      + conn.execute(select(func.count()).select_from(schema.channels)
                                     .where(schema.channels.c.active.is_(True))).scalar_one()
-                     + bool(s.handoff_url))
+                     + bool(s.handoff_url) + bool(s.reporter_channel))
     if not receivers:  # nobody to tell: one statement marks them all
         with write_txn(store) as conn:
             return conn.execute(ob.update().where(ob.c.dispatched.is_(False), ob.c.id <= top)
@@ -90,6 +91,8 @@ def fan_out(store: Store, limit: int = 500) -> int:
             targets = [("webhook", str(h)) for h, types in hooks if "*" in types or r["event_type"] in types]
             if r["event_type"] == "event.escalated" and s.handoff_url:
                 targets.append(("handoff", "county"))
+            if s.reporter_channel and r["event_type"] in REPORTER_TYPES:  # 双反馈: the reporters who agreed
+                targets += [("reporter", c) for c in reporters_told(conn, r["event_code"], r["event_type"])]
             if people:
                 scope = conn.execute(select(ev.c.grid_code, ev.c.department, ev.c.platform)
                                      .where(ev.c.code == r["event_code"])).mappings().first()
@@ -120,7 +123,7 @@ def _due(conn, now: dt.datetime, limit: int):
     receiver holds back (in order per event)."""
     dl = schema.deliveries
     earlier = aliased(dl)
-    q = (select(dl.c.id, dl.c.channel, dl.c.target, dl.c.delivery_key, dl.c.next_at, dl.c.attempts,
+    q = (select(dl.c.id, dl.c.channel, dl.c.target, dl.c.delivery_key, dl.c.next_at, dl.c.attempts, dl.c.event_type,
                 dl.c.outbox_id)
          .where(dl.c.state == "pending", dl.c.next_at <= now,
                 ~exists().where(and_(earlier.c.state == "pending", earlier.c.channel == dl.c.channel,
@@ -173,6 +176,12 @@ def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None =
                     quiet_until = in_quiet_hours(qs, qe, now)
                     if quiet_until is not None:  # waits for the end of the quiet hours: no attempt
                         conn.execute(dl.update().where(dl.c.id == d["id"]).values(next_at=quiet_until))
+                elif d["channel"] == "reporter":  # the number is read when sending (gridgeo.notify.reporter)
+                    url, secret = None, None
+                    if s.reporter_quiet_hours:
+                        quiet_until = in_quiet_hours(*s.reporter_quiet_hours.split("-"), now)
+                    if quiet_until is not None:
+                        conn.execute(dl.update().where(dl.c.id == d["id"]).values(next_at=quiet_until))
                 else:
                     url, secret = s.handoff_url, s.handoff_secret.get_secret_value() if s.handoff_secret else None
             if quiet_until is not None:
@@ -182,6 +191,13 @@ def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None =
                 _release(store, d["id"], d["next_at"])
                 continue
             status, error, receipt = None, None, None
+            if d["channel"] == "reporter":
+                template = s.reporter_channel.get_secret_value() if s.reporter_channel else None
+                error = (tell_reporter(store, template, d["target"], row[0], d["event_type"]) if template
+                         else "GRIDGEO_REPORTER_CHANNEL is not set")
+                _settle(store, d, status, error, receipt, blocked, row[0])
+                delivered += error is None
+                continue
             if d["channel"] == "person":
                 try:
                     error = send(url, row[1])

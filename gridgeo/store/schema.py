@@ -228,6 +228,9 @@ events = Table(
     # Where the position came from when it was not reported: "photo" (the EXIF GPS of an
     # attached photo); NULL when reported with the event. Comes with migration 0006.
     Column("position_from", String(16)),
+    # The reporter agreed to be told the outcome (双反馈: closure, rejection) at the phone
+    # they left (gridgeo.notify.reporter). Migration 0007.
+    Column("notify_reporter", Boolean, nullable=False, server_default="0"),
     CheckConstraint(f"state IN ({_in(EVENT_STATES)})", name="state"),
     CheckConstraint(f"located_by IN ({_in(LOCATED_BY)})", name="located_by"),
     CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),
@@ -436,7 +439,7 @@ deliveries = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("delivered_at", UTCDateTime),
     CheckConstraint("state IN ('pending', 'delivered', 'dead')", name="state"),
-    CheckConstraint("channel IN ('webhook', 'handoff', 'person')", name="channel"),
+    CheckConstraint("channel IN ('webhook', 'handoff', 'person', 'reporter')", name="channel"),
     Index(None, "state", "next_at"),
     Index(None, "event_code"),
 )
