@@ -41,6 +41,7 @@ def install(app: FastAPI) -> None:
             extra["stranded"] = exc.stranded
         if isinstance(exc, InvalidPlan):
             extra["problems"] = exc.problems
+            extra["reasons"] = exc.reasons
         response = problem(exc.status, exc.code.replace("-", " "), str(exc), f"/problems/{exc.code}", **extra)
         if isinstance(exc, Unauthenticated):
             response.headers["WWW-Authenticate"] = 'Bearer realm="gridgeo"'

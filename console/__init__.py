@@ -12,7 +12,7 @@ import-linter contract in pyproject.toml says so).
 Modules: :mod:`.base` (templates, the session and CSRF dependencies, formatting),
 :mod:`.login` (log-in, log-out, password), :mod:`.events` (command room, event page and its
 actions, search, supervision, task lists), :mod:`.grid` (the grid worker's page), :mod:`.field` (the grid worker's phone app, offline-capable),
-:mod:`.photos` (the images of an event's photos), :mod:`.dashboard` (the leadership's 驾驶舱), :mod:`.plans` (the planner's plans: report, map, publication), :mod:`.admin` (users,
+:mod:`.photos` (the images of an event's photos), :mod:`.dashboard` (the leadership's 驾驶舱), :mod:`.plans` (the planner's plans: report, map, renumbering and staff before publication), :mod:`.editor` (the map editor of a draft), :mod:`.admin` (users,
 passwords, sessions, tokens).
 """
 
@@ -23,8 +23,8 @@ __all__ = ["install"]
 
 def install(app) -> None:
     """Add the console's pages, its static files and its handlers to ``app``."""
-    from gridgeo.console import admin, base, dashboard, events, field, grid, login, photos, plans
+    from gridgeo.console import admin, base, dashboard, editor, events, field, grid, login, photos, plans
 
-    for module in (login, events, photos, grid, field, dashboard, plans, admin):
+    for module in (login, events, photos, grid, field, dashboard, plans, editor, admin):
         app.include_router(module.router)
     base.install_handlers(app)

@@ -241,13 +241,18 @@ class InvalidPlan(GridgeoError):
     ----------
     problems : list of str
         What is wrong, one line each.
+    reasons : list of dict
+        The same, for a program (the console words them for people): one dict per
+        problem, ``rule`` (a slug, e.g. ``grid_in_pieces``; ``other`` when none was given)
+        and the values the message names (``grid``, ``block``, ``village`` ...).
     """
 
     status = 422
     code = "invalid-plan"
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], reasons: list[dict] | None = None):
         self.problems = list(problems)
+        self.reasons = list(reasons) if reasons is not None else [{"rule": "other"} for _ in self.problems]
         head = "; ".join(self.problems[:5])
         more = f" (and {len(self.problems) - 5} more)" if len(self.problems) > 5 else ""
         super().__init__(f"{head}{more}")

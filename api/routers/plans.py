@@ -132,8 +132,7 @@ def get_plan(ref: str, store: StoreDep):
             response_model=Blocks, response_class=GeoJSONResponse)
 def get_blocks(ref: str, store: StoreDep):
     """Blocks with their id, village, grid and workload: what a manual edit moves."""
-    row, grids = lifecycle.read_plan(store, ref)
-    blocks = lifecycle._blocks(row, grids)
+    row, _, blocks = lifecycle.plan_blocks(store, ref)
     fc = json.loads(blocks.to_json(drop_id=True)) if len(blocks) else {"type": "FeatureCollection", "features": []}
     fc["plan"] = _row(row)
     return _json(fc, media_type=GEOJSON)

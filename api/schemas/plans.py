@@ -110,8 +110,8 @@ class Staffing(Schema):
 class StaffTransition(Schema):
     """Where the staff of the plan in force go if the plan is published."""
 
-    proposals: list[dict[str, Any]] = Field(description="code, name, role, from_grid, to_grid (null: left without a grid), shared_households, why")
+    proposals: list[dict[str, Any]] = Field(description="code, name, role, from_grid, to_grid (null: left without a grid), shared_households, why, reason (kept, shares, follows, filled; stranded: unknown_grid, no_post, no_overlap)")
     unstaffed: list[dict[str, Any]] = Field(description="grid, name, missing (网格长 / 网格指导员 / 网格员)")
-    stranded: list[dict[str, Any]] = Field(description="staff posts left without a grid: code, name, role, from_grid, why")
+    stranded: list[dict[str, Any]] = Field(description="staff posts left without a grid: code, name, role, from_grid, why, reason")
     moves: int
     notes: list[str] = []

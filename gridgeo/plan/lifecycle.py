@@ -51,6 +51,7 @@ __all__ = [
     "undo",
     "renumber_preview",
     "blocks_at",
+    "plan_blocks",
     "plan_staffing",
     "transition",
 ]
@@ -477,6 +478,12 @@ def diff(store: Store, a: int | str, b: int | str | None = None) -> pd.DataFrame
 # -- manual edits ----------------------------------------------------------------------
 
 
+def _refused(*reasons: tuple[str, str, dict]) -> InvalidPlan:
+    """An edit refused: each reason is (rule slug, message, the values it names), so that
+    the API says it in words and the console in Chinese from the same refusal."""
+    return InvalidPlan([m for _, m, _ in reasons], [{"rule": r, **jsonable(v)} for r, _, v in reasons])
+
+
 def _draft(store: Store, ref) -> tuple[dict, gpd.GeoDataFrame, gpd.GeoDataFrame]:
     row, grids = read_plan(store, ref)
     if row["status"] != "draft":
@@ -486,21 +493,24 @@ def _draft(store: Store, ref) -> tuple[dict, gpd.GeoDataFrame, gpd.GeoDataFrame]
 
 
 def _check_edit(blocks: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, touched: set[str],
-                villages: gpd.GeoDataFrame) -> tuple[dict[str, Any], list[str]]:
-    """New geometry of the touched grids, or the problems that refuse the edit."""
+                villages: gpd.GeoDataFrame) -> tuple[dict[str, Any], list[tuple[str, str, dict]]]:
+    """New geometry of the touched grids, or the problems that refuse the edit (rule,
+    message, values: :func:`_refused`)."""
     problems = []
     geoms: dict[str, Any] = {}
     vgeom = villages.set_index("code").geometry
     for code in sorted(touched):
         mine = blocks[blocks["grid_code"] == code]
         if len(mine) == 0:
-            problems.append(f"grid {code} would have no block left: move blocks into it, "
-                            "or leave it at least one")
+            problems.append(("grid_empty", f"grid {code} would have no block left: move blocks into it, "
+                             "or leave it at least one", {"grid": code}))
             continue
         geom = shapely.coverage_union_all(mine.geometry.to_numpy())
         if geom.geom_type != "Polygon":
-            problems.append(f"grid {code} would be in {shapely.get_num_geometries(geom)} pieces: "
-                            "a grid is one polygon; move blocks that touch it along an edge")
+            pieces = int(shapely.get_num_geometries(geom))
+            problems.append(("grid_in_pieces", f"grid {code} would be in {pieces} pieces: "
+                             "a grid is one polygon; move blocks that touch it along an edge",
+                             {"grid": code, "pieces": pieces}))
             continue
         geoms[code] = geom
     if geoms:
@@ -510,8 +520,8 @@ def _check_edit(blocks: gpd.GeoDataFrame, grids: gpd.GeoDataFrame, touched: set[
         bad = enclaves(np.array([geoms[c] for c in codes], dtype=object), vg)
         for c, b in zip(codes, bad):
             if b:
-                problems.append(f"grid {c} would surround other land of its village (a hole): "
-                                "a grid has a hole only where its village has one")
+                problems.append(("grid_hole", f"grid {c} would surround other land of its village (a hole): "
+                                 "a grid has a hole only where its village has one", {"grid": c}))
     return geoms, problems
 
 
@@ -570,7 +580,7 @@ def _apply(store: Store, row: dict, grids: gpd.GeoDataFrame, blocks: gpd.GeoData
     live = touched - removed
     geoms, problems = _check_edit(blocks, new, live, villages)
     if problems:
-        raise InvalidPlan(problems)
+        raise _refused(*problems)
     report = dict(row.get("report") or {})
     band = _band(report)
     totals = blocks.groupby("grid_code")[[*COUNT_COLUMNS, "workload"]].sum()
@@ -593,14 +603,15 @@ def _apply(store: Store, row: dict, grids: gpd.GeoDataFrame, blocks: gpd.GeoData
     roads = store.read("roads")
     vm, vper, metrics, per_grid = _measure(store, report, new, villages, touched_villages, roads)
     if not vm.get("contiguous", True) or (vm.get("overlap_area_m2") or 0) > get_settings().area_tolerance_m2:
-        raise InvalidPlan([f"the edit would break the tiling of the village: {vm}"])
+        raise _refused(("tiling_broken", f"the edit would break the tiling of the village: {vm}",
+                        {"villages": touched_villages}))
     summary = {**edit, "at": dt.datetime.now(dt.timezone.utc).isoformat(), "actor": actor,
                "households_before": before_hh,
                "households_after": {c: float(after_hh.get(c, 0.0)) for c in sorted(live)},
                "added": sorted(added), "removed": sorted(removed), "warnings": warnings}
     touched_rows = vper[vper["code"].isin(live)].to_dict("records")
     result = {"plan": row["version"], **summary, "metrics": vm, "plan_metrics": metrics, "grids": touched_rows,
-              "preview": preview}
+              "band": list(band), "preview": preview}
     if preview:
         return jsonable(result)
     old_metrics = report.get("metrics") or {}
@@ -673,12 +684,13 @@ def move_blocks(store: Store, ref: int | str, blocks: Iterable[int], to_grid: st
     sel = allb["block"].isin(ids).to_numpy()
     other = allb.loc[sel & (allb["village_code"] != village).to_numpy()]
     if len(other):
-        raise InvalidPlan([f"block {int(b)} lies in village {v}, grid {to_grid} in village {village}: "
-                           "a grid never crosses a village boundary"
-                           for b, v in zip(other["block"], other["village_code"])])
+        raise _refused(*[("crosses_village", f"block {int(b)} lies in village {v}, grid {to_grid} in village "
+                          f"{village}: a grid never crosses a village boundary",
+                          {"block": int(b), "village": v, "grid": str(to_grid), "grid_village": village})
+                         for b, v in zip(other["block"], other["village_code"])])
     sources = set(allb.loc[sel, "grid_code"]) - {str(to_grid)}
     if not sources:
-        raise InvalidPlan([f"the block(s) are in grid {to_grid} already"])
+        raise _refused(("already_in_grid", f"the block(s) are in grid {to_grid} already", {"grid": str(to_grid)}))
     allb.loc[sel, "grid_code"] = str(to_grid)
     moved = allb.loc[sel]
     edit = {"action": "move_blocks", "blocks": ids, "to_grid": str(to_grid), "from_grids": sorted(sources),
@@ -782,16 +794,16 @@ def split_grid(store: Store, ref: int | str, grid: str, blocks: Iterable[int], *
     inside = set(allb.loc[mine, "block"].astype(int))
     foreign = sorted(ids - inside)
     if foreign:
-        raise InvalidPlan([f"block {b} is not in grid {grid}: a split takes blocks of the grid split"
-                           for b in foreign[:5]])
+        raise _refused(*[("split_foreign_block", f"block {b} is not in grid {grid}: a split takes blocks of the "
+                          "grid split", {"block": b, "grid": str(grid)}) for b in foreign[:5]])
     if not ids or ids == inside:
-        raise InvalidPlan([f"a split needs some of the blocks of grid {grid}, not none nor all "
-                           f"({len(inside)} block(s))"])
+        raise _refused(("split_none_or_all", f"a split needs some of the blocks of grid {grid}, not none nor all "
+                        f"({len(inside)} block(s))", {"grid": str(grid), "blocks": len(inside)}))
     village = str(g["village_code"])
     taken = {int(c[len(village):]) for c in grids["code"] if c.startswith(village) and c[len(village):].isdigit()}
     seq = next(n for n in range(1, 1000) if n not in taken) if len(taken) < 999 else None
     if seq is None:
-        raise InvalidPlan([f"village {village} has 999 grids: codes allow no more"])
+        raise _refused(("village_full", f"village {village} has 999 grids: codes allow no more", {"village": village}))
     code = f"{village}{seq:03d}"
     vil = _villages(store).set_index("code")
     count = int((grids["village_code"] == village).sum()) + 1
@@ -811,10 +823,12 @@ def merge_grids(store: Store, ref: int | str, grid: str, other: str, *, actor: s
     before = allb.copy()
     a, b = _grid_of(grids, grid, row), _grid_of(grids, other, row)
     if str(grid) == str(other):
-        raise InvalidPlan([f"grid {grid} cannot be merged with itself"])
+        raise _refused(("merge_itself", f"grid {grid} cannot be merged with itself", {"grid": str(grid)}))
     if a["village_code"] != b["village_code"]:
-        raise InvalidPlan([f"grid {other} is in village {b['village_code']}, grid {grid} in village "
-                           f"{a['village_code']}: a grid never crosses a village boundary"])
+        raise _refused(("merge_across_villages", f"grid {other} is in village {b['village_code']}, grid {grid} in "
+                        f"village {a['village_code']}: a grid never crosses a village boundary",
+                        {"grid": str(grid), "other": str(other), "village": a["village_code"],
+                         "other_village": b["village_code"]}))
     moved = allb["grid_code"] == str(other)
     allb.loc[moved, "grid_code"] = str(grid)
     edit = {"action": "merge_grids", "to_grid": str(grid), "from_grids": [str(other)],
@@ -838,7 +852,7 @@ def undo(store: Store, ref: int | str, *, actor: str = "cli") -> dict:
     last = next((i for i in range(len(edits) - 1, -1, -1) if edits[i].get("undo") and not edits[i].get("undone")),
                 None)
     if last is None:
-        raise InvalidPlan([f"plan {row['version']!r} has no edit to undo"])
+        raise _refused(("nothing_to_undo", f"plan {row['version']!r} has no edit to undo", {"plan": row["version"]}))
     snap = edits[last]["undo"]
     village = snap["village"]
     old_blocks = _decode_blocks(snap["blocks"])
@@ -890,6 +904,14 @@ def renumber_preview(store: Store, ref: int | str) -> pd.DataFrame:
                           "village_code": vcodes, "renumbered": out})
     frame["changes"] = frame["code"] != frame["renumbered"]
     return frame
+
+
+def plan_blocks(store: Store, ref: int | str) -> tuple[dict, gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """The plan row, its grids and the blocks they are made of (block, village_code,
+    grid_code, counts, workload): what a manual edit moves (``/v1/plans/{id}/blocks``
+    and the console's editor show them)."""
+    row, grids = read_plan(store, ref)
+    return row, grids, _blocks(row, grids)
 
 
 def blocks_at(store: Store, ref: int | str, lon, lat) -> list[int | None]:

@@ -43,7 +43,10 @@ ROLE_LABELS = {"grid_head": "网格长", "instructor": "网格指导员", "full_
 @dataclass
 class Transition:
     """Where the staff go. ``proposals``: one row per staff post (code, name, role,
-    from_grid, to_grid (None: stranded), shared_households, why); ``unstaffed``: new grids
+    from_grid, to_grid (None: stranded), shared_households, why, and reason: ``kept``,
+    ``shares`` (a head's or instructor's post matched by households shared), ``follows`` (a
+    worker following most households), ``filled`` (a worker given to a grid that had none),
+    ``unknown_grid``, ``no_post``, ``no_overlap`` (the last three: stranded)); ``unstaffed``: new grids
     missing a role (grid, name, missing); ``stranded``: the staff posts left without a grid;
     ``overlap``: households shared by each (old grid, new grid) pair."""
 
@@ -134,6 +137,7 @@ def staff_transition(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: g
     to = np.full(len(st), None, dtype=object)
     shared = np.zeros(len(st))
     why = np.full(len(st), "", dtype=object)
+    reason = np.full(len(st), "", dtype=object)
     notes: list[str] = []
     role = st["role"].astype(str).to_numpy()
     hh_of = np.floor(S + 1e-9)  # households shared (the area term is below one)
@@ -148,6 +152,7 @@ def staff_transition(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: g
         for i, j in zip(rows[pr[good]], pc[good]):
             to[i] = ncode[j]
             shared[i] = hh_of[orow[i], j]
+            reason[i] = "kept" if ncode[j] == st["grid_code"][i] else "shares"
             why[i] = ("grid kept" if ncode[j] == st["grid_code"][i]
                       else f"{shared[i]:,.0f} households of {st['grid_code'][i]} are in {ncode[j]}")
     # Workers: follow most of the households of their old grid.
@@ -158,6 +163,7 @@ def staff_transition(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: g
         for i, j in zip(wrows[has], best[has]):
             to[i] = ncode[j]
             shared[i] = hh_of[orow[i], j]
+            reason[i] = "kept" if ncode[j] == st["grid_code"][i] else "follows"
             why[i] = ("grid kept" if ncode[j] == st["grid_code"][i]
                       else f"most households of {st['grid_code'][i]} ({shared[i]:,.0f}) go to {ncode[j]}")
         # A new grid without a worker takes one from a grid that has several, by households shared.
@@ -173,21 +179,25 @@ def staff_transition(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: g
             to[i] = ncode[j]
             shared[i] = hh_of[orow[i], j]
             count[ncode[j]] = 1
+            reason[i] = "filled"
             why[i] = f"{ncode[j]} had no worker; {shared[i]:,.0f} households of {st['grid_code'][i]} are in it"
     unknown = orow < 0
     why[unknown] = [f"grid {g} is not in the plan in force" for g in st["grid_code"][unknown]]
+    reason[unknown] = "unknown_grid"
     left = (orow >= 0) & pd.isna(to)
     why[left & np.isin(role, HEAD_ROLES)] = "no new grid left for this post (every grid it shares households with has one)"
+    reason[left & np.isin(role, HEAD_ROLES)] = "no_post"
     why[left & ~np.isin(role, HEAD_ROLES)] = "no new grid shares households or land with the old grid"
+    reason[left & ~np.isin(role, HEAD_ROLES)] = "no_overlap"
     proposals = pd.DataFrame({
         "code": st["code"].astype(str).to_numpy(), "name": st["name"].astype(str).to_numpy(),
         "role": role, "from_grid": st["grid_code"].astype(str).to_numpy(), "to_grid": to,
-        "shared_households": shared.astype(int), "why": why})
+        "shared_households": shared.astype(int), "why": why, "reason": reason})
     proposals["to_grid"] = proposals["to_grid"].astype(object).where(proposals["to_grid"].notna(), None)
     # A person holding posts on several grids is stranded only if none is carried over.
     carried = set(proposals.loc[proposals["to_grid"].notna(), "code"] + "|" + proposals.loc[proposals["to_grid"].notna(), "role"])
     key = proposals["code"] + "|" + proposals["role"]
-    stranded = proposals[left & ~key.isin(carried).to_numpy()][["code", "name", "role", "from_grid", "why"]]
+    stranded = proposals[left & ~key.isin(carried).to_numpy()][["code", "name", "role", "from_grid", "why", "reason"]]
     stranded = stranded.drop_duplicates(["code", "role"]).reset_index(drop=True)
     # New grids missing a role.
     got = proposals[proposals["to_grid"].notna()]

@@ -1,0 +1,244 @@
+"""The planner's map editor and the staff before publishing, in the console.
+
+One journey in the system's Chromium against one live server over the tiny township (two
+villages, four grids, a draft re-planned from plan v1 and cut in blocks; staff P1-P4 on
+东村's grids): a move applied and shown on the map, a refused move in words, split, the
+renumbering preview, merge, undo back to the start, the staff list before the publish
+button, publishing refused for stranded staff until the planner allows it. Hostile
+requests to the editor's routes go through a TestClient on both databases.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+import shapely
+from fastapi.testclient import TestClient
+
+from gridgeo import sessions
+from gridgeo.auth import create_user
+from gridgeo.io import import_files
+from gridgeo.plan import lifecycle
+from gridgeo.store import Store
+from helpers.apps import app_for
+from helpers.browser import chromium
+from helpers.live_server import free_port
+from helpers.tiny import D, V1, X0, Y0, make_tiny
+
+PASSWORD = "editor pass 1"
+G1, G2, G3 = V1 + "001", V1 + "002", V1 + "003"
+
+
+def _world(store: Store, folder) -> dict:
+    """Plan v1 of the tiny township with a fourth staff post (赵六, head of 东村's grid 002),
+    a draft ``edit`` re-planned from it (both villages kept, cut in blocks), a planner and a
+    command-room user; returns the blocks of 东村's grid 001 chosen for the journey."""
+    files = make_tiny(folder)
+    staff = folder / "more" / "staff.csv"
+    staff.parent.mkdir()
+    staff.write_text(files["staff"].read_text(encoding="utf-8") + f"P4,赵六,13800000004,grid_head,{G2}\n",
+                     encoding="utf-8")
+    import_files(store, [files["gpkg"], staff], plan_version="v1", effective_from=dt.date(2024, 1, 1))
+    row = lifecycle.save_draft(store, lifecycle.plan_from_store(store, band=(1, 10), seed=1), version="edit",
+                               actor="test")
+    for user, role in (("planner", "planner"), ("command", "command_room")):
+        create_user(store, user, role=role, name=f"测试{user}", actor="test")
+        sessions.set_password(store, user, PASSWORD, actor="test")
+    _, _, blocks = lifecycle.plan_blocks(store, row["id"])
+    mine = blocks[blocks["grid_code"] == G1]
+    b = shapely.bounds(mine.geometry.to_numpy())
+    cy = (b[:, 1] + b[:, 3]) / 2
+    east = mine[b[:, 2] == b[:, 2].max()]
+    west = mine[(b[:, 0] == b[:, 0].min()) & (cy > Y0 + 0.3 * D) & (cy < Y0 + 0.7 * D)]
+    edge = int(east["block"].iloc[cy[b[:, 2] == b[:, 2].max()].argmin()])  # south-east: touches 002
+    north = sorted(int(x) for x in mine["block"][cy > Y0 + D / 2] if int(x) != edge)
+    return {"edge": edge, "west": int(west["block"].iloc[0]), "north": north}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    import uvicorn
+
+    folder = tmp_path_factory.mktemp("plan-editor")
+    store = Store(f"sqlite:///{folder / 'editor.db'}")
+    store.migrate()
+    chosen = _world(store, folder)
+    start = store.read("grids", plan=store.plan("edit")["id"]).set_index("code")
+    with pytest.MonkeyPatch.context() as env:
+        app = app_for(store, env, request_log="false")
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 30
+        while not server.started and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.started, "the console's server did not start"
+        yield {"store": store, "base": f"http://127.0.0.1:{port}", "start": start, **chosen}
+        server.should_exit = True
+        thread.join(timeout=10)
+    store.close()
+
+
+def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
+    from playwright.sync_api import expect
+
+    base, store = site["base"], site["store"]
+    edge, west, north = site["edge"], site["west"], site["north"]
+    off_machine, errors = [], []
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
+
+        def route(r):
+            if r.request.url.startswith(base + "/"):
+                r.continue_()
+            else:
+                off_machine.append(r.request.url)
+                r.abort()
+
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(10_000)
+        page.goto(base + "/")
+        page.get_by_label("用户名").fill("planner")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_selector("header nav")
+        page.goto(base + "/plans/edit")
+        page.get_by_role("link", name="在地图上编辑草案").click()
+        block = lambda b: page.locator(f"#editor-map path[data-block='{b}']")  # noqa: E731
+        expect(block(edge)).to_have_attribute("data-grid", G1)
+        result = page.locator("#edit-result")
+
+        # A move: select on the map, choose the target, the preview comes by itself, then apply.
+        block(west).click()
+        block(edge).click()  # a plain click replaces the selection
+        block(north[0]).click(modifiers=["Shift"])
+        block(north[0]).click(modifiers=["Shift"])  # shift-click again: out of the selection
+        expect(page.locator("#selection")).to_contain_text(f"已选 1 个图斑（网格 {G1}）")
+        expect(page.locator("#move-blocks")).to_have_value(str(edge))
+        page.locator("#move-to").select_option(G2)
+        expect(result).to_contain_text("预览（尚未应用）")
+        expect(result.locator("table.touched")).to_contain_text(G2)
+        expect(result.locator("table.figures")).to_contain_text("本村（社区）")
+        assert store.read("grids", plan=store.plan("edit")["id"]).shape[0] == 4  # a preview writes nothing
+        page.get_by_role("button", name="应用移动").click()
+        expect(result).to_contain_text("已应用")
+        expect(block(edge)).to_have_attribute("data-grid", G2)  # shown on the map
+        expect(page.locator(".history")).to_contain_text("移动图斑 1 个图斑")
+
+        # A refused move: a block on the far side of 001 would leave 002 in two pieces.
+        block(west).click()
+        page.locator("#move-to").select_option(G2)
+        page.get_by_role("button", name="应用移动").click()
+        expect(result.locator(".refusal")).to_contain_text(f"网格 {G2} 将被分成 2 块")
+        expect(block(west)).to_have_attribute("data-grid", G1)
+
+        # Split: the northern blocks typed (the keyboard's way); the grid comes from them.
+        page.locator("#split-blocks").fill(",".join(map(str, north)))
+        page.locator("#split-blocks").press("Tab")
+        expect(page.locator("#split-grid")).to_have_value(G1)
+        page.get_by_role("button", name="应用拆分").click()
+        expect(result).to_contain_text(f"成为新网格 {G3}")
+        expect(block(north[0])).to_have_attribute("data-grid", G3)
+        # the renumbering preview before publishing: the new northern grid would be first
+        page.goto(base + "/plans/edit")
+        expect(page.locator("table.renumber tr", has_text="测试乡东村第3网格")).to_have_text(
+            f"{G3}测试乡东村第3网格{G1}")
+        page.go_back()
+        expect(block(north[0])).to_have_attribute("data-grid", G3)
+
+        # Merge 003 back into 001, then undo every edit.
+        page.locator("#merge-grid").select_option(G1)
+        page.locator("#merge-other").select_option(G3)
+        page.get_by_role("button", name="应用合并").click()
+        expect(result).to_contain_text(f"{G3} 并入 {G1}")
+        expect(block(north[0])).to_have_attribute("data-grid", G1)
+        for undone in ("合并网格", "拆分网格", "移动图斑"):
+            page.get_by_role("button", name="撤销上一步").click()
+            expect(result).to_contain_text(f"已撤销：{undone}")
+        page.get_by_role("button", name="撤销上一步").click()
+        expect(result.locator(".refusal")).to_contain_text("没有可撤销的编辑")
+        expect(block(edge)).to_have_attribute("data-grid", G1)
+        end = store.read("grids", plan=store.plan("edit")["id"]).set_index("code")
+        assert sorted(end.index) == sorted(site["start"].index)
+        assert all(shapely.equals(end.geometry[k], site["start"].geometry[k]) for k in end.index)
+
+        # The staff before the publish button: everyone kept at the start.
+        page.get_by_role("link", name="返回方案").click()
+        staff = page.locator("table.staff-moves")
+        for name in ("张三", "李四", "王五", "赵六"):
+            expect(staff).to_contain_text(name)
+        expect(page.locator("ul.unstaffed")).to_contain_text("缺网格长")
+        expect(page.locator(".stranded")).to_have_count(0)
+
+        # Merge 东村's two grids: one head too many; publishing refuses until allowed.
+        page.get_by_role("link", name="在地图上编辑草案").click()
+        expect(block(edge)).to_have_attribute("data-grid", G1)
+        page.locator("#merge-grid").select_option(G2)
+        page.locator("#merge-other").select_option(G1)
+        page.get_by_role("button", name="应用合并").click()
+        expect(result).to_contain_text("已应用")
+        page.get_by_role("link", name="返回方案").click()
+        expect(page.locator(".stranded")).to_contain_text("张三（网格长，原网格 " + G1)
+        page.get_by_role("button", name="发布方案").click()
+        expect(page.locator("p.error")).to_contain_text("1 个人员岗位将没有网格：张三")
+        assert store.plan("edit")["status"] == "draft"
+        page.get_by_label("允许部分人员暂无网格").check()
+        page.get_by_role("button", name="发布方案").click()
+        expect(page.locator("[role=status]")).to_have_text("方案已发布")
+        context.close()
+    assert store.plan("edit")["status"] == "published" and store.plan_in_force()["version"] == "edit"
+    assert off_machine == [] and errors == []
+
+
+def test_the_editor_refuses_hostile_requests(store, tmp_path, monkeypatch):
+    """Without CSRF, for a role that may not write, with ids that are not ids or too many,
+    replayed, on an unknown or published plan: refused, and nothing written."""
+    edge = _world(store, tmp_path)["edge"]
+    app = app_for(store, monkeypatch)
+    plan_id = store.plan("edit")["id"]
+    before = store.read("grids", plan=plan_id)
+
+    with TestClient(app, base_url="http://console.test", follow_redirects=False) as c:
+        def as_user(user):
+            token = sessions.log_in(store, user, PASSWORD, client="testclient")
+            c.cookies.clear()
+            c.cookies.set(sessions.SESSION_COOKIE, token, domain="console.test")
+            return {"X-CSRF-Token": sessions.csrf_token(token), "HX-Request": "true"}
+
+        h = as_user("command")
+        assert c.get("/plans/edit/edit").status_code == 403  # readers see plans, only planners edit
+        assert c.get("/plans/edit/layers").status_code == 200
+        assert c.post("/plans/edit/edit/move", data={"blocks": str(edge), "to_grid": G2, "mode": "apply"},
+                      headers=h).status_code == 403
+        h = as_user("planner")
+        assert c.post("/plans/edit/edit/move", data={"blocks": str(edge), "to_grid": G2}).status_code == 403  # no CSRF
+        assert c.post("/plans/edit/edit/move", data={"blocks": str(edge), "to_grid": G2},
+                      headers={**h, "Origin": "http://evil.example"}).status_code == 403
+        for bad, words in (("abc", "应为数字"), ("1e309", "应为数字"), ("-4", "超出范围"), ("99999999999", "超出范围"),
+                           (" ".join(["1"] * 20_001), "最多")):
+            r = c.post("/plans/edit/edit/move", data={"blocks": bad, "to_grid": G2, "mode": "apply"}, headers=h)
+            assert r.status_code == 422 and words in r.text, (bad, r.status_code)
+        r = c.post("/plans/edit/edit/move", data={"blocks": "123456", "to_grid": G2, "mode": "apply"}, headers=h)
+        assert r.status_code == 422 and "不在此草案中" in r.text
+        r = c.post("/plans/edit/edit/merge", data={"grid": G1, "other": "331124201202001", "mode": "apply"}, headers=h)
+        assert r.status_code == 422 and "不能跨越村（社区）界" in r.text
+        assert c.post("/plans/edit/edit/rotate", data={}, headers=h).status_code == 404
+        assert c.get("/plans/nothing/edit").status_code == 404
+        assert c.get("/plans/v1/edit").status_code == 409  # published: no editing
+        r = c.post("/plans/edit/edit/undo", data={}, headers=h)
+        assert r.status_code == 422 and "没有可撤销的编辑" in r.text
+        assert len(store.audit_log("plans", str(plan_id))) == 1  # only the draft: nothing written
+        assert store.read("grids", plan=plan_id).sort_values("code")["households"].tolist() == \
+            before.sort_values("code")["households"].tolist()
+        # replayed: the same move applied twice is refused the second time
+        move = {"blocks": str(edge), "to_grid": G2, "mode": "apply"}
+        r = c.post("/plans/edit/edit/move", data=move, headers=h)
+        assert r.status_code == 200 and r.headers.get("HX-Trigger-After-Swap") == "plan-changed", r.text
+        r = c.post("/plans/edit/edit/move", data=move, headers=h)
+        assert r.status_code == 422 and f"已在网格 {G2} 中" in r.text
