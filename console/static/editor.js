@@ -109,6 +109,12 @@
         sync(true);
       });
     });
+    var zoom = document.getElementById("zoom-selection");
+    if (zoom) zoom.addEventListener("click", function () {
+      var b = null;
+      st.selected.forEach(function (id) { var l = st.blocks[id]; if (l) b = b ? b.extend(l.getBounds()) : l.getBounds(); });
+      if (b) map.fitBounds(b.pad(5), {maxZoom: 17});
+    });
     var target = document.getElementById("move-to");
     if (target) target.addEventListener("change", function () { sync(true); });
     map.setView([28.45, 119.48], 12);
