@@ -190,6 +190,8 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
     ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin", ("GET", "/plans"): "/plans",
     ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
+    ("GET", "/plans/{ref}/edit"): "/plans/v1/edit", ("GET", "/plans/{ref}/edit/state"): "/plans/v1/edit/state",
+    ("GET", "/plans/{ref}/layers"): "/plans/v1/layers", ("POST", "/plans/{ref}/edit/{action}"): "/plans/v1/edit/move",
     ("GET", "/events/{code}/photos/{photo_id}"): "/events/{e0}/photos/1",
     ("GET", "/events/{code}/photos/{photo_id}/thumbnail"): "/events/{e0}/photos/1/thumbnail",
 }
