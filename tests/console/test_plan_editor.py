@@ -242,3 +242,7 @@ def test_the_editor_refuses_hostile_requests(store, tmp_path, monkeypatch):
         assert r.status_code == 200 and r.headers.get("HX-Trigger-After-Swap") == "plan-changed", r.text
         r = c.post("/plans/edit/edit/move", data=move, headers=h)
         assert r.status_code == 422 and f"已在网格 {G2} 中" in r.text
+        # without htmx (a plain form post) the whole page comes back, with the result
+        plain = {"X-CSRF-Token": h["X-CSRF-Token"]}
+        r = c.post("/plans/edit/edit/undo", data={}, headers=plain)
+        assert r.status_code == 200 and "已撤销：移动图斑" in r.text and 'id="editor-map"' in r.text

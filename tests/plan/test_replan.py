@@ -171,6 +171,7 @@ def test_publishing_refuses_to_strand_staff_then_carries_them_over(tiny_store):
     t = lifecycle.transition(store, row["id"])
     # two heads for one grid: the one of the grid with more households (002: 2 > 1) gets it
     assert list(t.stranded["code"]) == ["P1"]
+    assert list(t.stranded["reason"]) == ["no_post"] and set(t.proposals["reason"]) == {"kept", "shares", "no_post"}
     with pytest.raises(StaffStranded) as exc:
         lifecycle.publish(store, row["id"], dt.date(2025, 1, 1), actor="test")
     assert [s["code"] for s in exc.value.stranded] == ["P1"] and "allow_stranded" in str(exc.value)
@@ -255,6 +256,8 @@ def test_editing_a_draft_split_merge_undo_and_refusals(tiny_store):
         # refusals, in words, nothing written
         r = c.post("/v1/plans/edit/merge", json={"grid": V1 + "002", "other": V2 + "001"})
         assert r.status_code == 422 and "never crosses a village boundary" in r.json()["detail"]
+        assert r.json()["reasons"] == [{"rule": "merge_across_villages", "grid": V1 + "002", "other": V2 + "001",
+                                        "village": V1, "other_village": V2}]
         r = c.post("/v1/plans/edit/split", json={"grid": V1 + "002", "blocks": north})
         assert r.status_code == 422 and f"is not in grid {V1}002" in r.json()["detail"]
         r = c.post("/v1/plans/edit/edits", json={"to_grid": V2 + "001", "blocks": north[:1]})
