@@ -26,7 +26,7 @@ from gridgeo.store import Store
 from helpers.apps import app_for
 from helpers.browser import chromium
 from helpers.live_server import free_port
-from helpers.tiny import D, V1, X0, Y0, make_tiny
+from helpers.tiny import D, V1, Y0, make_tiny
 
 PASSWORD = "editor pass 1"
 G1, G2, G3 = V1 + "001", V1 + "002", V1 + "003"
