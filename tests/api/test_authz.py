@@ -194,7 +194,15 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/plans/{ref}/layers"): "/plans/v1/layers", ("POST", "/plans/{ref}/edit/{action}"): "/plans/v1/edit/move",
     ("GET", "/events/{code}/photos/{photo_id}"): "/events/{e0}/photos/1",
     ("GET", "/events/{code}/photos/{photo_id}/thumbnail"): "/events/{e0}/photos/1/thumbnail",
+    ("GET", "/field"): "/field", ("GET", "/field/data"): "/field/data",
+    ("POST", "/field/events"): "/field/events",
+    ("POST", "/field/events/{code}/actions"): "/field/events/{e0}/actions",
+    ("GET", "/field/manifest.webmanifest"): "/field/manifest.webmanifest", ("GET", "/sw.js"): "/sw.js",
 }
+
+#: Console routes that anyone may fetch: the phone app's manifest and service worker hold no
+#: data (a browser fetches a manifest without credentials).
+CONSOLE_PUBLIC = {"/field/manifest.webmanifest", "/sw.js"}
 
 #: Routes whose credential is a signature, not a token.
 SIGNED = {"/v1/escalations/callback"}
@@ -327,7 +335,7 @@ def test_console_pages_take_no_token(setup):
             r = client.request(method, url, headers=headers, data={"action": "close", "version": "1"},
                                follow_redirects=False)
             where = f"{method} {url} as {role}: {r.status_code}"
-            if url == "/login" and method == "GET":
+            if (url == "/login" and method == "GET") or url in CONSOLE_PUBLIC:
                 assert r.status_code == 200, where
             elif method == "GET" or url != "/login":
                 assert r.status_code == 303 and r.headers["location"].startswith("/login"), where
