@@ -163,6 +163,13 @@ class Settings(BaseSettings):
     handoff_secret: SecretStr | None = None
     #: Public address of this service, for photo links in hand-offs.
     public_url: str = "http://127.0.0.1:8000"
+    #: Where webhooks and people's channels may point (the server fetches those URLs):
+    #: loopback addresses (127.0.0.0/8, ::1, 0.0.0.0) only when this is true (tests, a
+    #: receiver on the same machine) ...
+    notify_allow_loopback: bool = False
+    #: ... and link-local / cloud metadata addresses (169.254.0.0/16, fe80::/10,
+    #: fd00:ec2::254, 100.100.100.200) only when this is true.
+    notify_allow_link_local: bool = False
     #: Feedback to the reporter (双反馈): the SMS gateway as an apprise URL template with
     #: ``{phone}`` (e.g. ``json://sms.gateway.internal/send?:to={phone}``), filled with the
     #: number of a reporter who agreed (``notify_reporter``) when their event is closed or

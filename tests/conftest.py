@@ -33,6 +33,8 @@ from helpers.tiny import make_tiny
 # version under it (a sweep records a warning as a history line). Servers the tests start
 # inherit this unless they set it.
 os.environ.setdefault("GRIDGEO_OUTBOX_WORKER", "false")
+# The suite's receivers listen on 127.0.0.1: webhooks and channels may point there.
+os.environ.setdefault("GRIDGEO_NOTIFY_ALLOW_LOOPBACK", "true")
 
 #: The longest test files (a minute or so each on 2 cores), run first: `make test` hands whole
 #: files to its worker processes in collection order, so a long file left for the end would

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 
@@ -28,7 +29,7 @@ from gridgeo.events.db import write_txn
 from gridgeo.events.records import iso, now_utc
 from gridgeo.layers import ACCOUNT_ROLES
 from gridgeo.notify.outbox import EVENT_TYPES
-from gridgeo.notify.webhooks import check_types
+from gridgeo.notify.webhooks import check_destination, check_types
 from gridgeo.store import Store, schema
 from gridgeo.timezone import CHINA
 
@@ -45,6 +46,24 @@ DEFAULT_TYPES = {
 }
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_URL = 2000
+
+
+#: apprise schemes whose URL names the host it sends to (the others name a service's own:
+#: dingtalk://TOKEN, wecombot://KEY ...): those hosts are checked as webhooks' are.
+HOSTED_SCHEMES = frozenset({"json", "jsons", "xml", "xmls", "form", "forms", "mailto", "mailtos",
+                            "apprise", "apprises"})
+
+
+def check_channel_url(url: str, *, resolve: bool) -> None:
+    """Refuse an apprise URL whose host the server must not send to
+    (:func:`gridgeo.notify.webhooks.check_destination`)."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() in HOSTED_SCHEMES:
+        try:
+            host = parts.hostname
+        except ValueError:
+            raise InvalidInput("url names no valid host") from None
+        check_destination(host, resolve=resolve)
 
 
 def _mask_url(url: str) -> str:
@@ -69,6 +88,8 @@ def create_channel(store: Store, name: str, url: str, *, role: str | None = None
 
     if (role is None) == (username is None):
         raise InvalidInput("a channel is for a user (username) or for a role (role), one of the two")
+    if isinstance(url, str) and len(url) <= MAX_URL:
+        check_channel_url(url, resolve=False)
     if not isinstance(url, str) or len(url) > MAX_URL or apprise.Apprise.instantiate(url) is None:
         raise InvalidInput("url is not an apprise URL this server can send to "
                            "(dingtalk://, wecombot://, feishu://, mailto://, json://, ...)")
@@ -177,6 +198,10 @@ def send(url: str, payload: dict) -> str | None:
     """Send through apprise; None when sent, else why not."""
     import apprise
 
+    try:
+        check_channel_url(url, resolve=True)
+    except InvalidInput as exc:
+        return str(exc)
     a = apprise.Apprise()
     if not a.add(url):
         return "the channel's URL is not one apprise can send to"

@@ -126,6 +126,13 @@ def tell_reporter(store: Store, template: str, reporter_of: str, event_code: str
     except InvalidEvent:
         return "the reporter's number is not a mobile number"
     title, body = message(dict(row), event_type, dict(about) if about is not None else None)
+    from gridgeo.errors import InvalidInput
+    from gridgeo.notify.people import check_channel_url
+
+    try:
+        check_channel_url(template, resolve=True)
+    except InvalidInput as exc:
+        return str(exc)
     a = apprise.Apprise()
     if not a.add(template.replace("{phone}", phone)):
         return "GRIDGEO_REPORTER_CHANNEL is not an apprise URL this server can send to"

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import re
 import secrets
+import socket
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 
+from gridgeo.config import get_settings
 from gridgeo.errors import InvalidInput, NotFound
 from gridgeo.events.db import write_txn
 from gridgeo.events.records import iso, now_utc
 from gridgeo.notify.outbox import EVENT_TYPES
 from gridgeo.store import Store, schema
 
-__all__ = ["SECRET_PREFIX", "create_webhook", "delete_webhook", "delivery_counts", "list_deliveries", "list_webhooks",
+__all__ = ["SECRET_PREFIX", "check_destination", "create_webhook", "delete_webhook", "delivery_counts", "list_deliveries", "list_webhooks",
            "new_secret", "retry_delivery"]
 
 #: Standard Webhooks' secret prefix (the secret is base64 of 24 to 64 random bytes).
@@ -45,7 +49,62 @@ def check_url(url: str) -> str:
     if not isinstance(url, str) or len(url) > MAX_URL or not _URL.match(url):
         raise InvalidInput(f"url must be an http:// or https:// address of at most {MAX_URL} characters, "
                            f"not {str(url)[:80]!r}")
+    check_destination(urlsplit(url).hostname, resolve=False)
     return url
+
+
+#: Cloud metadata services outside the link-local ranges (Alibaba Cloud's; AWS's IPv6 one is
+#: fd00:ec2::254).
+_METADATA = frozenset({ipaddress.ip_address("100.100.100.200"), ipaddress.ip_address("fd00:ec2::254")})
+
+
+def _refusal(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why the server must not fetch from ``addr`` under the settings, or None."""
+    s = get_settings()
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        addr = addr.ipv4_mapped
+    if addr.is_loopback or addr.is_unspecified:
+        return None if s.notify_allow_loopback else "a loopback address (GRIDGEO_NOTIFY_ALLOW_LOOPBACK)"
+    if addr.is_link_local or addr in _METADATA:
+        return None if s.notify_allow_link_local else \
+            "a link-local or cloud metadata address (GRIDGEO_NOTIFY_ALLOW_LINK_LOCAL)"
+    if addr.is_multicast or addr.is_reserved:
+        return "a multicast or reserved address"
+    return None
+
+
+def check_destination(host: str | None, *, resolve: bool = True) -> None:
+    """Refuse a host the server must not send to: a loopback address unless
+    ``GRIDGEO_NOTIFY_ALLOW_LOOPBACK``, a link-local or cloud metadata address unless
+    ``GRIDGEO_NOTIFY_ALLOW_LINK_LOCAL``, multicast and reserved ones always. An address is
+    checked as written (any form the resolver takes: ``0x7f000001``, ``127.1``, IPv4-mapped
+    IPv6); a name, with ``resolve``, by every address it resolves to (a name that does not
+    resolve is left to the send to fail), else ``localhost`` only. Raises :class:`InvalidInput`."""
+    if not host:
+        raise InvalidInput("the URL names no host")
+    name = host.strip("[]").rstrip(".").lower()
+    addrs: list = []
+    try:
+        addrs = [ipaddress.ip_address(name.split("%", 1)[0])]
+    except ValueError:
+        if resolve or name == "localhost" or name.endswith(".localhost") or _numeric(name):
+            try:
+                infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+            except (OSError, UnicodeError):
+                infos = []
+            addrs = [ipaddress.ip_address(i[4][0].split("%", 1)[0]) for i in infos]
+            if not infos and (name == "localhost" or name.endswith(".localhost")):
+                addrs = [ipaddress.ip_address("127.0.0.1")]
+    for addr in addrs:
+        why = _refusal(addr)
+        if why is not None:
+            raise InvalidInput(f"the URL points at {why}: the server does not send there")
+
+
+def _numeric(name: str) -> bool:
+    """A host written as a number the resolver reads as an IPv4 address (``2130706433``,
+    ``0x7f.1``, ``127.1``)."""
+    return bool(re.fullmatch(r"[0-9a-fx.]+", name)) and any(c.isdigit() for c in name)
 
 
 def check_types(types: list[str]) -> list[str]:

@@ -16,6 +16,7 @@ import json
 import logging
 import random
 import threading
+from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
@@ -29,9 +30,11 @@ from gridgeo.events.db import write_txn
 from gridgeo.events.deadlines import warning_levels
 from gridgeo.events.records import event_record, history_record, iso, now_utc
 from gridgeo.events.workflow import OVERDUE_STATES
+from gridgeo.errors import InvalidInput
 from gridgeo.notify.outbox import record
 from gridgeo.notify.people import in_quiet_hours, recipients, send
 from gridgeo.notify.reporter import REPORTER_TYPES, reporters_told, tell_reporter
+from gridgeo.notify.webhooks import check_destination
 from gridgeo.store import Store, schema
 
 __all__ = ["OutboxWorker", "deliver_due", "fan_out", "run_once", "sweep_warnings"]
@@ -134,6 +137,7 @@ def _due(conn, now: dt.datetime, limit: int):
 
 
 def _send(client: httpx.Client, url: str, secret: str, key: str, body: bytes) -> httpx.Response:
+    check_destination(urlsplit(url).hostname)  # where the name points now (InvalidInput: a failed try)
     now = dt.datetime.now(dt.timezone.utc)
     headers = {"content-type": "application/json", "webhook-id": key,
                "webhook-timestamp": str(int(now.timestamp())),
@@ -220,6 +224,8 @@ def deliver_due(store: Store, *, limit: int = 100, client: httpx.Client | None =
                     error = f"HTTP {status}"
             except httpx.HTTPError as exc:
                 error = f"{type(exc).__name__}: {str(exc)[:300]}"
+            except InvalidInput as exc:  # the URL now points where the server does not send
+                error = str(exc)[:300]
             _settle(store, d, status, error, receipt, blocked, row[0])
             delivered += error is None
     finally:
