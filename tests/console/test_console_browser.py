@@ -10,8 +10,6 @@ reported through the API, as another system would, and then handled in the conso
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 import httpx
 import pytest
@@ -22,7 +20,7 @@ from gridgeo.auth import create_user
 from gridgeo.store import Store, schema
 from helpers.apps import app_for
 from helpers.browser import chromium
-from helpers.live_server import free_port
+from helpers.live_server import serve_in_thread
 
 PASSWORD = "console pass 1"
 CATEGORY, OTHER_CATEGORY = "ZZ001", "SC001"  # 综治工作 · 综治办; 市场监管
@@ -46,7 +44,6 @@ def site(tmp_path_factory):
     from helpers.events_world import G11, G21, INSIDE, load_world
     from helpers.tiny import make_tiny
 
-    import uvicorn
 
     folder = tmp_path_factory.mktemp("console-browser")
     store = Store(f"sqlite:///{folder / 'console.db'}")
@@ -66,27 +63,17 @@ def site(tmp_path_factory):
         sessions.set_password(store, username, PASSWORD, actor="test")
     with pytest.MonkeyPatch.context() as env:
         app = app_for(store, env, request_log="false", public_intake_rate="0")
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                               lifespan="on"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "the console's server did not start"
-        s = Site(store, f"http://127.0.0.1:{port}")
-        # Two events reported through the API by the public, one in each worker's grid.
-        for key, grid, category in (("mine", G11, CATEGORY), ("other", G21, OTHER_CATEGORY)):
-            lon, lat = INSIDE[grid]
-            r = httpx.post(f"{s.base}/v1/events", json={
-                "source": "app", "category_code": category, "description": f"浏览器测试 {key}",
-                "lon": lon, "lat": lat, "reporter_name": "黄敏", "reporter_phone": "19944667827"})
-            assert r.status_code == 201, r.text
-            s.events[key] = r.json()["code"]
-        yield s
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_in_thread(app, "the console's server") as base:
+            s = Site(store, base)
+            # Two events reported through the API by the public, one in each worker's grid.
+            for key, grid, category in (("mine", G11, CATEGORY), ("other", G21, OTHER_CATEGORY)):
+                lon, lat = INSIDE[grid]
+                r = httpx.post(f"{s.base}/v1/events", json={
+                    "source": "app", "category_code": category, "description": f"浏览器测试 {key}",
+                    "lon": lon, "lat": lat, "reporter_name": "黄敏", "reporter_phone": "19944667827"})
+                assert r.status_code == 201, r.text
+                s.events[key] = r.json()["code"]
+            yield s
     store.close()
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from gridgeo.store import Store, schema
 from helpers.apps import app_for
 from helpers.browser import chromium
 from helpers.events_world import G11, G21, INSIDE, event, load_world
-from helpers.live_server import free_port
+from helpers.live_server import serve_in_thread
 from helpers.tiny import make_tiny
 
 PASSWORD = "field pass 1"
@@ -204,7 +202,6 @@ def test_the_field_endpoints_refuse_hostile_requests(field_site):
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     """The events township on SQLite, a grid worker of G11, the server on 127.0.0.1."""
-    import uvicorn
 
     folder = tmp_path_factory.mktemp("console-field-live")
     store = Store(f"sqlite:///{folder / 'live.db'}")
@@ -214,17 +211,8 @@ def live(tmp_path_factory):
     sessions.set_password(store, "walker", PASSWORD, actor="test")
     with pytest.MonkeyPatch.context() as env:
         app = app_for(store, env, request_log="false", public_intake_rate="0")
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
-        yield store, f"http://127.0.0.1:{port}"
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_in_thread(app, "the server") as base:
+            yield store, base
     store.close()
 
 

@@ -11,8 +11,6 @@ requests to the editor's routes go through a TestClient on both databases.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 import pytest
 import shapely
@@ -25,7 +23,7 @@ from gridgeo.plan import lifecycle
 from gridgeo.store import Store
 from helpers.apps import app_for
 from helpers.browser import chromium
-from helpers.live_server import free_port
+from helpers.live_server import serve_in_thread
 from helpers.tiny import D, V1, Y0, make_tiny
 
 PASSWORD = "editor pass 1"
@@ -60,8 +58,6 @@ def _world(store: Store, folder) -> dict:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    import uvicorn
-
     folder = tmp_path_factory.mktemp("plan-editor")
     store = Store(f"sqlite:///{folder / 'editor.db'}")
     store.migrate()
@@ -69,17 +65,8 @@ def site(tmp_path_factory):
     start = store.read("grids", plan=store.plan("edit")["id"]).set_index("code")
     with pytest.MonkeyPatch.context() as env:
         app = app_for(store, env, request_log="false")
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 30
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "the console's server did not start"
-        yield {"store": store, "base": f"http://127.0.0.1:{port}", "start": start, **chosen}
-        server.should_exit = True
-        thread.join(timeout=10)
+        with serve_in_thread(app, "the console's server") as base:
+            yield {"store": store, "base": base, "start": start, **chosen}
     store.close()
 
 

@@ -50,6 +50,30 @@ def free_port() -> int:
 # -- databases ---------------------------------------------------------------------------
 
 
+@contextmanager
+def serve_in_thread(app, what: str = "the server"):
+    """``app`` served by uvicorn in a thread of this process on a free port, for a module's
+    browser tests (the console's): yields its base URL, stops it on exit."""
+    import threading
+
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, f"{what} did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 def pg_url_for(name: str) -> str:
     """The URL of the private database ``name`` on the test PostgreSQL server."""
     return f"{PG_URL.rpartition('/')[0]}/{name}"
