@@ -1,12 +1,13 @@
 """Interactive maps of gridgeo (folium), working offline.
 
-Four maps, each built from plain (Geo)DataFrames so that it draws whatever the core
+Five maps, each built from plain (Geo)DataFrames so that it draws whatever the core
 produces, and each with a ``*_from_store`` shortcut:
 
 - :func:`coverage_map`: grids coloured by staffing completeness, village boundaries;
 - :func:`workload_map`: a choropleth of events per worker / per 100 households, open
   or overdue events;
 - :func:`events_map`: events as clusters and heat with a time slider;
+- :func:`patrol_map`: patrol tracks over the grids, coloured by patrol coverage;
 - :func:`plan_map`: a draft plan beside the plan in force, changed grids highlighted.
 
 Every map has a layer control, fullscreen, a scale bar and search by grid code or
@@ -36,6 +37,8 @@ _EXPORTS = {
     "workload_from_store": "gridgeo.maps.workload",
     "events_map": "gridgeo.maps.events",
     "events_from_store": "gridgeo.maps.events",
+    "patrol_map": "gridgeo.maps.patrols",
+    "patrol_from_store": "gridgeo.maps.patrols",
     "plan_map": "gridgeo.maps.plan",
     "plan_from_store": "gridgeo.maps.plan",
     "OfflineError": "gridgeo.maps.offline",
@@ -60,6 +63,8 @@ __all__ = [
     "workload_from_store",
     "events_map",
     "events_from_store",
+    "patrol_map",
+    "patrol_from_store",
     "plan_map",
     "plan_from_store",
     "render_html",

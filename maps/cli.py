@@ -1,4 +1,4 @@
-"""``gridgeo map coverage|workload|events|plan --out FILE.html``.
+"""``gridgeo map coverage|workload|events|patrols|plan --out FILE.html``.
 
 Registered on the ``gridgeo`` command through the ``gridgeo.cli`` entry point group
 (pyproject.toml), so that the core never imports the maps layer. Each command writes
@@ -23,7 +23,7 @@ PlanOpt = Annotated[Optional[str], typer.Option(help="Grids of this plan version
 BasemapOpt = Annotated[Optional[str], typer.Option(help="Base map: none, tianditu (needs GRIDGEO_TIANDITU_KEY) or amap (default $GRIDGEO_MAP_BASEMAP, else none).")]
 
 maps_app = typer.Typer(
-    help="Save interactive maps (coverage, workload, events, plan) as HTML files that open offline; build an offline base map.",
+    help="Save interactive maps (coverage, workload, events, patrols, plan) as HTML files that open offline; build an offline base map.",
     no_args_is_help=True,
 )
 
@@ -80,6 +80,17 @@ def events(out_file: OutOpt, database: DatabaseOpt = None, period: PeriodOpt = N
     m = events_from_store(open_store(database), period=period, platform=platform, village=village,
                           at=at, plan=plan, basemap=_basemap(basemap))
     _save(m, out_file, "events")
+
+
+@maps_app.command("patrols")
+def patrols(out_file: OutOpt, database: DatabaseOpt = None,
+            period: Annotated[Optional[str], typer.Option(help="2026, 2026-Q1, 2026-03, 2026-03-05 or a range (default: this month).")] = None,
+            village: VillageOpt = None, basemap: BasemapOpt = None) -> None:
+    """Patrol tracks over the grids, each grid coloured by its patrol coverage."""
+    from gridgeo.maps.patrols import patrol_from_store
+
+    m = patrol_from_store(open_store(database), period=period, village=village, basemap=_basemap(basemap))
+    _save(m, out_file, "patrols")
 
 
 @maps_app.command("plan")

@@ -1,4 +1,4 @@
-"""Interactive maps (HTML) of coverage, workload, events and plans.
+"""Interactive maps (HTML) of coverage, workload, events, patrols and plans.
 
 The coverage map is public (grids and their staff, as posted on the notice boards); the
 workload and plan maps need a user token, the events map one of the command room, the
@@ -27,7 +27,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from gridgeo.api.auth import roles, ticket_secret
 from gridgeo.api.deps import HOUSEHOLD_READERS, AtQuery, PlanQuery, PrincipalDep, StoreDep
 from gridgeo.api.middleware import run_heavy
-from gridgeo.auth import ACCOUNT_ROLES, EVENT_READERS, Principal, authenticate, event_filters, issue_map_ticket
+from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, EVENT_READERS, Principal, authenticate, event_filters, issue_map_ticket
 from gridgeo.config import get_settings
 from gridgeo.errors import NotFound, Unauthenticated
 from gridgeo.layers import PLATFORMS
@@ -35,6 +35,7 @@ from gridgeo.maps import archive, offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
 from gridgeo.maps.coverage import coverage_from_store
 from gridgeo.maps.events import events_from_store
+from gridgeo.maps.patrols import patrol_from_store
 from gridgeo.maps.plan import plan_from_store
 from gridgeo.maps.workload import workload_from_store
 
@@ -133,6 +134,30 @@ async def events(store: StoreDep,
     return await _page(events_from_store, inline, 0, store=store, period=period, platform=platform,
                        village=village, at=at, plan=plan, basemap=_basemap(basemap, 0),
                        scope=event_filters(principal, "the events map"),
+                       households=_reads_households(principal))
+
+
+#: Who sees the patrol map: those who see every event (every grid, every track), and grid
+#: workers (their grids, the tracks inside them), as GET /v1/patrols.
+PATROL_MAP_READERS = ("grid_worker", *sorted(ALL_EVENTS))
+
+
+@router.get("/patrols", response_class=HTMLResponse, responses=_HTML,
+            summary="Patrol tracks over the grids, grids coloured by patrol coverage")
+async def patrols(store: StoreDep,
+                  principal: Annotated[Principal, roles(*PATROL_MAP_READERS, what="the patrol map")],
+                  village: VillageQ = None,
+                  period: Annotated[str | None, Query(description="2026, 2026-Q1, 2026-03, 2026-03-05 or a range; "
+                                                                   "default this month.")] = None,
+                  basemap: BasemapQ = None, inline: InlineQ = False):
+    """The period's patrol tracks (switchable) over the grids, each grid coloured by the
+    share of its households within GRIDGEO_PATROL_COVERAGE_M of a track; tooltips with
+    patrols, distance, time, coverage of households and roads, check-ins (the figures of
+    GET /v1/stats/patrols). A grid worker's map shows their own grids and the tracks
+    inside them only."""
+    scope = sorted(principal.grids) if principal.role == "grid_worker" else None
+    return await _page(patrol_from_store, inline, 0, store=store, period=period, village=village,
+                       grids_in_scope=scope, basemap=_basemap(basemap, 0),
                        households=_reads_households(principal))
 
 

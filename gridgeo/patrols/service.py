@@ -32,7 +32,7 @@ from gridgeo.store import Store, schema
 from gridgeo.store.types import in_time_range
 from gridgeo.timezone import CHINA
 
-__all__ = ["BY", "check_in", "list_patrols", "patrol_stats", "record_patrol", "track_fingerprint"]
+__all__ = ["BY", "check_in", "list_patrols", "patrol_stats", "patrol_tracks", "record_patrol", "track_fingerprint"]
 
 #: Groupings of the patrol figures.
 BY = ("grid", "worker")
@@ -178,6 +178,13 @@ def _patrol_frame(store: Store, period) -> pd.DataFrame:
     return frame
 
 
+def patrol_tracks(store: Store, period) -> pd.DataFrame:
+    """The tracks of the patrols started in ``period``: ``username``, ``started_at``,
+    ``times``, ``start`` (epoch seconds) and ``geometry`` (shapely LineStrings, WGS84), in
+    the order they were kept (what :func:`patrol_stats` counts)."""
+    return _patrol_frame(store, period)
+
+
 def _worker_grids(store: Store) -> tuple[dict[str, list[str]], dict[str, dict]]:
     u = schema.users
     with store.engine.connect() as conn:
@@ -187,10 +194,12 @@ def _worker_grids(store: Store) -> tuple[dict[str, list[str]], dict[str, dict]]:
             {r.username: {"name": r.name, "staff_code": r.staff_code} for r in rows})
 
 
-def patrol_stats(store: Store, period, by: str = "grid", *, radius: float | None = None) -> pd.DataFrame:
+def patrol_stats(store: Store, period, by: str = "grid", *, radius: float | None = None,
+                 tracks: pd.DataFrame | None = None) -> pd.DataFrame:
     """Patrol figures per grid or per worker over ``period`` (a
     :class:`gridgeo.assess.periods.Period`): patrols, distance_km, hours, households and
-    road length, what of them was covered (within ``radius`` m of a track), check-ins."""
+    road length, what of them was covered (within ``radius`` m of a track), check-ins.
+    ``tracks``: the period's tracks already read (:func:`patrol_tracks`)."""
     if by not in BY:
         raise InvalidInput(f"by {by!r}: use {' or '.join(BY)}")
     radius = get_settings().patrol_coverage_m if radius is None else radius
@@ -202,7 +211,7 @@ def patrol_stats(store: Store, period, by: str = "grid", *, radius: float | None
     roads = store.read("roads")
     roads = roads[roads["kind"] == "road"] if len(roads) else roads
     worker_grids, people = _worker_grids(store)
-    patrols = _patrol_frame(store, period)
+    patrols = _patrol_frame(store, period) if tracks is None else tracks
     figures = patrol_coverage(patrols, grids, households, roads, worker_grids=worker_grids, radius=radius)[by]
     start, end = period.bounds()
     ci = schema.checkins

@@ -123,6 +123,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("POST", "/maps/tickets"): (STAFF, _post("/maps/tickets")),
     ("GET", "/maps/workload"): (STAFF, _get("/maps/workload")),
     ("GET", "/maps/events"): (READERS, _get("/maps/events")),  # scoped to the reader
+    ("GET", "/maps/patrols"): ({"grid_worker"} | EVERYTHING, _get("/maps/patrols")),  # a worker: their grids
     ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
     ("GET", "/maps/assets/{path:path}"): (ALL, _get("/maps/assets/leaflet/leaflet.js")),
     ("GET", "/maps/basemap/{z}/{x}/{y}"): (ALL, _get("/maps/basemap/0/0/0")),  # 404 with no archive, for all
