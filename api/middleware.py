@@ -354,11 +354,12 @@ def upload_limit(scope) -> tuple[int, str] | None:
     """The body limit of the upload routes (None for the others): one photo for
     ``POST /v1/events/{code}/photos``; a report's photos for a multipart
     ``POST /v1/events`` and for the phone app's ``POST /field/events`` and
-    ``POST /field/events/{code}/actions`` (gridgeo.console.field); a track for ``POST /v1/patrols``. Decided from the path and the
+    ``POST /field/events/{code}/actions`` (gridgeo.console.field); a track for ``POST /v1/patrols``
+    and ``POST /field/patrols``. Decided from the path and the
     content type, so an oversized upload gets its 413 before anything is buffered."""
     settings = get_settings()
     path = scope["path"].rstrip("/")
-    if path == "/v1/patrols":
+    if path in ("/v1/patrols", "/field/patrols"):  # a track, from the API or the phone app
         return settings.max_track_bytes, "GRIDGEO_MAX_TRACK_BYTES"
     if _PHOTO_PATH.fullmatch(path):
         return settings.max_photo_bytes + MULTIPART_OVERHEAD, "GRIDGEO_MAX_PHOTO_BYTES"

@@ -11,6 +11,9 @@ without signal.
   ``version``, ``note``, ``photos``). Both take the session's cookie and the CSRF token in
   the header ``X-CSRF-Token``, and an ``Idempotency-Key``: the phone makes one key per
   queued report or action, so a send cut off half-way and sent again is done once.
+- ``POST /field/patrols``: a patrol the page recorded (the app's JSON track, as ``POST
+  /v1/patrols`` takes it), with its Idempotency-Key; ``POST /field/checkins``: a check-in
+  (签到) at the phone's position, with the time it was made.
 - ``GET /field/manifest.webmanifest`` and ``GET /sw.js`` (the service worker, at the root so
   that it may control ``/field``).
 
@@ -39,12 +42,13 @@ from gridgeo.api.uploads import read_upload
 from gridgeo.config import get_settings
 from gridgeo.console.base import STATIC_DIR, Current, Refused, StoreDep, render, require_role, same_origin, \
     secure_headers
-from gridgeo.errors import InvalidEvent, MalformedBody, NotFound
+from gridgeo.errors import InvalidEvent, InvalidInput, MalformedBody, NotFound
 from gridgeo.events import catalogue, queries
 from gridgeo.events.intake import EventIn, position_from_photos, prepare_intake, submit_intake
 from gridgeo.events.service import NOTE_REQUIRED, take_action
 from gridgeo.events.workflow import ACTIONS, STATES, waiting_for
 from gridgeo.layers import MAX_LENGTHS
+from gridgeo.patrols import check_in, clean_track, parse_json, record_patrol
 from gridgeo.photos import add_photos, ingest
 from gridgeo.sessions import Session
 
@@ -199,6 +203,50 @@ async def field_action(code: str, request: Request, store: StoreDep, who: Header
     event = await anyio.to_thread.run_sync(run)
     return secure_headers(JSONResponse({"code": code, "state": event["state"], "version": event["version"],
                                         "state_label": STATES.get(event["state"], event["state"])}))
+
+
+@router.post("/field/patrols")
+async def field_patrol(request: Request, store: StoreDep, who: HeaderChecked):
+    """A patrol recorded by the page (``{"crs": "wgs84", "points": [[lon, lat, epoch_ms], ...]}``),
+    cleaned and kept once per Idempotency-Key (the core's, as ``POST /v1/patrols``)."""
+    key = _key(request)
+    if not request.headers.get("content-type", "").lower().startswith("application/json"):
+        raise MalformedBody("send the track as application/json")
+    data = await request.body()
+    principal = who.principal
+
+    def run():
+        raw = parse_json(data)
+        return record_patrol(store, raw, clean_track(raw), username=principal.username,
+                             staff_code=principal.staff_code, idempotency_key=key)
+
+    record = await anyio.to_thread.run_sync(run)
+    return secure_headers(JSONResponse(record, status_code=201))
+
+
+class FieldCheckIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    lon: float
+    lat: float
+    at: dt.datetime
+
+
+@router.post("/field/checkins")
+async def field_checkin(request: Request, store: StoreDep, who: HeaderChecked):
+    """A check-in (签到) at the phone's position (WGS84) at the time it was made; sent again
+    (the answer was lost), the same worker and time make one check-in."""
+    _key(request)
+    try:
+        body = FieldCheckIn.model_validate_json(await request.body())
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()[:5])
+        raise InvalidInput(f"the check-in is not valid: {where}") from None
+    principal = who.principal
+    answer = await anyio.to_thread.run_sync(lambda: check_in(
+        store, username=principal.username, staff_code=principal.staff_code, grids=sorted(principal.grids),
+        lon=body.lon, lat=body.lat, at=body.at))
+    return secure_headers(JSONResponse(answer, status_code=201))
 
 
 @router.get("/field/manifest.webmanifest")

@@ -43,6 +43,7 @@ class CheckIn(Schema):
     distance_m: float = Field(description="From the grid (0 inside).")
     verified: bool
     reasons: list[str]
+    replayed: bool = Field(False, description="The same worker's check-in at the same moment, sent again: the first one.")
 
 
 class PatrolRow(Schema):

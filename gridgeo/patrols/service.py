@@ -115,7 +115,9 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
              crs: str = "wgs84", grid_code: str | None = None, at: dt.datetime | None = None) -> dict:
     """Record a check-in (签到) at ``grid_code`` (default: the worker's grid holding the
     point). Verified when the grid is one of the worker's and the point is inside it or
-    within GRIDGEO_CHECKIN_DISTANCE_M of it; an unverified check-in is kept too, saying why."""
+    within GRIDGEO_CHECKIN_DISTANCE_M of it; an unverified check-in is kept too, saying why.
+    A check-in sent with its time ``at`` is kept once: the same worker and moment again
+    (a retry) answers the first one (``replayed``)."""
     from gridgeo.crs import metric_epsg
     from pyproj import Transformer
 
@@ -124,6 +126,7 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
     x, y = (float(v[0]) for v in _crs.to_wgs84(np.array([lon]), np.array([lat]), name)) if name != "wgs84" \
         else (float(lon), float(lat))
     now = now_utc()
+    given = at is not None
     at = at or now
     if at.tzinfo is None:
         raise InvalidInput("the check-in time needs an offset, e.g. 2026-03-01T09:30:00+08:00")
@@ -155,6 +158,13 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
     verified = not reasons
     ci = schema.checkins
     with write_txn(store) as conn:
+        if given:  # sent again (the phone's answer was lost): the same worker at the same moment is one check-in
+            old = conn.execute(select(ci.c.id).where(ci.c.username == username, ci.c.at == at)).scalar()
+            if old is not None:
+                return {"id": old, "username": username, "grid_code": code, "at": iso(at),
+                        "position": {"lon": round(x, 7), "lat": round(y, 7), "crs": "wgs84"},
+                        "distance_m": round(distance, 1), "verified": verified, "reasons": reasons,
+                        "replayed": True}
         cid = conn.execute(ci.insert().values(
             username=username, staff_code=staff_code, grid_code=code, at=at, lon=x, lat=y,
             distance_m=distance, verified=verified, created_at=now_utc()).returning(ci.c.id)).scalar()
@@ -162,7 +172,7 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
                     detail={"checkin": cid, "verified": verified, "distance_m": round(distance, 1)})
     return {"id": cid, "username": username, "grid_code": code, "at": iso(at),
             "position": {"lon": round(x, 7), "lat": round(y, 7), "crs": "wgs84"},
-            "distance_m": round(distance, 1), "verified": verified, "reasons": reasons}
+            "distance_m": round(distance, 1), "verified": verified, "reasons": reasons, "replayed": False}
 
 
 def _patrol_frame(store: Store, period) -> pd.DataFrame:

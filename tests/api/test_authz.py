@@ -198,6 +198,7 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/field"): "/field", ("GET", "/field/data"): "/field/data",
     ("POST", "/field/events"): "/field/events",
     ("POST", "/field/events/{code}/actions"): "/field/events/{e0}/actions",
+    ("POST", "/field/patrols"): "/field/patrols", ("POST", "/field/checkins"): "/field/checkins",
     ("GET", "/field/manifest.webmanifest"): "/field/manifest.webmanifest", ("GET", "/sw.js"): "/sw.js",
 }
 

@@ -87,6 +87,7 @@ def field_site(tmp_path_factory):
         sessions.set_password(store, user, PASSWORD, actor="test")
     with pytest.MonkeyPatch.context() as env:
         env.setenv("GRIDGEO_MAX_PHOTO_BYTES", "300000")
+        env.setenv("GRIDGEO_MAX_TRACK_BYTES", "200000")
         app = app_for(store, env, request_log="false")
         with TestClient(app, base_url="http://console.test") as client:
             yield store, client
@@ -196,6 +197,62 @@ def test_the_field_endpoints_refuse_hostile_requests(field_site):
     assert sw.status_code == 200 and sw.headers["content-type"].startswith("text/javascript")
 
 
+def _count(store, table, **where) -> int:
+    t = getattr(schema, table)
+    with store.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(t).where(
+            *[t.c[k] == v for k, v in where.items()])).scalar()
+
+
+def test_the_field_patrols_and_checkins_refuse_hostile_requests(field_site):
+    store, client = field_site
+    csrf = _log_in(client, "w11")
+    lon, lat = INSIDE[G11]
+    ms = 1_793_667_600_000  # 2026-11-03 09:00 +08:00
+    track = {"crs": "wgs84", "points": [[lon + 0.0001 * i, lat, ms + 2000 * i] for i in range(30)]}
+    key = {"Idempotency-Key": f"field-{uuid.uuid4()}"}
+    ok = {**key, "X-CSRF-Token": csrf}
+    before = _count(store, "patrols", username="w11")
+    assert client.post("/field/patrols", json=track, headers=key).status_code == 403  # no CSRF token
+    assert client.post("/field/patrols", json=track, headers={**ok, "Origin": "http://evil.test"}).status_code == 403
+    assert client.post("/field/patrols", json=track, headers={"X-CSRF-Token": csrf}).status_code == 422  # no key
+    assert client.post("/field/patrols", data={"points": "1"}, headers=ok).status_code == 422  # a form
+    for bad in (b"{", b"[]", b'{"points": []}', b'{"points": [[1, 2]]}', b'{"points": [["a", 28, 1], [1, 2, 3]]}',
+                b'{"crs": {"x": 1}, "points": [[119, 28, 1], [119, 28, 2]]}', b"\xff\xfe"):
+        r = client.post("/field/patrols", content=bad, headers={**ok, "Content-Type": "application/json"})
+        assert r.status_code == 422, (bad, r.text)
+    huge = b'{"points": [' + b"[119.4, 28.4, 1]," * 20_000 + b"[119.4, 28.4, 2]]}"
+    r = client.post("/field/patrols", content=huge, headers={**ok, "Content-Type": "application/json"})
+    assert r.status_code == 413
+    assert _count(store, "patrols", username="w11") == before
+    # sent, and sent again (the answer was lost): one patrol; the key with another track: refused
+    first = client.post("/field/patrols", json=track, headers=ok)
+    assert first.status_code == 201, first.text
+    again = client.post("/field/patrols", json=track, headers=ok)
+    assert again.status_code == 201 and again.json()["id"] == first.json()["id"] and again.json()["replayed"]
+    assert first.json()["points"] == 30 and 250 < first.json()["distance_m"] < 300
+    assert client.post("/field/patrols", json={**track, "points": track["points"][:-1]}, headers=ok).status_code == 422
+    assert _count(store, "patrols", username="w11") == before + 1
+    # check-ins: the time the phone made it; sent twice, kept once
+    at = "2026-11-03T10:00:00.123+08:00"
+    mark = {"lon": lon, "lat": lat, "at": at}
+    r1 = client.post("/field/checkins", json=mark, headers={**ok, "Idempotency-Key": "c1"})
+    r2 = client.post("/field/checkins", json=mark, headers={**ok, "Idempotency-Key": "c1"})
+    assert r1.status_code == r2.status_code == 201 and r1.json()["verified"] and r2.json()["replayed"]
+    assert r1.json()["id"] == r2.json()["id"] and _count(store, "checkins", username="w11") == 1
+    for bad in ({"lon": lon, "lat": lat}, {"lon": "x", "lat": lat, "at": at}, {**mark, "grid_code": G21},
+                {"lon": 999, "lat": lat, "at": at}, {**mark, "at": "2026-11-03T10:00:00"}):
+        r = client.post("/field/checkins", json=bad, headers={**ok, "Idempotency-Key": "c2"})
+        assert r.status_code == 422, (bad, r.text)
+    assert client.post("/field/checkins", json=mark, headers={"Idempotency-Key": "c3"}).status_code == 403
+    # another role: not the phone app's
+    csrf_cmd = _log_in(client, "cmd")
+    assert client.post("/field/patrols", json=track, headers={**key, "X-CSRF-Token": csrf_cmd}).status_code == 403
+    assert client.post("/field/checkins", json=mark, headers={**key, "X-CSRF-Token": csrf_cmd}).status_code == 403
+    client.cookies.clear()
+    assert client.post("/field/patrols", json=track, headers=ok, follow_redirects=False).status_code == 303
+
+
 # -- the journey in a browser ------------------------------------------------------------------
 
 
@@ -299,3 +356,138 @@ def test_reports_and_checks_made_without_signal_are_sent_once_when_it_returns(li
     assert photos.get("幸福路1号") == 1 and "幸福路2号" not in photos
     assert _actions(store, task, "verify") == 1
     assert not outside and not errors
+
+
+def test_a_patrol_recorded_on_the_phone_survives_a_reload_and_no_signal_and_is_kept_once(live):
+    """开始巡查 with the phone's position moving along a street (emulated geolocation), a
+    reload half-way, 结束巡查 without signal, the signal back: one patrol on the server, as
+    long as the walk; and a check-in (签到)."""
+    from playwright.sync_api import expect
+
+    from gridgeo.patrols.tracks import segment_m
+
+    store, base = live
+    create_user(store, "patroller", role="grid_worker", name="巡查员", actor="test", grids=[G11])
+    sessions.set_password(store, "patroller", PASSWORD, actor="test")
+    lon0, lat0 = INSIDE[G11]
+    lat0 -= 0.001
+    path = [(lon0 - 0.0012 + 0.0001 * i, lat0) for i in range(25)]  # ~10 m a step, eastwards, 235 m
+    errors: list[str] = []
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                      locale="zh-CN", geolocation={"longitude": path[0][0], "latitude": path[0][1],
+                                                                   "accuracy": 5})
+        context.grant_permissions(["geolocation"], origin=base)
+        page = context.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(10_000)
+        page.goto(base + "/field")
+        page.get_by_label("用户名").fill("patroller")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url("**/field")
+        page.evaluate("""() => navigator.serviceWorker.ready.then(() => navigator.serviceWorker.controller
+            || new Promise((ok) => navigator.serviceWorker.addEventListener('controllerchange', ok)))""")
+        page.get_by_role("button", name="开始巡查").click()
+        expect(page.locator("#patrol-state")).to_have_text("巡查中")
+        expect(page.locator("#patrol-points")).to_have_text("1")
+
+        def walk(points, first_count):
+            for i, (x, y) in enumerate(points):
+                page.wait_for_timeout(450)  # ~22 m/s: well under the speed a GPS jump is taken for
+                context.set_geolocation({"longitude": x, "latitude": y, "accuracy": 5})
+                expect(page.locator("#patrol-points")).to_have_text(str(first_count + i + 1))
+
+        walk(path[1:12], 1)
+        shown = page.locator("#patrol-km").inner_text()
+        page.reload()  # the points are in IndexedDB: the figures and the recording go on
+        expect(page.locator("#patrol-state")).to_have_text("巡查中")
+        expect(page.locator("#patrol-points")).to_have_text("12")
+        assert page.locator("#patrol-km").inner_text() == shown
+        walk(path[12:20], 12)
+        context.set_offline(True)
+        walk(path[20:], 20)
+        assert "米" in page.locator("#patrol-km").inner_text() and "秒" in page.locator("#patrol-time").inner_text()
+        page.get_by_role("button", name="结束巡查").click()
+        expect(page.locator("#patrol-state")).to_have_text("未开始")
+        expect(page.locator("#outbox-count")).to_have_text("1 条")
+        expect(page.locator("#outbox")).to_contain_text("巡查：")
+        page.wait_for_timeout(500)
+        assert _count(store, "patrols", username="patroller") == 0
+        context.set_offline(False)
+        expect(page.locator("#outbox-count")).to_have_text("0 条", timeout=15_000)
+        expect(page.locator("#sent")).to_contain_text("巡查已记录")
+        # a check-in at the last position, inside the grid
+        page.get_by_role("button", name="签到").click()
+        expect(page.locator("#sent")).to_contain_text("签到有效", timeout=15_000)
+        page.reload()  # the recording is over: it does not start again
+        expect(page.locator("#patrol-state")).to_have_text("未开始")
+        context.close()
+    assert not errors
+    pt = schema.patrols
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(pt.c.points, pt.c.distance_m, pt.c.cleaning).where(pt.c.username == "patroller")).all()
+    assert len(rows) == 1, rows
+    walked = segment_m(path[0][0], path[0][1], path[-1][0], path[-1][1])
+    assert rows[0].points == len(path) and rows[0].distance_m == pytest.approx(walked, rel=1e-3)
+    assert rows[0].cleaning["dropped"] == 0
+    assert _count(store, "checkins", username="patroller", verified=True) == 1
+
+
+def test_photos_are_downscaled_on_the_phone_before_they_are_queued(live, tmp_path):
+    """A phone-sized photo (4000 × 3000, several MB) is queued at most 2048 px on its long side,
+    as a JPEG of a fraction of the size, and reaches the server so."""
+    import numpy as np
+    from playwright.sync_api import expect
+
+    store, base = live
+    create_user(store, "photographer", role="grid_worker", name="拍照员", actor="test", grids=[G11])
+    sessions.set_password(store, "photographer", PASSWORD, actor="test")
+    rng = np.random.default_rng(16)
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    pixels = np.stack([xx * 255 // 4000, yy * 255 // 3000, (xx + yy) % 256], axis=-1)
+    pixels = np.clip(pixels + rng.integers(-40, 40, pixels.shape), 0, 255).astype(np.uint8)
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(pixels).save(photo, "JPEG", quality=95)
+    original = photo.stat().st_size
+    assert original > 3_000_000
+    lon, lat = INSIDE[G11]
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                      locale="zh-CN", geolocation={"longitude": lon, "latitude": lat, "accuracy": 8})
+        context.grant_permissions(["geolocation"], origin=base)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(base + "/field")
+        page.get_by_label("用户名").fill("photographer")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url("**/field")
+        expect(page.locator("#pos")).to_contain_text("已定位")
+        context.set_offline(True)
+        page.get_by_label("事项类别（输入名称或编码搜索）").fill("ZZ001")
+        page.get_by_label("地址").fill("大照片路1号")
+        page.get_by_label("现场照片（拍照）").set_input_files(str(photo))
+        page.get_by_role("button", name="上报", exact=True).click()
+        expect(page.locator("#outbox-count")).to_have_text("1 条")
+        queued = page.evaluate("""() => new Promise((ok, fail) => {
+            const req = indexedDB.open('gridgeo-field');
+            req.onsuccess = () => {
+              const get = req.result.transaction('outbox').objectStore('outbox').getAll();
+              get.onsuccess = async () => {
+                const f = get.result[0].photos[0], bmp = await createImageBitmap(f);
+                ok({size: f.size, type: f.type, width: bmp.width, height: bmp.height, name: f.name});
+              };
+              get.onerror = () => fail(get.error);
+            };
+          })""")
+        assert (queued["width"], queued["height"]) == (2048, 1536) and queued["type"] == "image/jpeg"
+        assert queued["size"] < original / 3 and queued["name"] == "big.jpg"
+        context.set_offline(False)
+        expect(page.locator("#outbox-count")).to_have_text("0 条", timeout=15_000)
+        context.close()
+    ev, ph = schema.events, schema.photos
+    with store.engine.connect() as conn:
+        n = conn.execute(select(func.count(ph.c.id)).join(ev, ph.c.event_id == ev.c.id)
+                         .where(ev.c.address == "大照片路1号")).scalar()
+    assert n == 1

@@ -1,29 +1,35 @@
 /* The phone app (/field): report with the phone's position, photos and a category; verify or
-   rework the tasks of one's grids. Every report and action is first put in IndexedDB with its
+   rework the tasks of one's grids; record a patrol (巡查) and check in (签到). Every report and action is first put in IndexedDB with its
    own Idempotency-Key, then sent; what could not be sent (no signal, server unreachable) is
    sent again when the signal returns (the "online" event, and a retry every 20 s). The server
    does each key once: a send cut off half-way and sent again makes one event, or one action. */
 "use strict";
 (function () {
-  const DB = "gridgeo-field", STORE = "outbox", SENT = "gridgeo-field-sent", RETRY_MS = 20000;
+  const DB = "gridgeo-field", STORE = "outbox", POINTS = "patrol-points", SENT = "gridgeo-field-sent", RETRY_MS = 20000;
+  const RECORDING = "gridgeo-field-patrol";  // localStorage: the patrol being recorded ({key, username, started})
+  const MAX_ACCURACY_M = 100;  // fixes worse than this are not kept in a track
   const $ = (id) => document.getElementById(id);
   let data = null, position = null, sending = false, needLogin = false;
 
   // -- IndexedDB ------------------------------------------------------------------------
   function openDb() {
     return new Promise((resolve, reject) => {
-      const req = indexedDB.open(DB, 1);
-      req.onupgradeneeded = () => req.result.createObjectStore(STORE, {keyPath: "key"});
+      const req = indexedDB.open(DB, 2);
+      req.onupgradeneeded = () => {
+        const db = req.result;
+        if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, {keyPath: "key"});
+        if (!db.objectStoreNames.contains(POINTS)) db.createObjectStore(POINTS, {autoIncrement: true});
+      };
       req.onsuccess = () => resolve(req.result);
       req.onerror = () => reject(req.error);
     });
   }
   const dbReady = openDb();
-  async function tx(mode, fn) {
+  async function tx(mode, fn, name = STORE) {
     const db = await dbReady;
     return new Promise((resolve, reject) => {
-      const t = db.transaction(STORE, mode);
-      const result = fn(t.objectStore(STORE));
+      const t = db.transaction(name, mode);
+      const result = fn(t.objectStore(name));
       t.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
       t.onerror = () => reject(t.error);
       t.onabort = () => reject(t.error);
@@ -33,6 +39,9 @@
     (items || []).sort((a, b) => a.created.localeCompare(b.created)));
   const put = (item) => tx("readwrite", (s) => s.put(item));
   const remove = (key) => tx("readwrite", (s) => s.delete(key));
+  const addPoint = (p) => tx("readwrite", (s) => s.add(p), POINTS);
+  const allPoints = () => tx("readonly", (s) => s.getAll(), POINTS).then((p) => p || []);
+  const clearPoints = () => tx("readwrite", (s) => s.clear(), POINTS);
 
   function newKey() {
     if (crypto.randomUUID) return "field-" + crypto.randomUUID();
@@ -68,7 +77,8 @@
     list.replaceChildren();
     for (const it of items) {
       const other = data && it.username !== data.username;
-      const el = li(`${chinaTime(it.created)} ${it.label}${it.photos.length ? `（${it.photos.length} 张照片）` : ""}`,
+      const n = (it.photos || []).length;
+      const el = li(`${chinaTime(it.created)} ${it.label}${n ? `（${n} 张照片）` : ""}`,
         it.error ? `未能发送：${it.error}` : (other ? `由 ${it.username} 登录后发送` : "等待发送"), it.error ? "" : "wait");
       el.dataset.key = it.key;
       if (it.error) {
@@ -144,6 +154,35 @@
     }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 60000});
   }
 
+  // -- photos: downscaled on the phone before they are queued -----------------------------------
+  // A phone's photo is 3-12 MB; drawn on a canvas at most MAX_SIDE pixels on its long side and
+  // saved as JPEG it is a few hundred kB, so a queue of reports fits in IndexedDB and goes out
+  // on a weak signal. Re-encoding drops the EXIF, its GPS too: a report without the phone's own
+  // fix keeps its photos as taken (the server may locate the event by them).
+  const MAX_SIDE = 2048, JPEG_QUALITY = 0.85, SMALL_BYTES = 1500000;
+  async function downscale(file) {
+    if (!file.type || !file.type.startsWith("image/") || !window.createImageBitmap) return file;
+    let bmp;
+    try {
+      bmp = await createImageBitmap(file, {imageOrientation: "from-image"});
+    } catch (err) {
+      return file;  // a format this browser cannot draw (HEIC on most): sent as taken
+    }
+    const scale = Math.min(1, MAX_SIDE / Math.max(bmp.width, bmp.height));
+    if (scale === 1 && file.size <= SMALL_BYTES) { bmp.close(); return file; }
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(bmp.width * scale));
+    canvas.height = Math.max(1, Math.round(bmp.height * scale));
+    canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+    bmp.close();
+    const blob = await new Promise((ok) => canvas.toBlob(ok, "image/jpeg", JPEG_QUALITY));
+    if (!blob || blob.size >= file.size) return file;
+    const name = (file.name || "photo").replace(/\.[^.]*$/, "") + ".jpg";
+    return new File([blob], name, {type: "image/jpeg", lastModified: file.lastModified});
+  }
+  const photosOf = (input, keepExif) => keepExif ? Array.from(input.files)
+    : Promise.all(Array.from(input.files).map(downscale));
+
   // -- queueing -----------------------------------------------------------------------------
   async function queueReport(e) {
     e.preventDefault();
@@ -156,7 +195,7 @@
       reported_at: new Date().toISOString()};
     if (position) { event.lon = position.lon; event.lat = position.lat; }
     await put({key: newKey(), username: data.username, kind: "event", created: new Date().toISOString(), event,
-      photos: Array.from($("photo").files), label: `上报：${cat ? cat.name : code}${address ? " · " + address : ""}`});
+      photos: await photosOf($("photo"), !position), label: `上报：${cat ? cat.name : code}${address ? " · " + address : ""}`});
     $("report").reset();
     renderCategories();
     msg.textContent = navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，有信号后自动发送";
@@ -168,10 +207,112 @@
     const note = form.elements.note.value.trim(), msg = form.querySelector(".msg");
     if ((data.note_required || []).includes(action) && !note) { msg.textContent = "退回返工须填写意见"; return; }
     await put({key: newKey(), username: data.username, kind: "action", created: new Date().toISOString(), code: task.code,
-      version: task.version, action, note, photos: Array.from(form.elements.photo.files),
+      version: task.version, action, note, photos: await photosOf(form.elements.photo, false),
       label: `${action === "verify" ? "核查通过" : "退回返工"}：${task.code}`});
     await render();
     flush();
+  }
+
+  // -- patrols (巡查) and check-ins (签到) --------------------------------------------------------
+  // While a patrol is recorded, every fix of watchPosition goes to IndexedDB (a reload, or the
+  // browser closing the page, loses nothing kept so far; recording resumes when the page opens
+  // again). On 结束巡查 the track is queued like a report, with its own Idempotency-Key, and sent
+  // as the app's JSON ({crs, points: [[lon, lat, epoch_ms]]}); the server cleans and measures it.
+  let watch = null, track = {points: 0, metres: 0, last: null}, ticker = null;
+  const recording = () => JSON.parse(localStorage.getItem(RECORDING) || "null");
+  function metres(m) {
+    return m < 1000 ? `${Math.round(m)} 米` : `${(m / 1000).toFixed(2)} 公里`;
+  }
+  function duration(ms) {
+    const s = Math.max(0, Math.round(ms / 1000)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+    if (h) return `${h} 小时 ${String(m).padStart(2, "0")} 分`;
+    return m ? `${m} 分 ${String(s % 60).padStart(2, "0")} 秒` : `${s % 60} 秒`;
+  }
+  function step(a, b) {  // metres between two fixes (short: an equirectangular step is enough to show)
+    const k = Math.PI / 180, x = (b[0] - a[0]) * k * Math.cos((a[1] + b[1]) / 2 * k), y = (b[1] - a[1]) * k;
+    return 6371008.8 * Math.hypot(x, y);
+  }
+  function showPatrol() {
+    const rec = recording();
+    $("patrol-start").hidden = !!rec;
+    $("patrol-stop").hidden = !rec;
+    $("patrol-state").textContent = rec ? "巡查中" : "未开始";
+    $("patrol-state").classList.toggle("on", !!rec);
+    $("patrol-km").textContent = metres(track.metres);
+    $("patrol-time").textContent = duration(rec ? Date.now() - rec.started : 0);
+    $("patrol-points").textContent = String(track.points);
+  }
+  async function keepFix(p) {
+    const rec = recording();
+    if (!rec || p.coords.accuracy > MAX_ACCURACY_M) return;
+    const point = [p.coords.longitude, p.coords.latitude, Math.round(p.timestamp)];
+    if (track.last && point[2] <= track.last[2]) return;  // time must move forward
+    await addPoint(point);
+    if (track.last) track.metres += step(track.last, point);
+    track.last = point;
+    track.points += 1;
+    position = {lon: point[0], lat: point[1], accuracy: p.coords.accuracy};
+    showPatrol();
+  }
+  async function resumeTrack() {  // the figures of what IndexedDB holds (after a reload)
+    const pts = await allPoints();
+    track = {points: pts.length, metres: 0, last: pts.length ? pts[pts.length - 1] : null};
+    for (let i = 1; i < pts.length; i++) track.metres += step(pts[i - 1], pts[i]);
+  }
+  function startWatching() {
+    if (watch !== null || !navigator.geolocation) return;
+    watch = navigator.geolocation.watchPosition(keepFix, (err) => {
+      $("patrol-msg").textContent = err.code === 1 ? "未允许定位，无法记录巡查轨迹" : "暂时无法定位，恢复后继续记录";
+    }, {enableHighAccuracy: true, maximumAge: 0, timeout: 30000});
+    ticker = setInterval(showPatrol, 1000);
+  }
+  function stopWatching() {
+    if (watch !== null) navigator.geolocation.clearWatch(watch);
+    watch = null;
+    clearInterval(ticker);
+  }
+  async function startPatrol() {
+    if (!navigator.geolocation) { $("patrol-msg").textContent = "此设备不能定位，无法记录巡查"; return; }
+    if (!data) { $("patrol-msg").textContent = "请先联网打开一次本页"; return; }
+    await clearPoints();
+    track = {points: 0, metres: 0, last: null};
+    localStorage.setItem(RECORDING, JSON.stringify({key: newKey(), username: data.username, started: Date.now()}));
+    $("patrol-msg").textContent = "正在记录轨迹，请保持本页打开";
+    startWatching();
+    showPatrol();
+  }
+  async function stopPatrol() {
+    const rec = recording();
+    if (!rec) return;
+    stopWatching();
+    const pts = await allPoints();
+    localStorage.removeItem(RECORDING);
+    await clearPoints();
+    const figures = `${metres(track.metres)}，${duration(Date.now() - rec.started)}`;
+    track = {points: 0, metres: 0, last: null};
+    showPatrol();
+    if (pts.length < 2) { $("patrol-msg").textContent = "定位点太少，本次巡查未保存"; return; }
+    await put({key: rec.key, username: rec.username, kind: "patrol", created: new Date(rec.started).toISOString(),
+      body: {crs: "wgs84", points: pts}, photos: [], label: `巡查：${figures}（${pts.length} 个定位点）`});
+    $("patrol-msg").textContent = navigator.onLine ? "巡查已结束，正在上传…" : "巡查已结束，轨迹保存在手机上，有信号后自动上传";
+    await render();
+    flush();
+  }
+  function checkIn() {
+    if (!navigator.geolocation) { $("patrol-msg").textContent = "此设备不能定位，无法签到"; return; }
+    if (!data) { $("patrol-msg").textContent = "请先联网打开一次本页"; return; }
+    $("patrol-msg").textContent = "签到定位中…";
+    navigator.geolocation.getCurrentPosition(async (p) => {
+      const at = new Date(p.timestamp).toISOString();
+      await put({key: newKey(), username: data.username, kind: "checkin", created: new Date().toISOString(),
+        body: {lon: p.coords.longitude, lat: p.coords.latitude, at}, photos: [],
+        label: `签到：${p.coords.latitude.toFixed(5)}, ${p.coords.longitude.toFixed(5)}（±${Math.round(p.coords.accuracy)} 米）`});
+      $("patrol-msg").textContent = navigator.onLine ? "已签到，正在发送…" : "已签到，有信号后自动发送";
+      await render();
+      flush();
+    }, (err) => {
+      $("patrol-msg").textContent = err.code === 1 ? "未允许定位，无法签到" : "定位失败，请重试";
+    }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 0});
   }
 
   // -- sending --------------------------------------------------------------------------------
@@ -186,6 +327,12 @@
     }
     item.photos.forEach((p, i) => form.append("photos", p, p.name || `photo-${i + 1}.jpg`));
     return form;
+  }
+  function sentResult(item, answer) {
+    if (item.kind === "event") return `事件 ${answer.code}`;
+    if (item.kind === "patrol") return `巡查已记录，${metres(answer.distance_m)}，${duration(answer.duration_s * 1000)}`;
+    if (item.kind === "checkin") return answer.verified ? `签到有效（网格 ${answer.grid_code}）` : "签到未通过核验";
+    return answer.state_label;
   }
   async function reason(res) {
     try {
@@ -202,11 +349,15 @@
     try {
       for (const item of await queued()) {
         if (item.error || item.username !== data.username) continue;  // another user's: sent under their log-in
-        const url = item.kind === "event" ? "/field/events" : `/field/events/${encodeURIComponent(item.code)}/actions`;
+        const json = item.kind === "patrol" || item.kind === "checkin";
+        const url = {event: "/field/events", patrol: "/field/patrols", checkin: "/field/checkins"}[item.kind]
+          || `/field/events/${encodeURIComponent(item.code)}/actions`;
+        const headers = {"Idempotency-Key": item.key, "X-CSRF-Token": data.csrf};
+        if (json) headers["Content-Type"] = "application/json";
         let res;
         try {
-          res = await fetch(url, {method: "POST", body: body(item), credentials: "same-origin", redirect: "manual",
-            headers: {"Idempotency-Key": item.key, "X-CSRF-Token": data.csrf}});
+          res = await fetch(url, {method: "POST", body: json ? JSON.stringify(item.body) : body(item),
+            credentials: "same-origin", redirect: "manual", headers});
         } catch (err) {
           break;  // no signal: everything stays queued, in order
         }
@@ -216,7 +367,7 @@
           await remove(item.key);
           const sent = JSON.parse(localStorage.getItem(SENT) || "[]");
           sent.unshift({at: new Date().toISOString(), label: item.label,
-            result: item.kind === "event" ? `事件 ${answer.code}` : answer.state_label});
+            result: sentResult(item, answer)});
           localStorage.setItem(SENT, JSON.stringify(sent.slice(0, 20)));
           sentAny = true;
         } else if (res.status >= 500 || res.status === 408 || res.status === 429) {
@@ -241,6 +392,15 @@
     $("cat-search").addEventListener("input", renderCategories);
     $("locate").addEventListener("click", locate);
     $("send-now").addEventListener("click", flush);
+    $("patrol-start").addEventListener("click", startPatrol);
+    $("patrol-stop").addEventListener("click", stopPatrol);
+    $("checkin").addEventListener("click", checkIn);
+    if (recording()) {  // a patrol was being recorded when the page was closed or reloaded
+      await resumeTrack();
+      $("patrol-msg").textContent = "继续记录巡查轨迹，请保持本页打开";
+      startWatching();
+    }
+    showPatrol();
     window.addEventListener("online", () => { showNet(); flush(); });
     window.addEventListener("offline", showNet);
     document.addEventListener("visibilitychange", () => { if (!document.hidden) flush(); });

@@ -5,7 +5,7 @@
    - Nothing else is touched: posts go to the network (the page queues them in IndexedDB
      when they fail), other console pages are not controlled (the scope is /field). */
 "use strict";
-const CACHE = "gridgeo-field-v1";
+const CACHE = "gridgeo-field-v2";
 const SHELL = ["/field", "/field/data", "/field/manifest.webmanifest", "/static/console.css",
   "/static/field/field.css", "/static/field/field.js", "/static/field/icon-192.png",
   "/static/field/icon-512.png"];
