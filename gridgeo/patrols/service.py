@@ -116,8 +116,8 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
     """Record a check-in (签到) at ``grid_code`` (default: the worker's grid holding the
     point). Verified when the grid is one of the worker's and the point is inside it or
     within GRIDGEO_CHECKIN_DISTANCE_M of it; an unverified check-in is kept too, saying why.
-    A check-in sent with its time ``at`` is kept once: the same worker and moment again
-    (a retry) answers the first one (``replayed``)."""
+    A check-in sent with its time ``at`` is kept once: the same worker, moment and position
+    again (a retry) answers the first one (``replayed``)."""
     from gridgeo.crs import metric_epsg
     from pyproj import Transformer
 
@@ -158,8 +158,9 @@ def check_in(store: Store, *, username: str, staff_code: str | None, grids: list
     verified = not reasons
     ci = schema.checkins
     with write_txn(store) as conn:
-        if given:  # sent again (the phone's answer was lost): the same worker at the same moment is one check-in
-            old = conn.execute(select(ci.c.id).where(ci.c.username == username, ci.c.at == at)).scalar()
+        if given:  # sent again (the phone's answer was lost): the same worker, moment and place is one check-in
+            old = conn.execute(select(ci.c.id).where(ci.c.username == username, ci.c.at == at, ci.c.lon == x,
+                                                     ci.c.lat == y)).scalar()
             if old is not None:
                 return {"id": old, "username": username, "grid_code": code, "at": iso(at),
                         "position": {"lon": round(x, 7), "lat": round(y, 7), "crs": "wgs84"},

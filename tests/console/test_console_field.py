@@ -240,6 +240,9 @@ def test_the_field_patrols_and_checkins_refuse_hostile_requests(field_site):
     r2 = client.post("/field/checkins", json=mark, headers={**ok, "Idempotency-Key": "c1"})
     assert r1.status_code == r2.status_code == 201 and r1.json()["verified"] and r2.json()["replayed"]
     assert r1.json()["id"] == r2.json()["id"] and _count(store, "checkins", username="w11") == 1
+    r3 = client.post("/field/checkins", json={**mark, "lon": lon + 0.0001}, headers={**ok, "Idempotency-Key": "c4"})
+    assert r3.status_code == 201 and r3.json()["id"] != r1.json()["id"] and not r3.json()["replayed"]
+    assert _count(store, "checkins", username="w11") == 2
     for bad in ({"lon": lon, "lat": lat}, {"lon": "x", "lat": lat, "at": at}, {**mark, "grid_code": G21},
                 {"lon": 999, "lat": lat, "at": at}, {**mark, "at": "2026-11-03T10:00:00"}):
         r = client.post("/field/checkins", json=bad, headers={**ok, "Idempotency-Key": "c2"})
