@@ -92,10 +92,18 @@ def _allowed(state: str, major: bool, rated: bool) -> dict:
     return {a: list(r) for a, r in _allowed_cached(state, major, rated)}
 
 
+#: History lines that are no workflow action: the intake, a merge seen from the event kept,
+#: the sweeper's early warnings (gridgeo.notify.worker: ``warn`` yellow, ``overdue`` red).
+HISTORY_ONLY = {"report": "上报", "absorb": "合并重复件",
+                "warn": f"{LEVELS['yellow']}预警", "overdue": f"{LEVELS['red']}预警"}
+#: Who writes a history line without being a workflow actor.
+SYSTEM_ACTORS = {"system": "系统"}
+
+
 def history_record(row: Mapping) -> dict:
     """One line of an event's history."""
-    label = ACTIONS[row["action"]].label if row["action"] in ACTIONS else {
-        "report": "上报", "absorb": "合并重复件"}.get(row["action"], row["action"])
+    label = ACTIONS[row["action"]].label if row["action"] in ACTIONS else HISTORY_ONLY.get(
+        row["action"], row["action"])
     return {
         "seq": row["seq"],
         "at": iso(row["at"]),
@@ -103,7 +111,7 @@ def history_record(row: Mapping) -> dict:
         "action_label": label,
         "actor": row["actor"],
         "role": row["role"],
-        "role_label": WORKFLOW_ACTORS.get(row["role"], row["role"]),
+        "role_label": WORKFLOW_ACTORS.get(row["role"]) or SYSTEM_ACTORS.get(row["role"], row["role"]),
         "from_state": row["from_state"],
         "to_state": row["to_state"],
         "note": row["note"],

@@ -167,7 +167,7 @@ ACTIONS: dict[str, Action] = {
         Action("dispatch", "分流交办", {"accepted": "dispatched", "returned": "dispatched"},
                ("command_room", "platform_office")),
         Action("return", "退回", {"dispatched": "returned"}, ("department", "platform_office")),
-        Action("escalate", "上报", {s: "escalated" for s in
+        Action("escalate", "上报上级", {s: "escalated" for s in
                                   ("accepted", "reviewing", "dispatched", "returned", "in_progress", "suspended")},
                ("command_room",)),
         Action("start", "处置", {"dispatched": "in_progress", "escalated": "in_progress"}, ("department",)),
