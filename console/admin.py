@@ -17,17 +17,20 @@ from gridgeo.layers import ACCOUNT_ROLES, PLATFORMS
 router = APIRouter(include_in_schema=False)
 
 ADMIN = frozenset({"admin"})
+#: The fields of the form that adds a user.
+ADD_FIELDS = ("username", "name", "role", "grids", "staff_code", "department", "platform")
 
 
 def _page(request: Request, store, who, *, message: str | None = None, error: str | None = None,
-          secret: dict | None = None, status: int = 200):
+          secret: dict | None = None, entered: dict | None = None, status: int = 200):
     users = auth.list_users(store)
     tokens = [t for t in auth.list_tokens(store) if t["revoked_at"] is None]
     with store.engine.connect() as conn:
         departments = sorted({d for ds in catalogue.dispatch_targets(conn).values() for d in ds})
     return render(request, "admin.html", {
         "users": users, "tokens": tokens, "roles": ACCOUNT_ROLES, "platforms": PLATFORMS,
-        "departments": departments, "message": message, "error": error, "secret": secret}, status=status)
+        "departments": departments, "message": message, "error": error, "secret": secret,
+        "entered": entered or {}}, status=status)
 
 
 @router.get("/admin")
@@ -89,5 +92,8 @@ def change(request: Request, store: StoreDep, who: Checked):
     except Refused:
         raise
     except GridgeoError as exc:
-        return _page(request, store, who, error=str(exc), status=422)
+        # A refused new user: the form again as it was typed (never a password: none is typed).
+        entered = {k: _text(form, k, 2000) or "" for k in ADD_FIELDS} if do == "add" else None
+        return _page(request, store, who, error=getattr(exc, "zh", None) or str(exc), entered=entered,
+                     status=422)
     raise Refused(400, "未知的操作")

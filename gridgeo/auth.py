@@ -280,25 +280,30 @@ def create_user(store: Store, username: str, *, role: str, name: str | None = No
 
     username = (username or "").strip()
     if not username or len(username) > 64:
-        raise InvalidUser("username: 1 to 64 characters")
+        raise InvalidUser("username: 1 to 64 characters", zh="用户名须为 1 至 64 个字符")
     if role not in ACCOUNT_ROLES:
-        raise InvalidUser(f"role {role!r} unknown: use {', '.join(ACCOUNT_ROLES)}")
+        raise InvalidUser(f"role {role!r} unknown: use {', '.join(ACCOUNT_ROLES)}",
+                          zh=f"请选择角色：{'、'.join(ACCOUNT_ROLES.values())}")
     grids = sorted({g.strip() for g in (grids or []) if g and g.strip()})
     with store.engine.begin() as conn:
         if conn.execute(select(schema.users.c.id).where(schema.users.c.username == username)).first():
-            raise InvalidUser(f"user {username!r} exists")
+            raise InvalidUser(f"user {username!r} exists", zh=f"用户名“{username}”已被使用")
         if staff_code and not grids and role == "grid_worker":
             st = schema.staff
             grids = sorted({r[0] for r in conn.execute(
                 select(st.c.grid_code).where(st.c.code == staff_code))})
             if not grids:
-                raise InvalidUser(f"staff code {staff_code!r} serves no grid in the staff register")
+                raise InvalidUser(f"staff code {staff_code!r} serves no grid in the staff register",
+                                  zh=f"人员编号“{staff_code}”在网格人员名册中没有所属网格")
         if role == "grid_worker" and not grids:
-            raise InvalidUser("a grid worker needs grids (--grid) or a staff code (--staff)")
+            raise InvalidUser("a grid worker needs grids (--grid) or a staff code (--staff)",
+                              zh="网格员须填写网格编码或人员编号")
         if role == "department" and not department:
-            raise InvalidUser("a department user needs its department (as in the catalogue)")
+            raise InvalidUser("a department user needs its department (as in the catalogue)",
+                              zh="责任部门账号须选择部门（事项清单中的部门）")
         if role == "platform_office" and platform not in PLATFORMS:
-            raise InvalidUser(f"a platform office needs its platform: {', '.join(PLATFORMS)}")
+            raise InvalidUser(f"a platform office needs its platform: {', '.join(PLATFORMS)}",
+                              zh="平台协调办公室账号须选择平台")
         values = dict(username=username, name=(name or username)[:100], role=role,
                       grids=grids or None, department=department if role == "department" else None,
                       platform=platform if role == "platform_office" else None,

@@ -125,10 +125,15 @@ class InvalidPassword(GridgeoError, ValueError):
 
 
 class InvalidUser(GridgeoError, ValueError):
-    """A user that cannot be created as asked (unknown role, missing scope, taken name)."""
+    """A user that cannot be created as asked (unknown role, missing scope, taken name).
+    ``zh`` says the same in Chinese, for the console's administrator."""
 
     status = 422
     code = "invalid-user"
+
+    def __init__(self, message: str, *, zh: str | None = None):
+        super().__init__(message)
+        self.zh = zh
 
 
 class RoleNotAllowed(GridgeoError):
