@@ -162,14 +162,17 @@ def china_time(value, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def duration(hours) -> str:
-    """``37.5`` -> ``1天13.5小时``; ``3`` -> ``3小时``."""
+    """``37.4`` -> ``1天13小时`` (whole hours past a day); ``3.25`` -> ``3.2小时``; ``48`` -> ``2天``."""
     if hours is None:
         return "—"
     hours = float(hours)
-    days, rest = divmod(hours, 24)
-    rest = round(rest, 1)
-    text = f"{rest:g}小时" if rest else ""
-    return f"{int(days)}天{text}" if days >= 1 else (text or "0小时")
+    if hours != hours:  # NaN
+        return "—"
+    if abs(hours) >= 24:
+        days, rest = divmod(round(abs(hours)), 24)
+        return ("-" if hours < 0 else "") + f"{days}天" + (f"{rest}小时" if rest else "")
+    rest = round(hours, 1)
+    return f"{rest:g}小时" if rest else "0小时"
 
 
 def number(value, digits: int = 0) -> str:

@@ -38,7 +38,9 @@ def dashboard(request: Request, store: StoreDep, who: Current):
     try:
         period = parse_period(asked[:40]) if asked else default_period(store)
     except GridgeoError as exc:
-        period, error = default_period(store), f"统计期“{asked[:40]}”无法识别：{exc}"
+        period, error = default_period(store), (
+            f"统计期“{asked[:40]}”无法识别，请填写年份（2026）、季度（2026-Q3）、月份（2026-07）、"
+            f"日期（2026-07-15）或区间（2025-10/2026-09）；下面是默认统计期的数字。")
     tables = assess_many(store, period, ["platform", "department", "total"])
     departments = rank(tables["department"], RANK_BY)
     now = dt.datetime.now(dt.timezone.utc)

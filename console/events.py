@@ -121,9 +121,10 @@ def bulk(request: Request, store: StoreDep, who: Checked):
         except (GridgeoError, ValueError) as exc:
             failed.append((code, _why(exc)))
     queue = "to_accept" if action == "accept" else "to_dispatch"
-    request.scope["query_string"] = f"queue={queue}".encode()
+    # The queue's page, as if asked for (its address, so the navigation marks 指挥室).
+    scope = dict(request.scope, path="/command", query_string=f"queue={queue}".encode())
     result = {"action": ACTIONS[action].label, "done": done, "failed": failed}
-    response = command(Request(request.scope), store, who, result=result)
+    response = command(Request(scope), store, who, result=result)
     response.headers["HX-Push-Url"] = f"/command?queue={queue}"
     return response
 
