@@ -313,3 +313,24 @@ def metric_epsg(lon: float) -> int:
 
 #: Longitudes covered by the zones of :func:`metric_epsg` (73.5E to 136.5E).
 GK_ZONES_LON = (73.5, 136.5)
+
+
+@lru_cache(maxsize=64)
+def to_metric(target: int | str):
+    """A ``pyproj.Transformer`` from lon/lat (EPSG:4326, x = lon) to ``target``, cached.
+
+    For the Gauss-Krüger zones of :func:`metric_epsg` (EPSG:4534-4554) it is built from
+    the PROJ pipeline that ``Transformer.from_crs(4326, epsg)`` resolves to (CGCS2000
+    and WGS84 are one datum at this scale: the EPSG database gives a null shift), so the
+    same numbers come out without the database look-up, which takes about half a second
+    per transformer. Other targets (an EPSG code or a PROJ string) go through
+    ``from_crs``. Transformers are thread-safe (pyproj >= 3.1).
+    """
+    from pyproj import Transformer
+
+    if isinstance(target, int | np.integer) and 4534 <= int(target) <= 4554:
+        cm = 75 + 3 * (int(target) - 4534)
+        return Transformer.from_pipeline(
+            "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad "
+            f"+step +proj=tmerc +lat_0=0 +lon_0={cm} +k=1 +x_0=500000 +y_0=0 +ellps=GRS80")
+    return Transformer.from_crs(4326, target, always_xy=True)

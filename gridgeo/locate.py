@@ -75,7 +75,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from pyproj import CRS, Transformer
+from pyproj import CRS
 
 from gridgeo import crs as _crs
 from gridgeo.errors import (
@@ -653,7 +653,8 @@ class Locator:
         self._tree_ll = shapely.STRtree(parts)
         xmin, ymin, xmax, ymax = shapely.total_bounds(parts)
         self.metric_crs = metric_crs((xmin + xmax) / 2.0, (ymin + ymax) / 2.0)
-        self._to_metric = Transformer.from_crs(4326, self.metric_crs, always_xy=True)
+        epsg = self.metric_crs.to_epsg() if self.metric_crs.srs.startswith("EPSG:") else None
+        self._to_metric = _crs.to_metric(epsg if epsg is not None else self.metric_crs.srs)
         to_m = self._to_metric
 
         def project(xy):

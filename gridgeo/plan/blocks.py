@@ -21,7 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pyproj import Transformer
+
+from gridgeo.crs import to_metric
 
 __all__ = ["BlockGraph", "Metric", "cut_part", "block_graph", "clip_lines"]
 
@@ -42,7 +43,7 @@ class Metric:
 
     def __init__(self, epsg: int):
         self.epsg = epsg
-        self._tf = Transformer.from_crs(4326, epsg, always_xy=True)
+        self._tf = to_metric(int(epsg))
 
     def xy(self, coords: np.ndarray) -> np.ndarray:
         x, y = self._tf.transform(coords[:, 0], coords[:, 1])

@@ -311,3 +311,27 @@ def test_metric_zone_is_one_rule(lon, epsg):
         assert metric_crs(lon).to_epsg() == epsg
     else:
         assert metric_crs(lon).to_epsg() is None  # an azimuthal projection on the point
+
+
+@pytest.mark.parametrize("epsg", range(4534, 4555))
+def test_to_metric_gives_the_epsg_databases_numbers(epsg):
+    """The cached Gauss-Krüger transformer (a PROJ pipeline, no database look-up) projects
+    exactly as pyproj's own ``from_crs(4326, epsg)``, across and beyond its zone."""
+    from pyproj import Transformer
+
+    cm = 75 + 3 * (epsg - 4534)
+    rng = np.random.default_rng(epsg)
+    lon = rng.uniform(cm - 4, cm + 4, 200)
+    lat = rng.uniform(3, 54, 200)
+    ours = np.array(crs.to_metric(epsg).transform(lon, lat))
+    ref = np.array(Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat))
+    assert np.abs(ours - ref).max() < 1e-6
+    assert crs.to_metric(epsg) is crs.to_metric(epsg)
+
+
+def test_to_metric_other_targets_go_through_the_database():
+    aeqd = "+proj=aeqd +lat_0=30 +lon_0=10 +datum=WGS84 +units=m"
+    x, y = crs.to_metric(aeqd).transform(10.0, 30.0)
+    assert abs(x) < 1e-6 and abs(y) < 1e-6
+    x, _ = crs.to_metric(3857).transform(180.0, 0.0)
+    assert abs(x - 20037508.34) < 0.01
