@@ -5,19 +5,26 @@
    open land (``road_factor``).
 2. Repairs make every part one connected piece, and fill holes: a part that would be
    surrounded by another is absorbed, and the part that grew is split again.
-3. Local moves of one block at a time refine it. A move takes a block on the edge of a
-   part to a neighbouring part. Moves are scored for every boundary block at once
-   (numpy over the block x part matrices); each round applies the best move of each part
-   whose two parts are not touched yet by another move of the round, after checking the
-   hard rules around the block. The objective, lexicographic:
+3. Local moves of one block at a time refine it (below).
+4. A road-aware stage (``Objective.road_weight``) then improves what is measured: pairs
+   of neighbouring parts are merged and cut again (:func:`recombine`), and boundary
+   blocks moved (:func:`polish`), where that raises mean Polsby-Popper plus
+   ``road_weight`` times the share of grid boundary on roads and rivers, keeping every
+   part inside its workload interval and above the Polsby-Popper floor.
 
-   * first the *excess*: how far each part's workload lies outside the allowed interval
-     (the band, narrowed to ``target * (1 ± tolerance)``);
-   * then the *shape*: the cut length (a road counts ``road_factor`` of its length),
-     minus the sum of the parts' Polsby-Popper scores, plus their squared deviation.
+The refinement of step 3: a move takes a block on the edge of a part to a
+neighbouring part. Moves are scored for every boundary block at once (numpy over the
+block x part matrices); each round applies the best move of each part whose two parts
+are not touched yet by another move of the round, after checking the hard rules around
+the block. The objective, lexicographic:
 
-   Because a move never raises the excess, and a move that leaves it unchanged must
-   lower the shape term, refinement cannot cycle.
+* first the *excess*: how far each part's workload lies outside the allowed interval
+  (the band, narrowed to ``target * (1 ± tolerance)``);
+* then the *shape*: the cut length (a road counts ``road_factor`` of its length),
+  minus the sum of the parts' Polsby-Popper scores, plus their squared deviation.
+
+Because a move never raises the excess, and a move that leaves it unchanged must
+lower the shape term, refinement cannot cycle.
 
 Hard rules kept by every move: a part stays one connected piece (edges, not corners),
 no part gets a hole (except a hole of the village itself), no part becomes empty. The
@@ -37,7 +44,7 @@ from scipy.sparse.csgraph import connected_components
 
 from gridgeo.plan.blocks import BlockGraph
 
-__all__ = ["Objective", "partition", "partition_from", "components", "holes", "metis"]
+__all__ = ["Objective", "partition", "partition_from", "polish", "quality", "components", "holes", "metis"]
 
 _BFS_LIMIT = 400
 
@@ -59,6 +66,11 @@ class Objective:
     pp_floor: float = 0.4
     tolerance: float = 0.05
     max_rounds: int = 5000
+    #: The road-aware stage (:func:`recombine`, :func:`polish`): pairs of parts are cut
+    #: again and boundary blocks moved to raise mean Polsby-Popper plus ``road_weight``
+    #: times the share of grid boundary on roads and rivers, within the workload
+    #: interval and without a part falling below ``pp_floor``. None: the stage is off.
+    road_weight: float | None = 0.5
     #: Re-planning: the part each block starts in, and the cost of moving a block out of
     #: it (per unit of workload over the target), so that few households change grid.
     anchor: np.ndarray | None = None
@@ -118,10 +130,11 @@ def _extended(g: BlockGraph) -> sparse.csr_matrix:
 
 
 def metis(g: BlockGraph, k: int, seed: int, road_factor: float,
-          nodes: np.ndarray | None = None) -> np.ndarray:
-    """A contiguous k-way METIS partition of ``g`` (or of its subgraph ``nodes``)."""
-    cost = g.edge_len - (1.0 - road_factor) * g.edge_road
-    adj = _csr(g, cost)
+          nodes: np.ndarray | None = None, adj: sparse.csr_matrix | None = None) -> np.ndarray:
+    """A contiguous k-way METIS partition of ``g`` (or of its subgraph ``nodes``);
+    ``adj``: the cost adjacency of ``g`` when the caller has it already."""
+    if adj is None:
+        adj = _csr(g, g.edge_len - (1.0 - road_factor) * g.edge_road)
     if nodes is not None:
         adj = adj[nodes][:, nodes]
     else:
@@ -228,11 +241,20 @@ class _Checker:
 
     def __init__(self, g: BlockGraph, labels: np.ndarray):
         n = g.n
-        ext = _extended(g)
         self.n = n
-        ind, ptr = ext.indices.tolist(), ext.indptr.tolist()
-        self.nbr = [ind[ptr[j]:ptr[j + 1]] for j in range(len(ptr) - 1)]
-        self.lab = labels.tolist() + [-1] * (ext.shape[0] - n)
+        size = n + 1 + g.n_lakes
+        # the adjacency of _extended, as neighbour lists (no sparse matrix: this runs
+        # once per refinement, hundreds of times on small regions when recombining)
+        outer = np.flatnonzero(g.outer)
+        src = np.concatenate([g.edge_u, g.edge_v, outer, np.full(len(outer), n),
+                              g.lake_block, n + 1 + g.lake_id])
+        dst = np.concatenate([g.edge_v, g.edge_u, np.full(len(outer), n), outer,
+                              n + 1 + g.lake_id, g.lake_block])
+        order = np.lexsort((dst, src))
+        ind = dst[order].tolist()
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(src, minlength=size))]).tolist()
+        self.nbr = [ind[ptr[j]:ptr[j + 1]] for j in range(size)]
+        self.lab = labels.tolist() + [-1] * (size - n)
 
     def move(self, i: int, b: int) -> None:
         self.lab[i] = b
@@ -413,6 +435,111 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
     return res
 
 
+
+def quality(g: BlockGraph, labels: np.ndarray, k: int) -> dict:
+    """The measured quality of a partition, on the graph: Polsby-Popper of every part
+    (mean, min) and the share of the cut (inter-part boundary) running on roads."""
+    lu, lv = labels[g.edge_u], labels[g.edge_v]
+    inner = lu == lv
+    A = np.bincount(labels, weights=g.area, minlength=k)
+    P = (np.bincount(labels, weights=g.perimeter, minlength=k)
+         - 2 * np.bincount(lu[inner], weights=g.edge_len[inner], minlength=k))
+    pp = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
+    cut = g.edge_len[~inner].sum()
+    road = g.edge_road[~inner].sum()
+    return {"pp_mean": float(pp.mean()), "pp_min": float(pp.min()),
+            "road_share": float(road / cut) if cut > 0 else 1.0}
+
+
+def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rounds: int = 3000) -> Result:
+    """Moves of boundary blocks that raise the measured quality: mean Polsby-Popper plus
+    ``obj.road_weight`` times the share of the cut on roads (rivers count as roads).
+
+    Constraints of every move (on top of the hard rules of :func:`refine`): both parts'
+    workloads stay inside ``[obj.low, obj.high]`` (a part already outside may only come
+    closer), and no part's Polsby-Popper falls below ``obj.pp_floor`` (one already below
+    may only rise). All candidate moves are scored at once (numpy over the block x part
+    matrices); each round applies the best move out of each part whose two parts are
+    untouched by another move of the round. A move is taken only when it raises the
+    quality, so the polish ends; ``max_rounds`` bounds it all the same.
+    """
+    n = g.n
+    labels = labels.copy()
+    res = Result(labels)
+    if k < 2 or n <= k:
+        return res
+    road_weight = 1.0 if obj.road_weight is None else obj.road_weight
+    pp_floor = obj.pp_floor
+    check = _Checker(g, labels)
+    tabu = np.zeros((n, k), dtype=np.int64)
+    rows = np.arange(n)
+    w, area, perim = g.weight, g.area, g.perimeter
+    eu = np.concatenate([g.edge_u, g.edge_v])
+    ev = np.concatenate([g.edge_v, g.edge_u])
+    elen = np.concatenate([g.edge_len, g.edge_len])
+    eroad = np.concatenate([g.edge_road, g.edge_road])
+
+    def outside(W):
+        return np.maximum(0.0, np.maximum(obj.low - W, W - obj.high))
+
+    for rnd in range(max_rounds):
+        key = eu * k + labels[ev]
+        S = np.bincount(key, weights=elen, minlength=n * k).reshape(n, k)
+        R = np.bincount(key, weights=eroad, minlength=n * k).reshape(n, k)
+        own = S[rows, labels]
+        W = np.bincount(labels, weights=w, minlength=k)
+        A = np.bincount(labels, weights=area, minlength=k)
+        P = np.bincount(labels, weights=perim - own, minlength=k)
+        size = np.bincount(labels, minlength=k)
+        cutlen = (S.sum() - own.sum()) / 2.0
+        cutroad = (R.sum() - R[rows, labels].sum()) / 2.0
+        cand = S > 0
+        cand[rows, labels] = False
+        cand &= (size[labels] > 1)[:, None]
+        cand &= tabu <= rnd
+        i, b = np.nonzero(cand)
+        if not len(i):
+            break
+        a = labels[i]
+        wi = w[i]
+        Wa, Wb = W[a] - wi, W[b] + wi
+        ok = (outside(Wa) <= outside(W[a]) + 1e-9) & (outside(Wb) <= outside(W[b]) + 1e-9)
+        pa, pb = P[a] - perim[i] + 2 * S[i, a], P[b] + perim[i] - 2 * S[i, b]
+        pp_a = 4 * np.pi * (A[a] - area[i]) / np.maximum(pa, 1e-9) ** 2
+        pp_b = 4 * np.pi * (A[b] + area[i]) / np.maximum(pb, 1e-9) ** 2
+        pp_now = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
+        ok &= (pp_a >= np.minimum(pp_floor, pp_now[a])) & (pp_b >= np.minimum(pp_floor, pp_now[b]))
+        new_len = cutlen + S[i, a] - S[i, b]
+        new_road = cutroad + R[i, a] - R[i, b]
+        share_now = cutroad / cutlen if cutlen > 0 else 1.0
+        share = np.where(new_len > 0, new_road / np.maximum(new_len, 1e-9), 1.0)
+        gain = (pp_a + pp_b - pp_now[a] - pp_now[b]) / k + road_weight * (share - share_now)
+        sel = ok & (gain > 1e-6)
+        if not sel.any():
+            break
+        i, a, b, gain = i[sel], a[sel], b[sel], gain[sel]
+        order = np.argsort(-gain, kind="stable")
+        i, a, b = i[order], a[order], b[order]
+        _, best = np.unique(a, return_index=True)
+        best = np.sort(best)
+        used = np.zeros(k, dtype=bool)
+        moved = 0
+        for j in best:
+            bi, ba, bb = int(i[j]), int(a[j]), int(b[j])
+            if used[ba] or used[bb]:
+                continue
+            if check.ok(bi, ba, bb):
+                labels[bi] = bb
+                check.move(bi, bb)
+                used[ba] = used[bb] = True
+                moved += 1
+            else:
+                tabu[bi, bb] = rnd + 25
+        res.rounds = rnd + 1
+        res.moves += moved
+    res.labels = labels
+    return res
+
 def _subgraph(g: BlockGraph, nodes: np.ndarray) -> BlockGraph:
     """The blocks ``nodes`` of ``g`` as a graph of their own; blocks on its edge are outer."""
     idx = np.full(g.n, -1, dtype=np.int64)
@@ -439,19 +566,19 @@ def _halves_ok(g: BlockGraph, halves: np.ndarray) -> bool:
     return connected_components(adj, directed=False)[0] == 2
 
 
-def _pair_terms(g: BlockGraph, labels: np.ndarray, parts, obj: Objective, lref: float):
-    """(excess, shape) of the parts ``parts`` alone; shape counts the cut between them."""
-    W = np.array([g.weight[labels == p].sum() for p in parts])
-    A = np.array([g.area[labels == p].sum() for p in parts])
-    lu, lv = labels[g.edge_u], labels[g.edge_v]
-    P = []
-    for p in parts:
-        mine = labels == p
-        inner = (lu == p) & (lv == p)
-        P.append(g.perimeter[mine].sum() - 2 * g.edge_len[inner].sum())
-    P = np.array(P)
-    between = np.isin(lu, parts) & np.isin(lv, parts) & (lu != lv)
-    cost = float((g.edge_len[between] - (1.0 - obj.road_factor) * g.edge_road[between]).sum())
+def _pair_terms(sub: BlockGraph, halves: np.ndarray, obj: Objective, lref: float):
+    """(excess, shape) of the two parts ``halves`` (0/1) of the merged region ``sub``
+    alone; shape counts the cut between them. Every edge inside a part and between the
+    two lies in ``sub``, so this equals the terms measured on the whole graph."""
+    h = halves.astype(np.int64)
+    W = np.bincount(h, weights=sub.weight, minlength=2)
+    A = np.bincount(h, weights=sub.area, minlength=2)
+    hu, hv = h[sub.edge_u], h[sub.edge_v]
+    inner = hu == hv
+    P = (np.bincount(h, weights=sub.perimeter, minlength=2)
+         - 2 * np.bincount(hu[inner], weights=sub.edge_len[inner], minlength=2))
+    between = ~inner
+    cost = float((sub.edge_len[between] - (1.0 - obj.road_factor) * sub.edge_road[between]).sum())
     t = obj.target
     excess = float(((np.maximum(0.0, np.maximum(obj.low - W, W - obj.high)) / t) ** 2).sum())
     pp = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
@@ -460,26 +587,58 @@ def _pair_terms(g: BlockGraph, labels: np.ndarray, parts, obj: Objective, lref: 
     return excess, float(shape)
 
 
+def _pair_measures(sub: BlockGraph, halves: np.ndarray, obj: Objective):
+    """(excess, Polsby-Popper of both, cut length between them, of it on roads)."""
+    h = halves.astype(np.int64)
+    W = np.bincount(h, weights=sub.weight, minlength=2)
+    A = np.bincount(h, weights=sub.area, minlength=2)
+    hu, hv = h[sub.edge_u], h[sub.edge_v]
+    inner = hu == hv
+    P = (np.bincount(h, weights=sub.perimeter, minlength=2)
+         - 2 * np.bincount(hu[inner], weights=sub.edge_len[inner], minlength=2))
+    excess = float(((np.maximum(0.0, np.maximum(obj.low - W, W - obj.high)) / obj.target) ** 2).sum())
+    pp = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
+    return excess, pp, float(sub.edge_len[~inner].sum()), float(sub.edge_road[~inner].sum())
+
+
+def _better(terms: tuple, than: tuple) -> bool:
+    """Lexicographic comparison of (excess, ...) tuples, lower is better, with a
+    tolerance of 1e-12 on the excess and 1e-6 on the other terms."""
+    for j, (x, y) in enumerate(zip(terms, than)):
+        eps = 1e-12 if j == 0 else 1e-6
+        if x < y - eps:
+            return True
+        if x > y + eps:
+            return False
+    return False
+
+
 def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed: int = 0,
-              passes: int = 4, tries: int = 2) -> tuple[np.ndarray, int]:
-    """Merge two neighbouring parts and split them again, where that improves the objective.
+              passes: int = 4, tries: int = 2, road_weight: float | None = None) -> tuple[np.ndarray, int]:
+    """Merge two neighbouring parts and split them again, where that improves the result.
 
     Single-block moves stop at local optima that a whole boundary shift would leave: a
     thin part squeezed between two others, say. Pairs are taken worst Polsby-Popper
     first; the merged region is bisected by METIS (``tries`` seeds), repaired and
-    refined on its own, and the split kept when (excess, shape) of the pair improves and
-    the hard rules hold on the whole graph.
+    refined on its own, and the split kept when the pair improves and the hard rules
+    hold on the whole graph. "Improves": (excess, shape) of the pair is lower; or, with
+    ``road_weight``, lexicographically: the excess is lower, else the pair's least
+    Polsby-Popper (counted up to ``pp_floor``) is higher, else the measured quality of
+    the whole partition rises (mean Polsby-Popper plus ``road_weight`` times the share
+    of the cut on roads, see :func:`polish`, which also polishes each candidate split).
     """
     labels = labels.copy()
     if k < 2:
         return labels, 0
     adj = _csr(g, g.edge_len)
     ext = _extended(g)
+    sub_obj = Objective(**{**obj.__dict__, "road_weight": road_weight})
     accepted = 0
     for _ in range(passes):
         lu, lv = labels[g.edge_u], labels[g.edge_v]
         cut = lu != lv
         pairs = np.unique(np.column_stack([np.minimum(lu[cut], lv[cut]), np.maximum(lu[cut], lv[cut])]), axis=0)
+        cut_len, cut_road = float(g.edge_len[cut].sum()), float(g.edge_road[cut].sum())
         rows = np.arange(g.n)
         oh = sparse.csr_matrix((np.ones(g.n), (rows, labels)), shape=(g.n, k))
         own = (adj @ oh).toarray()[rows, labels]
@@ -495,19 +654,38 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
                 continue
             nodes = np.flatnonzero((labels == a) | (labels == b))
             sub = _subgraph(g, nodes)
-            before = _pair_terms(g, labels, (a, b), obj, lref)
-            best, best_terms = None, before
+            now = (labels[nodes] == b).astype(np.int64)
+            if road_weight is None:
+                best_terms = _pair_terms(sub, now, obj, lref)
+            else:
+                exc0, pp0, len0, road0 = _pair_measures(sub, now, obj)
+                rest_len, rest_road = cut_len - len0, cut_road - road0
+                share0 = cut_road / cut_len if cut_len > 0 else 1.0
+                floor = min(obj.pp_floor, float(pp0.min()))
+                best_terms = (exc0, -floor, -1e-6)
+            best = None
+            sub_adj = _csr(sub, sub.edge_len - (1.0 - obj.road_factor) * sub.edge_road)
             for s in range(tries):
-                halves = metis(sub, 2, seed + 7 * s + 1, obj.road_factor)
+                halves = metis(sub, 2, seed + 7 * s + 1, obj.road_factor, adj=sub_adj)
                 if not _halves_ok(sub, halves):
                     halves = _repair(sub, halves, 2, seed + s, obj.road_factor, [])
                 halves = refine(sub, halves, 2, obj).labels
-                trial = labels.copy()
-                trial[nodes] = np.where(halves == 0, a, b)
-                terms = _pair_terms(g, trial, (a, b), obj, lref)
-                if terms[0] < best_terms[0] - 1e-12 or (
-                        terms[0] <= best_terms[0] + 1e-12 and terms[1] < best_terms[1] - 1e-6):
-                    best, best_terms = trial, terms
+                if road_weight is None:
+                    terms = _pair_terms(sub, halves, obj, lref)
+                else:
+                    halves = polish(sub, halves, 2, sub_obj).labels
+                    exc, pp1, len1, road1 = _pair_measures(sub, halves, obj)
+                    if pp1.min() < floor - 1e-9:
+                        continue
+                    tl = rest_len + len1
+                    share1 = (rest_road + road1) / tl if tl > 0 else 1.0
+                    gain = (pp1.sum() - pp0.sum()) / k + road_weight * (share1 - share0)
+                    terms = (exc, -min(obj.pp_floor, float(pp1.min())), -gain)
+                if _better(terms, best_terms):
+                    best = labels.copy()
+                    best[nodes] = np.where(halves == 0, a, b)
+                    best_terms = terms
+                    best_cut = None if road_weight is None else (rest_len + len1, rest_road + road1)
             if best is None:
                 continue
             sub_ok = not components(adj, best, k, (a, b)) and not holes(ext, best, k, g.n, (a, b))
@@ -515,6 +693,8 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
                 labels = best
                 touched[a] = touched[b] = True
                 improved += 1
+                if best_cut is not None:
+                    cut_len, cut_road = best_cut
         accepted += improved
         if not improved:
             break
@@ -526,7 +706,8 @@ def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: i
 
     METIS is started ``starts`` times (seeds ``seed``, ``seed + 1`` ...), each start
     repaired and refined; the best by (excess, shape) is then improved by recombining
-    pairs of parts (:func:`recombine`) and refined again. Same seed, same result.
+    pairs of parts (:func:`recombine`, road-aware unless ``obj.road_weight`` is None),
+    refined again and polished (:func:`polish`). Same seed, same result.
     """
     if k <= 1:
         return Result(np.zeros(g.n, dtype=np.int64))
@@ -541,14 +722,19 @@ def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: i
         res.seed = s
         if best is None or (res.excess, res.shape) < (best.excess - 1e-12, best.shape):
             best = res
-    labels, n_rec = recombine(g, best.labels, k, obj, seed=best.seed)
+    labels, n_rec = recombine(g, best.labels, k, obj, seed=best.seed, road_weight=obj.road_weight)
     if n_rec:
         again = refine(g, labels, k, obj)
         best.labels = again.labels
         best.rounds += again.rounds
         best.moves += again.moves
         best.repairs.append(f"recombined {n_rec} pair(s) of parts")
-        best.excess, best.shape = score(g, best.labels, k, obj)
+    if obj.road_weight is not None:
+        pol = polish(g, best.labels, k, obj)
+        best.labels = pol.labels
+        best.rounds += pol.rounds
+        best.moves += pol.moves
+    best.excess, best.shape = score(g, best.labels, k, obj)
     return best
 
 
