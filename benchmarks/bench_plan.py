@@ -1,12 +1,14 @@
-"""Benchmark the grid division planner against PySAL spopt and METIS alone.
+"""Benchmark the grid division planner against METIS, GerryChain and PySAL spopt.
 
-Run from the repository root (spopt and libpysal come with the ``bench`` extra)::
+Run from the repository root (spopt, libpysal and gerrychain come with the ``bench``
+extra)::
 
     python benchmarks/bench_plan.py                    # everything (a few minutes)
-    python benchmarks/bench_plan.py --skip-county      # the 2,000-block comparison only
+    python benchmarks/bench_plan.py --skip-county      # the block-level comparisons only
+    python benchmarks/bench_plan.py --data town        # one data set (town, voronoi, river)
     python benchmarks/bench_plan.py --skater-cap 60    # Skater's time cap in seconds
 
-Data (synthetic, deterministic for ``--seed``):
+Data (synthetic, deterministic for ``--seed``), one table each, all in one run:
 
 * **town**: one urban area of about 19 km² in Zhejiang (near 119.45E 28.42N) with
   about 17,000 households at 6,000 address points (apartment compounds of 6-54
@@ -16,8 +18,18 @@ Data (synthetic, deterministic for ``--seed``):
   is of the partitioning alone, and every result is measured by the same
   :func:`gridgeo.plan.evaluate`. A second gridgeo row uses the planner's default, finer
   blocks.
+* **voronoi**: irregular, real-shaped blocks: a lobed village outline (about 3.6 x
+  2.8 km) cut by streets around the Voronoi cells of a seeded point set, denser in
+  the core (one street in five missing), 8,500 households in compounds.
+* **river**: a rural village cut by a meandering river with three roads only (a main
+  road over a bridge, a bank road, a lane), 4,600 households in hamlets. Few roads:
+  most of any division's boundary cannot be on one.
 * **county**: 200 villages (Voronoi cells, perturbed) with 100,000 households and
   their roads, planned in one call.
+
+Times: wall clock (``time_s``) and, for gridgeo, the process's CPU time (``cpu_s``),
+which is what the wall clock would be on a quiet machine (the planner runs on one
+core); the load average is printed with every table.
 
 Methods, all in this one process:
 
@@ -35,15 +47,16 @@ Methods, all in this one process:
 * ``spopt skater``: ``Skater`` with k clusters (its ``floor`` counts areas, so it cannot
   hold the workload band), stopped after ``--skater-cap`` seconds.
 
-Targets (issue 19): every grid inside the band; max deviation <= 5 %; Polsby-Popper
-mean >= 0.62 and no grid below 0.35; road share >= 0.77; <= 3 s for the 2,000 blocks;
-the county in <= 120 s.
+Targets (issue 19), for each data set: every grid inside the band; max deviation <= 5 %;
+Polsby-Popper mean >= 0.62 and no grid below 0.35; road share >= 0.77 where roads exist;
+<= 3 s for the 2,000 blocks; the county in <= 120 s.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import time
@@ -160,6 +173,102 @@ def make_town(seed: int = 1, size_m=(5200.0, 3800.0), households: int = 17_000):
     return villages, hh, road_frame
 
 
+def _blob(rng, w: float, h: float, lobes: int = 5, wobble: float = 0.12, n: int = 240) -> np.ndarray:
+    """An irregular closed outline (metres) about ``w`` x ``h``: an ellipse with random lobes."""
+    t = np.linspace(0, 2 * np.pi, n + 1)[:-1]
+    r = np.ones_like(t)
+    for f in range(2, 2 + lobes):
+        r += wobble / (f - 1) * np.sin(f * t + rng.uniform(0, 2 * np.pi))
+    return np.column_stack([w / 2 + (w / 2) * r * np.cos(t), h / 2 + (h / 2) * r * np.sin(t)])
+
+
+def make_voronoi_village(seed: int = 3, size_m=(3600.0, 2800.0), cells: int = 420, households: int = 11_000):
+    """Irregular, real-shaped blocks: a lobed village outline cut by the streets around
+    ``cells`` Voronoi cells of a seeded point set (denser towards the centre, so blocks
+    are small in the core and large at the edge); about one street in five is missing
+    (a path or a wall, not a road), so some faces are two or three cells. Households sit
+    in compounds inside the cells."""
+    rng = np.random.default_rng(seed)
+    w, h = size_m
+    ring = _blob(rng, w, h)
+    outline_m = shapely.Polygon(ring)
+    core = rng.normal((w / 2, h / 2), (w / 4, h / 4), size=(cells, 2))
+    pts = np.concatenate([core, rng.uniform((0, 0), (w, h), size=(cells // 3, 2))])
+    pts = pts[shapely.contains_xy(outline_m, pts[:, 0], pts[:, 1])]
+    edges = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), only_edges=True,
+                                                       extend_to=shapely.box(-w, -h, 2 * w, 2 * h)))
+    edges = edges[rng.random(len(edges)) < 0.8]
+    edges = shapely.get_parts(shapely.intersection(edges, outline_m.buffer(30)))
+    edges = edges[shapely.get_type_id(edges) == 1]
+
+    def to_deg(g):
+        return shapely.transform(g, lambda xy: np.column_stack(_deg(xy[:, 0], xy[:, 1])))
+
+    outline = to_deg(outline_m)
+    villages = gpd.GeoDataFrame({"code": ["331124003001"], "name": ["异形村"], "level": ["village"]},
+                                geometry=[outline], crs=4326)
+    roads = gpd.GeoDataFrame({"code": [f"V{i:04d}" for i in range(len(edges))], "kind": "road"},
+                             geometry=to_deg(edges), crs=4326)
+    # Households: compounds around seeded centres inside the outline, off the streets.
+    centres = rng.normal((w / 2, h / 2), (w / 3.5, h / 3.5), size=(households // 12, 2))
+    centres = centres[shapely.contains_xy(outline_m, centres[:, 0], centres[:, 1])]
+    n_per = rng.integers(2, 23, size=len(centres))
+    keep = np.cumsum(n_per) <= households
+    centres, n_per = centres[keep], n_per[keep]
+    xy = centres + rng.normal(scale=6, size=centres.shape)
+    inside = shapely.contains_xy(outline_m, xy[:, 0], xy[:, 1])
+    xy, n_per = xy[inside], n_per[inside]
+    lon, lat = _deg(xy[:, 0], xy[:, 1])
+    hh = gpd.GeoDataFrame({"code": [f"H{i:06d}" for i in range(len(xy))], "households": n_per},
+                          geometry=shapely.points(lon, lat), crs=4326)
+    return villages, hh, roads
+
+
+def make_river_village(seed: int = 4, size_m=(4200.0, 3000.0), households: int = 4_600):
+    """A rural village cut by a meandering river, with three roads only: a main road
+    across the river (its bridge), a road along the north bank, and a lane to the west.
+    Households live in hamlets of houses on both banks."""
+    rng = np.random.default_rng(seed)
+    w, h = size_m
+    outline_m = shapely.Polygon(_blob(rng, w, h, lobes=4, wobble=0.1))
+    xs = np.linspace(-200, w + 200, 60)
+    river_m = np.column_stack([xs, h * 0.45 + 350 * np.sin(xs / 700.0 + 1) + np.cumsum(rng.normal(0, 8, 60))])
+    main = np.column_stack([w * 0.55 + np.cumsum(rng.normal(0, 10, 20)), np.linspace(-100, h + 100, 20)])
+    bank = river_m[:, :] + np.array([0, 260])
+    bank = bank[(bank[:, 0] > w * 0.2) & (bank[:, 0] < w + 100)]
+    lane = np.column_stack([np.linspace(-100, w * 0.55, 12), h * 0.2 + np.cumsum(rng.normal(0, 12, 12))])
+
+    def line(c):
+        return _line(_wiggle(c, rng, 4.0))
+
+    outline = shapely.transform(outline_m, lambda xy: np.column_stack(_deg(xy[:, 0], xy[:, 1])))
+    villages = gpd.GeoDataFrame({"code": ["331124004001"], "name": ["临河村"], "level": ["village"]},
+                                geometry=[outline], crs=4326)
+    river = _line(river_m)
+    roads = gpd.GeoDataFrame({"code": ["R001", "R002", "R003", "HL001"], "kind": ["road", "road", "road", "river"]},
+                             geometry=[line(main), line(bank), line(lane), river], crs=4326)
+    # Hamlets on both banks (none in the river), houses of 1-4 households around them.
+    river_poly = shapely.buffer(shapely.LineString(river_m), 25)
+    hamlets = rng.uniform((0, 0), (w, h), size=(40, 2))
+    ok = shapely.contains_xy(outline_m, hamlets[:, 0], hamlets[:, 1]) & ~shapely.contains_xy(
+        river_poly, hamlets[:, 0], hamlets[:, 1])
+    hamlets = hamlets[ok]
+    xy = np.empty((0, 2))
+    n = np.empty(0, dtype=int)
+    while n.sum() < households:
+        k = rng.integers(len(hamlets), size=400)
+        q = hamlets[k] + rng.normal(scale=110, size=(400, 2))
+        ok = shapely.contains_xy(outline_m, q[:, 0], q[:, 1]) & ~shapely.contains_xy(river_poly, q[:, 0], q[:, 1])
+        xy = np.concatenate([xy, q[ok]])
+        n = np.concatenate([n, rng.integers(1, 5, size=int(ok.sum()))])
+    keep = np.cumsum(n) <= households
+    xy, n = xy[keep], n[keep]
+    lon, lat = _deg(xy[:, 0], xy[:, 1])
+    hh = gpd.GeoDataFrame({"code": [f"H{i:06d}" for i in range(len(xy))], "households": n},
+                          geometry=shapely.points(lon, lat), crs=4326)
+    return villages, hh, roads
+
+
 def make_county(seed: int = 2, villages: int = 200, households: int = 100_000):
     """``villages`` villages (perturbed Voronoi cells) with roads and households."""
     rng = np.random.default_rng(seed)
@@ -256,30 +365,49 @@ def run_capped(fn, cap: float):
         signal.signal(signal.SIGALRM, old)
 
 
-def _row(name, seconds, m, note=""):
-    return {"method": name, "time_s": round(seconds, 2), "grids": m.get("grids"),
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def _row(name, seconds, m, note="", cpu=None):
+    return {"method": name, "time_s": round(seconds, 2), "cpu_s": None if cpu is None else round(cpu, 2),
+            "grids": m.get("grids"),
             "outside_band": (f"{len(m['grids_outside_band']) / m['grids']:.0%}") if m.get("grids") else None,
             "dev_max": m.get("deviation_max"), "dev_mean": m.get("deviation_mean"),
             "pp_mean": m.get("polsby_popper_mean"), "pp_min": m.get("polsby_popper_min"),
             "road_share": m.get("road_share"), "contiguous": m.get("contiguous"), "note": note}
 
 
-def bench_town(args) -> pd.DataFrame:
+DATASETS = {
+    "town": ("town: 17,000 households, arterials and collectors every 400-800 m, a river",
+             lambda seed: make_town(seed)),
+    "voronoi": ("irregular blocks: a lobed village, streets around seeded Voronoi cells",
+                lambda seed: make_voronoi_village(seed + 2)),
+    "river": ("river village: a meandering river, three roads, hamlets on both banks",
+              lambda seed: make_river_village(seed + 3)),
+}
+
+
+def bench_data(name: str, args) -> pd.DataFrame:
     band = (300, 500)
-    vil, hh, roads = make_town(args.seed)
-    print(f"town: {hh['households'].sum():,} households at {len(hh):,} points, "
-          f"{len(roads)} road/river lines")
+    title, make = DATASETS[name]
+    vil, hh, roads = make(args.seed)
+    print(f"\n== {name}: {title}\n   {hh['households'].sum():,} households at {len(hh):,} points, "
+          f"{len(roads)} road/river lines; load average {_load()}")
     rows = []
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     plan = divide(vil, hh, roads, band=band, seed=args.seed, **COMPARE_BLOCKS)
-    t_gg = time.perf_counter() - t
+    t_gg, c_gg = time.perf_counter() - t, time.process_time() - c
     m = plan.report["metrics"]
-    print(f"blocks: {m['blocks']:,}; gridgeo timing: {plan.report['timing']}")
-    rows.append(_row("gridgeo", t_gg, m))
-    t = time.perf_counter()
+    print(f"   blocks: {m['blocks']:,}; gridgeo timing: {plan.report['timing']}")
+    rows.append(_row("gridgeo", t_gg, m, cpu=c_gg))
+    t, c = time.perf_counter(), time.process_time()
     default = divide(vil, hh, roads, band=band, seed=args.seed)
     rows.append(_row("gridgeo (default blocks)", time.perf_counter() - t, default.report["metrics"],
-                     f"{default.report['metrics']['blocks']:,} blocks"))
+                     f"{default.report['metrics']['blocks']:,} blocks", cpu=time.process_time() - c))
     blocks = plan.blocks
     code = vil["code"][0]
     k = int(m["grids"])
@@ -451,23 +579,28 @@ def main(argv=None) -> None:
     ap.add_argument("--gerry-eps", type=float, default=None, help="GerryChain's population tolerance (default 0.05)")
     ap.add_argument("--skip-spopt", action="store_true")
     ap.add_argument("--skip-county", action="store_true")
-    ap.add_argument("--skip-town", action="store_true")
+    ap.add_argument("--skip-town", action="store_true", help="skip the block-level comparisons")
+    ap.add_argument("--data", default="town,voronoi,river",
+                    help="comma-separated data sets: " + ", ".join(DATASETS))
     args = ap.parse_args(argv)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 20)
     if not args.skip_town:
-        table = bench_town(args)
-        print(table.to_string(index=False))
-        gg = table.iloc[0]
-        print("\nratios vs gridgeo (time):")
-        for _, r in table.iloc[1:].iterrows():
-            print(f"  {r['method']:<24} {r['time_s'] / gg['time_s']:8.2f}x the time")
-        print("\ntargets (issue 19): every grid in band:", "yes" if gg["outside_band"] == "0%" else "NO",
-              f"| dev max {gg['dev_max']} (<= 0.05)",
-              f"| PP mean {gg['pp_mean']} (>= 0.62)",
-              f"| PP min {gg['pp_min']} (>= 0.35)",
-              f"| road share {gg['road_share']} (>= 0.77)",
-              f"| {gg['time_s']} s (<= 3 s)")
+        print(f"command: python {' '.join(sys.argv)}")
+        summary = []
+        for name in args.data.split(","):
+            table = bench_data(name.strip(), args)
+            print(table.to_string(index=False))
+            gg = table.iloc[0]
+            print("   ratios vs gridgeo (time):", ", ".join(
+                f"{r['method']} {r['time_s'] / gg['time_s']:.2f}x" for _, r in table.iloc[1:].iterrows()
+                if pd.notna(r.get("time_s"))))
+            summary.append({"data": name, "band": "yes" if gg["outside_band"] == "0%" else "NO",
+                            "dev_max<=0.05": gg["dev_max"] <= 0.05, "pp_mean>=0.62": gg["pp_mean"] >= 0.62,
+                            "pp_min>=0.35": gg["pp_min"] >= 0.35, "road>=0.77": gg["road_share"] >= 0.77,
+                            "time_s": gg["time_s"], "cpu_s": gg["cpu_s"], "<=3s (cpu)": gg["cpu_s"] <= 3.0})
+        print(f"\ntargets (issue 19), gridgeo row of each data set; load average {_load()}:")
+        print(pd.DataFrame(summary).to_string(index=False))
     if not args.skip_county:
         res = bench_county(args)
         print("\ncounty (200 villages, 100,000 households):")
