@@ -128,6 +128,7 @@ def layers(ref: str, store: StoreDep, who: Current):
     row, grids, blocks = _draft(store, ref)
     g = grids[["code", "name", "village_code", "households", "geometry"]]
     b = blocks[["block", "village_code", "grid_code", "households", "geometry"]].rename(columns={"grid_code": "grid"})
+    b = b.assign(near=lifecycle.neighbour_grids(blocks))  # the move form offers only these
     empty = {"type": "FeatureCollection", "features": []}
     body = {"plan": row["version"],
             "grids": json.loads(g.to_json(drop_id=True)) if len(g) else empty,

@@ -1,8 +1,8 @@
 // The planner's map editor (/plans/{ref}/edit): the draft's blocks coloured by grid, grid
 // outlines on top. Click selects a block, shift-click adds or removes one; the selection
 // fills the forms' block fields (which can also be typed), the grid of the selection fills
-// the split and merge forms, and the move form previews itself (htmx) once it has blocks
-// and a target. After an edit the server says "plan-changed" and the layers are read again.
+// the split and merge forms, the move form offers only the grids the selection shares an
+// edge with and previews itself (htmx) once it has blocks and a target. After an edit the server says "plan-changed" and the layers are read again.
 // Every rule is the server's: this only selects and shows.
 (function () {
   "use strict";
@@ -30,13 +30,24 @@
       }
       return g;
     }
+    function nearSelection() {
+      // the grids sharing an edge with a selected block (the server's "near" of each block)
+      if (!st.selected.length) return null;
+      var near = {};
+      st.selected.forEach(function (id) {
+        var l = st.blocks[id];
+        ((l && l.feature.properties.near) || []).forEach(function (c) { near[c] = true; });
+      });
+      return near;
+    }
     function fillChoices(village) {
-      var codes = Object.keys(st.grids).sort();
+      var codes = Object.keys(st.grids).sort(), near = nearSelection();
       document.querySelectorAll("select[data-grid-choice], select[data-selection-grid]").forEach(function (s) {
         var keep = s.value, html = ['<option value="">（请选择）</option>'];
         codes.forEach(function (c) {
           var p = st.grids[c];
           if (village && s.hasAttribute("data-grid-choice") && p.village_code !== village) return;
+          if (near && s.hasAttribute("data-adjacent") && !near[c]) return;
           html.push('<option value="' + c + '">' + c + " " + (p.name || "").replace(/[<&"]/g, "") + "</option>");
         });
         s.innerHTML = html.join("");

@@ -38,6 +38,7 @@ from gridgeo.store import Store, schema, today
 
 __all__ = [
     "get_plan",
+    "neighbour_grids",
     "plan_from_store",
     "save_draft",
     "read_plan",
@@ -182,6 +183,28 @@ def _blocks(row: dict, grids: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         blocks = pd.concat([blocks, extra], ignore_index=True)
         blocks = gpd.GeoDataFrame(blocks, geometry="geometry", crs=4326)
     return blocks.reset_index(drop=True)
+
+
+def neighbour_grids(blocks: gpd.GeoDataFrame) -> list[list[str]]:
+    """For each block (``block``, ``village_code``, ``grid_code``, geometry), the other
+    grids of its village it shares an edge with (touching at a corner is not enough):
+    the grids a move of it can go to, sorted."""
+    geoms = blocks.geometry.to_numpy()
+    grid = blocks["grid_code"].astype(str).to_numpy()
+    vil = blocks["village_code"].astype(str).to_numpy()
+    out: list[list[str]] = [[] for _ in range(len(blocks))]
+    if len(blocks) < 2:
+        return out
+    i, j = shapely.STRtree(geoms).query(geoms, predicate="touches")
+    keep = (i != j) & (grid[i] != grid[j]) & (vil[i] == vil[j])
+    i, j = i[keep], j[keep]
+    if len(i):
+        shared = shapely.intersection(shapely.boundary(geoms[i]), shapely.boundary(geoms[j]))
+        edge = shapely.length(shared) > 0
+        pairs = pd.DataFrame({"i": i[edge], "grid": grid[j[edge]]}).drop_duplicates()
+        for b, codes in pairs.sort_values(["i", "grid"]).groupby("i")["grid"]:
+            out[int(b)] = codes.tolist()
+    return out
 
 
 # -- drafts ----------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 One journey in the system's Chromium against one live server over the tiny township (two
 villages, four grids, a draft re-planned from plan v1 and cut in blocks; staff P1-P4 on
-东村's grids): a move applied and shown on the map, a refused move in words, split, the
+东村's grids): a move applied and shown on the map, the move list offering only the grids
+next to the selection, a refused move in words, split, the
 renumbering preview, merge, undo back to the start, the staff list before the publish
 button, publishing refused for stranded staff until the planner allows it. Hostile
 requests to the editor's routes go through a TestClient on both databases.
@@ -53,7 +54,11 @@ def _world(store: Store, folder) -> dict:
     west = mine[(b[:, 0] == b[:, 0].min()) & (cy > Y0 + 0.3 * D) & (cy < Y0 + 0.7 * D)]
     edge = int(east["block"].iloc[cy[b[:, 2] == b[:, 2].max()].argmin()])  # south-east: touches 002
     north = sorted(int(x) for x in mine["block"][cy > Y0 + D / 2] if int(x) != edge)
-    return {"edge": edge, "west": int(west["block"].iloc[0]), "north": north}
+    near = dict(zip(blocks["block"].astype(int), lifecycle.neighbour_grids(blocks)))
+    west = int(west["block"].iloc[0])
+    assert G2 not in near[west]  # the far side of 001
+    on_002 = sorted(int(x) for x in mine["block"] if G2 in near[int(x)] and int(x) not in (edge, west))
+    return {"edge": edge, "west": west, "north": north, "near": near, "on_002": on_002[0]}
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +123,15 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         expect(block(edge)).to_have_attribute("data-grid", G2)  # shown on the map
         expect(page.locator(".history")).to_contain_text("移动图斑 1 个图斑")
 
-        # A refused move: a block on the far side of 001 would leave 002 in two pieces.
+        # The move list offers only the grids the selection shares an edge with: not 002
+        # for a block on the far side of 001; 002 once a block on its edge joins.
         block(west).click()
+        offered = lambda: set(page.locator("#move-to option").evaluate_all(  # noqa: E731
+            "os => os.map(o => o.value).filter(Boolean)"))
+        assert offered() == set(site["near"][west])
+        block(site["on_002"]).click(modifiers=["Shift"])
+        assert G2 in offered()
+        # A refused move: with the far block, 002 would be in two pieces.
         page.locator("#move-to").select_option(G2)
         page.get_by_role("button", name="应用移动").click()
         expect(result.locator(".refusal")).to_contain_text(f"网格 {G2} 将被分成 2 块")
