@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gridgeo import sessions
 from gridgeo.api.resources import get_store
@@ -37,6 +38,8 @@ TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent / "templat
 COOKIE = sessions.SESSION_COOKIE
 #: The log-in form's own CSRF cookie (double submit: no session exists yet).
 LOGIN_COOKIE = "gg_login"
+#: Addresses that are not the console's pages: a 404 there stays the API's problem document.
+NOT_PAGES = ("/v1/", "/maps", "/static/", "/docs", "/redoc", "/openapi", "/metrics", "/open311/", "/ogc", "/tiles/")
 
 StoreDep = Annotated[Store, Depends(get_store)]
 
@@ -250,3 +253,19 @@ def install_handlers(app) -> None:
 
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(Refused, refused)
+
+    # An address nobody serves: a page in Chinese for a browser that asked for a page (a
+    # mistyped or stale console link), the API's problem document for everything else.
+    answer_api = app.exception_handlers.get(StarletteHTTPException)
+
+    async def no_such_page(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404 and request.method in ("GET", "HEAD") \
+                and "text/html" in request.headers.get("accept", "") \
+                and not request.url.path.startswith(NOT_PAGES):
+            return render(request, "error.html", {"status": 404, "message": "没有这个页面：地址有误或已失效。"},
+                          status=404)
+        if answer_api is None:
+            raise exc
+        return await answer_api(request, exc)
+
+    app.add_exception_handler(StarletteHTTPException, no_such_page)

@@ -171,3 +171,19 @@ def test_a_period_the_dashboard_cannot_read_is_explained_in_chinese(world, clien
 ])
 def test_durations_for_people(hours, text):
     assert duration(hours) == text
+
+
+def test_a_mistyped_address_is_a_page_for_a_browser_and_a_problem_for_a_program(client):
+    page = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    r = client.get("/comand", headers=page)
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert "没有这个页面" in r.text and 'href="/"' in r.text and "Not Found" not in r.text
+    assert r.headers["x-frame-options"] == "DENY"
+    for path, headers in (("/comand", {}), ("/comand", {"Accept": "application/json"}), ("/v1/nothing", page),
+                          ("/maps/nothing", page), ("/static/nothing.css", page)):
+        r = client.get(path, headers=headers)
+        assert r.status_code == 404 and r.headers["content-type"].startswith("application/problem+json"), path
+    r = client.post("/comand", headers=page)
+    assert r.status_code in (404, 405) and "problem+json" in r.headers["content-type"]
+    r = client.get("/" + "x" * 5000, headers=page)  # huge: still a page, not a 500
+    assert r.status_code == 404 and "x" * 5000 not in r.text
