@@ -21,7 +21,8 @@ Every rule is the core's: intake with its idempotency keys
 (:func:`gridgeo.events.intake.prepare_intake`), actions with theirs
 (:func:`gridgeo.events.service.take_action`), photos (:mod:`gridgeo.photos`: decoded,
 re-encoded, attached idempotently), scope (:mod:`gridgeo.auth`). The browser side is
-``static/field/`` (field.js, sw.js).
+``static/field/`` (field.js; outbox.js, the queue and its sender, shared with sw.js, which sends
+it by Background Sync where the browser has it).
 """
 
 from __future__ import annotations

@@ -494,3 +494,56 @@ def test_photos_are_downscaled_on_the_phone_before_they_are_queued(live, tmp_pat
         n = conn.execute(select(func.count(ph.c.id)).join(ev, ph.c.event_id == ev.c.id)
                          .where(ev.c.address == "大照片路1号")).scalar()
     assert n == 1
+
+
+def test_the_service_worker_sends_the_queue_by_background_sync_with_the_page_closed(live):
+    """A report queued without signal, then the page left (no /field page open): the browser's
+    sync event (dispatched as the browser would when the signal returns) wakes the service
+    worker, which sends it once, with the page's own sender."""
+    from playwright.sync_api import expect
+
+    store, base = live
+    create_user(store, "syncer", role="grid_worker", name="后台同步员", actor="test", grids=[G11])
+    sessions.set_password(store, "syncer", PASSWORD, actor="test")
+    lon, lat = INSIDE[G11]
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                                      locale="zh-CN", geolocation={"longitude": lon, "latitude": lat, "accuracy": 8})
+        context.grant_permissions(["geolocation", "background-sync"], origin=base)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        page.goto(base + "/field")
+        page.get_by_label("用户名").fill("syncer")
+        page.get_by_label("密码").fill(PASSWORD)
+        page.get_by_role("button", name="登录").click()
+        page.wait_for_url("**/field")
+        page.evaluate("""() => navigator.serviceWorker.ready.then(() => navigator.serviceWorker.controller
+            || new Promise((ok) => navigator.serviceWorker.addEventListener('controllerchange', ok)))""")
+        expect(page.locator("#pos")).to_contain_text("已定位")
+        cdp = context.new_cdp_session(page)
+        registrations: list[dict] = []
+        cdp.on("ServiceWorker.workerRegistrationUpdated", lambda e: registrations.extend(e["registrations"]))
+        cdp.send("ServiceWorker.enable")
+        context.set_offline(True)
+        page.get_by_label("事项类别（输入名称或编码搜索）").fill("ZZ001")
+        page.get_by_label("地址").fill("后台同步路1号")
+        page.get_by_role("button", name="上报", exact=True).click()
+        expect(page.locator("#outbox-count")).to_have_text("1 条")
+        tags = page.evaluate("() => navigator.serviceWorker.ready.then((r) => r.sync.getTags())")
+        assert "gridgeo-outbox" in tags
+        page.goto("about:blank")  # the page is closed: nothing of field.js runs any more
+        assert _events_by(store, "后台同步员") == 0
+        context.set_offline(False)
+        reg = next(r for r in registrations if r["scopeURL"].startswith(base + "/field"))
+        cdp.send("ServiceWorker.dispatchSyncEvent", {"origin": base, "registrationId": reg["registrationId"],
+                                                     "tag": "gridgeo-outbox", "lastChance": False})
+        for _ in range(60):
+            if _events_by(store, "后台同步员"):
+                break
+            page.wait_for_timeout(250)
+        assert _events_by(store, "后台同步员") == 1
+        page.goto(base + "/field")  # the phone shows it sent, nothing waiting
+        expect(page.locator("#outbox-count")).to_have_text("0 条")
+        expect(page.locator("#sent")).to_contain_text("后台同步路1号")
+        context.close()
+    assert _events_by(store, "后台同步员") == 1

@@ -1,53 +1,19 @@
 /* The phone app (/field): report with the phone's position, photos and a category; verify or
-   rework the tasks of one's grids; record a patrol (巡查) and check in (签到). Every report and action is first put in IndexedDB with its
-   own Idempotency-Key, then sent; what could not be sent (no signal, server unreachable) is
-   sent again when the signal returns (the "online" event, and a retry every 20 s). The server
-   does each key once: a send cut off half-way and sent again makes one event, or one action. */
+   rework the tasks of one's grids; record a patrol (巡查) and check in (签到). Every report and
+   action is first put in IndexedDB with its own Idempotency-Key (outbox.js), then sent; what
+   could not be sent (no signal, server unreachable) is sent again when the signal returns: by
+   the service worker (Background Sync, where the browser has it, even with the page closed),
+   and by this page (the "online" event, and a retry every 20 s). The server does each key
+   once: a send cut off half-way and sent again makes one event, or one action. */
 "use strict";
 (function () {
-  const DB = "gridgeo-field", STORE = "outbox", POINTS = "patrol-points", SENT = "gridgeo-field-sent", RETRY_MS = 20000;
+  const RETRY_MS = 20000, SYNC_TAG = "gridgeo-outbox";
   const RECORDING = "gridgeo-field-patrol";  // localStorage: the patrol being recorded ({key, username, started})
   const MAX_ACCURACY_M = 100;  // fixes worse than this are not kept in a track
   const $ = (id) => document.getElementById(id);
   let data = null, position = null, sending = false, needLogin = false;
 
-  // -- IndexedDB ------------------------------------------------------------------------
-  function openDb() {
-    return new Promise((resolve, reject) => {
-      const req = indexedDB.open(DB, 2);
-      req.onupgradeneeded = () => {
-        const db = req.result;
-        if (!db.objectStoreNames.contains(STORE)) db.createObjectStore(STORE, {keyPath: "key"});
-        if (!db.objectStoreNames.contains(POINTS)) db.createObjectStore(POINTS, {autoIncrement: true});
-      };
-      req.onsuccess = () => resolve(req.result);
-      req.onerror = () => reject(req.error);
-    });
-  }
-  const dbReady = openDb();
-  async function tx(mode, fn, name = STORE) {
-    const db = await dbReady;
-    return new Promise((resolve, reject) => {
-      const t = db.transaction(name, mode);
-      const result = fn(t.objectStore(name));
-      t.oncomplete = () => resolve(result && "result" in result ? result.result : undefined);
-      t.onerror = () => reject(t.error);
-      t.onabort = () => reject(t.error);
-    });
-  }
-  const queued = () => tx("readonly", (s) => s.getAll()).then((items) =>
-    (items || []).sort((a, b) => a.created.localeCompare(b.created)));
-  const put = (item) => tx("readwrite", (s) => s.put(item));
-  const remove = (key) => tx("readwrite", (s) => s.delete(key));
-  const addPoint = (p) => tx("readwrite", (s) => s.add(p), POINTS);
-  const allPoints = () => tx("readonly", (s) => s.getAll(), POINTS).then((p) => p || []);
-  const clearPoints = () => tx("readwrite", (s) => s.clear(), POINTS);
-
-  function newKey() {
-    if (crypto.randomUUID) return "field-" + crypto.randomUUID();
-    const b = crypto.getRandomValues(new Uint8Array(16));
-    return "field-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
-  }
+  const {queued, put, remove, addPoint, allPoints, clearPoints, newKey, sentLog, metres, duration} = self.GGOutbox;
 
   // -- what the page shows ---------------------------------------------------------------
   function chinaTime(iso) {
@@ -90,7 +56,7 @@
       list.appendChild(el);
     }
     $("outbox-count").textContent = `${items.length} 条`;
-    const sent = JSON.parse(localStorage.getItem(SENT) || "[]");
+    const sent = await sentLog();
     $("sent").replaceChildren(...sent.map((s) => li(`${chinaTime(s.at)} ${s.label} → ${s.result}`)));
     return items;
   }
@@ -200,6 +166,7 @@
     renderCategories();
     msg.textContent = navigator.onLine ? "已保存，正在发送…" : "已保存在手机上，有信号后自动发送";
     await render();
+    syncLater();
     flush();
   }
   async function queueAction(task, form, submitter) {
@@ -210,6 +177,7 @@
       version: task.version, action, note, photos: await photosOf(form.elements.photo, false),
       label: `${action === "verify" ? "核查通过" : "退回返工"}：${task.code}`});
     await render();
+    syncLater();
     flush();
   }
 
@@ -220,14 +188,6 @@
   // as the app's JSON ({crs, points: [[lon, lat, epoch_ms]]}); the server cleans and measures it.
   let watch = null, track = {points: 0, metres: 0, last: null}, ticker = null;
   const recording = () => JSON.parse(localStorage.getItem(RECORDING) || "null");
-  function metres(m) {
-    return m < 1000 ? `${Math.round(m)} 米` : `${(m / 1000).toFixed(2)} 公里`;
-  }
-  function duration(ms) {
-    const s = Math.max(0, Math.round(ms / 1000)), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
-    if (h) return `${h} 小时 ${String(m).padStart(2, "0")} 分`;
-    return m ? `${m} 分 ${String(s % 60).padStart(2, "0")} 秒` : `${s % 60} 秒`;
-  }
   function step(a, b) {  // metres between two fixes (short: an equirectangular step is enough to show)
     const k = Math.PI / 180, x = (b[0] - a[0]) * k * Math.cos((a[1] + b[1]) / 2 * k), y = (b[1] - a[1]) * k;
     return 6371008.8 * Math.hypot(x, y);
@@ -296,6 +256,7 @@
       body: {crs: "wgs84", points: pts}, photos: [], label: `巡查：${figures}（${pts.length} 个定位点）`});
     $("patrol-msg").textContent = navigator.onLine ? "巡查已结束，正在上传…" : "巡查已结束，轨迹保存在手机上，有信号后自动上传";
     await render();
+    syncLater();
     flush();
   }
   function checkIn() {
@@ -309,82 +270,35 @@
         label: `签到：${p.coords.latitude.toFixed(5)}, ${p.coords.longitude.toFixed(5)}（±${Math.round(p.coords.accuracy)} 米）`});
       $("patrol-msg").textContent = navigator.onLine ? "已签到，正在发送…" : "已签到，有信号后自动发送";
       await render();
+      syncLater();
       flush();
     }, (err) => {
       $("patrol-msg").textContent = err.code === 1 ? "未允许定位，无法签到" : "定位失败，请重试";
     }, {enableHighAccuracy: true, timeout: 15000, maximumAge: 0});
   }
 
-  // -- sending --------------------------------------------------------------------------------
-  function body(item) {
-    const form = new FormData();
-    if (item.kind === "event") {
-      form.append("event", JSON.stringify(item.event));
-    } else {
-      form.append("action", item.action);
-      form.append("version", String(item.version));
-      if (item.note) form.append("note", item.note);
-    }
-    item.photos.forEach((p, i) => form.append("photos", p, p.name || `photo-${i + 1}.jpg`));
-    return form;
-  }
-  function sentResult(item, answer) {
-    if (item.kind === "event") return `事件 ${answer.code}`;
-    if (item.kind === "patrol") return `巡查已记录，${metres(answer.distance_m)}，${duration(answer.duration_s * 1000)}`;
-    if (item.kind === "checkin") return answer.verified ? `签到有效（网格 ${answer.grid_code}）` : "签到未通过核验";
-    return answer.state_label;
-  }
-  async function reason(res) {
-    try {
-      const j = await res.json();
-      return j.detail || j.title || `错误 ${res.status}`;
-    } catch (err) {
-      return res.status === 403 ? "无权操作或安全校验码已失效" : `错误 ${res.status}`;
-    }
-  }
+  // -- sending (outbox.js, shared with the service worker's Background Sync) ------------------
   async function flush() {
     if (sending || !data) return;
     sending = true;
-    let sentAny = false;
+    let result = {sent: 0, needLogin: false};
     try {
-      for (const item of await queued()) {
-        if (item.error || item.username !== data.username) continue;  // another user's: sent under their log-in
-        const json = item.kind === "patrol" || item.kind === "checkin";
-        const url = {event: "/field/events", patrol: "/field/patrols", checkin: "/field/checkins"}[item.kind]
-          || `/field/events/${encodeURIComponent(item.code)}/actions`;
-        const headers = {"Idempotency-Key": item.key, "X-CSRF-Token": data.csrf};
-        if (json) headers["Content-Type"] = "application/json";
-        let res;
-        try {
-          res = await fetch(url, {method: "POST", body: json ? JSON.stringify(item.body) : body(item),
-            credentials: "same-origin", redirect: "manual", headers});
-        } catch (err) {
-          break;  // no signal: everything stays queued, in order
-        }
-        if (res.type === "opaqueredirect" || res.status === 401) { needLogin = true; break; }
-        if (res.ok) {
-          const answer = await res.json();
-          await remove(item.key);
-          const sent = JSON.parse(localStorage.getItem(SENT) || "[]");
-          sent.unshift({at: new Date().toISOString(), label: item.label,
-            result: sentResult(item, answer)});
-          localStorage.setItem(SENT, JSON.stringify(sent.slice(0, 20)));
-          sentAny = true;
-        } else if (res.status >= 500 || res.status === 408 || res.status === 429) {
-          break;  // the server is busy or away: try again later
-        } else {
-          item.error = await reason(res);  // the server refused it: shown, kept until deleted
-          await put(item);
-        }
-      }
+      result = await self.GGOutbox.send(data);
     } finally {
       sending = false;
     }
-    if (sentAny) {
+    if (result.needLogin) needLogin = true;
+    if (result.sent) {
       $("report-msg").textContent = "";
       await loadData();
     }
     await render();
+  }
+  /* Ask the browser to send the queue when the signal returns, even if this page is closed by
+     then (Background Sync, where the browser has it); the page's own sending stays. */
+  function syncLater() {
+    if (!("serviceWorker" in navigator) || !("SyncManager" in self)) return;
+    navigator.serviceWorker.ready.then((reg) => reg.sync.register(SYNC_TAG)).catch(() => undefined);
   }
 
   document.addEventListener("DOMContentLoaded", async () => {
@@ -407,6 +321,10 @@
     setInterval(flush, RETRY_MS);
     if ("serviceWorker" in navigator) {
       navigator.serviceWorker.register("/sw.js", {scope: "/field"}).catch(() => undefined);
+      // the service worker sent something (Background Sync): show it
+      navigator.serviceWorker.addEventListener("message", (e) => {
+        if (e.data && e.data.type === "gridgeo-outbox-sent") loadData().then(render);
+      });
     }
     locate();
     await loadData();
