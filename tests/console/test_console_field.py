@@ -270,7 +270,8 @@ def live(tmp_path_factory):
     create_user(store, "walker", role="grid_worker", name="王网格", actor="test", grids=[G11])
     sessions.set_password(store, "walker", PASSWORD, actor="test")
     with pytest.MonkeyPatch.context() as env:
-        app = app_for(store, env, request_log="false", public_intake_rate="0")
+        # the default photo limit again (field_site, earlier in the module, lowers it)
+        app = app_for(store, env, request_log="false", public_intake_rate="0", max_photo_bytes="15000000")
         with serve_in_thread(app, "the server") as base:
             yield store, base
     store.close()
@@ -487,7 +488,7 @@ def test_photos_are_downscaled_on_the_phone_before_they_are_queued(live, tmp_pat
         assert (queued["width"], queued["height"]) == (2048, 1536) and queued["type"] == "image/jpeg"
         assert queued["size"] < original / 3 and queued["name"] == "big.jpg"
         context.set_offline(False)
-        expect(page.locator("#outbox-count")).to_have_text("0 条", timeout=15_000)
+        expect(page.locator("#outbox-count")).to_have_text("0 条", timeout=30_000)  # a photo of 1-2 MB to send
         context.close()
     ev, ph = schema.events, schema.photos
     with store.engine.connect() as conn:
