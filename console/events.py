@@ -191,13 +191,14 @@ def _actions_for(event: dict, who) -> list[str]:
     return [a for a, roles in event.get("allowed_actions", {}).items() if actor in roles and a != "rate"]
 
 
-def _grid_geojson(store, grid_code: str | None) -> str | None:
+def _grid_of(store, grid_code: str | None) -> tuple[str | None, str | None]:
+    """The event's grid as GeoJSON (for the map) and its name (people read names, not codes)."""
     if not grid_code:
-        return None
+        return None, None
     frame = store.read("grids", where=schema.grids.c.code == grid_code)
     if not len(frame):
-        return None
-    return frame[["code", "name", "geometry"]].to_json(drop_id=True)
+        return None, None
+    return frame[["code", "name", "geometry"]].to_json(drop_id=True), frame["name"].iloc[0] or None
 
 
 def _show(request: Request, store, who, code: str, *, message: str | None = None, error: str | None = None,
@@ -217,12 +218,13 @@ def _show_page(request: Request, store, who, code: str, *, message: str | None =
         raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
     actions = _actions_for(event, who)
     candidates = [c["code"] if isinstance(c, dict) else str(c) for c in event.get("duplicate_candidates") or []]
+    grid_json, grid_name = _grid_of(store, event.get("grid_code"))
     return render(request, "event.html", {
         "e": event, "actions": actions, "ACTIONS": ACTIONS, "message": message, "error": error,
         "targets": _targets(store, who) if "dispatch" in actions else {},
         "reject_reasons": REJECT_REASONS, "escalation": ESCALATION_TARGETS, "candidates": candidates,
         "note_required": NOTE_REQUIRED, "max_hours": MAX_EXTENSION_HOURS, "final": event["state"] in FINAL_STATES,
-        "grid_json": _grid_geojson(store, event.get("grid_code")), "located_by": LOCATED_BY,
+        "grid_json": grid_json, "grid_name": grid_name, "located_by": LOCATED_BY,
         "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position")),
         "attached": photos_of(store, who, event["code"])}, status=status)
 

@@ -103,6 +103,11 @@ def test_a_closed_event_and_an_extension_read_right(world, client):
     assert "该事件已结案。" in page and "已已" not in page
     assert re.search(r"期限 \d{4}-\d\d-\d\d \d\d:\d\d → \d{4}-\d\d-\d\d \d\d:\d\d", page)
     assert "已延期 1天6小时" in page
+    # the grid by its name, the code beside it
+    from helpers.events_world import G12
+
+    name = world.read("grids", where=schema.grids.c.code == G12)["name"].iloc[0]
+    assert name and re.search(rf"<dt>网格</dt><dd>{re.escape(name)} <span class=\"sub\">{G12}</span>", page)
 
 
 def test_an_empty_bulk_action_says_so_and_stays_in_the_command_room(world, client):
