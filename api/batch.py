@@ -29,6 +29,8 @@ flags, and the answer is the joined strings' data buffer.
 
 from __future__ import annotations
 
+import codecs
+import csv
 import gc
 import io
 import json
@@ -43,11 +45,13 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody
+from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody, UnreadableFile
 from gridgeo.io.exporting import neutralise_array
+from gridgeo.io.reading import SAMPLE_BYTES, decode_failure, detect_encoding
+from gridgeo.io.streaming import LAT_NAMES, LON_NAMES, _numbers, find_column
 from gridgeo.lookup import BATCH_COLUMNS, DIRECTORY_COLUMNS, MANY_COLUMNS, MAX_BATCH, Batch
 
-__all__ = ["FORMS", "Points", "encode", "negotiate", "parse_body"]
+__all__ = ["BODY_TYPES", "FORMS", "Points", "body_kind", "encode", "negotiate", "parse_body", "read_body"]
 
 #: Answer form -> media type.
 FORMS = {
@@ -140,6 +144,196 @@ def parse_body(raw: bytes) -> Points:
     return _parse_object(body)
 
 
+#: Content type of a bulk body -> its reader's name; every other type is read as JSON.
+BODY_TYPES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "application/vnd.apache.arrow.stream": "arrow",
+    "application/vnd.apache.arrow.file": "arrow",
+}
+
+
+def body_kind(content_type: str | None) -> tuple[str, str | None]:
+    """(``json``, ``csv``, ``parquet`` or ``arrow``; the ``charset`` parameter) of a
+    request's Content-Type. Anything not a bulk type (none, ``application/json``,
+    ``text/plain``) is JSON, as before bulk bodies."""
+    media, *params = [p.strip() for p in (content_type or "").split(";")]
+    charset = None
+    for p in params:
+        key, _, value = p.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    return BODY_TYPES.get(media.lower(), "json"), charset
+
+
+def read_body(raw: bytes, content_type: str | None, max_depth: int = 0) -> Points:
+    """The points of a batch body of any kind (:func:`body_kind`): a JSON body is
+    scanned first (:func:`~gridgeo.api.middleware.check_json`), here, in the process
+    that parses it.
+
+    Raises
+    ------
+    MalformedBody, JsonTooDeep, NulCharacter
+        Not readable as its type says, or not points; the message says where.
+    BatchTooLarge
+        More than :data:`~gridgeo.lookup.MAX_BATCH` points (from a Parquet file's
+        metadata, before it is read).
+    """
+    kind, charset = body_kind(content_type)
+    if kind == "csv":
+        return _csv_points(raw, charset)
+    if kind == "parquet":
+        return _parquet_points(raw)
+    if kind == "arrow":
+        return _arrow_points(raw)
+    from gridgeo.api.middleware import check_json
+
+    check_json(raw, max_depth)
+    return parse_body(raw)
+
+
+def _coordinate_columns(names: list[str], what: str) -> tuple[str, str, str | None]:
+    """The longitude, latitude and id columns of a bulk body (:data:`LON_NAMES`...)."""
+    lon, lat = find_column(names, LON_NAMES), find_column(names, LAT_NAMES)
+    if lon is None or lat is None:
+        missing = " and ".join(w for w, c in (("longitude", lon), ("latitude", lat)) if c is None)
+        raise MalformedBody(f"the {what} body has no {missing} column (it has {', '.join(names[:12]) or 'none'}): "
+                            f"name them lon and lat ({'/'.join(LON_NAMES)}, {'/'.join(LAT_NAMES)})")
+    ids = find_column(names, ("id",))
+    return lon, lat, ids
+
+
+def _coordinates(values: pa.ChunkedArray | pa.Array, name: str, what: str) -> np.ndarray:
+    """Degrees from a column: numbers as they are; text read as numbers, a blank (or
+    ``NaN``) cell as NaN (the point is then flagged invalid); any other type, or a word
+    among the numbers, a 422 naming the row and the column."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    kind = values.type
+    if pa.types.is_dictionary(kind):
+        values, kind = values.dictionary_decode(), values.type.value_type
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
+        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise MalformedBody(f"the {what} body's column {name} holds {kind}, not numbers of degrees")
+    x = _numbers(values)
+    text = pc.utf8_trim_whitespace(values).fill_null("")
+    words = pc.and_(pa.array(np.isnan(x)),
+                    pc.invert(pc.is_in(pc.utf8_lower(text), pa.array(["", "nan"])))).fill_null(False)
+    if pc.any(words).as_py():
+        i = int(np.flatnonzero(words.to_numpy(zero_copy_only=False))[0])
+        raise MalformedBody(f"the {what} body's row {i + 1}: {name} {values[i].as_py()!r} is not a number")
+    return x
+
+
+def _ids(values: pa.ChunkedArray | None) -> pa.Array | None:
+    """An id column as the answers write it: text, integers or numbers as they are."""
+    if values is None:
+        return None
+    values = values.combine_chunks()
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if pa.types.is_integer(values.type):
+        return pc.cast(values, pa.int64())
+    if pa.types.is_floating(values.type):
+        return pc.cast(values, pa.float64())
+    try:
+        return pc.cast(values, pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise MalformedBody(f"the body's id column holds {values.type}, not text or numbers") from None
+
+
+def _points_of(table: pa.Table, lon: str, lat: str, ids: str | None, what: str) -> Points:
+    _check_size(table.num_rows)
+    return Points(_coordinates(table.column(lon), lon, what), _coordinates(table.column(lat), lat, what),
+                  None, _ids(table.column(ids) if ids else None))
+
+
+def _csv_points(raw: bytes, charset: str | None) -> Points:
+    """A CSV body (a header, then a row per point; UTF-8 with or without BOM, or GB18030/
+    GBK, detected as for files, or as ``charset`` says): its lon, lat (and id) columns."""
+    if not raw.strip():
+        raise MalformedBody("the CSV body is empty: send a header (lon,lat) and a row per point")
+    hint = "send UTF-8 or GB18030, or name the encoding: Content-Type: text/csv; charset=gb18030"
+    if charset is None:
+        try:
+            charset = detect_encoding(raw[:SAMPLE_BYTES], "the CSV body", hint=hint)
+        except UnreadableFile as exc:
+            raise MalformedBody(str(exc)) from None
+    try:
+        codec = codecs.lookup(charset).name
+    except LookupError:
+        raise MalformedBody(f"unknown charset {charset!r} in the Content-Type: use utf-8 or gb18030") from None
+    if codec not in ("utf-8", "utf-8-sig") or raw.startswith(codecs.BOM_UTF8):
+        try:
+            raw = raw.decode(codec).lstrip("\ufeff").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MalformedBody(str(decode_failure("the CSV body", codec, raw, exc, hint=hint))) from None
+    first = raw.split(b"\n", 1)[0]
+    try:
+        names = [c.strip() for c in next(csv.reader([first.decode("utf-8")]))]
+    except UnicodeDecodeError as exc:
+        raise MalformedBody(str(decode_failure("the CSV body", "utf-8", first, exc, hint=hint))) from None
+    except (StopIteration, csv.Error):
+        raise MalformedBody("the CSV body has no header: its first line names the columns (lon,lat)") from None
+    lon, lat, ids = _coordinate_columns(names, "CSV")
+    wanted = [lon, lat] + ([ids] if ids else [])
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(raw),
+            read_options=pacsv.ReadOptions(use_threads=False, block_size=len(raw) + 1, column_names=names,
+                                           skip_rows=1),
+            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+        try:  # the row where the text is not UTF-8, if that is what is wrong
+            raw.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise MalformedBody(str(decode_failure("the CSV body", codec, raw, bad, hint=hint))) from None
+        raise MalformedBody(f"the CSV body cannot be read: {exc}") from None
+    return _points_of(table, lon, lat, ids, "CSV")
+
+
+def _parquet_points(raw: bytes) -> Points:
+    """A Parquet body: its lon, lat (and id) columns. The row count comes from the
+    metadata, so a small file of many rows is refused before it is decompressed."""
+    try:
+        parquet = pq.ParquetFile(pa.BufferReader(raw))
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise MalformedBody(f"the body is not a Parquet file: {exc}") from None
+    _check_size(parquet.metadata.num_rows)
+    lon, lat, ids = _coordinate_columns(list(parquet.schema_arrow.names), "Parquet")
+    try:
+        table = parquet.read(columns=[lon, lat] + ([ids] if ids else []), use_threads=False)
+    except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
+        raise MalformedBody(f"the Parquet body cannot be read: {exc}") from None
+    return _points_of(table, lon, lat, ids, "Parquet")
+
+
+def _arrow_points(raw: bytes) -> Points:
+    """An Arrow IPC body (a stream, or a file: it starts ``ARROW1``): its lon, lat (and
+    id) columns, read a record batch at a time until the rows pass the limit."""
+    try:
+        reader = pa.ipc.open_file(pa.BufferReader(raw)) if raw[:6] == b"ARROW1" else pa.ipc.open_stream(raw)
+        lon, lat, ids = _coordinate_columns(list(reader.schema.names), "Arrow")
+        wanted = [lon, lat] + ([ids] if ids else [])
+        if isinstance(reader, pa.ipc.RecordBatchFileReader):
+            parts = (reader.get_batch(i) for i in range(reader.num_record_batches))
+        else:
+            parts = reader
+        batches, rows = [], 0
+        for part in parts:
+            rows += part.num_rows
+            _check_size(rows)
+            batches.append(part.select(wanted))
+    except (pa.ArrowInvalid, OSError, pa.ArrowNotImplementedError) as exc:
+        raise MalformedBody(f"the body is not an Arrow IPC stream or file: {exc}") from None
+    table = pa.Table.from_batches(batches, schema=pa.schema([reader.schema.field(c) for c in wanted]))
+    return _points_of(table, lon, lat, ids, "Arrow")
+
+
 def _python_json(raw: bytes):
     try:
         return json.loads(raw)
@@ -197,10 +391,20 @@ def _points_by_arrow(raw: bytes) -> Points | None:
     return Points(x, y, crs)
 
 
+def _id_types(raw: bytes) -> tuple[pa.DataType, ...]:
+    """The id types to try, the likely one first (from the first ``"id":``'s value): a
+    wrong guess costs a whole parse."""
+    at = raw.find(b'"id":')
+    first = raw[at + 5:at + 40].lstrip()[:1] if at >= 0 else b'"'
+    if first in b"-0123456789" and first:
+        return pa.int64(), pa.float64(), pa.string()
+    return pa.string(), pa.int64(), pa.float64()
+
+
 def _features_by_arrow(raw: bytes) -> Points | None:
     """A FeatureCollection read into columns by Arrow's JSON reader; None when Arrow does
     not take it as one (the plain reader then says what is wrong)."""
-    for id_type in (pa.string(), pa.int64(), pa.float64()):
+    for id_type in _id_types(raw):
         table = _read_one(raw, _fc_schema(id_type))
         if table is not None:
             break

@@ -30,7 +30,7 @@ from fastapi import HTTPException
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.problems import problem
 from gridgeo.config import get_settings
-from gridgeo.errors import ServiceUnavailable
+from gridgeo.errors import JsonTooDeep, NulCharacter, ServiceUnavailable
 
 T = TypeVar("T")
 log = logging.getLogger("gridgeo.api")
@@ -265,7 +265,7 @@ class RateLimit:
 # -- body guard -------------------------------------------------------------------------
 
 #: Bytes scanned at a time by :func:`scan_json` (bounded memory, early exit when too deep).
-_CHUNK = 1 << 20
+_CHUNK = 1 << 22
 #: +1 for an opening bracket, -1 for a closing one, 0 for every other byte.
 _STEP = np.zeros(256, dtype=np.int8)
 _STEP[[ord("["), ord("{")]] = 1
@@ -277,36 +277,57 @@ def scan_json(body: bytes, max_depth: int = 0) -> tuple[int, bool]:
     a JSON text, without parsing it, in time linear in its size.
 
     Escapes are removed first (``bytes.replace``: an escaped backslash, then an escaped
-    quote), so what is left has plain ``"`` delimiting strings; a bracket counts when an
-    even number of quotes precede it (numpy, 1 MiB at a time). Backslashes occur only
-    in strings in valid JSON, so for any text the parser would accept up to some point,
-    the depth found here up to that point is the parser's. With ``max_depth``, the
-    scan stops as soon as the depth passes it.
+    quote; skipped when the text has no backslash), so what is left has plain ``"``
+    delimiting strings; a bracket counts when an even number of quotes precede it (numpy,
+    4 MiB at a time, on the quotes and brackets alone). Backslashes occur only in strings
+    in valid JSON, so for any text the parser would accept up to some point, the depth
+    found here up to that point is the parser's. With ``max_depth``, the scan stops as
+    soon as the depth passes it.
     """
-    text = body.replace(b"\\\\", b"")
-    nul = b"\\u0000" in text
-    raw = np.frombuffer(text.replace(b'\\"', b""), dtype=np.uint8)
+    if b"\\" in body:
+        text = body.replace(b"\\\\", b"")
+        nul = b"\\u0000" in text
+        text = text.replace(b'\\"', b"")
+    else:
+        text, nul = body, False
+    raw = np.frombuffer(text, dtype=np.uint8)
     in_string, depth, deepest = 0, 0, 0
     for start in range(0, len(raw), _CHUNK):
         chunk = raw[start:start + _CHUNK]
-        # Only quotes and brackets matter: work on those bytes alone, found by byte-wise
-        # comparisons numpy runs in SIMD ("[" | 0x20 is "{", "]" | 0x20 is "}").
+        # Only quotes and brackets matter: their positions, found by byte-wise comparisons
+        # numpy runs in SIMD ("[" | 0x20 is "{", "]" | 0x20 is "}"), then those bytes alone.
         low = chunk | 0x20
-        quote = chunk == ord('"')
-        where = np.flatnonzero(quote | (low == ord("{")) | (low == ord("}")))
+        where = np.flatnonzero((chunk == ord('"')) | (low == ord("{")) | (low == ord("}")))
         if not len(where):
             continue
         special = chunk[where]
-        parity = np.bitwise_xor.accumulate(quote[where].view(np.uint8)) ^ in_string
-        in_string = int(parity[-1])
+        # inside a string: an odd count of quotes so far (a uint8 sum wraps at 256 and
+        # keeps its parity)
+        inside = (np.cumsum(special == ord('"'), dtype=np.uint8) & 1) ^ in_string
+        in_string = int(inside[-1])
         steps = _STEP[special]
-        steps[parity.view(bool)] = 0
+        steps[inside.view(bool)] = 0
         levels = np.cumsum(steps, dtype=np.int32)
         deepest = max(deepest, depth + int(levels.max()))
         if max_depth and deepest > max_depth:
             break
         depth += int(levels[-1])
     return deepest, nul
+
+
+def check_json(body: bytes, max_depth: int) -> None:
+    """Refuse a JSON text nested deeper than ``max_depth`` or holding a ``\\u0000``
+    escape (:func:`scan_json`), before any parser sees it.
+
+    Raises
+    ------
+    JsonTooDeep, NulCharacter
+    """
+    depth, nul = scan_json(body, max_depth)
+    if max_depth and depth > max_depth:
+        raise JsonTooDeep(f"JSON nested deeper than {max_depth} levels")
+    if nul:
+        raise NulCharacter(NUL_DETAIL)
 
 
 def json_depth(body: bytes) -> int:
@@ -321,9 +342,12 @@ def _has_nul(scope) -> bool:
     return "\x00" in scope["path"] or b"%00" in query or b"\x00" in query
 
 
+#: What a NUL character in a request is told.
+NUL_DETAIL = "text must not contain NUL characters (%00, \\u0000)"
+
+
 def _nul_problem():
-    return problem(422, "nul character", "text must not contain NUL characters (%00, \\u0000)",
-                   "/problems/nul-character")
+    return problem(422, "nul character", NUL_DETAIL, "/problems/nul-character")
 
 
 class BodyTooLarge(HTTPException):
@@ -384,12 +408,18 @@ class BodyGuard:
     ``max_bytes`` is the limit of ``big_paths`` (the batch lookup, whose 100,000 points
     need it); every other path has ``small_bytes``: nothing else takes a big body, and
     parsing and validating one would hold the event loop.
+
+    The bodies of ``self_checking`` paths (the batch lookup) are only bounded here (size
+    and time, as they stream): their route runs :func:`check_json` itself, in the process
+    that parses the body, so a 13 MB body crosses to the process pool once, not twice.
     """
 
     def __init__(self, app, max_bytes: int, max_depth: int, small_bytes: int | None = None,
-                 big_paths: tuple[str, ...] = ("/v1/lookup",), timeout: float | None = None) -> None:
+                 big_paths: tuple[str, ...] = ("/v1/lookup",), timeout: float | None = None,
+                 self_checking: tuple[str, ...] = ("/v1/lookup",)) -> None:
         settings = get_settings()
         self.app, self.max_bytes, self.max_depth, self.big_paths = app, max_bytes, max_depth, big_paths
+        self.self_checking = frozenset(self_checking)
         self.small_bytes = min(max_bytes, settings.max_small_body_bytes if small_bytes is None else small_bytes)
         self.timeout = settings.body_timeout if timeout is None else timeout
 
@@ -428,7 +458,8 @@ class BodyGuard:
                 return await problem(413, "body too large", self._too_large(f"{declared:,}", limit),
                                      "/problems/body-too-large")(scope, receive, send)
         deadline = time.monotonic() + self.timeout
-        if b"json" not in headers.get(b"content-type", b"").lower():
+        if (b"json" not in headers.get(b"content-type", b"").lower()
+                or scope["path"].rstrip("/") in self.self_checking):
             late = _Late()
             return await self.app(scope, self._guarded(receive, limit, deadline, late), late.closing(send))
         # JSON: read it all (bounded in size and time), check it, replay it.
@@ -449,18 +480,16 @@ class BodyGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if len(body) <= INLINE_SCAN_BYTES:
-            depth, nul = scan_json(body, self.max_depth)
-        elif len(body) <= PROCESS_SCAN_BYTES:
-            depth, nul = await run_heavy(scan_json, body, self.max_depth)
-        else:
-            depth, nul = await run_in_process(scan_json, body, self.max_depth)
-        if self.max_depth and depth > self.max_depth:
-            return await problem(422, "json too deep",
-                                 f"JSON nested deeper than {self.max_depth} levels",
-                                 "/problems/json-too-deep")(scope, receive, send)
-        if nul:
-            return await _nul_problem()(scope, receive, send)
+        try:
+            if len(body) <= INLINE_SCAN_BYTES:
+                check_json(body, self.max_depth)
+            elif len(body) <= PROCESS_SCAN_BYTES:
+                await run_heavy(check_json, body, self.max_depth)
+            else:
+                await run_in_process(check_json, body, self.max_depth)
+        except (JsonTooDeep, NulCharacter) as exc:
+            return await problem(exc.status, exc.code.replace("-", " "), str(exc),
+                                 f"/problems/{exc.code}")(scope, receive, send)
         replayed = False
 
         async def replay():

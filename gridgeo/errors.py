@@ -193,6 +193,18 @@ class MalformedBody(GridgeoError, ValueError):
     code = "malformed-body"
 
 
+class JsonTooDeep(MalformedBody):
+    """A JSON body nested deeper than the service takes (``GRIDGEO_MAX_JSON_DEPTH``)."""
+
+    code = "json-too-deep"
+
+
+class NulCharacter(MalformedBody):
+    """Text holding a NUL character (``%00``, ``\\u0000``): no gridgeo text holds one."""
+
+    code = "nul-character"
+
+
 class StoreError(GridgeoError):
     """The database is missing, not migrated, or refused an operation."""
 

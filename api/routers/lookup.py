@@ -10,10 +10,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from gridgeo.api.batch import FORMS, encode, negotiate, parse_body
+from gridgeo.api.batch import FORMS, encode, negotiate, read_body
 from gridgeo.api.deps import AtQuery, LookupDep
 from gridgeo.api.middleware import run_heavy, run_in_process
 from gridgeo.api.schemas.lookup import BatchAnswer, LookupAnswer
+from gridgeo.config import get_settings
 from gridgeo.lookup import Lookup
 from gridgeo.store import Store
 
@@ -57,6 +58,24 @@ _BATCH_EXAMPLES = {
 }
 
 
+_TABLE_BODY = ("A table with a longitude column (lon, lng, longitude, 经度 or x) and a latitude "
+               "column (lat, latitude, 纬度 or y), optionally an id column (echoed in the answer); "
+               "the coordinate system is the crs query parameter (default wgs84).")
+_BATCH_BODIES = {
+    "application/json": {"schema": {"type": "object"}, "examples": _BATCH_EXAMPLES},
+    "text/csv": {"schema": {"type": "string", "description": _TABLE_BODY + " A header, then a row per point, "
+                            "in UTF-8 (with or without BOM) or GB18030/GBK (detected, or "
+                            "text/csv; charset=gb18030)."},
+                 "example": "id,lon,lat\nA1,119.45,28.44\nA2,119.46,28.45\n"},
+    "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary",
+                                                  "description": "A Parquet file. " + _TABLE_BODY}},
+    "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary",
+                                                       "description": "An Arrow IPC stream. " + _TABLE_BODY}},
+    "application/vnd.apache.arrow.file": {"schema": {"type": "string", "format": "binary",
+                                                     "description": "An Arrow IPC file. " + _TABLE_BODY}},
+}
+
+
 @router.post("", summary="Which grids hold many points (up to 100,000)", response_model=BatchAnswer,
              responses={200: {"content": {
                  "application/geo+json": {"schema": _FEATURE_COLLECTION},
@@ -64,8 +83,7 @@ _BATCH_EXAMPLES = {
                  "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
                  "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}},
              }}},
-             openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
-                 "schema": {"type": "object"}, "examples": _BATCH_EXAMPLES}}}})
+             openapi_extra={"requestBody": {"required": True, "content": _BATCH_BODIES}})
 async def lookup_many(
     request: Request,
     lookup: LookupDep,
@@ -82,20 +100,28 @@ async def lookup_many(
     and why a point found no grid (outside, invalid, swapped); the columnar and bulk forms
     add the grid head's name and phone, and the bulk forms each point's lon, lat (and id).
     The body is ``{"points": [[lon, lat], ...]}``, ``{"lon": [...], "lat": [...]}`` or a
-    GeoJSON FeatureCollection of points; ``crs`` may be given in the body or the query."""
+    GeoJSON FeatureCollection of points; ``crs`` may be given in the body or the query.
+    Bulk bodies, by their Content-Type: ``text/csv`` (UTF-8 or GB18030),
+    ``application/vnd.apache.parquet``, ``application/vnd.apache.arrow.stream`` or
+    ``.file``, with lon and lat columns (and an optional id). 413 past 100,000 points or
+    the body limit; 422 for a body that is not what its type says, or lacks the columns,
+    naming what is wrong. NaN, blank and out-of-range coordinates are flagged invalid."""
     form = negotiate(format, request.headers.get("accept"))
-    # The body is read here and parsed, located and serialised in the process pool:
-    # parsing and writing megabytes hold the GIL, so even in a thread they would stall
-    # the event loop (and /health) for the whole batch.
+    # The body is read here (the body guard bounds its size and time) and scanned, parsed,
+    # located and serialised in the process pool, in one trip: parsing and writing
+    # megabytes hold the GIL, so even in a thread they would stall the event loop (and
+    # /health) for the whole batch.
     raw = await request.body()
+    kind = request.headers.get("content-type")
+    depth = get_settings().max_json_depth
     url = lookup.store.url
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
-        body = await run_heavy(_lookup_batch, lookup, raw, crs, at, form)
+        body = await run_heavy(_lookup_batch, lookup, raw, crs, at, form, kind, depth)
     else:
         # The worker process keeps one Lookup per Lookup of this process (a new one here,
         # e.g. after the cache is cleared, gets a new one there), so both see the same data.
         key = lookup.__dict__.setdefault("_process_key", uuid.uuid4().hex)
-        body = await run_in_process(_lookup_batch_at, url, key, raw, crs, at, form)
+        body = await run_in_process(_lookup_batch_at, url, key, raw, crs, at, form, kind, depth)
     return Response(body, media_type=FORMS[form])
 
 
@@ -106,13 +132,15 @@ def _worker_lookup(url: str, key: str) -> Lookup:
 
 
 def _lookup_batch_at(url: str, key: str, raw: bytes, crs: str | None, at: dt.date | None,
-                     form: str = "json") -> bytes:
-    return _lookup_batch(_worker_lookup(url, key), raw, crs, at, form)
+                     form: str = "json", content_type: str | None = None, max_depth: int = 0) -> bytes:
+    return _lookup_batch(_worker_lookup(url, key), raw, crs, at, form, content_type, max_depth)
 
 
 def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None,
-                  form: str = "json") -> bytes:
-    """The answer to a batch lookup body, in ``form`` (:mod:`gridgeo.api.batch`)."""
-    points = parse_body(raw)
+                  form: str = "json", content_type: str | None = None, max_depth: int = 0) -> bytes:
+    """The answer to a batch lookup body of ``content_type`` (JSON, CSV, Parquet, Arrow;
+    a JSON body scanned for depth and NUL escapes first), in ``form``
+    (:mod:`gridgeo.api.batch`)."""
+    points = read_body(raw, content_type, max_depth)
     batch = lookup.batch(points.lon, points.lat, crs=points.crs or crs or "wgs84", at=at)
     return encode(batch, points, form)

@@ -71,7 +71,7 @@ class TextTable:
     encoding: str | None = None
 
 
-def detect_encoding(sample: bytes, path: str | Path = "") -> str:
+def detect_encoding(sample: bytes, path: str | Path = "", *, hint: str | None = None) -> str:
     """The encoding of a CSV from its first bytes: a BOM says it; else strict UTF-8; else
     strict GB18030 (which GBK and GB2312 are part of); else what charset-normalizer finds
     among the encodings offices use (Big5).
@@ -106,7 +106,7 @@ def detect_encoding(sample: bytes, path: str | Path = "") -> str:
     found = _KNOWN_ENCODINGS.get(best.encoding) if best is not None else None
     if found is None:
         raise decode_failure(path, "utf-8", sample, utf8_failure,
-                             hint="it is neither UTF-8 nor GB18030/GBK: save it as UTF-8 or pass --encoding")
+                             hint=hint or "it is neither UTF-8 nor GB18030/GBK: save it as UTF-8 or pass --encoding")
     return found
 
 

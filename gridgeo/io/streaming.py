@@ -28,7 +28,8 @@ from gridgeo.errors import InvalidInput, UnreadableFile
 from gridgeo.io.exporting import neutralise_array
 from gridgeo.io.reading import SAMPLE_BYTES, decode_failure, detect_encoding, is_geoparquet
 
-__all__ = ["BLOCK_BYTES", "LOCATE_COLUMNS", "LocateSummary", "locate_stream", "read_batches", "streams"]
+__all__ = ["BLOCK_BYTES", "LAT_NAMES", "LOCATE_COLUMNS", "LON_NAMES", "LocateSummary", "find_column", "locate_stream",
+           "read_batches", "streams"]
 
 #: Bytes of CSV read at a time (a batch of roughly 200,000 short rows).
 BLOCK_BYTES = 16 << 20
@@ -154,14 +155,23 @@ def _csv_failure(path: Path, encoding: str, exc: Exception) -> UnreadableFile:
     return UnreadableFile(f"{path}: cannot read the CSV: {exc}")
 
 
+def find_column(names: list[str], candidates: tuple[str, ...]) -> str | None:
+    """The first of ``names`` that is one of ``candidates`` (in their order, any case):
+    where a table keeps its longitude (:data:`LON_NAMES`) or latitude (:data:`LAT_NAMES`)."""
+    for name in candidates:
+        for n in names:
+            if n.lower() == name:
+                return n
+    return None
+
+
 def _pick(names: list[str], given: str, candidates: tuple[str, ...], what: str, path: Path) -> str:
     if given in names:
         return given
     if given == candidates[0]:  # the default: try the usual spellings
-        for name in candidates:
-            for n in names:
-                if n.lower() == name:
-                    return n
+        found = find_column(names, candidates)
+        if found is not None:
+            return found
     raise InvalidInput(f"{path}: no {what} column {given!r} (it has {', '.join(names[:12])}); use --{candidates[0]}")
 
 
