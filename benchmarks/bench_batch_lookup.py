@@ -20,6 +20,7 @@ import argparse
 import datetime as dt
 import http.client
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -134,6 +135,10 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+        try:  # the server's process pool too (its own session: nothing else)
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
     print(f"gridgeo batch lookup over HTTP: {args.points:,} points (sample households, jittered), "
           f"one uvicorn worker, SQLite, {os.cpu_count()} cores shared by server and client; "
