@@ -34,6 +34,7 @@ import csv
 import gc
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from gridgeo.errors import BatchTooLarge, InvalidCoordinates, MalformedBody, UnreadableFile
+from gridgeo.errors import BatchTooLarge, GridgeoError, InvalidCoordinates, MalformedBody, UnreadableFile
 from gridgeo.io.exporting import neutralise_array
 from gridgeo.io.reading import SAMPLE_BYTES, decode_failure, detect_encoding
 from gridgeo.io.streaming import LAT_NAMES, LON_NAMES, _numbers, find_column
@@ -130,9 +131,18 @@ def parse_body(raw: bytes) -> Points:
     BatchTooLarge
         More than :data:`~gridgeo.lookup.MAX_BATCH` points.
     """
-    fast = _features_by_arrow(raw) if b'"FeatureCollection"' in raw else _points_by_arrow(raw)
-    if fast is not None:
-        return fast
+    fast = _by_arrow(raw)
+    return fast if fast is not None else _by_parser(raw)
+
+
+def _by_arrow(raw: bytes) -> Points | None:
+    """The body read into columns by Arrow's JSON reader (iterative: no depth harms it);
+    None when it does not take it."""
+    return _features_by_arrow(raw) if b'"FeatureCollection"' in raw else _points_by_arrow(raw)
+
+
+def _by_parser(raw: bytes) -> Points:
+    """The body read by the plain (recursive) parsers, which say exactly what is wrong."""
     gc.disable()  # a million small objects would run the cyclic collector many times over
     try:
         body = orjson.loads(raw) if raw.strip() else None
@@ -153,6 +163,10 @@ BODY_TYPES = {
     "application/vnd.apache.arrow.stream": "arrow",
     "application/vnd.apache.arrow.file": "arrow",
 }
+
+
+#: JSON bodies from this size are scanned and read by Arrow at once (two threads).
+OVERLAP_BYTES = 1 << 20
 
 
 def body_kind(content_type: str | None) -> tuple[str, str | None]:
@@ -190,8 +204,22 @@ def read_body(raw: bytes, content_type: str | None, max_depth: int = 0) -> Point
         return _arrow_points(raw)
     from gridgeo.api.middleware import check_json
 
-    check_json(raw, max_depth)
-    return parse_body(raw)
+    if len(raw) < OVERLAP_BYTES:
+        check_json(raw, max_depth)
+        return parse_body(raw)
+    # A large body is scanned in a thread while Arrow's reader (iterative, so safe on any
+    # depth) reads it: both release the GIL. The scan's verdict comes first, and only a
+    # body it passed reaches the recursive parsers.
+    with ThreadPoolExecutor(1) as pool:
+        scan = pool.submit(check_json, raw, max_depth)
+        try:
+            fast, error = _by_arrow(raw), None
+        except GridgeoError as exc:  # too many points: said after the scan's verdict
+            fast, error = None, exc
+        scan.result()
+    if error is not None:
+        raise error
+    return fast if fast is not None else _by_parser(raw)
 
 
 def _coordinate_columns(names: list[str], what: str) -> tuple[str, str, str | None]:

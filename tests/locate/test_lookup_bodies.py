@@ -184,3 +184,30 @@ def test_too_many_points_or_bytes_413(client):
 def test_openapi_names_the_body_types(client):
     body = client.get("/openapi.json").json()["paths"]["/v1/lookup"]["post"]["requestBody"]["content"]
     assert {"application/json", "text/csv", PARQUET, STREAM, FILE} <= set(body)
+
+
+def test_large_json_bodies_are_scanned_while_arrow_reads_them(client):
+    """From OVERLAP_BYTES a JSON body is scanned in a thread beside Arrow's reader: a
+    deep or NUL-holding body is still refused, and the scan's verdict comes before the
+    reader's (too many points)."""
+    from gridgeo.api.batch import OVERLAP_BYTES, read_body
+    from gridgeo.errors import BatchTooLarge, JsonTooDeep, NulCharacter
+
+    feature = '{"type":"Feature","id":"f","properties":{},"geometry":{"type":"Point","coordinates":[%r,%r]}}' % (
+        BATCH[0][0], BATCH[0][1])
+    n = OVERLAP_BYTES // len(feature) + 10
+    good = ('{"type":"FeatureCollection","features":[' + ",".join([feature] * n) + "]}").encode()
+    assert len(good) > OVERLAP_BYTES and len(read_body(good, "application/json", 64).lon) == n
+    deep = good[:-2] + b',{"type":"Feature","properties":{"a":' + b"[" * 100 + b"]" * 100 + b"},"
+    deep += b'"geometry":{"type":"Point","coordinates":[1,2]}}]}'
+    nul = good.replace(b'"id":"f"', b'"id":"f\\u0000"', 1)
+    many = b'{"points":[' + b",".join([b"[119.12345678,28.12345678]"] * (MAX_BATCH + 1)) + b"]"
+    for body, error in [(deep, JsonTooDeep), (nul, NulCharacter), (many + b"}", BatchTooLarge),
+                        (many + b',"x":' + b"[" * 70 + b"]" * 70 + b"}", JsonTooDeep)]:
+        assert len(body) > OVERLAP_BYTES
+        with pytest.raises(error):
+            read_body(body, "application/json", 64)
+    r = _post(client, deep, "application/json")
+    assert r.status_code == 422 and r.json()["type"] == "/problems/json-too-deep", r.text
+    r = _post(client, nul, "application/geo+json")
+    assert r.status_code == 422 and r.json()["type"] == "/problems/nul-character", r.text
