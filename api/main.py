@@ -33,11 +33,37 @@ async def _lifespan(app: FastAPI):
 
         override = app.dependency_overrides.get(get_store)  # a test's store
         worker = OutboxWorker(override() if override else _open_store()).start()
+    stop_warming = _warm_tiles(app) if get_settings().tiles_warm else None
     try:
         yield
     finally:
         if worker is not None:
             worker.stop()
+        if stop_warming is not None:
+            stop_warming.set()
+
+
+def _warm_tiles(app: FastAPI):
+    """Fill the tile cache in a background thread (gridgeo.tiles.warm: a province map's
+    opening tiles, only above GRIDGEO_MAP_TILED_GRIDS grids); the event that stops it."""
+    import logging
+    import threading
+
+    from gridgeo.api.resources import _open_store, get_store
+    from gridgeo.maps.base import tiled_threshold
+    from gridgeo.tiles import warm
+
+    stop = threading.Event()
+
+    def run():
+        try:
+            override = app.dependency_overrides.get(get_store)
+            warm(override() if override else _open_store(), min_grids=tiled_threshold(), stop=stop)
+        except Exception:  # a cold cache is slower, not wrong: say so and carry on
+            logging.getLogger("gridgeo.tiles").exception("warming the tile cache failed")
+
+    threading.Thread(target=run, name="gridgeo-tiles-warm", daemon=True).start()
+    return stop
 
 
 def create_app() -> FastAPI:

@@ -155,6 +155,9 @@ class Settings(BaseSettings):
     #: Run the outbox worker (and the deadline sweeper) inside ``gridgeo serve``; off, run
     #: ``gridgeo notify run`` as a process of its own.
     outbox_worker: bool = True
+    #: Fill the tile cache at start with the grid tiles a province map opens on (only above
+    #: GRIDGEO_MAP_TILED_GRIDS grids; gridgeo.tiles.warm), in a background thread.
+    tiles_warm: bool = True
     #: Seconds between sweeps for events turning yellow or red.
     sweep_seconds: float = 60.0
     #: The hand-off (上报): the county platform / 12345 endpoint escalations are sent to,

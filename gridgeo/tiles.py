@@ -31,11 +31,18 @@ from sqlalchemy import text
 from gridgeo.errors import InvalidInput, NotFound
 from gridgeo.store import Store
 
-__all__ = ["LAYERS", "MAX_ZOOM", "EXTENT", "BUFFER", "InvalidTile", "render_tile", "tile_bounds", "clear_cache",
+__all__ = ["LAYERS", "MAX_ZOOM", "DETAIL_ZOOM", "encode_polygons", "grid_bounds", "warm", "EXTENT", "BUFFER", "InvalidTile", "render_tile", "tile_bounds", "clear_cache",
            "CACHE"]
 
 #: The deepest zoom served (a tile some 10 m across at 22).
 MAX_ZOOM = 22
+#: From this zoom grid tiles carry every attribute and the full geometry. Below it (a tile
+#: over 10 km, a province in four tiles at 6) a grid tile is light: each grid with only its
+#: code, as the feature id (the 15 digits as an integer), its outline simplified to one tile
+#: unit, and a grid smaller than :data:`MIN_UNITS` drawn as a square of that size, so that
+#: every grid is in every tile it meets, however far out.
+DETAIL_ZOOM = 12
+MIN_UNITS = 4
 EXTENT = 4096
 BUFFER = 64
 HALF = 20037508.342789244  # half the Web Mercator world, metres
@@ -102,7 +109,15 @@ class TileCache:
 CACHE = TileCache()
 _FRAMES: dict = {}
 _FRAMES_LOCK = threading.Lock()
-_TO_MERCATOR = Transformer.from_crs(4326, 3857, always_xy=True)
+_TO_LONLAT = Transformer.from_crs(3857, 4326, always_xy=True)
+
+
+def _mercator(xy: np.ndarray) -> np.ndarray:
+    """Lon/lat to Web Mercator (EPSG:3857, a sphere of the WGS84 major radius): the formula,
+    as pyproj has it, without pyproj's cost per point (13 M points at province scale)."""
+    lat = np.clip(xy[:, 1], -85.06, 85.06)
+    r = HALF / np.pi
+    return np.column_stack([np.radians(xy[:, 0]) * r, np.log(np.tan(np.pi / 4 + np.radians(lat) / 2)) * r])
 
 
 def clear_cache() -> None:
@@ -110,6 +125,60 @@ def clear_cache() -> None:
     CACHE.clear()
     with _FRAMES_LOCK:
         _FRAMES.clear()
+
+
+def grid_bounds(store: Store, plan_id: int, prefix: str | None = None) -> tuple[float, float, float, float] | None:
+    """Lon/lat bounds of the grids of plan ``plan_id`` (whose code starts with ``prefix``),
+    without reading their geometry on PostgreSQL; on SQLite from the layer the tiles hold
+    (read once, then the tiles that follow need no read). None if there are none."""
+    if store.dialect == "postgresql":
+        sql = text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                   "(SELECT ST_Extent(geometry) AS e FROM grids WHERE plan_id = :p AND code LIKE :like) q")
+        with store.engine.connect() as conn:
+            row = conn.execute(sql, {"p": plan_id, "like": (prefix or "") + "%"}).one()
+        return None if row[0] is None else tuple(float(v) for v in row)
+    geoms, _, _, ids, _ = _frame(store, "grids", plan_id)
+    if prefix:
+        rest = 15 - len(prefix)
+        lo, hi = int(prefix + "0" * rest), int(prefix + "9" * rest)
+        geoms = geoms[(ids >= lo) & (ids <= hi)]
+    if not len(geoms):
+        return None
+    x0, y0, x1, y1 = shapely.total_bounds(geoms)
+    (lon0, lon1), (lat0, lat1) = _TO_LONLAT.transform([x0, x1], [y0, y1])
+    return float(lon0), float(lat0), float(lon1), float(lat1)
+
+
+def warm(store: Store, *, min_grids: int, max_tiles: int = 64, stop: threading.Event | None = None) -> int:
+    """Fill the cache with the grid tiles of the plan in force that a province map opens on:
+    every zoom whose tiles over the plan's extent number at most ``max_tiles`` (on SQLite
+    the layer is read and simplified on the way). Only with more than ``min_grids`` grids
+    (the maps draw fewer inline); ``stop`` set ends it early. Returns the tiles made."""
+    plan = store.plan_in_force()
+    if plan is None:
+        return 0
+    with store.engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM grids WHERE plan_id = :p"), {"p": plan["id"]}).scalar()
+    if n <= min_grids:
+        return 0
+    bounds = grid_bounds(store, int(plan["id"]))
+    if bounds is None:
+        return 0
+    (x0, x1), (y0, y1) = _mercator(np.array([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])).T
+    made = 0
+    for z in range(DETAIL_ZOOM):
+        size = 2 * HALF / 2**z
+        tx = range(int((x0 + HALF) // size), int((x1 + HALF) // size) + 1)
+        ty = range(int((HALF - y1) // size), int((HALF - y0) // size) + 1)
+        if len(tx) * len(ty) > max_tiles:
+            break
+        for x in tx:
+            for y in ty:
+                if stop is not None and stop.is_set():
+                    return made
+                render_tile(store, "grids", z, x, y)
+                made += 1
+    return made
 
 
 def _plan_id(store: Store, layer: str, plan) -> int | None:
@@ -134,7 +203,7 @@ def render_tile(store: Store, layer: str, z: int, x: int, y: int, *, plan=None) 
     if store.dialect == "postgresql":
         data = _postgis(store, layer, plan_id, z, x, y)
     else:
-        data = _encode(store, layer, plan_id, bounds)
+        data = _encode(store, layer, plan_id, z, bounds)
     CACHE.put(key, data)
     return data
 
@@ -150,19 +219,41 @@ _SOURCES = {
 
 def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes:
     table, where = _SOURCES[layer]
-    cols = ", ".join(f"t.{c}" for c in LAYERS[layer])
-    sql = text(f"""
-        WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
-                          ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS box)
-        SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom') FROM (
-            SELECT {cols}, ST_AsMVTGeom(ST_Transform(t.geometry, 3857), b.env, {EXTENT}, {BUFFER}, true) AS geom
-            FROM {table} t, b
-            WHERE {where.replace('plan_id', 't.plan_id')} AND t.geometry && b.box
-            ORDER BY t.code
-        ) q WHERE q.geom IS NOT NULL
-    """)
+    where = where.replace('plan_id', 't.plan_id')
+    if layer == "grids" and z < DETAIL_ZOOM:
+        # light: the code as the feature id, simplified to a tile unit, the smallest as squares
+        unit = 2 * HALF / 2**z / EXTENT
+        sql = text(f"""
+            WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                              ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS box)
+            SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom', 'id') FROM (
+                SELECT g.id, ST_AsMVTGeom(
+                    CASE WHEN greatest(ST_XMax(g.m) - ST_XMin(g.m), ST_YMax(g.m) - ST_YMin(g.m)) < :small
+                         THEN ST_Expand(ST_PointOnSurface(g.m), :half)
+                         ELSE ST_Simplify(g.m, :unit, true) END,
+                    b.env, {EXTENT}, {BUFFER}, true) AS geom
+                FROM (SELECT t.code::bigint AS id, ST_Transform(t.geometry, 3857) AS m
+                      FROM {table} t, b WHERE {where} AND t.geometry && b.box) g, b
+                ORDER BY g.id
+            ) q WHERE q.geom IS NOT NULL
+        """)
+        params = {"unit": unit, "small": MIN_UNITS * unit, "half": MIN_UNITS * unit / 2}
+    else:
+        cols = ", ".join(f"t.{c}" for c in LAYERS[layer])
+        fid = ", t.code::bigint AS id" if layer == "grids" else ""
+        sql = text(f"""
+            WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
+                              ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS box)
+            SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom'{", 'id'" if fid else ""}) FROM (
+                SELECT {cols}{fid}, ST_AsMVTGeom(ST_Transform(t.geometry, 3857), b.env, {EXTENT}, {BUFFER}, true) AS geom
+                FROM {table} t, b
+                WHERE {where} AND t.geometry && b.box
+                ORDER BY t.code
+            ) q WHERE q.geom IS NOT NULL
+        """)
+        params = {}
     with store.engine.connect() as conn:
-        data = conn.execute(sql, {"z": z, "x": x, "y": y, "layer": layer, "plan": plan_id}).scalar()
+        data = conn.execute(sql, {"z": z, "x": x, "y": y, "layer": layer, "plan": plan_id, **params}).scalar()
     return bytes(data or b"")
 
 
@@ -183,28 +274,176 @@ def _frame(store: Store, layer: str, plan_id):
     else:
         frame = store.read("roads")
     frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
-    geoms = shapely.transform(frame.geometry.to_numpy(), lambda xy: np.column_stack(
-        _TO_MERCATOR.transform(xy[:, 0], xy[:, 1])))
+    geoms = shapely.transform(frame.geometry.to_numpy(), _mercator)
     props = pd.DataFrame(frame[LAYERS[layer]]).astype(object).where(frame[LAYERS[layer]].notna(), None)
-    held = (geoms, shapely.STRtree(geoms), props.to_dict(orient="records"))
+    ids = pd.to_numeric(frame["code"], errors="coerce").fillna(0).astype(np.int64).to_numpy() \
+        if layer == "grids" else None
+    held = (geoms, shapely.STRtree(geoms), props.to_dict(orient="records"), ids, {})
     with _FRAMES_LOCK:
         _FRAMES[key] = held
     return held
 
 
-def _encode(store: Store, layer: str, plan_id, bounds) -> bytes:
+def _light(geoms: np.ndarray, z: int) -> np.ndarray:
+    """The grids as light tiles at zoom ``z`` draw them (see :data:`DETAIL_ZOOM`): simplified
+    to one tile unit, the smallest as squares of :data:`MIN_UNITS` units."""
+    unit = 2 * HALF / 2**z / EXTENT
+    simple = shapely.simplify(geoms, unit, preserve_topology=False)
+    b = shapely.bounds(geoms)
+    small = (np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_UNITS * unit) | shapely.is_empty(simple)
+    if small.any():
+        p = shapely.point_on_surface(geoms[small])
+        h = MIN_UNITS * unit / 2
+        px, py = shapely.get_x(p), shapely.get_y(p)
+        simple[small] = shapely.box(px - h, py - h, px + h, py + h)
+    return simple
+
+
+def _encode(store: Store, layer: str, plan_id, z: int, bounds) -> bytes:
     import mapbox_vector_tile
 
-    geoms, tree, props = _frame(store, layer, plan_id)
+    geoms, tree, props, ids, light = _frame(store, layer, plan_id)
     x0, y0, x1, y1 = bounds
     pad = (x1 - x0) * BUFFER / EXTENT
     hits = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), predicate="intersects"))
     if len(hits) == 0:
         return b""
+    if ids is not None and z < DETAIL_ZOOM:
+        simple = light.get(z)
+        if simple is None:
+            simple = light[z] = _light(geoms, z)
+        clipped = shapely.clip_by_rect(simple[hits], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        return encode_polygons(layer, clipped, ids[hits], bounds)
     clipped = shapely.clip_by_rect(geoms[hits], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     keep = ~shapely.is_empty(clipped)
-    features = [{"geometry": g, "properties": {k: v for k, v in props[i].items() if v is not None}}
+    features = [{"geometry": g, "properties": {k: v for k, v in props[i].items() if v is not None},
+                 **({"id": int(ids[i])} if ids is not None else {})}
                 for g, i in zip(clipped[keep], hits[keep])]
     return mapbox_vector_tile.encode(
         [{"name": layer, "features": features}],
         default_options={"quantize_bounds": bounds, "extents": EXTENT})
+
+
+# -- light tiles: grids below DETAIL_ZOOM, encoded with numpy ------------------------------
+
+def _varints(values: np.ndarray) -> np.ndarray:
+    """Protocol-buffer varints of non-negative integers (uint64), concatenated, as bytes."""
+    v = np.asarray(values, dtype=np.uint64)
+    n = np.ones(len(v), dtype=np.int64)
+    for k in range(1, 10):
+        n += v >= np.uint64(1 << (7 * k))
+    ends = np.cumsum(n)
+    out = np.empty(int(ends[-1]) if len(v) else 0, dtype=np.uint8)
+    starts = ends - n
+    for b in range(int(n.max()) if len(v) else 0):
+        m = n > b
+        byte = (v[m] >> np.uint64(7 * b)) & np.uint64(0x7F)
+        out[starts[m] + b] = (byte | np.where(n[m] > b + 1, 0x80, 0).astype(np.uint64)).astype(np.uint8)
+    return out
+
+
+def _varint_sizes(values: np.ndarray) -> np.ndarray:
+    v = np.asarray(values, dtype=np.uint64)
+    n = np.ones(len(v), dtype=np.int64)
+    for k in range(1, 10):
+        n += v >= np.uint64(1 << (7 * k))
+    return n
+
+
+def _zigzag(v: np.ndarray) -> np.ndarray:
+    return ((v << 1) ^ (v >> 63)).astype(np.uint64)
+
+
+def encode_polygons(layer: str, geoms: np.ndarray, ids: np.ndarray, bounds, extent: int = EXTENT) -> bytes:
+    """One MVT layer of polygons with feature ids and no attributes, encoded with numpy
+    (no Python loop over features): ``geoms`` (Polygon/MultiPolygon, Web Mercator, already
+    clipped to the buffered tile) are quantized to the tile's ``extent``; repeated points
+    and rings that collapse are dropped (a polygon whose exterior collapses goes with its
+    holes; a feature left with no ring is left out); exterior rings are written clockwise
+    (positive area in tile coordinates, y down), holes anticlockwise, as the MVT 2.1
+    specification has them."""
+    x0, y0, x1, y1 = bounds
+    parts, owner = shapely.get_parts(geoms, return_index=True)
+    keep = (shapely.get_type_id(parts) == 3) & ~shapely.is_empty(parts)
+    parts, owner = parts[keep], owner[keep]
+    if not len(parts):
+        return b""
+    _, coords, (ring_off, poly_off) = shapely.to_ragged_array(parts)
+    qx = np.rint((coords[:, 0] - x0) * (extent / (x1 - x0))).astype(np.int64)
+    qy = np.rint((y1 - coords[:, 1]) * (extent / (y1 - y0))).astype(np.int64)
+    n_rings = len(ring_off) - 1
+    ring_of = np.repeat(np.arange(n_rings), np.diff(ring_off))
+    poly_of_ring = np.repeat(np.arange(len(parts)), np.diff(poly_off))
+    first_of_poly = np.zeros(n_rings, dtype=bool)
+    first_of_poly[poly_off[:-1][np.diff(poly_off) > 0]] = True
+    # drop each ring's closing point and points repeating the previous one
+    last = np.zeros(len(qx), dtype=bool)
+    last[ring_off[1:] - 1] = True
+    same = np.zeros(len(qx), dtype=bool)
+    same[1:] = (qx[1:] == qx[:-1]) & (qy[1:] == qy[:-1]) & (ring_of[1:] == ring_of[:-1])
+    v = ~last & ~same
+    qx, qy, ring_of = qx[v], qy[v], ring_of[v]
+    count = np.bincount(ring_of, minlength=n_rings)
+    # twice the signed area of each ring (surveyor's formula, tile coordinates)
+    start = np.concatenate([[0], np.cumsum(count)[:-1]])
+    nxt = np.arange(len(qx)) + 1
+    ends = start + count - 1
+    nxt[ends[count > 0]] = start[count > 0]
+    cross = qx * qy[nxt] - qx[nxt] * qy
+    area2 = np.bincount(ring_of, weights=cross, minlength=n_rings)
+    ok = (count >= 3) & (area2 != 0)
+    poly_ok = np.zeros(len(parts), dtype=bool)
+    poly_ok[poly_of_ring[first_of_poly & ok]] = True
+    ok &= poly_ok[poly_of_ring]
+    if not ok.any():
+        return b""
+    # orientation: exterior positive, holes negative; reverse the others
+    flip = np.where(first_of_poly, area2 < 0, area2 > 0) & ok
+    pos = np.arange(len(qx)) - start[ring_of]
+    src = np.where(flip[ring_of], start[ring_of] + count[ring_of] - 1 - pos, np.arange(len(qx)))
+    qx, qy = qx[src], qy[src]
+    vk = ok[ring_of]
+    qx, qy, ring_of, pos = qx[vk], qy[vk], ring_of[vk], pos[vk]
+    rings = np.flatnonzero(ok)
+    count = count[rings]
+    feature_of_ring = owner[poly_of_ring[rings]]
+    # deltas from the previous point of the feature (the first from 0, 0)
+    feat_of_pt = np.repeat(feature_of_ring, count)
+    dx = np.diff(qx, prepend=0)
+    dy = np.diff(qy, prepend=0)
+    newf = np.ones(len(qx), dtype=bool)
+    newf[1:] = feat_of_pt[1:] != feat_of_pt[:-1]
+    dx[newf] = qx[newf]
+    dy[newf] = qy[newf]
+    # commands: per ring MoveTo(1) x y, LineTo(n-1) ..., ClosePath: 2 n + 3 integers
+    size = 2 * count + 3
+    r_start = np.cumsum(size) - size
+    cmd = np.empty(int(size.sum()), dtype=np.uint64)
+    cmd[r_start] = 9
+    cmd[r_start + 3] = 2 | ((count - 1) << 3)
+    cmd[r_start + size - 1] = 15
+    k = np.arange(len(qx)) - np.repeat(np.cumsum(count) - count, count)
+    px = np.repeat(r_start, count) + 1 + 2 * k + (k > 0)
+    cmd[px] = _zigzag(dx)
+    cmd[px + 1] = _zigzag(dy)
+    # features: [0x12 len] [0x08 id] [0x18 3] [0x22 len] geometry, as one varint stream
+    feats, first_ring = np.unique(feature_of_ring, return_index=True)
+    cmd_feat = np.repeat(feature_of_ring, size)
+    glen = np.bincount(np.searchsorted(feats, cmd_feat), weights=_varint_sizes(cmd), minlength=len(feats)).astype(np.int64)
+    fid = np.asarray(ids, dtype=np.uint64)[feats]
+    flen = 1 + _varint_sizes(fid) + 2 + 1 + _varint_sizes(glen) + glen
+    head = np.column_stack([np.full(len(feats), 0x12), flen, np.full(len(feats), 0x08), fid,
+                            np.full(len(feats), 0x18), np.full(len(feats), 3), np.full(len(feats), 0x22),
+                            glen]).astype(np.uint64)
+    ncmd = np.bincount(np.searchsorted(feats, cmd_feat), minlength=len(feats))
+    total = 8 * len(feats) + len(cmd)
+    stream = np.empty(total, dtype=np.uint64)
+    f_start = np.cumsum(8 + ncmd) - (8 + ncmd)
+    stream[(f_start[:, None] + np.arange(8)).ravel()] = head.ravel()
+    fpos = np.searchsorted(feats, cmd_feat)
+    stream[np.arange(len(cmd)) + 8 * (fpos + 1)] = cmd
+    body = _varints(stream).tobytes()
+    name = layer.encode()
+    layer_msg = (b"\x78\x02" + b"\x0a" + _varints(np.array([len(name)])).tobytes() + name + body
+                 + b"\x28" + _varints(np.array([extent])).tobytes())
+    return b"\x1a" + _varints(np.array([len(layer_msg)])).tobytes() + layer_msg

@@ -41,7 +41,7 @@ from gridgeo.errors import GridgeoError
 from gridgeo.maps import elements, encoding, offline
 
 __all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet", "grid_set",
-           "encode_together", "add_grids", "finish", "tiled_threshold", "draws_tiled"]
+           "encode_together", "add_grids", "finish", "tiled_threshold", "draws_tiled", "may_draw_tiled"]
 
 #: Base map choices, code -> label.
 BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图", "xyz": "内网瓦片服务",
@@ -166,11 +166,17 @@ def tiled_threshold() -> int:
     return int(raw)
 
 
+def may_draw_tiled(basemap: Basemap, tiles_url: str | None) -> bool:
+    """Whether a map could draw its grids from vector tiles, given enough of them: served by
+    the API (``tiles_url``) over a base map in WGS84/CGCS2000 (tiles are not shifted to
+    GCJ-02: with AMap or a GCJ-02 server the grids stay inline)."""
+    return tiles_url is not None and basemap.crs == "wgs84"
+
+
 def draws_tiled(n_grids: int, basemap: Basemap, tiles_url: str | None) -> bool:
-    """Whether a map of ``n_grids`` draws them from vector tiles: served by the API
-    (``tiles_url``), above :func:`tiled_threshold`, and over a base map in WGS84/CGCS2000
-    (tiles are not shifted to GCJ-02: with AMap or a GCJ-02 server the grids stay inline)."""
-    return tiles_url is not None and basemap.crs == "wgs84" and n_grids > tiled_threshold()
+    """Whether a map of ``n_grids`` draws them from vector tiles: :func:`may_draw_tiled` and
+    more than :func:`tiled_threshold`."""
+    return may_draw_tiled(basemap, tiles_url) and n_grids > tiled_threshold()
 
 
 def new_map(basemap: Basemap, **kwargs) -> folium.Map:

@@ -12,12 +12,14 @@ import datetime as dt
 
 import folium
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 
-from gridgeo.coverage import staffing
+from gridgeo.coverage import missing_roles, staffing
 from gridgeo.store import Store, schema
+from gridgeo.tiles import grid_bounds
 from gridgeo.maps import elements
-from gridgeo.maps.base import Basemap, add_grids, draws_tiled, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.base import Basemap, add_grids, draws_tiled, finish, get_basemap, grid_set, may_draw_tiled, new_map
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
@@ -120,7 +122,7 @@ def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame, bounds, *, tile
     drawn grids to codes starting with it (a village or township). A click on a grid shows
     its code, households, population and class."""
     basemap = basemap or get_basemap()
-    _, cls = staffing_classes(grids["code"], staff)
+    cls = np.minimum(missing_roles(grids["code"], staff), 2)  # as staffing_classes, without the names
     m = new_map(basemap)
     plan = grids.attrs.get("plan_version")
     query = f"?plan={plan}" if plan else ""
@@ -156,11 +158,15 @@ def coverage_from_store(
     basemap = basemap or get_basemap()
     prefix = village_prefix(store, village)
     where = schema.grids.c.village_code.startswith(prefix) if prefix else None
+    if may_draw_tiled(basemap, tiles_url):
+        # the grids' attributes only: drawn from tiles, their geometry is not read
+        codes = store.read("grids", at=at, plan=plan, where=where, geometry=False)
+        if draws_tiled(len(codes), basemap, tiles_url):
+            bounds = grid_bounds(store, codes.attrs["plan_id"], prefix)
+            return tiled_coverage_map(codes, store.read("staff"), bounds, tiles_url=tiles_url, prefix=prefix,
+                                      basemap=basemap)
     grids = store.read("grids", at=at, plan=plan, where=where)
     staff = store.read("staff")
-    if draws_tiled(len(grids), basemap, tiles_url):
-        return tiled_coverage_map(grids, staff, grids.total_bounds, tiles_url=tiles_url, prefix=prefix,
-                                  basemap=basemap)
     divisions = store.read("divisions")
     ground = read_ground(store, grids.total_bounds if len(grids) else None, households=households)
     return coverage_map(grids, staff, divisions, basemap=basemap, ground=ground)

@@ -74,6 +74,10 @@ def _alembic_config(connection: Connection):
 
 def frame_from_rows(rows, columns: list[str], *, geometry: str | None = "geometry"):
     """Build a (Geo)DataFrame from result rows, decoding WKB in one vectorised call."""
+    if len(rows) and not isinstance(rows[0], tuple):
+        # SQLAlchemy rows as plain tuples: pandas probes each Row for a dtype, and a Row's
+        # missing attribute costs an exception (11 s of 17 for 100,000 grids)
+        rows = [tuple(r) for r in rows]
     df = pd.DataFrame(rows, columns=columns)
     if geometry is None or geometry not in df.columns:
         return df
@@ -232,6 +236,7 @@ class Store:
         plan: int | str | None = None,
         where=None,
         conn: Connection | None = None,
+        geometry: bool = True,
     ) -> gpd.GeoDataFrame | pd.DataFrame:
         """Read a layer as a GeoDataFrame (EPSG:4326) or, for tables, a DataFrame.
 
@@ -245,10 +250,12 @@ class Store:
             ``frame.attrs``. With no plan in force the frame is empty.
         where : optional
             An extra SQLAlchemy condition on the layer's table.
+        geometry : bool
+            False: the attributes only, as a DataFrame (no geometry read or decoded).
         """
         spec = get_layer(layer)
         table = LAYER_TABLES[layer]
-        cols = [table.c[c] for c in table.c.keys() if c not in ("id",)]
+        cols = [table.c[c] for c in table.c.keys() if c not in ("id",) and (geometry or c != "geometry")]
         q = select(*cols)
         if where is not None:
             q = q.where(where)
@@ -265,7 +272,7 @@ class Store:
             with self.engine.connect() as c:
                 rows = c.execute(q).all()
         names = [c.name for c in cols]
-        frame = frame_from_rows(rows, names, geometry="geometry" if spec.geometry else None)
+        frame = frame_from_rows(rows, names, geometry="geometry" if spec.geometry and geometry else None)
         frame.attrs.update(attrs)
         return frame
 

@@ -92,3 +92,102 @@ def test_a_tile_holds_the_grids_that_meet_it_with_their_attributes(client, sampl
 def test_hostile_tile_addresses(client, url, status):
     r = client.get(url)
     assert r.status_code == status, (url, r.status_code, r.text[:200])
+
+
+# -- light tiles: below DETAIL_ZOOM each grid is its code (the feature id) and an outline ----
+
+def _codes(layer) -> list[str]:
+    return [f"{f['id']:015d}" for f in layer["features"]]
+
+
+@pytest.mark.parametrize("z", [4, 8, 11])
+def test_light_tiles_keep_every_grid_code(client, sample_store, z):
+    """Zoomed out, a grid tile carries no attributes but every grid that meets it, by its code
+    as the feature id, however small the grid is at that zoom (at 4 a grid is under a unit)."""
+    from gridgeo.tiles import DETAIL_ZOOM
+
+    assert z < DETAIL_ZOOM
+    grids = sample_store.read("grids")
+    assert "geometry" not in sample_store.read("grids", geometry=False).columns
+    x0, y0, x1, y1 = grids.total_bounds
+    seen: dict[str, int] = {}
+    (tx0, ty1), (tx1, ty0) = _tile_of(x0, y0, z), _tile_of(x1, y1, z)
+    for x in range(tx0, tx1 + 1):
+        for y in range(ty0, ty1 + 1):
+            r = client.get(f"/tiles/grids/{z}/{x}/{y}.mvt")
+            assert r.status_code == 200
+            layer = mapbox_vector_tile.decode(r.content)["grids"]
+            assert all(f["properties"] == {} for f in layer["features"])
+            assert {f["geometry"]["type"] for f in layer["features"]} <= {"Polygon", "MultiPolygon"}
+            for f in layer["features"]:
+                g = shapely.geometry.shape(f["geometry"])
+                assert g.area > 0
+            codes = _codes(layer)
+            assert len(codes) == len(set(codes))
+            must = set(grids.loc[shapely.intersects(grids.geometry.to_numpy(),
+                                                    shapely.buffer(_lonlat_box(z, x, y), -1e-5)), "code"])
+            assert must <= set(codes) <= set(grids["code"])
+            for c in codes:
+                seen[c] = seen.get(c, 0) + 1
+    assert set(seen) == set(grids["code"])
+    # light tiles are smaller than the detailed tiles over the same ground
+    z2 = DETAIL_ZOOM
+    x, y = _tile_of(*grids.geometry.union_all().centroid.coords[0], z2)
+    detail = mapbox_vector_tile.decode(client.get(f"/tiles/grids/{z2}/{x}/{y}.mvt").content)["grids"]
+    assert {"code", "name", "households"} <= set(detail["features"][0]["properties"])
+    assert all(f"{f['id']:015d}" == f["properties"]["code"] for f in detail["features"])
+
+
+def test_the_numpy_encoder_writes_what_the_decoder_reads():
+    """encode_polygons against mapbox-vector-tile's decoder: ids, rings and holes, winding
+    (exterior clockwise in tile coordinates), a feature collapsing to nothing left out."""
+    from gridgeo.tiles import EXTENT, encode_polygons
+
+    bounds = (0.0, 0.0, 4096.0, 4096.0)  # one metre per unit: tile y runs down from 4096
+    square = shapely.box(100, 100, 1100, 1100)
+    holed = shapely.Polygon([(2000, 2000), (3000, 2000), (3000, 3000), (2000, 3000)],
+                            [[(2200, 2200), (2200, 2800), (2800, 2800), (2800, 2200)]])
+    multi = shapely.MultiPolygon([shapely.box(100, 3000, 400, 3300), shapely.box(500, 3000, 800, 3300)])
+    speck = shapely.box(3500, 100, 3500.2, 100.2)  # under a unit: nothing left
+    cw = shapely.Polygon([(3500, 500), (3500, 900), (3900, 900), (3900, 500)])  # given clockwise
+    ids = np.array([331124002001001, 2, 3, 4, 5], dtype=np.uint64)
+    data = encode_polygons("grids", np.array([square, holed, multi, speck, cw]), ids, bounds)
+    layer = mapbox_vector_tile.decode(data, default_options={"y_coord_down": True})["grids"]
+    assert layer["extent"] == EXTENT and layer["version"] == 2
+    got = {f["id"]: shapely.geometry.shape(f["geometry"]) for f in layer["features"]}
+    assert sorted(got) == [2, 3, 5, 331124002001001]
+    flipped = {k: shapely.transform(g, lambda xy: np.column_stack([xy[:, 0], 4096 - xy[:, 1]]))
+               for k, g in got.items()}
+    for k, want in [(331124002001001, square), (2, holed), (3, multi), (5, cw)]:
+        assert flipped[k].is_valid and abs(flipped[k].area - want.area) < 1e-6, k
+        assert flipped[k].symmetric_difference(want).area < 1e-6, k
+    assert isinstance(got[3], shapely.MultiPolygon) and len(got[2].interiors) == 1
+    assert encode_polygons("grids", np.array([speck]), ids[:1], bounds) == b""
+    assert encode_polygons("grids", np.array([], dtype=object), ids[:0], bounds) == b""
+
+
+def test_warming_fills_the_cache_with_the_opening_tiles(sample_store):
+    from gridgeo.tiles import CACHE, clear_cache, warm
+
+    clear_cache()
+    assert warm(sample_store, min_grids=52) == 0  # a map of 52 grids is drawn inline: nothing to warm
+    made = warm(sample_store, min_grids=10, max_tiles=4)
+    assert made >= 12 and CACHE.size > 0  # zooms 0-11 over a township: one to four tiles each
+    clear_cache()
+
+
+@pytest.mark.parametrize("url, status", [
+    ("/tiles/grids/22/" + str(2**22) + "/0.mvt", 422),  # x = 2^z at the deepest zoom
+    ("/tiles/grids/5/" + "9" * 40 + "/1.mvt", 422),     # a huge x
+    ("/tiles/grids/5/1/-3.mvt", 422),
+    ("/tiles/grids/0/0/0.mvt?plan=" + "x" * 200, 422),
+    ("/tiles/grids/5/1.5/1.mvt", 422),
+])
+def test_more_hostile_tile_addresses(client, url, status):
+    r = client.get(url)
+    assert r.status_code == status, (url, r.status_code, r.text[:200])
+
+
+def test_an_empty_light_tile_is_an_empty_answer(client):
+    r = client.get("/tiles/grids/6/0/0.mvt")
+    assert r.status_code == 200 and r.content == b"" and mapbox_vector_tile.decode(r.content) == {}

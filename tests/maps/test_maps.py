@@ -915,6 +915,14 @@ def test_staffing_flags_the_understaffed_grids(sample_store):
     assert (table["completeness"] == 1).sum() == 49
     assert table["n_grid_head"].sum() == 51 and table["n_instructor"].sum() == 51
     assert table["workers"].sum() == 78 + 63  # full- and part-time workers
+    # the province map's fast count of missing roles is the same rule
+    from gridgeo.coverage import missing_roles
+
+    staff = sample_store.read("staff")
+    assert np.array_equal(missing_roles(table.index, staff), table["n_missing"].to_numpy())
+    fewer = staff[staff["role"] != "instructor"]
+    assert np.array_equal(missing_roles(table.index, fewer), staffing(table.index, fewer)["n_missing"].to_numpy())
+    assert np.array_equal(missing_roles(["331124002001999"], None), [3])
 
 
 def test_workload_per_grid(sample_store):

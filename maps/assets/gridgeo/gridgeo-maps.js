@@ -661,8 +661,14 @@
    */
   GG.tiledGrids = function (spec) {
     var P = window.protomapsL;
+    // a light tile (zoomed out) has no attributes: the grid's 15-digit code is its feature id
+    function codeOf(f) {
+      if (f.props.code !== undefined) return String(f.props.code);
+      var s = String(f.id);
+      return s.length < 15 ? '000000000000000'.slice(s.length) + s : s;
+    }
     function clsOf(f) {
-      var code = String(f.props.code);
+      var code = codeOf(f);
       if (spec.prefix && code.indexOf(spec.prefix) !== 0) return -1;  // outside the map's villages
       var c = spec.cls[code];
       return c === undefined ? spec.base : c;
@@ -692,11 +698,14 @@
         var hits = layer.queryTileFeaturesDebug(e.latlng.lng, e.latlng.lat, 4).get('grids') || [];
         var grid = hits.filter(function (h) { return h.layerName === 'grids'; })[0];
         if (!grid) return;
-        var p = grid.feature.props;
-        var rows = (spec.tooltip || []).map(function (t) { return [t[1], fmt(p[t[0]])]; });
+        var p = L.extend({ code: codeOf(grid.feature) }, grid.feature.props);
+        var light = grid.feature.props.code === undefined;
+        var rows = (spec.tooltip || []).filter(function (t) { return !light || t[0] === 'code'; })
+          .map(function (t) { return [t[1], fmt(p[t[0]])]; });
         rows.push([spec.classTitle || '分类', esc(spec.labels[clsOf(grid.feature)])]);
         L.popup({ className: 'gg-tooltip' }).setLatLng(e.latlng)
-          .setContent('<div class="gg-tooltip-title">' + esc(p.name) + '</div>' + table(rows)).openOn(map);
+          .setContent('<div class="gg-tooltip-title">' + esc(p.name || p.code) + '</div>' + table(rows)
+                      + (light ? '<div class="gg-note">放大后显示网格名称、户数和人口</div>' : '')).openOn(map);
       };
       map.on('click', layer._ggClick);
     });
