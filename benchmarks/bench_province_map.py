@@ -9,7 +9,11 @@ a grid (interactive: until the tiles are drawn / the popup shows); a tile from t
 (ms); and the peer: the same map inlining every grid (GRIDGEO_MAP_TILED_GRIDS above the
 count), its page time and size, and the ratio.
 
-    .venv/bin/python benchmarks/bench_province_map.py [COPIES] [--no-peer]
+    .venv/bin/python benchmarks/bench_province_map.py [COPIES] [--no-peer] [--no-sqlite]
+
+With GRIDGEO_BENCH_POSTGRES_URL (an empty database, PostGIS installed) the same on PostgreSQL.
+The cold open starts with nothing read: on SQLite the first tiles read the layer; then the
+open after the warm-up `gridgeo serve` does at start (timed here, not left to run).
 """
 
 from __future__ import annotations
@@ -84,85 +88,126 @@ def open_map(browser, url: str) -> tuple[float, object, list[str]]:
     return time.perf_counter() - t, page, off
 
 
-def main(copies: int, peer: bool) -> None:
+def measure(url: str, copies: int, peer: bool) -> None:
     import httpx
 
     from gridgeo.api.deps import get_store
     from gridgeo.api.main import create_app
     from gridgeo.store import Store
-    from gridgeo.tiles import CACHE, clear_cache
+    from gridgeo.tiles import CACHE, clear_cache, warm
     from helpers.browser import chromium
 
-    with tempfile.TemporaryDirectory() as d:
-        store = Store(f"sqlite:///{d}/province.db")
-        store.migrate()
+    store = Store(url)
+    store.migrate()
+    t = time.perf_counter()
+    lon, lat = tiles_bench.build(store, copies)
+    n_staff = add_staff(store, copies)
+    n = len(store.read("grids", geometry=False))
+    print(f"{store.dialect}: {n:,} grids, {n_staff:,} staff written in {time.perf_counter() - t:.1f} s")
+    from gridgeo.store import schema
+
+    middle = store.read("grids", where=schema.grids.c.code == f"{copies // 2:04d}" + "24002001001")
+    glon, glat = middle.geometry.iloc[0].representative_point().coords[0]
+    app = create_app()  # GRIDGEO_TILES_WARM=false: the warm-up is timed below, not left running
+    app.dependency_overrides[get_store] = lambda: store
+    base, server = serve(app)
+    clear_cache()
+    with httpx.Client(base_url=base, timeout=600) as http, chromium() as browser:
         t = time.perf_counter()
-        lon, lat = tiles_bench.build(store, copies)
-        n_staff = add_staff(store, copies)
-        n = len(store.read("grids"))
-        print(f"sqlite: {n:,} grids, {n_staff:,} staff written in {time.perf_counter() - t:.1f} s")
-        app = create_app()
-        app.dependency_overrides[get_store] = lambda: store
-        base, server = serve(app)
-        clear_cache()
-        with httpx.Client(base_url=base, timeout=600) as http, chromium() as browser:
-            t = time.perf_counter()
-            page = http.get("/maps/coverage")
-            t_page = time.perf_counter() - t
-            assert page.status_code == 200 and "GG.tiledGrids(" in page.text, page.text[:300]
-            print(f"tiled coverage page: {t_page:.2f} s, {len(page.content) / 1e6:.2f} MB")
-            for label in ("cold tile cache", "warm tile cache"):
-                t_open, p, off = open_map(browser, base + "/maps/coverage")
-                assert not off, off
-                tiles = p.evaluate("document.querySelectorAll('canvas.leaflet-tile-loaded').length")
-                zoom = p.evaluate("Object.keys(window).filter(k => k.startsWith('map_')).map(k => window[k].getZoom())[0]")
-                print(f"  opened and drawn ({label}): {t_open:.2f} s ({tiles} tiles at zoom {zoom})")
-                if label.startswith("warm"):
-                    m = p.evaluate("Object.keys(window).filter(k => k.startsWith('map_'))[0]")
-                    t = time.perf_counter()
-                    p.evaluate(f"{m}.setView([{lat}, {lon}], {zoom + 3}, {{animate: false}})")
-                    p.wait_for_timeout(50)
-                    p.wait_for_function(DRAWN, timeout=600_000, polling=50)
-                    t_zoom = time.perf_counter() - t
-                    box = p.locator(f"#{m}").bounding_box()
-                    t = time.perf_counter()
-                    p.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
-                    p.wait_for_selector(".leaflet-popup-content", timeout=60_000)
-                    t_click = time.perf_counter() - t
-                    print(f"  zoom in 3 levels, drawn: {t_zoom:.2f} s; click to the grid's popup: {t_click * 1e3:.0f} ms")
-                p.context.close()
-            # a tile from the cache, over HTTP
-            x, y = tiles_bench.tile_of(lon, lat, 12)
+        page = http.get("/maps/coverage")
+        t_page = time.perf_counter() - t
+        assert page.status_code == 200 and "GG.tiledGrids(" in page.text, page.text[:300]
+        print(f"  tiled coverage page, nothing read yet: {t_page:.2f} s, {len(page.content) / 1e6:.2f} MB")
+        t = time.perf_counter()
+        http.get("/maps/coverage")
+        print(f"  the page again: {time.perf_counter() - t:.2f} s")
+        for label in ("cold tile cache", "after the warm-up gridgeo serve does at start", "warm tile cache"):
+            if label.startswith("cold"):
+                clear_cache()
+            if label.startswith("after"):
+                clear_cache()
+                t = time.perf_counter()
+                made = warm(store, min_grids=20_000)
+                print(f"  warm-up (gridgeo.tiles.warm, in a background thread at start): {made} tiles, "
+                      f"{time.perf_counter() - t:.1f} s, {CACHE.size / 1e6:.1f} MB")
+            t_open, p, off = open_map(browser, base + "/maps/coverage")
+            assert not off, off
+            tiles = p.evaluate("document.querySelectorAll('canvas.leaflet-tile-loaded').length")
+            zoom = p.evaluate("Object.keys(window).filter(k => k.startsWith('map_')).map(k => window[k].getZoom())[0]")
+            print(f"  opened and drawn ({label}): {t_open:.2f} s ({tiles} tiles at zoom {zoom})")
+            if label.startswith("warm"):
+                if os.environ.get("GRIDGEO_BENCH_SCREENSHOT"):
+                    p.screenshot(path=os.environ["GRIDGEO_BENCH_SCREENSHOT"] + f".{store.dialect}.png")
+                m = p.evaluate("Object.keys(window).filter(k => k.startsWith('map_'))[0]")
+                box = p.locator(f"#{m}").bounding_box()
+
+                def click():  # on a grid in the middle of the province
+                    xy = p.evaluate(f"(() => {{ const q = {m}.latLngToContainerPoint([{glat}, {glon}]); "
+                                    "return [q.x, q.y]; })()")
+                    p.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+
+                t = time.perf_counter()
+                click()
+                p.wait_for_selector(".leaflet-popup-content", timeout=60_000)
+                t_click0 = time.perf_counter() - t
+                p.evaluate(f"{m}.closePopup()")
+                t = time.perf_counter()
+                p.evaluate(f"{m}.setView([{glat}, {glon}], {zoom + 3}, {{animate: false}})")
+                p.wait_for_timeout(50)
+                p.wait_for_function(DRAWN, timeout=600_000, polling=50)
+                t_zoom = time.perf_counter() - t
+                t = time.perf_counter()
+                click()
+                p.wait_for_selector(".leaflet-popup-content", timeout=60_000)
+                t_click = time.perf_counter() - t
+                print(f"  a click to a grid's popup at the opening zoom: {t_click0 * 1e3:.0f} ms; zoom in 3 levels, "
+                      f"drawn: {t_zoom:.2f} s; a click there: {t_click * 1e3:.0f} ms")
+            p.context.close()
+        # a tile from the cache, over HTTP
+        x, y = tiles_bench.tile_of(lon, lat, 12)
+        http.get(f"/tiles/grids/12/{x}/{y}.mvt")
+        reps = 200
+        t = time.perf_counter()
+        for _ in range(reps):
             http.get(f"/tiles/grids/12/{x}/{y}.mvt")
-            reps = 200
+        t_tile = (time.perf_counter() - t) / reps
+        print(f"  a grid tile from the cache over HTTP: {t_tile * 1e3:.2f} ms "
+              f"(cache {CACHE.size / 1e6:.1f} MB, {CACHE.hits:,} hits)")
+        if peer:
+            os.environ["GRIDGEO_MAP_TILED_GRIDS"] = str(n + 1)
             t = time.perf_counter()
-            for _ in range(reps):
-                http.get(f"/tiles/grids/12/{x}/{y}.mvt")
-            t_tile = (time.perf_counter() - t) / reps
-            print(f"  a grid tile from the cache over HTTP: {t_tile * 1e3:.2f} ms "
-                  f"(cache {CACHE.size / 1e6:.1f} MB, {CACHE.hits:,} hits)")
-            if peer:
-                os.environ["GRIDGEO_MAP_TILED_GRIDS"] = str(n + 1)
-                t = time.perf_counter()
-                inline = http.get("/maps/coverage")
-                t_inline = time.perf_counter() - t
-                assert inline.status_code == 200 and "GG.polygons(" in inline.text
-                print(f"peer, every grid inlined: page {t_inline:.1f} s, {len(inline.content) / 1e6:.1f} MB "
-                      f"({t_inline / t_page:.0f}x the tiled page's time, "
-                      f"{len(inline.content) / len(page.content):.0f}x its size)")
-                context = browser.new_context(viewport={"width": 1366, "height": 768})
-                p = context.new_page()
-                t = time.perf_counter()
-                p.goto(base + "/maps/coverage", wait_until="load", timeout=900_000)
-                p.wait_for_function("document.querySelectorAll('path.gg-grid').length > 0", timeout=900_000)
-                t_peer = time.perf_counter() - t
-                print(f"  opened and drawn: {t_peer:.1f} s")
-                context.close()
-        server.should_exit = True
-        store.close()
+            inline = http.get("/maps/coverage")
+            t_inline = time.perf_counter() - t
+            assert inline.status_code == 200 and "GG.polygons(" in inline.text
+            print(f"peer, every grid inlined: page {t_inline:.1f} s, {len(inline.content) / 1e6:.1f} MB "
+                  f"({t_inline / t_page:.0f}x the tiled page's time, "
+                  f"{len(inline.content) / len(page.content):.0f}x its size)")
+            context = browser.new_context(viewport={"width": 1366, "height": 768})
+            p = context.new_page()
+            t = time.perf_counter()
+            p.goto(base + "/maps/coverage", wait_until="load", timeout=900_000)
+            p.wait_for_function("document.querySelectorAll('path.gg-grid').length > 0", timeout=900_000)
+            t_peer = time.perf_counter() - t
+            print(f"  opened and drawn: {t_peer:.1f} s")
+            context.close()
+            os.environ.pop("GRIDGEO_MAP_TILED_GRIDS")
+    server.should_exit = True
+    clear_cache()
+    store.close()
+
+
+def main(copies: int, peer: bool) -> None:
+    print(f"load average before: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
+    if "--no-sqlite" not in sys.argv:
+        with tempfile.TemporaryDirectory() as d:
+            measure(f"sqlite:///{d}/province.db", copies, peer)
+    if os.environ.get("GRIDGEO_BENCH_POSTGRES_URL"):
+        measure(os.environ["GRIDGEO_BENCH_POSTGRES_URL"], copies, peer)
+    print(f"load average after: {os.getloadavg()[0]:.1f} {os.getloadavg()[1]:.1f} {os.getloadavg()[2]:.1f}")
 
 
 if __name__ == "__main__":
     os.environ.setdefault("GRIDGEO_REQUEST_LOG", "false")
+    os.environ["GRIDGEO_TILES_WARM"] = "false"
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     main(int(args[0]) if args else 1923, "--no-peer" not in sys.argv)

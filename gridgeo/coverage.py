@@ -147,15 +147,28 @@ def staffing(
     return out
 
 
-def missing_roles(codes, staff: pd.DataFrame | None) -> np.ndarray:
+def missing_roles(codes, staff) -> np.ndarray:
     """For each grid code, how many :data:`REQUIRED_ROLES` nobody holds: the ``n_missing``
     of :func:`staffing` alone, without the names (a province's 100,000 grids in a fraction
-    of the time, for a map that colours by it)."""
+    of the time, for a map that colours by it). ``staff`` is the staff layer, or a
+    :class:`gridgeo.store.Store` to count in the database (the roster is not read)."""
     codes = pd.Index(pd.Series(codes, dtype=object).astype(str))
-    if staff is None or not len(staff):
+    if hasattr(staff, "engine"):
+        from sqlalchemy import distinct, func, select
+
+        from gridgeo.store import schema
+
+        t = schema.staff
+        q = (select(t.c.grid_code, func.count(distinct(t.c.role)))
+             .where(t.c.role.in_(REQUIRED_ROLES)).group_by(t.c.grid_code))
+        with staff.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        held = pd.Series([r[1] for r in rows], index=[str(r[0]) for r in rows], dtype=int)
+    elif staff is None or not len(staff):
         return np.full(len(codes), len(REQUIRED_ROLES))
-    s = staff.loc[staff["role"].isin(REQUIRED_ROLES).to_numpy(), ["grid_code", "role"]].astype(str)
-    held = s.drop_duplicates()["grid_code"].value_counts()
+    else:
+        s = staff.loc[staff["role"].isin(REQUIRED_ROLES).to_numpy(), ["grid_code", "role"]].astype(str)
+        held = s.drop_duplicates()["grid_code"].value_counts()
     return len(REQUIRED_ROLES) - held.reindex(codes, fill_value=0).to_numpy()
 
 

@@ -8,10 +8,19 @@
 - ``roads``: roads and rivers with ``kind``, ``rank``, ``name``;
 - ``villages``: village and community boundaries with ``code`` and ``name``.
 
+Every grid feature has its code as the feature id (15 digits, an integer). Below
+:data:`DETAIL_ZOOM` grid tiles are *light*: the id and a simplified outline only (a
+province's 100,000 grids make four tiles at zoom 6 of about 0.8 MB each, instead of 2.4 MB
+with every attribute); a map colours them from the id as from the ``code``.
+
 On PostgreSQL PostGIS encodes the tile (``ST_AsMVT`` over ``ST_AsMVTGeom``, the tile's
 envelope found by the spatial index); on SQLite the layer is held in memory in Web
 Mercator with an STRtree (per plan), clipped with a 64-unit buffer and encoded by
-mapbox-vector-tile. Both give the same features and attributes (the tests compare them).
+mapbox-vector-tile, except light tiles, which :func:`encode_polygons` writes with numpy
+(mapbox-vector-tile takes some 20 s for a tile of 50,000 grids; this, under a second).
+Both give the same features and attributes (the tests compare them with the store).
+:func:`warm` fills the cache with a province map's opening tiles (``gridgeo serve`` runs it
+in a background thread at start, ``GRIDGEO_TILES_WARM``).
 Tiles are cached in the process (:class:`TileCache`, 64 MB, by store, layer, plan, z, x,
 y): a new plan is a new key, but a change to the roads or villages shows in the tiles only
 after :func:`clear_cache` or a restart.
@@ -109,6 +118,7 @@ class TileCache:
 CACHE = TileCache()
 _FRAMES: dict = {}
 _FRAMES_LOCK = threading.Lock()
+_BUILDING = threading.Lock()
 _TO_LONLAT = Transformer.from_crs(3857, 4326, always_xy=True)
 
 
@@ -137,7 +147,7 @@ def grid_bounds(store: Store, plan_id: int, prefix: str | None = None) -> tuple[
         with store.engine.connect() as conn:
             row = conn.execute(sql, {"p": plan_id, "like": (prefix or "") + "%"}).one()
         return None if row[0] is None else tuple(float(v) for v in row)
-    geoms, _, _, ids, _ = _frame(store, "grids", plan_id)
+    geoms, _, _, ids = _frame(store, "grids", plan_id)
     if prefix:
         rest = 15 - len(prefix)
         lo, hi = int(prefix + "0" * rest), int(prefix + "9" * rest)
@@ -232,12 +242,15 @@ def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes
                          THEN ST_Expand(ST_PointOnSurface(g.m), :half)
                          ELSE ST_Simplify(g.m, :unit, true) END,
                     b.env, {EXTENT}, {BUFFER}, true) AS geom
-                FROM (SELECT t.code::bigint AS id, ST_Transform(t.geometry, 3857) AS m
+                FROM (SELECT t.code::bigint AS id, ST_Transform(ST_Simplify(t.geometry, :deg, true), 3857) AS m
                       FROM {table} t, b WHERE {where} AND t.geometry && b.box) g, b
                 ORDER BY g.id
             ) q WHERE q.geom IS NOT NULL
         """)
-        params = {"unit": unit, "small": MIN_UNITS * unit, "half": MIN_UNITS * unit / 2}
+        # simplified first in degrees (half a unit: a degree is 111 km of Web Mercator or more),
+        # so that a province's millions of vertices are not all projected
+        params = {"unit": unit, "small": MIN_UNITS * unit, "half": MIN_UNITS * unit / 2,
+                  "deg": unit / 2 / 111_320}
     else:
         cols = ", ".join(f"t.{c}" for c in LAYERS[layer])
         fid = ", t.code::bigint AS id" if layer == "grids" else ""
@@ -266,6 +279,17 @@ def _frame(store: Store, layer: str, plan_id):
         held = _FRAMES.get(key)
     if held is not None:
         return held
+    with _BUILDING:  # the first tiles of a map come together: one reads the layer, the others wait
+        with _FRAMES_LOCK:
+            held = _FRAMES.get(key)
+        if held is None:
+            held = _build_frame(store, layer, plan_id)
+            with _FRAMES_LOCK:
+                _FRAMES[key] = held
+    return held
+
+
+def _build_frame(store: Store, layer: str, plan_id):
     if layer == "grids":
         frame = store.read("grids", plan=plan_id)
     elif layer == "villages":
@@ -278,10 +302,7 @@ def _frame(store: Store, layer: str, plan_id):
     props = pd.DataFrame(frame[LAYERS[layer]]).astype(object).where(frame[LAYERS[layer]].notna(), None)
     ids = pd.to_numeric(frame["code"], errors="coerce").fillna(0).astype(np.int64).to_numpy() \
         if layer == "grids" else None
-    held = (geoms, shapely.STRtree(geoms), props.to_dict(orient="records"), ids, {})
-    with _FRAMES_LOCK:
-        _FRAMES[key] = held
-    return held
+    return geoms, shapely.STRtree(geoms), props.to_dict(orient="records"), ids
 
 
 def _light(geoms: np.ndarray, z: int) -> np.ndarray:
@@ -302,17 +323,15 @@ def _light(geoms: np.ndarray, z: int) -> np.ndarray:
 def _encode(store: Store, layer: str, plan_id, z: int, bounds) -> bytes:
     import mapbox_vector_tile
 
-    geoms, tree, props, ids, light = _frame(store, layer, plan_id)
+    geoms, tree, props, ids = _frame(store, layer, plan_id)
     x0, y0, x1, y1 = bounds
     pad = (x1 - x0) * BUFFER / EXTENT
     hits = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), predicate="intersects"))
     if len(hits) == 0:
         return b""
     if ids is not None and z < DETAIL_ZOOM:
-        simple = light.get(z)
-        if simple is None:
-            simple = light[z] = _light(geoms, z)
-        clipped = shapely.clip_by_rect(simple[hits], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+        # the tile's grids simplified for it (the cost goes with the tile's grids, not the layer's)
+        clipped = shapely.clip_by_rect(_light(geoms[hits], z), x0 - pad, y0 - pad, x1 + pad, y1 + pad)
         return encode_polygons(layer, clipped, ids[hits], bounds)
     clipped = shapely.clip_by_rect(geoms[hits], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     keep = ~shapely.is_empty(clipped)

@@ -111,7 +111,7 @@ def _legend(m, cls, n_grids: int, n_villages: int) -> None:
     ).add_to(m)
 
 
-def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame, bounds, *, tiles_url: str,
+def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame | Store, bounds, *, tiles_url: str,
                        prefix: str | None = None, basemap: Basemap | None = None,
                        title: str | None = None) -> folium.Map:
     """The coverage map of a province: the grids drawn from vector tiles (``tiles_url``:
@@ -163,7 +163,7 @@ def coverage_from_store(
         codes = store.read("grids", at=at, plan=plan, where=where, geometry=False)
         if draws_tiled(len(codes), basemap, tiles_url):
             bounds = grid_bounds(store, codes.attrs["plan_id"], prefix)
-            return tiled_coverage_map(codes, store.read("staff"), bounds, tiles_url=tiles_url, prefix=prefix,
+            return tiled_coverage_map(codes, store, bounds, tiles_url=tiles_url, prefix=prefix,
                                       basemap=basemap)
     grids = store.read("grids", at=at, plan=plan, where=where)
     staff = store.read("staff")

@@ -851,6 +851,19 @@ def test_a_province_map_draws_its_grids_from_vector_tiles(client, open_map, samp
     o.page.wait_for_selector(".leaflet-popup-content")
     text = o.js("document.querySelector('.leaflet-popup-content').innerText")
     assert code in text and CLASSES[1][0] in text and f"{int(row['households']):,}" in text
+    # zoomed out the tiles are light (the code only, as the feature id): the popup still names
+    # the grid by its code, and its class, and says what zooming in shows
+    o.js(f"{m}.closePopup(); {m}.setView([{pt.y}, {pt.x}], 10, {{animate: false}})")
+    o.page.wait_for_timeout(300)
+    o.page.wait_for_function("[...document.querySelectorAll('canvas.leaflet-tile-loaded')].length > 0")
+    o.page.wait_for_timeout(400)
+    assert any(re.search(r"/tiles/grids/9/", u) for u in o.requests)
+    xy = o.js(f"(() => {{ const p = {m}.latLngToContainerPoint([{pt.y}, {pt.x}]); return [p.x, p.y]; }})()")
+    o.page.mouse.click(box["x"] + xy[0], box["y"] + xy[1])
+    o.page.wait_for_selector(".leaflet-popup-content")
+    text = o.js("document.querySelector('.leaflet-popup-content').innerText")
+    shown = re.findall(r"\d{15}", text)
+    assert shown and shown[0] in expected and CLASSES[expected[shown[0]]][0] in text and "放大后显示" in text
     # a village: only its grids are drawn (by code prefix)
     spec = json.loads(re.search(r"GG\.tiledGrids\((\{.*?\})\);",
                                 client.get("/maps/coverage?village=331124002").text, re.S).group(1))
@@ -920,6 +933,7 @@ def test_staffing_flags_the_understaffed_grids(sample_store):
 
     staff = sample_store.read("staff")
     assert np.array_equal(missing_roles(table.index, staff), table["n_missing"].to_numpy())
+    assert np.array_equal(missing_roles(table.index, sample_store), table["n_missing"].to_numpy())
     fewer = staff[staff["role"] != "instructor"]
     assert np.array_equal(missing_roles(table.index, fewer), staffing(table.index, fewer)["n_missing"].to_numpy())
     assert np.array_equal(missing_roles(["331124002001999"], None), [3])

@@ -684,11 +684,17 @@
       rules.push({ dataSource: 'villages', dataLayer: 'villages',
                    symbolizer: new P.LineSymbolizer({ color: '#222222', width: 2.2, opacity: 0.9 }) });
     }
-    var gridRules = spec.styles.map(function (st, c) {
-      return { dataSource: 'grids', dataLayer: 'grids', filter: function (z, f) { return clsOf(f) === c; },
-               symbolizer: new P.PolygonSymbolizer({ fill: st.fillColor, opacity: st.fillOpacity,
-                                                     stroke: st.color, width: st.weight || 0.8 }) };
-    });
+    // one rule styled per feature, each feature's class worked out once (a province tile holds
+    // tens of thousands of grids, drawn into several canvases); zoomed out, no outline
+    function cls(f) { if (f.ggc === undefined) f.ggc = clsOf(f); return f.ggc; }
+    function style(f) { return spec.styles[cls(f)]; }
+    var gridRules = [{ dataSource: 'grids', dataLayer: 'grids', filter: function (z, f) { return cls(f) >= 0; },
+                       symbolizer: new P.PolygonSymbolizer({
+                         perFeature: true,
+                         fill: function (z, f) { return style(f).fillColor; },
+                         opacity: function (z, f) { return style(f).fillOpacity; },
+                         stroke: function (z, f) { return style(f).color; },
+                         width: function (z, f) { return z < 9 ? 0 : z < 12 ? 0.5 : style(f).weight || 0.8; } }) }];
     var layer = P.leafletLayer({ sources: sources, paintRules: gridRules.concat(rules), labelRules: [],
                                  attribution: spec.attribution || 'gridgeo' });
     layer.gg = { spec: spec, clsOf: clsOf };
