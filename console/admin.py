@@ -49,7 +49,8 @@ def change(request: Request, store: StoreDep, who: Checked):
     """One administrative change, named by the form's ``do``."""
     require_role(who, ADMIN)
     form = request.state.form
-    do, username, actor = form.get("do"), _text(form, "username", 64), who.principal.actor
+    # The user name as typed (up to a bound): the core refuses a long one, never cut it to fit.
+    do, username, actor = form.get("do"), _text(form, "username", 1000), who.principal.actor
     try:
         if do == "add":
             role = _text(form, "role", 32)

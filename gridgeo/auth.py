@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -270,6 +271,20 @@ def _user_record(row: Mapping) -> dict:
             "created_at": row["created_at"].isoformat() if row["created_at"] else None}
 
 
+#: A user name: 1 to 64 letters (any script), digits, ``.``, ``_``, ``-`` or ``@``; no spaces.
+USERNAME = re.compile(r"[\w.@-]{1,64}")
+
+
+def check_username(username: str) -> None:
+    """Refuse a user name that breaks :data:`USERNAME` (never cut one to fit)."""
+    if not username or len(username) > 64:
+        raise InvalidUser("username: 1 to 64 characters" + (" (this one is longer)" if username else ""),
+                          zh="用户名须为 1 至 64 个字符" + ("，此用户名过长" if username else ""))
+    if not USERNAME.fullmatch(username):
+        raise InvalidUser("username: only letters, digits and . _ - @ (no spaces)",
+                          zh="用户名只能包含字母、数字和 . _ - @，不能有空格或其他符号")
+
+
 def create_user(store: Store, username: str, *, role: str, name: str | None = None,
                 grids: Iterable[str] | None = None, department: str | None = None,
                 platform: str | None = None, staff_code: str | None = None,
@@ -279,8 +294,7 @@ def create_user(store: Store, username: str, *, role: str, name: str | None = No
     from gridgeo.layers import PLATFORMS
 
     username = (username or "").strip()
-    if not username or len(username) > 64:
-        raise InvalidUser("username: 1 to 64 characters", zh="用户名须为 1 至 64 个字符")
+    check_username(username)
     if role not in ACCOUNT_ROLES:
         raise InvalidUser(f"role {role!r} unknown: use {', '.join(ACCOUNT_ROLES)}",
                           zh=f"请选择角色：{'、'.join(ACCOUNT_ROLES.values())}")

@@ -1,0 +1,111 @@
+"""What a second walk through every role's journey found (TestClient, no browser): history
+lines that said a name twice, user names the administrator's form took or cut, event errors
+in English, grid codes in the lists, the navigation marking 事件查询 from every list, the
+actions below the map."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from gridgeo import sessions
+from gridgeo.auth import create_user, list_users
+from gridgeo.errors import InvalidUser
+from gridgeo.events.service import take_action
+from gridgeo.store import Store
+from helpers.apps import app_for
+
+PASSWORD = "correct horse 7"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from helpers.events_world import load_world
+    from helpers.tiny import make_tiny
+
+    folder = tmp_path_factory.mktemp("console-roles")
+    store = Store(f"sqlite:///{folder / 'roles.db'}")
+    store.migrate()
+    load_world(store, make_tiny(folder))
+    for username, role, scope in (("cmd", "command_room", {}), ("root", "admin", {}), ("boss", "leadership", {})):
+        create_user(store, username, role=role, name=username, actor="test", **scope)
+        sessions.set_password(store, username, PASSWORD, actor="test")
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="module")
+def client(world):
+    with pytest.MonkeyPatch.context() as env:
+        app = app_for(world, env, request_log="false")
+        with TestClient(app, base_url="http://console.test") as c:
+            yield c
+
+
+def _log_in(client, username) -> str:
+    client.cookies.clear()
+    page = client.get("/login")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    r = client.post("/login", data={"username": username, "password": PASSWORD, "csrf": csrf},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    home = client.get(r.headers["location"])
+    return re.search(r'name="csrf" value="([^"]+)"', home.text).group(1)
+
+
+def _report(client) -> str:
+    from helpers.events_world import G12, INSIDE
+
+    r = client.post("/v1/events", json={"source": "app", "category_code": "ZZ001",
+                                        "lon": INSIDE[G12][0], "lat": INSIDE[G12][1]})
+    assert r.status_code == 201, r.text
+    return r.json()["code"]
+
+
+def _timeline(page: str) -> str:
+    return page[page.index('class="timeline"'):]
+
+
+def test_a_history_line_names_the_role_once_when_the_actor_is_called_by_it(world, client):
+    code = _report(client)
+    take_action(world, code, "accept", role="command_room", actor="综合指挥室")  # the role's own word
+    take_action(world, code, "dispatch", role="command_room", actor="张三")
+    _log_in(client, "cmd")
+    timeline = _timeline(client.get(f"/events/{code}").text)
+    assert "综合指挥室（综合指挥室）" not in timeline
+    assert "张三（综合指挥室）" in timeline  # a person: name and role
+
+
+@pytest.mark.parametrize("username, said", [
+    ("bad name!", "只能包含字母、数字"), ("a b", "不能有空格"), ("x" * 65, "1 至 64 个字符，此用户名过长"),
+    ("x" * 5000, "此用户名过长"), ("<script>", "只能包含"), ("a\x00b", "只能包含"), ("a;drop", "只能包含"),
+])
+def test_the_administrator_cannot_add_a_user_name_that_breaks_the_rule(world, client, username, said):
+    csrf = _log_in(client, "root")
+    r = client.post("/admin", data={"csrf": csrf, "do": "add", "username": username, "role": "leadership"})
+    assert r.status_code in (400, 422), r.status_code
+    if r.status_code == 422:
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text).group(1)
+        assert said in error
+    names = {u["username"] for u in list_users(world)}
+    assert username not in names and username[:64] not in names  # neither taken nor cut to fit
+
+
+def test_good_user_names_still_pass_and_the_cli_refuses_a_bad_one(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    for good in ("wang.wei", "wang_wei-2", "ops@county", "王伟", "x" * 64):
+        create_user(world, good, role="leadership", actor="test")
+    for bad in ("bad name!", "x" * 65, "tab\there"):
+        with pytest.raises(InvalidUser) as refused:
+            create_user(world, bad, role="leadership", actor="test")
+        assert refused.value.zh and "用户名" in refused.value.zh
+    runner = CliRunner()
+    r = runner.invoke(app, ["users", "add", "bad name!", "--role", "leadership", "--no-token",
+                            "--database", str(world.url)])
+    assert r.exit_code != 0
+    assert "bad name!" not in {u["username"] for u in list_users(world)}
