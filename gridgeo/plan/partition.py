@@ -634,6 +634,10 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
     ext = _extended(g)
     sub_obj = Objective(**{**obj.__dict__, "road_weight": road_weight})
     accepted = 0
+    # A pair whose two parts have not changed since it was last tried is not tried again:
+    # the same region gives the same candidate splits (seeded), refused before.
+    version = np.zeros(k, dtype=np.int64)
+    refused: set[tuple[int, int, int, int]] = set()
     for _ in range(passes):
         lu, lv = labels[g.edge_u], labels[g.edge_v]
         cut = lu != lv
@@ -651,6 +655,9 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
         improved = 0
         for a, b in pairs[order]:
             if touched[a] or touched[b]:
+                continue
+            key = (int(a), int(b), int(version[a]), int(version[b]))
+            if key in refused:
                 continue
             nodes = np.flatnonzero((labels == a) | (labels == b))
             sub = _subgraph(g, nodes)
@@ -687,14 +694,19 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
                     best_terms = terms
                     best_cut = None if road_weight is None else (rest_len + len1, rest_road + road1)
             if best is None:
+                refused.add(key)
                 continue
             sub_ok = not components(adj, best, k, (a, b)) and not holes(ext, best, k, g.n, (a, b))
             if sub_ok:
                 labels = best
                 touched[a] = touched[b] = True
+                version[a] += 1
+                version[b] += 1
                 improved += 1
                 if best_cut is not None:
                     cut_len, cut_road = best_cut
+            else:
+                refused.add(key)
         accepted += improved
         if not improved:
             break
