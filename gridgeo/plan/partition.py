@@ -614,7 +614,7 @@ def _better(terms: tuple, than: tuple) -> bool:
 
 
 def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed: int = 0,
-              passes: int = 4, tries: int = 2, road_weight: float | None = None) -> tuple[np.ndarray, int]:
+              passes: int = 8, tries: int = 2, road_weight: float | None = None) -> tuple[np.ndarray, int]:
     """Merge two neighbouring parts and split them again, where that improves the result.
 
     Single-block moves stop at local optima that a whole boundary shift would leave: a
