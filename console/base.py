@@ -206,6 +206,7 @@ def render(request: Request, template: str, context: dict | None = None, *, stat
         ctx["csrf"] = who.csrf
         ctx["role_label"] = ACCOUNT_ROLES.get(role, role)
     ctx.update(context or {})
+    ctx.setdefault("section", None)
     response = TEMPLATES.TemplateResponse(request, template, ctx, status_code=status)
     secure_headers(response)
     return response

@@ -62,6 +62,32 @@ def _event_page(store, who, code: str) -> dict:
     return auth.mask_event(event, principal)
 
 
+#: Where an event's page may say the user came from (``?from=``): the list's section, marked
+#: in the navigation. Anything else: the role's home.
+CAME_FROM = {"command": "/command", "events": "/events", "supervision": "/supervision", "tasks": "/tasks",
+             "grid": "/grid", "dashboard": "/dashboard"}
+
+
+def _section(request: Request, who, came: str | None) -> str:
+    """The navigation's section for an event's page: the list the user came from, if it is
+    one of :data:`CAME_FROM` and in the user's navigation, else the role's home."""
+    from gridgeo.console.base import NAV, home
+
+    role = who.principal.role
+    mine = {p for p, _, roles in NAV if role in roles}
+    path = CAME_FROM.get(came or "")
+    return path if path in mine else home(role)
+
+
+def _grid_names(store, *lists) -> dict[str, str]:
+    """code -> name of the grids of the events listed (one read; people read names)."""
+    codes = sorted({e["grid_code"] for items in lists for e in items if e.get("grid_code")})
+    if not codes:
+        return {}
+    frame = store.read("grids", where=schema.grids.c.code.in_(codes), geometry=False)
+    return {c: n for c, n in zip(frame["code"], frame["name"]) if n}
+
+
 def _readable(who) -> None:
     try:
         auth.event_filters(who.principal, "reading events")
@@ -88,7 +114,7 @@ def command(request: Request, store: StoreDep, who: Current, result: dict | None
         "queues": QUEUE_LABELS, "queue": queue, "counts": counts, "items": items,
         "total": listing["total"], "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
         "bulk": BULK.get(queue) if who.principal.role == "command_room" else None,
-        "targets": _targets(store, who), "result": result})
+        "targets": _targets(store, who), "result": result, "names": _grid_names(store, items)})
 
 
 def _targets(store, who) -> dict[str, list[str]]:
@@ -179,7 +205,7 @@ def search(request: Request, store: StoreDep, who: Current):
         "pages": max(1, -(-listing["total"] // PAGE)), "states": STATES, "sources": SOURCES,
         "q": {"state": state, "platform": platform, "source": source, "overdue": q.get("overdue") == "1",
               "text": q.get("text", "")[:100], "grid": (grid or "")[:15]},
-        "query": str(request.url.query)})
+        "query": str(request.url.query), "names": _grid_names(store, items)})
 
 
 # -- one event ------------------------------------------------------------------------------
@@ -202,16 +228,16 @@ def _grid_of(store, grid_code: str | None) -> tuple[str | None, str | None]:
 
 
 def _show(request: Request, store, who, code: str, *, message: str | None = None, error: str | None = None,
-          status: int = 200):
-    response = _show_page(request, store, who, code, message=message, error=error, status=status)
+          status: int = 200, came: str | None = None):
+    response = _show_page(request, store, who, code, message=message, error=error, status=status, came=came)
     # A refused action answers with the event's page: its address is the event's, not the
     # action's (htmx puts it in the history; a reload then shows the event again).
-    response.headers["HX-Push-Url"] = f"/events/{code}"
+    response.headers["HX-Push-Url"] = f"/events/{quote(code[:32], safe='')}" + (f"?from={came}" if came in CAME_FROM else "")
     return response
 
 
 def _show_page(request: Request, store, who, code: str, *, message: str | None = None,
-               error: str | None = None, status: int = 200):
+               error: str | None = None, status: int = 200, came: str | None = None):
     try:
         event = _event_page(store, who, code)
     except NotFound:
@@ -219,6 +245,7 @@ def _show_page(request: Request, store, who, code: str, *, message: str | None =
     actions = _actions_for(event, who)
     candidates = [c["code"] if isinstance(c, dict) else str(c) for c in event.get("duplicate_candidates") or []]
     grid_json, grid_name = _grid_of(store, event.get("grid_code"))
+    section = _section(request, who, came)
     return render(request, "event.html", {
         "e": event, "actions": actions, "ACTIONS": ACTIONS, "message": message, "error": error,
         "targets": _targets(store, who) if "dispatch" in actions else {},
@@ -226,7 +253,8 @@ def _show_page(request: Request, store, who, code: str, *, message: str | None =
         "note_required": NOTE_REQUIRED, "max_hours": MAX_EXTENSION_HOURS, "final": event["state"] in FINAL_STATES,
         "grid_json": grid_json, "grid_name": grid_name, "located_by": LOCATED_BY,
         "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position")),
-        "attached": photos_of(store, who, event["code"])}, status=status)
+        "attached": photos_of(store, who, event["code"]),
+        "section": section, "came": came if CAME_FROM.get(came or "") == section else None}, status=status)
 
 
 @router.get("/events/{code}")
@@ -234,7 +262,7 @@ def event_page(code: str, request: Request, store: StoreDep, who: Current):
     _readable(who)
     done = request.query_params.get("done")
     message = f"已{ACTIONS[done].label}" if done in ACTIONS else None
-    return _show(request, store, who, code[:32], message=message)
+    return _show(request, store, who, code[:32], message=message, came=request.query_params.get("from"))
 
 
 def _action_data(action: str, form) -> tuple[dict, str | None]:
@@ -279,23 +307,24 @@ def act(code: str, request: Request, store: StoreDep, who: Checked):
     except ValueError:
         raise Refused(400, "缺少事件版本号，请刷新页面后重试") from None
     data, note = _action_data(action, form)
+    came = form.get("from") if form.get("from") in CAME_FROM else None
     principal = who.principal
     try:
         take_action(store, code[:32], action, role=principal.role, actor=principal.actor, version=version,
                     note=note, data=data, allow=lambda row: auth.sees_event(principal, row))
     except StaleVersion:
-        return _show(request, store, who, code, status=409,
+        return _show(request, store, who, code, came=came, status=409,
                      error="该事件已被他人修改，以下是最新状态，请确认后再操作。")
     except IllegalTransition:
-        return _show(request, store, who, code, status=409,
+        return _show(request, store, who, code, came=came, status=409,
                      error=f"当前状态下不能“{ACTIONS[action].label}”，以下是最新状态。")
     except RoleNotAllowed as exc:
-        return _show(request, store, who, code, status=403, error=f"您的角色不能执行该操作：{exc}")
+        return _show(request, store, who, code, came=came, status=403, error=f"您的角色不能执行该操作：{exc}")
     except NotFound:
         raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
     except InvalidEvent as exc:
-        return _show(request, store, who, code, status=422, error=f"“{ACTIONS[action].label}”未完成：{exc}")
-    return redirect(f"/events/{quote(code[:32], safe='')}?done={action}")
+        return _show(request, store, who, code, came=came, status=422, error=f"“{ACTIONS[action].label}”未完成：{exc}")
+    return redirect(f"/events/{quote(code[:32], safe='')}?done={action}" + (f"&from={came}" if came else ""))
 
 
 # -- supervision and task lists --------------------------------------------------------------
@@ -308,8 +337,10 @@ def supervision(request: Request, store: StoreDep, who: Current):
     scope = auth.scoped(who.principal, "supervision", grid=None, platform=None, department=None)
     board = queries.supervision(store, limit=PAGE, offset=(page - 1) * PAGE, **scope)
     mask = lambda items: [auth.mask_event(e, who.principal) for e in items]  # noqa: E731
+    overdue = mask(board["overdue"]["items"])
     return render(request, "supervision.html", {
-        "overdue": mask(board["overdue"]["items"]), "total": board["overdue"]["total"],
+        "overdue": overdue, "total": board["overdue"]["total"],
+        "names": _grid_names(store, overdue, board["escalated"]["items"], board["suspended"]["items"]),
         "by_platform": board["overdue"]["by_platform"], "escalated": board["escalated"],
         "suspended": board["suspended"], "page": page,
         "pages": max(1, -(-board["overdue"]["total"] // PAGE))})
@@ -330,4 +361,4 @@ def tasks(request: Request, store: StoreDep, who: Current):
     return render(request, "tasks.html", {
         "items": items, "total": listing["total"], "due_soon": due_soon, "overdue": overdue,
         "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
-        "states": [STATES[s] for s in states]})
+        "states": [STATES[s] for s in states], "names": _grid_names(store, items)})

@@ -109,3 +109,73 @@ def test_good_user_names_still_pass_and_the_cli_refuses_a_bad_one(world, tmp_pat
                             "--database", str(world.url)])
     assert r.exit_code != 0
     assert "bad name!" not in {u["username"] for u in list_users(world)}
+
+
+def _grid_name(world):
+    from helpers.events_world import G12
+
+    from gridgeo.store import schema
+
+    return G12, world.read("grids", where=schema.grids.c.code == G12)["name"].iloc[0]
+
+
+def test_the_lists_show_grid_names_and_link_back_to_their_section(world, client):
+    code, name = _grid_name(world)
+    assert name
+    event = _report(client)
+    _log_in(client, "cmd")
+    for path, came in (("/command?queue=to_accept", "command"), (f"/events?text=&grid={code}", "events")):
+        page = client.get(path).text
+        assert f'<span title="网格编码 {code}">{name}</span>' in page, path
+        assert f'href="/events/{event}?from={came}"' in page, path
+    # the event page marks the section the user came from, not 事件查询
+    for came, marked in (("command", "/command"), ("supervision", "/supervision"), ("events", "/events")):
+        page = client.get(f"/events/{event}", params={"from": came}).text
+        nav = page[page.index("<nav"):page.index("</nav>")]
+        assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == [marked], came
+        assert f'name="from" value="{came}"' in page
+    # hostile or foreign: the role's home, never reflected
+    for came in ("tasks", "<script>", "https://evil.example", "x" * 5000, "../admin", ""):
+        page = client.get(f"/events/{event}", params={"from": came}).text
+        nav = page[page.index("<nav"):page.index("</nav>")]
+        assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == ["/command"], came[:20]
+        assert 'name="from"' not in page and "evil.example" not in page and "<script>" not in page.split("<main")[1]
+    # an action keeps where the user came from
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    version = re.search(r'data-version="(\d+)"', page).group(1)
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "action": "accept", "version": version,
+                                                      "from": "command"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/events/{event}?done=accept&from=command"
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "action": "accept", "version": version,
+                                                      "from": "//evil.example"}, follow_redirects=False)
+    assert "evil" not in r.headers.get("location", "") and "evil" not in r.headers.get("hx-push-url", "")
+
+
+def test_supervision_shows_grid_names(world, client):
+    import datetime as dt
+
+    from gridgeo.store import schema
+
+    code, name = _grid_name(world)
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    from sqlalchemy import update
+
+    with world.engine.begin() as conn:  # past its deadline
+        conn.execute(update(schema.events).where(schema.events.c.code == event)
+                     .values(deadline_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)))
+    _log_in(client, "cmd")
+    page = client.get("/supervision").text
+    assert f'<span title="网格编码 {code}">{name}</span>' in page
+    assert f'href="/events/{event}?from=supervision"' in page
+
+
+def test_the_actions_sit_beside_the_facts_above_the_map(world, client):
+    event = _report(client)
+    _log_in(client, "cmd")
+    page = client.get(f"/events/{event}").text
+    two = page[page.index('<div class="two">'):]
+    assert two.index('id="h-facts"') < two.index('id="h-actions"') < two.index('id="h-map"')
+    # the facts and the actions share the first row (the two-column block), the map comes after it
+    assert '</section>\n</div>\n\n<section class="card" aria-labelledby="h-map">' in two
