@@ -176,7 +176,12 @@ def _why(exc: Exception) -> str:
         return "您的角色不能执行该操作"
     if isinstance(exc, NotFound):
         return "未找到该事件"
-    return str(exc)
+    return _zh(exc)
+
+
+def _zh(exc: Exception) -> str:
+    """The core's Chinese message for a refused action (never its English one)."""
+    return getattr(exc, "zh", None) or "填写的内容无法使用，请检查后重试"
 
 
 # -- search ---------------------------------------------------------------------------------
@@ -277,7 +282,9 @@ def _action_data(action: str, form) -> tuple[dict, str | None]:
     elif action == "merge":
         data["into"] = (form.get("into") or "").strip()[:32]
     elif action == "extend":
-        data["hours"] = (form.get("hours") or "").strip()[:10]
+        hours = (form.get("hours") or "").strip()[:10]
+        if hours:
+            data["hours"] = hours
     elif action == "escalate":
         if form.get("to") in ESCALATION_TARGETS:
             data["to"] = form.get("to")
@@ -318,12 +325,13 @@ def act(code: str, request: Request, store: StoreDep, who: Checked):
     except IllegalTransition:
         return _show(request, store, who, code, came=came, status=409,
                      error=f"当前状态下不能“{ACTIONS[action].label}”，以下是最新状态。")
-    except RoleNotAllowed as exc:
-        return _show(request, store, who, code, came=came, status=403, error=f"您的角色不能执行该操作：{exc}")
+    except RoleNotAllowed:
+        return _show(request, store, who, code, came=came, status=403, error="您的角色不能执行该操作。")
     except NotFound:
         raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
     except InvalidEvent as exc:
-        return _show(request, store, who, code, came=came, status=422, error=f"“{ACTIONS[action].label}”未完成：{exc}")
+        return _show(request, store, who, code, came=came, status=422,
+                     error=f"“{ACTIONS[action].label}”未完成：{_zh(exc)}")
     return redirect(f"/events/{quote(code[:32], safe='')}?done={action}" + (f"&from={came}" if came else ""))
 
 

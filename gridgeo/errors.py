@@ -159,10 +159,15 @@ class StaleVersion(GridgeoError):
 
 
 class InvalidEvent(GridgeoError, ValueError):
-    """An event (or an action's data) that cannot be taken: unknown category, bad value."""
+    """An event (or an action's data) that cannot be taken: unknown category, bad value.
+    ``zh`` says the same in Chinese, for the console (one message per rule, as InvalidUser)."""
 
     status = 422
     code = "invalid-event"
+
+    def __init__(self, message: str, *, zh: str | None = None):
+        super().__init__(message)
+        self.zh = zh
 
 
 class VersionRequired(GridgeoError):

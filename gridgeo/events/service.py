@@ -26,7 +26,8 @@ from gridgeo.events.intake import _lock_keys, hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.deadlines import deadline, extend
 from gridgeo.events.routing import ESCALATION_TARGETS, route_event
-from gridgeo.events.workflow import ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, actor_for, transition
+from gridgeo.events.workflow import (ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, STATES, actor_for,
+                                     transition)
 from gridgeo.layers import PLATFORMS
 from gridgeo.notify import outbox
 from gridgeo.store import Store, schema
@@ -61,6 +62,16 @@ def _category(conn, code: str | None) -> dict | None:
     return dict(row) if row is not None else None
 
 
+#: What the console calls an action's fields (for the Chinese messages).
+FIELDS_ZH = {"hours": "延期小时数", "days": "延期工作日数", "satisfaction": "满意度", "reason": "原因",
+             "into": "并入的事件编号", "department": "部门", "platform": "平台", "to": "上报对象",
+             "category_code": "事项编码", "grid_code": "网格编码", "address": "地址", "crs": "坐标系"}
+
+
+def _field(name: str) -> str:
+    return FIELDS_ZH.get(name, name)
+
+
 def _int(data: dict, name: str, lo: int, hi: int) -> int:
     value = data.get(name)
     try:
@@ -68,9 +79,11 @@ def _int(data: dict, name: str, lo: int, hi: int) -> int:
         if n != float(value):
             raise ValueError
     except (TypeError, ValueError, OverflowError):
-        raise InvalidEvent(f"{name} must be a whole number, not {value!r}") from None
+        raise InvalidEvent(f"{name} must be a whole number, not {value!r:.40}",
+                           zh=f"{_field(name)}须为整数") from None
     if not lo <= n <= hi:
-        raise InvalidEvent(f"{name} must be between {lo} and {hi}, not {n}")
+        raise InvalidEvent(f"{name} must be between {lo} and {hi}, not {n}",
+                           zh=f"{_field(name)}须在 {lo} 至 {hi} 之间（填写的是 {n}）")
     return n
 
 
@@ -82,7 +95,7 @@ def _text(data: dict, name: str, max_length: int) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > max_length:
         raise InvalidEvent(f"data.{name} must be text of at most {max_length} characters, "
-                           f"not {value!r:.80}")
+                           f"not {value!r:.80}", zh=f"{_field(name)}须为不超过 {max_length} 个字符的文字")
     return value
 
 
@@ -206,12 +219,12 @@ def _act(conn, store, row, code, action, role, actor, version, note, data, token
                         done=done, event=code)
     spec = ACTIONS[action]
     if action in NOTE_REQUIRED and note is None:
-        raise InvalidEvent(f"{action!r} needs a note saying why")
+        raise InvalidEvent(f"{action!r} needs a note saying why", zh=f"“{ACTIONS[action].label}”须填写原因")
     for name in spec.needs:
         if name == "reason" and (data.get("reason") or note):
             continue
         if data.get(name) in (None, ""):
-            raise InvalidEvent(f"{action!r} needs data.{name}")
+            raise InvalidEvent(f"{action!r} needs data.{name}", zh=f"“{ACTIONS[action].label}”须填写{_field(name)}")
     changes: dict[str, Any] = {}
     extra: list = []  # (statement) to run after the update, e.g. on a merge target
     record_data = dict(data)
@@ -262,7 +275,8 @@ def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
     if wanted and wanted != row["category_code"]:
         category = _category(conn, wanted)
         if category is None:
-            raise InvalidEvent(f"unknown category {data['category_code']!r}")
+            raise InvalidEvent(f"unknown category {data['category_code']!r}",
+                               zh=f"事项清单中没有事项“{data['category_code']}”")
         route = route_event(category, [])
         changes.update(category_code=category["code"], platform=route.platform,
                        department=route.department, route=route.route, route_target=route.target,
@@ -272,7 +286,8 @@ def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
     department = _text(data, "department", 200)
     platform = _text(data, "platform", 16)
     if platform is not None and platform not in PLATFORMS:
-        raise InvalidEvent(f"data.platform must be one of {', '.join(PLATFORMS)}, not {platform!r}")
+        raise InvalidEvent(f"data.platform must be one of {', '.join(PLATFORMS)}, not {platform!r}",
+                           zh=f"平台须为：{'、'.join(PLATFORMS.values())}")
     current = changes.get("platform") or row["platform"]
     if department is not None or platform is not None:
         targets = dispatch_targets(conn)
@@ -284,15 +299,18 @@ def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
             platform = current if current in having else having[0] if len(having) == 1 else None
             if platform is None and having:
                 raise InvalidEvent(f"department {department!r} is in several platforms "
-                                   f"({', '.join(having)}): give data.platform too")
+                                   f"({', '.join(having)}): give data.platform too",
+                                   zh=f"部门“{department}”属于多个平台，请同时选择平台")
         platform = platform or current
         if department not in targets.get(platform, ()):
             raise InvalidEvent(f"{department!r} is not a department of platform {platform!r} in the "
-                               f"catalogue; dispatch targets: {listing}")
+                               f"catalogue; dispatch targets: {listing}",
+                               zh=f"“{department}”不是{PLATFORMS.get(platform, platform)}在事项清单中的部门")
     department = department or changes.get("department") or row["department"]
     platform = platform or current
     if not department:
-        raise InvalidEvent("dispatch needs data.department: the event has no routed department")
+        raise InvalidEvent("dispatch needs data.department: the event has no routed department",
+                           zh="该事件没有默认的责任部门，请选择分派的部门")
     if role == "platform_office" and platform != row["platform"]:
         raise RoleNotAllowed(f"a platform office dispatches inside its platform ({row['platform']!r}) only, "
                              f"not to {platform!r}: across platforms the command room dispatches",
@@ -306,18 +324,20 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
     if action == "reject":
         reason = _text(data, "reason", 32) or "other"
         if reason not in REJECT_REASONS:
-            raise InvalidEvent(f"reason must be one of {', '.join(REJECT_REASONS)}, not {reason!r}")
+            raise InvalidEvent(f"reason must be one of {', '.join(REJECT_REASONS)}, not {reason!r}",
+                               zh=f"不予受理的原因须为：{'、'.join(REJECT_REASONS.values())}")
         changes.update(reject_reason=reason, result=note or REJECT_REASONS[reason])
     elif action == "merge":
         into = str(data["into"])
         if into == row["code"]:
-            raise InvalidEvent("an event cannot be merged into itself")
+            raise InvalidEvent("an event cannot be merged into itself", zh="事件不能并入它自己")
         master = conn.execute(select(ev.c.id, ev.c.code, ev.c.state, ev.c.version, ev.c.category_code)
                               .where(ev.c.code == into)).mappings().first()
         if master is None:
             raise NotFound(f"no event {into!r} to merge into")
         if master["state"] not in OPEN_STATES:
-            raise InvalidEvent(f"event {into} is {master['state']}: merge into an open event")
+            raise InvalidEvent(f"event {into} is {master['state']}: merge into an open event",
+                               zh=f"事件 {into} {STATES.get(master['state'], master['state'])}，只能并入未办结的事件")
         changes.update(duplicate_of=into, reject_reason="duplicate",
                        result=note or f"重复上报，已并入事件 {into}")
         record_data["into"] = into
@@ -348,7 +368,7 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
               or (row["route_target"] if row["route"] == "escalate" else "county_center"))
         reason = _text(data, "reason", 4000) or note or row["route_reason"]
         if not reason:
-            raise InvalidEvent("escalate needs a reason (note or data.reason)")
+            raise InvalidEvent("escalate needs a reason (note or data.reason)", zh="上报上级须填写原因")
         changes["escalated_to"] = ESCALATION_TARGETS.get(to, to)
         record_data.update(to=to, reason=reason)
     elif action == "resolve":
@@ -360,7 +380,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS) if data.get("hours") is not None else 0
         days = _int(data, "days", 1, MAX_EXTENSION_DAYS) if data.get("days") is not None else 0
         if not hours and not days:
-            raise InvalidEvent("extend needs data.hours (hours) or data.days (working days)")
+            raise InvalidEvent("extend needs data.hours (hours) or data.days (working days)",
+                               zh="延期须填写小时数或工作日数")
         base = row["deadline_at"]
         if base is None:
             base = _deadline(row, _category(conn, row["category_code"]) or {"deadline_hours": 0})
@@ -381,7 +402,8 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
                          grid_code=_text(data, "grid_code", 15), conn=conn)
         if loc.located_by in ("unlocated",) and not data.get("grid_code"):
             raise InvalidEvent("these data do not place the event in a grid: give grid_code, "
-                               "lon/lat or a register address")
+                               "lon/lat or a register address",
+                               zh="无法据此确定事件所在网格：请填写网格编码、经纬度或登记的地址")
         changes.update(grid_code=loc.grid_code, located_by=loc.located_by, plan_version=loc.plan_version,
                        locate_distance_m=loc.distance_m, address_confidence=loc.address_confidence,
                        address_match=loc.address_match)

@@ -179,3 +179,47 @@ def test_the_actions_sit_beside_the_facts_above_the_map(world, client):
     assert two.index('id="h-facts"') < two.index('id="h-actions"') < two.index('id="h-map"')
     # the facts and the actions share the first row (the two-column block), the map comes after it
     assert '</section>\n</div>\n\n<section class="card" aria-labelledby="h-map">' in two
+
+
+@pytest.mark.parametrize("fields, said", [
+    ({"action": "extend", "hours": "5000"}, "延期小时数须在 1 至 720 之间"),
+    ({"action": "extend", "hours": "abc"}, "延期小时数须为整数"),
+    ({"action": "extend", "hours": "1e400"}, "延期小时数须为整数"),
+    ({"action": "extend", "hours": "-3"}, "延期小时数须在 1 至 720 之间"),
+    ({"action": "extend", "hours": ""}, "延期须填写小时数或工作日数"),
+    ({"action": "dispatch", "target": "market|没有这个部门<b>"}, "不是市场监管在事项清单中的部门"),
+    ({"action": "dispatch", "target": "mars|x"}, "平台须为"),
+])
+def test_a_refused_action_is_explained_in_chinese(world, client, fields, said):
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    if fields["action"] != "dispatch":
+        take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    csrf = _log_in(client, "cmd")
+    page = client.get(f"/events/{event}").text
+    version = re.search(r'data-version="(\d+)"', page).group(1)
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "version": version, **fields})
+    if r.status_code == 409:  # the action is not open in this state: said in Chinese too
+        assert "当前状态下不能" in r.text
+        return
+    assert r.status_code == 422, r.text[:300]
+    error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text).group(1)
+    assert said in error, error
+    assert not re.search(r"[A-Za-z]{3,}", error.replace("&lt;b&gt;", "")), error  # no English
+    assert "<b>" not in error
+
+
+def test_the_core_says_each_event_rule_in_chinese_for_the_api_too(world, client):
+    from gridgeo.errors import InvalidEvent
+
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    fresh = _report(client)
+    for code, action, data in ((event, "extend", {"hours": 721}), (event, "extend", {"hours": [1]}),
+                               (event, "extend", {}), (fresh, "merge", {"into": fresh}),
+                               (fresh, "reject", {"reason": "martian"})):
+        with pytest.raises(InvalidEvent) as refused:
+            take_action(world, code, action, role="command_room", actor="cmd", data=data)
+        assert refused.value.zh and not re.search(r"[A-Za-z]{3,}", refused.value.zh), refused.value.zh
+        assert re.search(r"[A-Za-z]{3,}", str(refused.value))  # the English detail stays for programs
