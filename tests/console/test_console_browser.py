@@ -264,3 +264,24 @@ def test_stale_version_csrf_and_expired_session(site, open_as):
     assert second.url.endswith("/command")
     assert not [u for u in site.requests if not u.startswith(site.base + "/")]
     assert not site.errors
+
+
+def test_an_events_actions_are_in_view_at_1366x768_without_scrolling(site, open_as):
+    """The actions sat below the map: at 1366x768 they needed scrolling. Now beside the facts."""
+    from helpers.events_world import G11, INSIDE
+
+    lon, lat = INSIDE[G11]
+    r = httpx.post(f"{site.base}/v1/events", json={"source": "app", "category_code": CATEGORY,
+                                                   "description": "路灯不亮，" * 60, "lon": lon, "lat": lat,
+                                                   "address": "东村 12 号", "reporter_name": "黄敏"})
+    assert r.status_code == 201, r.text
+    page = open_as("command", fresh=True)  # an earlier test expires the command room's session
+    page.goto(f"{site.base}/events/{r.json()['code']}?from=command")
+    summaries = page.locator("details.action summary")
+    assert summaries.count() >= 2  # a reported event: accept, reject ...
+    for i in range(summaries.count()):
+        box = summaries.nth(i).bounding_box()
+        assert box and box["y"] + box["height"] <= 768, (i, box)
+    assert page.evaluate("window.scrollY") == 0
+    # and the map is still on the page, below
+    assert page.locator("#map").bounding_box()["y"] > summaries.first.bounding_box()["y"]
