@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import sys
 from contextlib import closing
 
 import pytest
@@ -69,6 +70,19 @@ def no_secret_in_any_log(tmp_path_factory):
     logging.getLogger().removeHandler(collector)
     leaks = collector.leaks + scan_logs(tmp_path_factory.getbasetemp())
     assert not leaks, f"secrets reached a log: {leaks[:20]}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_behind():
+    """The API's process pool (large lookups run there) is shut down when the session
+    ends, so that none of its processes outlives the run (one was found left behind,
+    parentless, after a full `make test`)."""
+    yield
+    middleware = sys.modules.get("gridgeo.api.middleware")
+    pool = getattr(middleware, "_PROCESSES", None)
+    if pool is not None:
+        middleware._PROCESSES = None
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.fixture(autouse=True)
