@@ -2,7 +2,9 @@
 the sweeper's warnings named in Chinese in an event's history, an empty bulk action, a closed
 event's wording, the administrator's refusals in Chinese with the form kept and a
 confirmation before destructive buttons, a period the dashboard cannot read, durations
-for people."""
+for people; and what a second walk found: history lines that said a name twice, user names
+the administrator's form took or cut, event errors in English, grid codes in the lists, the
+navigation marking 事件查询 from every list, the actions below the map."""
 
 from __future__ import annotations
 
@@ -13,8 +15,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridgeo import sessions
-from gridgeo.auth import create_user
+from gridgeo.auth import create_user, list_users
 from gridgeo.console.base import duration
+from gridgeo.errors import InvalidUser
 from gridgeo.events.records import history_record
 from gridgeo.events.service import take_action
 from gridgeo.store import Store, schema
@@ -192,3 +195,166 @@ def test_a_mistyped_address_is_a_page_for_a_browser_and_a_problem_for_a_program(
     assert r.status_code in (404, 405) and "problem+json" in r.headers["content-type"]
     r = client.get("/" + "x" * 5000, headers=page)  # huge: still a page, not a 500
     assert r.status_code == 404 and "x" * 5000 not in r.text
+
+
+# -- the second walk --
+
+def _timeline(page: str) -> str:
+    return page[page.index('class="timeline"'):]
+
+
+def test_a_history_line_names_the_role_once_when_the_actor_is_called_by_it(world, client):
+    code = _report(client)
+    take_action(world, code, "accept", role="command_room", actor="综合指挥室")  # the role's own word
+    take_action(world, code, "dispatch", role="command_room", actor="张三")
+    _log_in(client, "cmd")
+    timeline = _timeline(client.get(f"/events/{code}").text)
+    assert "综合指挥室（综合指挥室）" not in timeline
+    assert "张三（综合指挥室）" in timeline  # a person: name and role
+
+
+@pytest.mark.parametrize("username, said", [
+    ("bad name!", "只能包含字母、数字"), ("a b", "不能有空格"), ("x" * 65, "1 至 64 个字符，此用户名过长"),
+    ("x" * 5000, "此用户名过长"), ("<script>", "只能包含"), ("a\x00b", "只能包含"), ("a;drop", "只能包含"),
+])
+def test_the_administrator_cannot_add_a_user_name_that_breaks_the_rule(world, client, username, said):
+    csrf = _log_in(client, "root")
+    r = client.post("/admin", data={"csrf": csrf, "do": "add", "username": username, "role": "leadership"})
+    assert r.status_code in (400, 422), r.status_code
+    if r.status_code == 422:
+        error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text).group(1)
+        assert said in error
+    names = {u["username"] for u in list_users(world)}
+    assert username not in names and username[:64] not in names  # neither taken nor cut to fit
+
+
+def test_good_user_names_still_pass_and_the_cli_refuses_a_bad_one(world, tmp_path):
+    from typer.testing import CliRunner
+
+    from gridgeo.cli import app
+
+    for good in ("wang.wei", "wang_wei-2", "ops@county", "王伟", "x" * 64):
+        create_user(world, good, role="leadership", actor="test")
+    for bad in ("bad name!", "x" * 65, "tab\there"):
+        with pytest.raises(InvalidUser) as refused:
+            create_user(world, bad, role="leadership", actor="test")
+        assert refused.value.zh and "用户名" in refused.value.zh
+    runner = CliRunner()
+    r = runner.invoke(app, ["users", "add", "bad name!", "--role", "leadership", "--no-token",
+                            "--database", str(world.url)])
+    assert r.exit_code != 0
+    assert "bad name!" not in {u["username"] for u in list_users(world)}
+
+
+def _grid_name(world):
+    from helpers.events_world import G12
+
+    from gridgeo.store import schema
+
+    return G12, world.read("grids", where=schema.grids.c.code == G12)["name"].iloc[0]
+
+
+def test_the_lists_show_grid_names_and_link_back_to_their_section(world, client):
+    code, name = _grid_name(world)
+    assert name
+    event = _report(client)
+    _log_in(client, "cmd")
+    for path, came in (("/command?queue=to_accept", "command"), (f"/events?text=&grid={code}", "events")):
+        page = client.get(path).text
+        assert f'<span title="网格编码 {code}">{name}</span>' in page, path
+        assert f'href="/events/{event}?from={came}"' in page, path
+    # the event page marks the section the user came from, not 事件查询
+    for came, marked in (("command", "/command"), ("supervision", "/supervision"), ("events", "/events")):
+        page = client.get(f"/events/{event}", params={"from": came}).text
+        nav = page[page.index("<nav"):page.index("</nav>")]
+        assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == [marked], came
+        assert f'name="from" value="{came}"' in page
+    # hostile or foreign: the role's home, never reflected
+    for came in ("tasks", "<script>", "https://evil.example", "x" * 5000, "../admin", ""):
+        page = client.get(f"/events/{event}", params={"from": came}).text
+        nav = page[page.index("<nav"):page.index("</nav>")]
+        assert re.findall(r'<a href="([^"]+)" aria-current="page">', nav) == ["/command"], came[:20]
+        assert 'name="from"' not in page and "evil.example" not in page and "<script>" not in page.split("<main")[1]
+    # an action keeps where the user came from
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    version = re.search(r'data-version="(\d+)"', page).group(1)
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "action": "accept", "version": version,
+                                                      "from": "command"}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == f"/events/{event}?done=accept&from=command"
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "action": "accept", "version": version,
+                                                      "from": "//evil.example"}, follow_redirects=False)
+    assert "evil" not in r.headers.get("location", "") and "evil" not in r.headers.get("hx-push-url", "")
+
+
+def test_supervision_shows_grid_names(world, client):
+    import datetime as dt
+
+    from gridgeo.store import schema
+
+    code, name = _grid_name(world)
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    from sqlalchemy import update
+
+    with world.engine.begin() as conn:  # past its deadline
+        conn.execute(update(schema.events).where(schema.events.c.code == event)
+                     .values(deadline_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=2)))
+    _log_in(client, "cmd")
+    page = client.get("/supervision").text
+    assert f'<span title="网格编码 {code}">{name}</span>' in page
+    assert f'href="/events/{event}?from=supervision"' in page
+
+
+def test_the_actions_sit_beside_the_facts_above_the_map(world, client):
+    event = _report(client)
+    _log_in(client, "cmd")
+    page = client.get(f"/events/{event}").text
+    two = page[page.index('<div class="two">'):]
+    assert two.index('id="h-facts"') < two.index('id="h-actions"') < two.index('id="h-map"')
+    # the facts and the actions share the first row (the two-column block), the map comes after it
+    assert '</section>\n</div>\n\n<section class="card" aria-labelledby="h-map">' in two
+
+
+@pytest.mark.parametrize("fields, said", [
+    ({"action": "extend", "hours": "5000"}, "延期小时数须在 1 至 720 之间"),
+    ({"action": "extend", "hours": "abc"}, "延期小时数须为整数"),
+    ({"action": "extend", "hours": "1e400"}, "延期小时数须为整数"),
+    ({"action": "extend", "hours": "-3"}, "延期小时数须在 1 至 720 之间"),
+    ({"action": "extend", "hours": ""}, "延期须填写小时数或工作日数"),
+    ({"action": "dispatch", "target": "market|没有这个部门<b>"}, "不是市场监管在事项清单中的部门"),
+    ({"action": "dispatch", "target": "mars|x"}, "平台须为"),
+])
+def test_a_refused_action_is_explained_in_chinese(world, client, fields, said):
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    if fields["action"] != "dispatch":
+        take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    csrf = _log_in(client, "cmd")
+    page = client.get(f"/events/{event}").text
+    version = re.search(r'data-version="(\d+)"', page).group(1)
+    r = client.post(f"/events/{event}/actions", data={"csrf": csrf, "version": version, **fields})
+    if r.status_code == 409:  # the action is not open in this state: said in Chinese too
+        assert "当前状态下不能" in r.text
+        return
+    assert r.status_code == 422, r.text[:300]
+    error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text).group(1)
+    assert said in error, error
+    assert not re.search(r"[A-Za-z]{3,}", error.replace("&lt;b&gt;", "")), error  # no English
+    assert "<b>" not in error
+
+
+def test_the_core_says_each_event_rule_in_chinese_for_the_api_too(world, client):
+    from gridgeo.errors import InvalidEvent
+
+    event = _report(client)
+    take_action(world, event, "accept", role="command_room", actor="cmd")
+    take_action(world, event, "dispatch", role="command_room", actor="cmd")
+    fresh = _report(client)
+    for code, action, data in ((event, "extend", {"hours": 721}), (event, "extend", {"hours": [1]}),
+                               (event, "extend", {}), (fresh, "merge", {"into": fresh}),
+                               (fresh, "reject", {"reason": "martian"})):
+        with pytest.raises(InvalidEvent) as refused:
+            take_action(world, code, action, role="command_room", actor="cmd", data=data)
+        assert refused.value.zh and not re.search(r"[A-Za-z]{3,}", refused.value.zh), refused.value.zh
+        assert re.search(r"[A-Za-z]{3,}", str(refused.value))  # the English detail stays for programs
