@@ -412,28 +412,34 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
         if not sel.any():
             break
         i, a, b, score = i[sel], a[sel], b[sel], score[sel]
-        order = np.argsort(score, kind="stable")
-        i, a, b = i[order], a[order], b[order]
-        _, best = np.unique(a, return_index=True)  # the best move out of each part
-        best = np.sort(best)
-        used = np.zeros(k, dtype=bool)
-        moved = 0
-        for j in best:
-            bi, ba, bb = int(i[j]), int(a[j]), int(b[j])
-            if used[ba] or used[bb]:
-                continue
-            if check.ok(bi, ba, bb):
-                labels[bi] = bb
-                check.move(bi, bb)
-                used[ba] = used[bb] = True
-                moved += 1
-            else:
-                tabu[bi, bb] = rnd + 25
+        moved = _apply_moves(labels, check, tabu, rnd, k, i, a, b, np.argsort(score, kind="stable"))
         res.rounds = rnd + 1
         res.moves += moved
     res.labels = labels
     return res
 
+
+
+def _apply_moves(labels, check, tabu, rnd: int, k: int, i, a, b, order) -> int:
+    """Make the best candidate move out of each part (candidates ``i`` from part ``a`` to
+    ``b``, best first by ``order``), at most one move per part touched in a round; a move
+    the checker refuses is tabu for 25 rounds. Returns how many blocks moved."""
+    i, a, b = i[order], a[order], b[order]
+    _, best = np.unique(a, return_index=True)
+    used = np.zeros(k, dtype=bool)
+    moved = 0
+    for j in np.sort(best):  # one candidate per part: a loop over parts, not blocks
+        bi, ba, bb = int(i[j]), int(a[j]), int(b[j])
+        if used[ba] or used[bb]:
+            continue
+        if check.ok(bi, ba, bb):
+            labels[bi] = bb
+            check.move(bi, bb)
+            used[ba] = used[bb] = True
+            moved += 1
+        else:
+            tabu[bi, bb] = rnd + 25
+    return moved
 
 
 def quality(g: BlockGraph, labels: np.ndarray, k: int) -> dict:
@@ -518,23 +524,7 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
         if not sel.any():
             break
         i, a, b, gain = i[sel], a[sel], b[sel], gain[sel]
-        order = np.argsort(-gain, kind="stable")
-        i, a, b = i[order], a[order], b[order]
-        _, best = np.unique(a, return_index=True)
-        best = np.sort(best)
-        used = np.zeros(k, dtype=bool)
-        moved = 0
-        for j in best:
-            bi, ba, bb = int(i[j]), int(a[j]), int(b[j])
-            if used[ba] or used[bb]:
-                continue
-            if check.ok(bi, ba, bb):
-                labels[bi] = bb
-                check.move(bi, bb)
-                used[ba] = used[bb] = True
-                moved += 1
-            else:
-                tabu[bi, bb] = rnd + 25
+        moved = _apply_moves(labels, check, tabu, rnd, k, i, a, b, np.argsort(-gain, kind="stable"))
         res.rounds = rnd + 1
         res.moves += moved
     res.labels = labels
