@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 import uuid
 from pathlib import Path
 
@@ -530,7 +531,13 @@ def test_the_service_worker_sends_the_queue_by_background_sync_with_the_page_clo
         page.get_by_label("地址").fill("后台同步路1号")
         page.get_by_role("button", name="上报", exact=True).click()
         expect(page.locator("#outbox-count")).to_have_text("1 条")
-        tags = page.evaluate("() => navigator.serviceWorker.ready.then((r) => r.sync.getTags())")
+        # The page asks for the sync once the report is queued, through a promise of its own:
+        # wait for the tag rather than read it at once (a fresh clone's run once read []).
+        # (wait_for_function would not await the promise getTags gives)
+        deadline, tags = time.monotonic() + 10, []
+        while "gridgeo-outbox" not in tags and time.monotonic() < deadline:
+            tags = page.evaluate("() => navigator.serviceWorker.ready.then((r) => r.sync.getTags())")
+            page.wait_for_timeout(100)
         assert "gridgeo-outbox" in tags
         page.goto("about:blank")  # the page is closed: nothing of field.js runs any more
         assert _events_by(store, "后台同步员") == 0
