@@ -373,11 +373,7 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
         A = np.bincount(labels, weights=area, minlength=k)
         P = np.bincount(labels, weights=perim - own, minlength=k)
         size = np.bincount(labels, minlength=k)
-        cand = S > 0
-        cand[rows, labels] = False
-        cand &= (size[labels] > 1)[:, None]
-        cand &= tabu <= rnd
-        i, b = np.nonzero(cand)
+        i, b = _candidates(S, labels, size, tabu, rnd)
         if not len(i):
             break
         a = labels[i]
@@ -418,6 +414,16 @@ def refine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective) -> Result:
     res.labels = labels
     return res
 
+
+
+def _candidates(S, labels, size, tabu, rnd: int):
+    """Candidate moves (block ``i`` to part ``b``): into a part the block touches, not its
+    own, never the last block of a part, not tabu this round."""
+    cand = S > 0
+    cand[np.arange(len(labels)), labels] = False
+    cand &= (size[labels] > 1)[:, None]
+    cand &= tabu <= rnd
+    return np.nonzero(cand)
 
 
 def _apply_moves(labels, check, tabu, rnd: int, k: int, i, a, b, order) -> int:
@@ -499,11 +505,7 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
         size = np.bincount(labels, minlength=k)
         cutlen = (S.sum() - own.sum()) / 2.0
         cutroad = (R.sum() - R[rows, labels].sum()) / 2.0
-        cand = S > 0
-        cand[rows, labels] = False
-        cand &= (size[labels] > 1)[:, None]
-        cand &= tabu <= rnd
-        i, b = np.nonzero(cand)
+        i, b = _candidates(S, labels, size, tabu, rnd)
         if not len(i):
             break
         a = labels[i]
