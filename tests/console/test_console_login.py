@@ -39,8 +39,9 @@ def test_sessions_on_both_databases(store, monkeypatch):
     get_settings.cache_clear()
     try:
         user = _user(store)
-        digest = store.engine.connect().execute(
-            select(schema.users.c.password_hash).where(schema.users.c.username == user)).scalar()
+        with store.engine.connect() as conn:
+            digest = conn.execute(
+                select(schema.users.c.password_hash).where(schema.users.c.username == user)).scalar()
         assert digest.startswith("$argon2id$") and PASSWORD not in digest
 
         token = sessions.log_in(store, user, PASSWORD, client="10.0.0.1", now=NOW)

@@ -68,7 +68,8 @@ def test_replay_plays_every_trail(township, sample_days):
     expected = {"close": "closed", "rate": "closed", "reject": "rejected", "resolve": "resolved",
                 "verify": "verified", "start": "in_progress", "suspend": "suspended", "dispatch": "dispatched",
                 "escalate": "escalated"}
-    states = dict(store.engine.connect().execute(select(schema.events.c.code, schema.events.c.state)).all())
+    with store.engine.connect() as conn:
+        states = dict(conn.execute(select(schema.events.c.code, schema.events.c.state)).all())
     for code, action in last.items():
         if action in expected:
             assert states[code] == expected[action], (code, action)

@@ -5,10 +5,12 @@ process when the suite runs in parallel."""
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
 
 from gridgeo.store import Store, metadata
 
@@ -41,10 +43,33 @@ def ensure_pg_database(url: str) -> str | None:
 
 
 def truncate(store: Store) -> None:
-    """Empty every table of ``store`` (PostgreSQL), identities restarted."""
+    """Empty every table of ``store`` (PostgreSQL), identities restarted.
+
+    TRUNCATE waits for every lock on the tables. A connection an earlier test opened
+    without ``with`` and dropped stays in its transaction, holding its locks, until the
+    garbage collector finds it, and a thread waiting on the server allocates nothing, so
+    the collector never runs: the wait was endless (a CI run hung on it). So the wait is
+    bounded; then the collector is run and the TRUNCATE tried again, and if a lock is still
+    held the test fails, naming the sessions that hold it."""
     names = ", ".join(t.name for t in metadata.sorted_tables)
-    with store.engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    for attempt in (1, 2):
+        try:
+            with store.engine.begin() as conn:
+                conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+                conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+            return
+        except OperationalError as exc:
+            if "lock timeout" not in str(exc):
+                raise
+            if attempt == 1:
+                gc.collect()
+                continue
+            with store.engine.connect() as conn:
+                holders = conn.execute(text(
+                    "SELECT pid, state, left(query, 200) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).all()
+            raise RuntimeError(f"the tables of the test database are locked by other sessions: {holders}; "
+                               "a connection was opened without `with` and not closed") from exc
 
 
 def empty_store(kind: str, folder: Path, pg_url: str | None = None) -> Store:

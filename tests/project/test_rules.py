@@ -36,3 +36,22 @@ def test_today_is_the_date_in_china():
     assert timezone.today() in {(now + dt.timedelta(hours=8)).date(), (now + dt.timedelta(hours=8, seconds=5)).date()}
     # 16:30 UTC is half past midnight of the next day in China
     assert timezone.china_date(dt.datetime(2026, 7, 1, 16, 30, tzinfo=dt.timezone.utc)) == dt.date(2026, 7, 2)
+
+
+def test_connections_are_closed_where_they_are_opened():
+    """``engine.connect().execute(...)`` leaves its connection, and on PostgreSQL its
+    transaction and locks, to the garbage collector: a test doing so once made the next
+    test's TRUNCATE wait for ever. A connection is opened in a ``with`` (or handed to
+    ``closing``), never used straight off the call."""
+    import ast
+
+    offenders = []
+    for folder in ("gridgeo", "api", "maps", "console", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+                if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Call)
+                        and isinstance(node.value.func, ast.Attribute)
+                        and node.value.func.attr in {"connect", "begin", "raw_connection"}
+                        and node.attr not in {"__enter__"}):
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
