@@ -11,19 +11,22 @@
 Every grid feature has its code as the feature id (15 digits, an integer). Below
 :data:`DETAIL_ZOOM` grid tiles are *light*: the id and a simplified outline only (a
 province's 100,000 grids make four tiles at zoom 6 of about 0.8 MB each, instead of 2.4 MB
-with every attribute); a map colours them from the id as from the ``code``.
+with every attribute); a map colours them from the id as from the ``code``. Below
+:data:`OVERVIEW_ZOOM` they are cut from the plan's overview, its grids simplified once and
+held in memory (on both databases). Roads and villages are light below DETAIL_ZOOM too
+(:data:`LIGHT_ATTRS`, simplified to a unit).
 
 On PostgreSQL PostGIS encodes the tile (``ST_AsMVT`` over ``ST_AsMVTGeom``, the tile's
-envelope found by the spatial index); on SQLite the layer is held in memory in Web
-Mercator with an STRtree (per plan), clipped with a 64-unit buffer and encoded by
-mapbox-vector-tile, except light tiles, which :func:`encode_polygons` writes with numpy
-(mapbox-vector-tile takes some 20 s for a tile of 50,000 grids; this, under a second).
-Both give the same features and attributes (the tests compare them with the store).
+envelope found by the spatial index), except the overview's; on SQLite the layer is held in
+memory in Web Mercator with an STRtree (per plan), clipped with a 64-unit buffer and
+encoded by mapbox-vector-tile, except light grid tiles, which :func:`encode_polygons` writes
+with numpy (mapbox-vector-tile takes some 20 s for a tile of 50,000 grids; this, under a
+second). Both give the same features and attributes (the tests compare them with the store).
 :func:`warm` fills the cache with a province map's opening tiles (``gridgeo serve`` runs it
 in a background thread at start, ``GRIDGEO_TILES_WARM``).
 Tiles are cached in the process (:class:`TileCache`, 64 MB, by store, layer, plan, z, x,
-y): a new plan is a new key, but a change to the roads or villages shows in the tiles only
-after :func:`clear_cache` or a restart.
+y): a new plan is a new key, but a change to the roads or villages, or to a draft's grids,
+shows in the tiles only after :func:`clear_cache` or a restart.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from sqlalchemy import text
 from gridgeo.errors import InvalidInput, NotFound
 from gridgeo.store import Store
 
-__all__ = ["LAYERS", "MAX_ZOOM", "DETAIL_ZOOM", "encode_polygons", "grid_bounds", "warm", "EXTENT", "BUFFER", "InvalidTile", "render_tile", "tile_bounds", "clear_cache",
+__all__ = ["LAYERS", "LIGHT_ATTRS", "OVERVIEW_ZOOM", "MAX_ZOOM", "DETAIL_ZOOM", "encode_polygons", "grid_bounds", "warm", "EXTENT", "BUFFER", "InvalidTile", "render_tile", "tile_bounds", "clear_cache",
            "CACHE"]
 
 #: The deepest zoom served (a tile some 10 m across at 22).
@@ -51,7 +54,20 @@ MAX_ZOOM = 22
 #: unit, and a grid smaller than :data:`MIN_UNITS` drawn as a square of that size, so that
 #: every grid is in every tile it meets, however far out.
 DETAIL_ZOOM = 12
+#: Below this zoom (a tile over 80 km) light grid tiles are cut from the plan's *overview*:
+#: every grid of the plan simplified once to half the tolerance of zoom OVERVIEW_ZOOM - 1
+#: (some 76 m), held in memory per plan, so that a province map's opening tiles need neither
+#: the full geometry nor a simplification of it per tile (PostGIS took 2.6 s for each zoom-6
+#: tile of 25,000 grids, 8 s at zoom 4). On SQLite the light tiles from this zoom to
+#: DETAIL_ZOOM - 1 come from a finer overview (half the tolerance of zoom 11, some 10 m), of
+#: which the coarse one is made: the full layer is read into memory only from DETAIL_ZOOM on.
+OVERVIEW_ZOOM = 9
 MIN_UNITS = 4
+#: Light tiles are simplified to this many units: a map draws a tile of zoom z over 512 px at
+#: zoom z + 1 (protomaps-leaflet), 8 units a pixel, so 4 units is half a pixel (one on a
+#: screen of twice the density), and a zoom-6 tile of 25,000 grids carries about half the
+#: vertices it did at one unit.
+LIGHT_UNITS = 4
 EXTENT = 4096
 BUFFER = 64
 HALF = 20037508.342789244  # half the Web Mercator world, metres
@@ -60,6 +76,9 @@ LAYERS = {
     "roads": ["code", "name", "kind", "rank"],
     "villages": ["code", "name"],
 }
+#: Below DETAIL_ZOOM roads and village outlines are light too: simplified to LIGHT_UNITS,
+#: with only the attributes a zoomed-out map draws them by (the names are labels from 14 on).
+LIGHT_ATTRS = {"roads": ["kind", "rank"], "villages": ["code"]}
 
 
 class InvalidTile(InvalidInput):
@@ -139,15 +158,16 @@ def clear_cache() -> None:
 
 def grid_bounds(store: Store, plan_id: int, prefix: str | None = None) -> tuple[float, float, float, float] | None:
     """Lon/lat bounds of the grids of plan ``plan_id`` (whose code starts with ``prefix``),
-    without reading their geometry on PostgreSQL; on SQLite from the layer the tiles hold
-    (read once, then the tiles that follow need no read). None if there are none."""
+    without reading their geometry on PostgreSQL; on SQLite from the plan's overview (read
+    once, then the opening tiles need no read; its simplification moves an edge by at most
+    some 10 m). None if there are none."""
     if store.dialect == "postgresql":
         sql = text("SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
                    "(SELECT ST_Extent(geometry) AS e FROM grids WHERE plan_id = :p AND code LIKE :like) q")
         with store.engine.connect() as conn:
             row = conn.execute(sql, {"p": plan_id, "like": (prefix or "") + "%"}).one()
         return None if row[0] is None else tuple(float(v) for v in row)
-    geoms, _, _, ids = _frame(store, "grids", plan_id)
+    geoms, _, ids = _overview(store, plan_id)
     if prefix:
         rest = 15 - len(prefix)
         lo, hi = int(prefix + "0" * rest), int(prefix + "9" * rest)
@@ -210,7 +230,9 @@ def render_tile(store: Store, layer: str, z: int, x: int, y: int, *, plan=None) 
     cached = CACHE.get(key)
     if cached is not None:
         return cached
-    if store.dialect == "postgresql":
+    if layer == "grids" and (z < OVERVIEW_ZOOM or (z < DETAIL_ZOOM and store.dialect != "postgresql")):
+        data = _encode_overview(store, plan_id, z, bounds)
+    elif store.dialect == "postgresql":
         data = _postgis(store, layer, plan_id, z, x, y)
     else:
         data = _encode(store, layer, plan_id, z, bounds)
@@ -231,7 +253,7 @@ def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes
     table, where = _SOURCES[layer]
     where = where.replace('plan_id', 't.plan_id')
     if layer == "grids" and z < DETAIL_ZOOM:
-        # light: the code as the feature id, simplified to a tile unit, the smallest as squares
+        # light: the code as the feature id, simplified to LIGHT_UNITS, the smallest as squares
         unit = 2 * HALF / 2**z / EXTENT
         sql = text(f"""
             WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
@@ -240,7 +262,7 @@ def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes
                 SELECT g.id, ST_AsMVTGeom(
                     CASE WHEN greatest(ST_XMax(g.m) - ST_XMin(g.m), ST_YMax(g.m) - ST_YMin(g.m)) < :small
                          THEN ST_Expand(ST_PointOnSurface(g.m), :half)
-                         ELSE ST_Simplify(g.m, :unit, true) END,
+                         ELSE ST_Simplify(g.m, :tol, true) END,
                     b.env, {EXTENT}, {BUFFER}, true) AS geom
                 FROM (SELECT t.code::bigint AS id, ST_Transform(ST_Simplify(t.geometry, :deg, true), 3857) AS m
                       FROM {table} t, b WHERE {where} AND t.geometry && b.box) g, b
@@ -249,22 +271,28 @@ def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes
         """)
         # simplified first in degrees (half a unit: a degree is 111 km of Web Mercator or more),
         # so that a province's millions of vertices are not all projected
-        params = {"unit": unit, "small": MIN_UNITS * unit, "half": MIN_UNITS * unit / 2,
+        params = {"tol": LIGHT_UNITS * unit, "small": MIN_UNITS * unit, "half": MIN_UNITS * unit / 2,
                   "deg": unit / 2 / 111_320}
     else:
-        cols = ", ".join(f"t.{c}" for c in LAYERS[layer])
+        light = layer != "grids" and z < DETAIL_ZOOM
+        cols = ", ".join(f"t.{c}" for c in (LIGHT_ATTRS[layer] if light else LAYERS[layer]))
         fid = ", t.code::bigint AS id" if layer == "grids" else ""
+        geom = "ST_Transform(t.geometry, 3857)"
+        params = {}
+        if light:  # roads and villages zoomed out: simplified to a unit (in degrees first, as grids)
+            unit = 2 * HALF / 2**z / EXTENT
+            geom = "ST_Simplify(ST_Transform(ST_Simplify(t.geometry, :deg, true), 3857), :unit, true)"
+            params = {"unit": LIGHT_UNITS * unit, "deg": unit / 2 / 111_320}
         sql = text(f"""
             WITH b AS (SELECT ST_TileEnvelope(:z, :x, :y) AS env,
                               ST_Transform(ST_TileEnvelope(:z, :x, :y, margin => {BUFFER / EXTENT}), 4326) AS box)
             SELECT ST_AsMVT(q, :layer, {EXTENT}, 'geom'{", 'id'" if fid else ""}) FROM (
-                SELECT {cols}{fid}, ST_AsMVTGeom(ST_Transform(t.geometry, 3857), b.env, {EXTENT}, {BUFFER}, true) AS geom
+                SELECT {cols}{fid}, ST_AsMVTGeom({geom}, b.env, {EXTENT}, {BUFFER}, true) AS geom
                 FROM {table} t, b
                 WHERE {where} AND t.geometry && b.box
                 ORDER BY t.code
             ) q WHERE q.geom IS NOT NULL
         """)
-        params = {}
     with store.engine.connect() as conn:
         data = conn.execute(sql, {"z": z, "x": x, "y": y, "layer": layer, "plan": plan_id, **params}).scalar()
     return bytes(data or b"")
@@ -290,26 +318,117 @@ def _frame(store: Store, layer: str, plan_id):
 
 
 def _build_frame(store: Store, layer: str, plan_id):
+    cols = LAYERS[layer]
     if layer == "grids":
-        frame = store.read("grids", plan=plan_id)
+        sql, params = f"SELECT {', '.join(cols)}, geometry FROM grids WHERE plan_id = :plan", {"plan": plan_id}
     elif layer == "villages":
-        frame = store.read("divisions")
-        frame = frame[frame["level"].isin(["village", "community"]).to_numpy() & frame.geometry.notna().to_numpy()]
+        sql, params = (f"SELECT {', '.join(cols)}, geometry FROM divisions WHERE level IN ('village', 'community') "
+                       "AND geometry IS NOT NULL"), {}
     else:
-        frame = store.read("roads")
-    frame = frame.sort_values("code", kind="stable").reset_index(drop=True)
-    geoms = shapely.transform(frame.geometry.to_numpy(), _mercator)
-    props = pd.DataFrame(frame[LAYERS[layer]]).astype(object).where(frame[LAYERS[layer]].notna(), None)
+        sql, params = f"SELECT {', '.join(cols)}, geometry FROM roads", {}
+    if store.dialect == "postgresql":
+        sql = sql.replace(", geometry FROM", ", ST_AsBinary(geometry) FROM")
+    rows = store.tuples(sql + " ORDER BY code", params)
+    frame = pd.DataFrame(rows, columns=[*cols, "geometry"])
+    wkb = frame.pop("geometry").to_numpy(dtype=object)
+    geoms = shapely.transform(shapely.from_wkb([bytes(w) if w is not None else None for w in wkb]) if len(wkb)
+                              else np.array([], dtype=object), _mercator)
+    props = frame.astype(object).where(frame.notna(), None)
     ids = pd.to_numeric(frame["code"], errors="coerce").fillna(0).astype(np.int64).to_numpy() \
         if layer == "grids" else None
-    return geoms, shapely.STRtree(geoms), props.to_dict(orient="records"), ids
+    return geoms, shapely.STRtree(geoms), props, ids
+
+
+def _level(store: Store, z: int) -> int:
+    """The overview a light grid tile of zoom ``z`` is cut from (see :data:`OVERVIEW_ZOOM`)."""
+    return OVERVIEW_ZOOM - 1 if z < OVERVIEW_ZOOM else DETAIL_ZOOM - 1
+
+
+def _overview(store: Store, plan_id: int, level: int = OVERVIEW_ZOOM - 1):
+    """The plan's grids simplified once for the light tiles up to zoom ``level`` (in Web
+    Mercator, with an STRtree and the codes as integers), held per store, plan and level."""
+    key = (store.url, "overview", plan_id, level)
+    with _FRAMES_LOCK:
+        held = _FRAMES.get(key)
+    if held is not None:
+        return held
+    if level < DETAIL_ZOOM - 1 and store.dialect != "postgresql":
+        _overview(store, plan_id, DETAIL_ZOOM - 1)  # the coarse one is made from the fine one
+    with _BUILDING:
+        with _FRAMES_LOCK:
+            held = _FRAMES.get(key)
+        if held is None:
+            held = _build_overview(store, plan_id, level)
+            with _FRAMES_LOCK:
+                _FRAMES[key] = held
+    return held
+
+
+def _tolerance(level: int) -> float:
+    """Half the simplification of a light tile of zoom ``level``, in Web Mercator metres: the
+    overview's error and the tile's add up to at most :data:`LIGHT_UNITS` and a half."""
+    return LIGHT_UNITS * 2 * HALF / 2**level / EXTENT / 2
+
+
+def _build_overview(store: Store, plan_id: int, level: int):
+    deg = _tolerance(level) / 111_320  # in degrees: a degree is 111 km of Web Mercator or more
+    if store.dialect == "postgresql":  # simplified by PostGIS, next to the data
+        rows = store.tuples("SELECT code, ST_AsBinary(ST_Simplify(geometry, :deg, true)) FROM grids "
+                            "WHERE plan_id = :plan ORDER BY code", {"deg": deg, "plan": plan_id})
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.array([], dtype=object)
+        codes = [r[0] for r in rows]
+    elif level < DETAIL_ZOOM - 1:  # SQLite: from the finer overview, already in memory
+        fine, _, ids = _FRAMES[(store.url, "overview", plan_id, DETAIL_ZOOM - 1)]
+        geoms = shapely.simplify(fine, _tolerance(level), preserve_topology=False)
+        gone = shapely.is_empty(geoms) | shapely.is_missing(geoms)
+        geoms[gone] = fine[gone]
+        return geoms, shapely.STRtree(geoms), ids
+    else:
+        rows = store.tuples("SELECT code, geometry FROM grids WHERE plan_id = :plan ORDER BY code", {"plan": plan_id})
+        full = shapely.from_wkb([r[1] for r in rows]) if rows else np.array([], dtype=object)
+        geoms = shapely.simplify(full, deg, preserve_topology=False)
+        gone = shapely.is_empty(geoms) | shapely.is_missing(geoms)
+        geoms[gone] = full[gone]  # a grid smaller than the tolerance keeps its outline (drawn as a square)
+        codes = [r[0] for r in rows]
+    geoms = shapely.transform(geoms, _mercator) if len(geoms) else geoms
+    ids = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").fillna(0).astype(np.int64).to_numpy()
+    return geoms, shapely.STRtree(geoms), ids
+
+
+def _overview_at(store: Store, plan_id: int, z: int, hits: np.ndarray) -> np.ndarray:
+    """The grids ``hits`` of the overview as light tiles of zoom ``z`` draw them. Below
+    OVERVIEW_ZOOM all of them are made at once (every tile holds thousands; at zoom 5 and
+    less, often all) and held per zoom."""
+    geoms = _overview(store, plan_id, _level(store, z))[0]
+    if z >= OVERVIEW_ZOOM:
+        return _light(geoms[hits], z)
+    key = (store.url, "overview", plan_id, "z", z)
+    with _FRAMES_LOCK:
+        held = _FRAMES.get(key)
+    if held is None:
+        held = _light(geoms, z)
+        with _FRAMES_LOCK:
+            _FRAMES[key] = held
+    return held[hits]
+
+
+def _encode_overview(store: Store, plan_id: int, z: int, bounds) -> bytes:
+    """A light grid tile cut from the plan's overview."""
+    _, tree, ids = _overview(store, plan_id, _level(store, z))
+    x0, y0, x1, y1 = bounds
+    pad = (x1 - x0) * BUFFER / EXTENT
+    hits = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), predicate="intersects"))
+    if len(hits) == 0:
+        return b""
+    clipped = shapely.clip_by_rect(_overview_at(store, plan_id, z, hits), x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    return encode_polygons("grids", clipped, ids[hits], bounds)
 
 
 def _light(geoms: np.ndarray, z: int) -> np.ndarray:
     """The grids as light tiles at zoom ``z`` draw them (see :data:`DETAIL_ZOOM`): simplified
-    to one tile unit, the smallest as squares of :data:`MIN_UNITS` units."""
+    to :data:`LIGHT_UNITS` tile units, the smallest as squares of :data:`MIN_UNITS` units."""
     unit = 2 * HALF / 2**z / EXTENT
-    simple = shapely.simplify(geoms, unit, preserve_topology=False)
+    simple = shapely.simplify(geoms, LIGHT_UNITS * unit, preserve_topology=False)
     b = shapely.bounds(geoms)
     small = (np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) < MIN_UNITS * unit) | shapely.is_empty(simple)
     if small.any():
@@ -333,11 +452,16 @@ def _encode(store: Store, layer: str, plan_id, z: int, bounds) -> bytes:
         # the tile's grids simplified for it (the cost goes with the tile's grids, not the layer's)
         clipped = shapely.clip_by_rect(_light(geoms[hits], z), x0 - pad, y0 - pad, x1 + pad, y1 + pad)
         return encode_polygons(layer, clipped, ids[hits], bounds)
-    clipped = shapely.clip_by_rect(geoms[hits], x0 - pad, y0 - pad, x1 + pad, y1 + pad)
-    keep = ~shapely.is_empty(clipped)
-    features = [{"geometry": g, "properties": {k: v for k, v in props[i].items() if v is not None},
+    chosen = geoms[hits]
+    if layer in LIGHT_ATTRS and z < DETAIL_ZOOM:  # roads and villages zoomed out: light
+        chosen = shapely.simplify(chosen, LIGHT_UNITS * (x1 - x0) / EXTENT, preserve_topology=False)
+        props = props[LIGHT_ATTRS[layer]]
+    clipped = shapely.clip_by_rect(chosen, x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    keep = ~shapely.is_empty(clipped) & ~shapely.is_missing(clipped)
+    rows = props.iloc[hits[keep]].to_dict(orient="records")  # the tile's features only
+    features = [{"geometry": g, "properties": {k: v for k, v in row.items() if v is not None},
                  **({"id": int(ids[i])} if ids is not None else {})}
-                for g, i in zip(clipped[keep], hits[keep])]
+                for g, i, row in zip(clipped[keep], hits[keep], rows)]
     return mapbox_vector_tile.encode(
         [{"name": layer, "features": features}],
         default_options={"quantize_bounds": bounds, "extents": EXTENT})

@@ -15,7 +15,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from gridgeo.coverage import missing_roles, staffing
+from gridgeo.coverage import missing_by_grid, missing_roles, staffing
 from gridgeo.store import Store, schema
 from gridgeo.tiles import grid_bounds
 from gridgeo.maps import elements
@@ -118,11 +118,13 @@ def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame | Store, bounds,
     where ``/tiles`` is, relative to the page), coloured by the same staffing classes from
     each tile's ``code`` (only the codes not in the commonest class are sent); roads,
     rivers and village outlines from the tiles too. ``grids`` needs ``code`` and
-    ``village_code`` (no geometry); ``bounds`` is ``x0, y0, x1, y1``; ``prefix`` limits the
+    ``village_code`` (no geometry), and ``n_missing`` if counted already
+    (:func:`gridgeo.coverage.missing_by_grid`); ``bounds`` is ``x0, y0, x1, y1``; ``prefix`` limits the
     drawn grids to codes starting with it (a village or township). A click on a grid shows
     its code, households, population and class."""
     basemap = basemap or get_basemap()
-    cls = np.minimum(missing_roles(grids["code"], staff), 2)  # as staffing_classes, without the names
+    missing = grids["n_missing"].to_numpy() if "n_missing" in grids else missing_roles(grids["code"], staff)
+    cls = np.minimum(missing, 2)  # as staffing_classes, without the names
     m = new_map(basemap)
     plan = grids.attrs.get("plan_version")
     query = f"?plan={plan}" if plan else ""
@@ -159,12 +161,16 @@ def coverage_from_store(
     prefix = village_prefix(store, village)
     where = schema.grids.c.village_code.startswith(prefix) if prefix else None
     if may_draw_tiled(basemap, tiles_url):
-        # the grids' attributes only: drawn from tiles, their geometry is not read
-        codes = store.read("grids", at=at, plan=plan, where=where, geometry=False)
-        if draws_tiled(len(codes), basemap, tiles_url):
-            bounds = grid_bounds(store, codes.attrs["plan_id"], prefix)
-            return tiled_coverage_map(codes, store, bounds, tiles_url=tiles_url, prefix=prefix,
-                                      basemap=basemap)
+        # each grid's code and missing roles, counted by the database: drawn from tiles, the
+        # grids' geometry is not read, nor the roster
+        row = store.plan(plan) if plan is not None else store.plan_in_force(at)
+        if row is not None:
+            codes = missing_by_grid(store, row["id"], prefix)
+            if draws_tiled(len(codes), basemap, tiles_url):
+                codes.attrs.update(plan_version=row["version"], plan_id=row["id"])
+                bounds = grid_bounds(store, row["id"], prefix)
+                return tiled_coverage_map(codes, store, bounds, tiles_url=tiles_url, prefix=prefix,
+                                          basemap=basemap)
     grids = store.read("grids", at=at, plan=plan, where=where)
     staff = store.read("staff")
     divisions = store.read("divisions")

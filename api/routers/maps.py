@@ -115,10 +115,12 @@ async def workload(
     village: VillageQ = None, period: PeriodQ = None, platform: PlatformQ = None,
     at: AtQuery = None, plan: PlanQuery = None, basemap: BasemapQ = None, inline: InlineQ = False,
 ):
-    """A choropleth of the grids' events over the period, with a legend."""
+    """A choropleth of the grids' events over the period, with a legend. Above
+    GRIDGEO_MAP_TILED_GRIDS grids the grids are drawn from /tiles, as on the coverage map,
+    coloured from each tile's grid codes."""
     return await _page(workload_from_store, inline, 0, store=store, measure=measure, period=period,
                        platform=platform, village=village, at=at, plan=plan, basemap=_basemap(basemap, 0),
-                       households=_reads_households(principal))
+                       households=_reads_households(principal), tiles_url="../tiles/")
 
 
 @router.get("/events", response_class=HTMLResponse, responses=_HTML,

@@ -87,6 +87,8 @@ grids = Table(
     UniqueConstraint("plan_id", "code"),
     CheckConstraint("kind IN ('basic', 'dedicated')", name="kind"),
     Index(None, "village_code"),
+    # a province map's page reads each grid's code and village from this index alone
+    Index(None, "plan_id", "code", "village_code"),
 )
 
 #: 户: address points with the households, population and buildings at them.
@@ -134,6 +136,7 @@ staff = Table(
         "role IN ('grid_head', 'full_time_worker', 'part_time_worker', 'instructor')", name="role"
     ),
     Index(None, "grid_code"),
+    Index(None, "grid_code", "role"),  # the roles each grid has, from the index alone
 )
 
 #: 事项清单: the event catalogue.

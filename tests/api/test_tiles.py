@@ -138,6 +138,29 @@ def test_light_tiles_keep_every_grid_code(client, sample_store, z):
     assert all(f"{f['id']:015d}" == f["properties"]["code"] for f in detail["features"])
 
 
+def test_roads_and_villages_are_light_when_zoomed_out(client, sample_store):
+    """Below DETAIL_ZOOM roads and village outlines are simplified to a tile unit and carry
+    only what a zoomed-out map draws them by (kind and rank; the village code)."""
+    from gridgeo.tiles import DETAIL_ZOOM, LIGHT_ATTRS
+
+    roads = sample_store.read("roads")
+    x0, y0, x1, y1 = roads.total_bounds
+    for layer, z in (("roads", 9), ("villages", 9), ("roads", DETAIL_ZOOM)):
+        tiles = {_tile_of(x0, y0, z), _tile_of(x1, y1, z), _tile_of(x0, y1, z), _tile_of(x1, y0, z)}
+        feats = [f for x, y in tiles for f in mapbox_vector_tile.decode(
+            client.get(f"/tiles/{layer}/{z}/{x}/{y}.mvt").content).get(layer, {}).get("features", [])]
+        assert feats, (layer, z)
+        keys = set().union(*(f["properties"] for f in feats))
+        if z < DETAIL_ZOOM:
+            assert keys <= set(LIGHT_ATTRS[layer]) and keys, (layer, keys)
+            if layer == "roads":
+                assert {f["properties"]["kind"] for f in feats} == {"road", "river"}
+                light = sum(len(shapely.get_coordinates(shapely.geometry.shape(f["geometry"]))) for f in feats)
+                assert light < shapely.get_num_coordinates(roads.geometry.to_numpy()).sum()
+        else:
+            assert {"name", "kind", "rank"} <= keys
+
+
 def test_the_numpy_encoder_writes_what_the_decoder_reads():
     """encode_polygons against mapbox-vector-tile's decoder: ids, rings and holes, winding
     (exterior clockwise in tile coordinates), a feature collapsing to nothing left out."""

@@ -876,6 +876,29 @@ def test_a_province_map_draws_its_grids_from_vector_tiles(client, open_map, samp
     assert "GG.polygons(" in client.get("/maps/coverage").text
 
 
+def test_a_province_workload_map_draws_the_same_tiles(client, open_map, sample_db, monkeypatch):
+    """Above GRIDGEO_MAP_TILED_GRIDS the workload map takes its grids from the tiles the
+    coverage map draws (one tile set), coloured by the classes of the inline map."""
+    from gridgeo.maps.workload import COLOURS, breaks
+
+    monkeypatch.setenv("GRIDGEO_MAP_TILED_GRIDS", "10")
+    table = per_grid(sample_db, "2026")
+    limits = breaks(table["per_worker"])
+    values = table["per_worker"].to_numpy(dtype=float)
+    expected = dict(zip(table.index, np.where(np.isfinite(values), np.searchsorted(limits, values), len(COLOURS))))
+    r = client.get("/maps/workload?period=2026")
+    assert r.status_code == 200 and "GG.tiledGrids(" in r.text and "GG.polygons(" not in r.text
+    spec = json.loads(re.search(r"GG\.tiledGrids\((\{.*?\})\);", r.text, re.S).group(1))
+    assert {c: spec["cls"].get(c, spec["base"]) for c in expected} == expected
+    assert spec["url"].startswith("../tiles/grids/") and spec["styles"][expected[table["per_worker"].idxmax()]]["fillColor"] == COLOURS[-1]
+    o = open_map("http://testserver/maps/workload?period=2026", client,
+                 ready="document.querySelectorAll('canvas.leaflet-tile-loaded').length > 0")
+    o.settle()
+    assert o.errors == [] and o.off_machine() == []
+    assert {u.split("/tiles/")[1].split("/")[0] for u in o.requests if "/tiles/" in u} == {"grids", "roads", "villages"}
+    assert "人均事件数" in o.js("document.querySelector('.gg-legend').innerText")
+
+
 @pytest.mark.parametrize("url, status, words", [
     ("/maps/events?period=2026-13", 422, "period"),
     ("/maps/workload?measure=happiness", 422, "measure"),
@@ -937,6 +960,14 @@ def test_staffing_flags_the_understaffed_grids(sample_store):
     fewer = staff[staff["role"] != "instructor"]
     assert np.array_equal(missing_roles(table.index, fewer), staffing(table.index, fewer)["n_missing"].to_numpy())
     assert np.array_equal(missing_roles(["331124002001999"], None), [3])
+    # and the database's count of them, for a province map's page
+    from gridgeo.coverage import missing_by_grid
+
+    plan = sample_store.plan_in_force()
+    counted = missing_by_grid(sample_store, plan["id"])
+    assert counted["code"].tolist() == table.index.tolist()
+    assert np.array_equal(counted["n_missing"].to_numpy(), table["n_missing"].to_numpy())
+    assert set(missing_by_grid(sample_store, plan["id"], "331124002")["code"].str[:9]) == {"331124002"}
 
 
 def test_workload_per_grid(sample_store):
