@@ -297,7 +297,7 @@ def divide(
     tolerance: float = 0.05,
     workload: Mapping[str, float] | None = None,
     seed: int = 0,
-    road_factor: float = 0.3,
+    road_factor: float = 0.4,
     cells_per_grid: int = 16,
     starts: int = 2,
     shape_weights: Mapping[str, float] | None = None,

@@ -231,9 +231,43 @@ def _repair(g: BlockGraph, labels: np.ndarray, k: int, seed: int, road_factor: f
             if len(nodes) < 2:
                 continue
             halves = metis(g, 2, seed + attempt + 1, road_factor, nodes)
+            if not _rim_halves(g, adj, labels, nodes, halves):
+                halves = _grown_half(g, adj, labels, nodes)
             labels[nodes[halves == 1]] = m
             notes.append(f"split part {big} to restore {k} parts")
     return labels
+
+
+def _rims(g: BlockGraph, adj: sparse.csr_matrix, labels: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """Which of ``nodes`` (one part) lie on the part's rim: on the village's outer ring,
+    or next to a block of another part."""
+    mine = np.zeros(len(labels), dtype=bool)
+    mine[nodes] = True
+    sub = adj[nodes]
+    foreign = np.bincount(np.repeat(np.arange(len(nodes)), np.diff(sub.indptr)),
+                          weights=(~mine[sub.indices]).astype(float), minlength=len(nodes)) > 0
+    return foreign | g.outer[nodes]
+
+
+def _rim_halves(g, adj, labels, nodes, halves) -> bool:
+    """Whether both halves of a split part reach its rim (neither encloses the other)."""
+    rim = _rims(g, adj, labels, nodes)
+    return bool(rim[halves == 0].any() and rim[halves == 1].any())
+
+
+def _grown_half(g, adj, labels, nodes) -> np.ndarray:
+    """Halves of a part: blocks in breadth-first order from a block on its rim, up to half
+    its workload; the grown half reaches the rim, so it cannot be enclosed."""
+    from scipy.sparse.csgraph import breadth_first_order
+
+    rim = np.flatnonzero(_rims(g, adj, labels, nodes))
+    start = int(rim[0]) if len(rim) else 0
+    order = breadth_first_order(adj[nodes][:, nodes], start, directed=False, return_predecessors=False)
+    w = g.weight[nodes][order]
+    take = order[:max(1, int(np.searchsorted(np.cumsum(w), w.sum() / 2.0)))]
+    halves = np.zeros(len(nodes), dtype=np.int64)
+    halves[take] = 1
+    return halves
 
 
 class _Checker:
@@ -668,7 +702,10 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
                 halves = metis(sub, 2, seed + 7 * s + 1, obj.road_factor, adj=sub_adj)
                 if not _halves_ok(sub, halves):
                     halves = _repair(sub, halves, 2, seed + s, obj.road_factor, [])
-                halves = refine(sub, halves, 2, obj).labels
+                if road_weight is None or _pair_measures(sub, halves, obj)[0] > 1e-12:
+                    # the road-aware stage refines a split only to bring it into the
+                    # workload interval: the shape terms pull against its polish
+                    halves = refine(sub, halves, 2, obj).labels
                 if road_weight is None:
                     terms = _pair_terms(sub, halves, obj, lref)
                 else:

@@ -8,8 +8,8 @@ import pytest
 from scipy import sparse
 
 from gridgeo.plan.blocks import BlockGraph
-from gridgeo.plan.partition import (Objective, _csr, _extended, components, holes, partition, polish,
-                                    quality, recombine)
+from gridgeo.plan.partition import (Objective, _csr, _extended, _grown_half, _repair, _rim_halves, components,
+                                    holes, partition, polish, quality, recombine)
 
 SIDE = 100.0  # metres
 
@@ -117,6 +117,27 @@ def test_partition_never_leaves_the_band_nor_breaks_the_rules(seed):
     assert q1["pp_min"] >= min(obj.pp_floor, q0["pp_min"]) - 1e-9
     W = np.bincount(pol.labels, weights=g.weight, minlength=k)
     assert (W >= obj.low - 1e-9).all() and (W <= obj.high + 1e-9).all()
+
+
+def test_repair_restores_a_missing_part_without_enclosing_it():
+    """A part split to restore a missing one is split so that both halves reach its rim:
+    a half in the middle of the other (a bisection can give one) would be a grid inside
+    a grid. On a 7 x 7 lattice held by one part, the centre 3 x 3 against the ring is
+    such a split; the grown half replacing it reaches the rim, and _repair's result
+    keeps every rule."""
+    g = lattice(7, 7)
+    adj = _csr(g, g.edge_len)
+    labels = np.zeros(g.n, dtype=np.int64)
+    nodes = np.arange(g.n)
+    centre = np.zeros((7, 7), dtype=np.int64)
+    centre[2:5, 2:5] = 1
+    assert not _rim_halves(g, adj, labels, nodes, centre.ravel())
+    grown = _grown_half(g, adj, labels, nodes)
+    assert _rim_halves(g, adj, labels, nodes, grown)
+    assert abs(int(grown.sum()) - g.n // 2) <= 1
+    assert not components(adj, grown, 2)
+    fixed = _repair(g, labels.copy(), 2, 0, 0.3, [])
+    assert_rules(g, fixed, 2)
 
 
 def test_polish_refuses_a_move_that_would_split_a_part():
