@@ -299,7 +299,7 @@ def divide(
     seed: int = 0,
     road_factor: float = 0.4,
     cells_per_grid: int = 16,
-    starts: int = 2,
+    starts: int = 1,
     shape_weights: Mapping[str, float] | None = None,
     block_share: float = 0.05,
     exclaves: str = "own",
@@ -342,7 +342,9 @@ def divide(
     cells_per_grid : int
         Lattice cells per wanted grid in faces larger than two cells.
     starts : int
-        METIS starts per village part; the best after refinement is kept.
+        METIS starts per village part; the best after refinement (by the refinement's own
+        objective) is kept. One by default: a second start rarely ends better once the
+        road-aware stage has run, and costs a refinement of the whole part.
     shape_weights : {"cut_weight", "compactness_weight", "balance_weight": float}, optional
         Weights of the refinement's shape term (advanced; see
         :mod:`gridgeo.plan.partition`).

@@ -742,7 +742,7 @@ def recombine(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, seed
     return labels, accepted
 
 
-def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: int = 2) -> Result:
+def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: int = 1) -> Result:
     """Partition ``g`` into ``k`` contiguous, hole-free, balanced and compact parts.
 
     METIS is started ``starts`` times (seeds ``seed``, ``seed + 1`` ...), each start
@@ -761,7 +761,7 @@ def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: i
         res.repairs = notes
         res.excess, res.shape = score(g, res.labels, k, obj)
         res.seed = s
-        if best is None or (res.excess, res.shape) < (best.excess - 1e-12, best.shape):
+        if best is None or _better((res.excess, res.shape), (best.excess, best.shape)):
             best = res
     labels, n_rec = recombine(g, best.labels, k, obj, seed=best.seed, road_weight=obj.road_weight)
     if n_rec:
