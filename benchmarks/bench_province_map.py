@@ -135,6 +135,18 @@ def measure(url: str, copies: int, peer: bool) -> None:
             tiles = p.evaluate("document.querySelectorAll('canvas.leaflet-tile-loaded').length")
             zoom = p.evaluate("Object.keys(window).filter(k => k.startsWith('map_')).map(k => window[k].getZoom())[0]")
             print(f"  opened and drawn ({label}): {t_open:.2f} s ({tiles} tiles at zoom {zoom})")
+            # where the time went, from the browser's own timings (ms from the start of navigation)
+            got = p.evaluate("""() => {
+                const nav = performance.getEntriesByType('navigation')[0];
+                const t = performance.getEntriesByType('resource').filter(r => r.name.includes('/tiles/'));
+                const grids = t.filter(r => r.name.includes('/tiles/grids/'));
+                return [nav.responseEnd, nav.loadEventEnd, t.length, grids.length,
+                        grids.reduce((a, r) => a + r.encodedBodySize, 0),
+                        Math.min(...t.map(r => r.startTime)), Math.max(...t.map(r => r.responseEnd)),
+                        [...new Set(grids.map(r => r.name.split('/tiles/grids/')[1].split('/')[0]))]]; }""")
+            print(f"    page answered at {got[0] / 1e3:.2f} s, loaded {got[1] / 1e3:.2f} s; {got[2]} tiles asked "
+                  f"({got[3]} of grids, zoom {', '.join(got[7])}: {got[4] / 1e6:.2f} MB) from {got[5] / 1e3:.2f} s, "
+                  f"the last answered at {got[6] / 1e3:.2f} s; drawn {t_open - got[6] / 1e3:.2f} s after")
             if label.startswith("warm"):
                 if os.environ.get("GRIDGEO_BENCH_SCREENSHOT"):
                     p.screenshot(path=os.environ["GRIDGEO_BENCH_SCREENSHOT"] + f".{store.dialect}.png")

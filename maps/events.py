@@ -23,10 +23,11 @@ from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
 from gridgeo.workload import STATUSES, Period, read_events, village_prefix
 from gridgeo.maps import elements, encoding
-from gridgeo.maps.base import Basemap, add_grids, display_points, finish, get_basemap, grid_set, new_map
+from gridgeo.maps.base import (Basemap, add_grids, display_points, draws_tiled, finish, get_basemap, grid_set,
+                               may_draw_tiled, new_map)
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
-__all__ = ["events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
+__all__ = ["events_map", "tiled_events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
 
 PLATFORM_COLOURS = {
     "stability": "#377eb8", "market": "#4daf4a", "enforcement": "#ff7f00", "service": "#984ea3",
@@ -34,6 +35,8 @@ PLATFORM_COLOURS = {
 STATUS_COLOURS = {"open": "#ffffff", "overdue": "#e31a1c", "closed": "#7f7f7f", "rejected": "#000000"}
 
 TOOLTIP = [("code", "网格编码"), ("village", "所属村社"), ("households", "户数")]
+#: What a click on a grid drawn from the tiles shows (the tiles carry no village name).
+TILE_TOOLTIP = [("code", "网格编码"), ("households", "户数"), ("population", "人口")]
 
 
 def _step_label(step: Period) -> str:
@@ -117,9 +120,17 @@ def events_map(
     basemap = basemap or get_basemap()
     gs = grid_set(grids, villages, basemap, tolerance_m=tolerance_m)
     m = new_map(basemap)
-    styles = [{"color": "#5f6b7a", "weight": 1.0, "fillColor": "#ffffff", "fillOpacity": 0.35, "opacity": 0.9}]
-    layer = add_grids(m, gs, np.zeros(len(gs.frame), dtype=int), styles, TOOLTIP, name="网格")
+    layer = add_grids(m, gs, np.zeros(len(gs.frame), dtype=int), [GRID_STYLE], TOOLTIP, name="网格")
     add_ground(m, ground, basemap)
+    spec = _add_events(m, events, period, basemap)
+    return finish(m, [layer], gs.bounds, title=title or "事件分布", subtitle=subtitle or spec["period"])
+
+
+GRID_STYLE = {"color": "#5f6b7a", "weight": 1.0, "fillColor": "#ffffff", "fillOpacity": 0.35, "opacity": 0.9}
+
+
+def _add_events(m: folium.Map, events: gpd.GeoDataFrame, period: Period, basemap: Basemap) -> dict:
+    """The events' heat, clusters, slider and legend; the events' spec."""
     spec = event_spec(events, period, basemap)
     data = elements.EventData(spec).add_to(m)
     elements.EventHeat(data).add_to(m)
@@ -129,7 +140,29 @@ def events_map(
     note = f"共 {len(events):,} 件，{unplaced:,} 件无坐标未上图" if unplaced else f"共 {len(events):,} 件"
     elements.Legend("事件平台（填色）", [(c, PLATFORMS[k]) for k, c in PLATFORM_COLOURS.items()],
                     note=note).add_to(m)
-    return finish(m, [layer], gs.bounds, title=title or "事件分布", subtitle=subtitle or spec["period"])
+    return spec
+
+
+def tiled_events_map(events: gpd.GeoDataFrame, codes, bounds, *, tiles_url: str, prefix: str | None = None,
+                     plan: str | None = None, period: Period | None = None, basemap: Basemap | None = None,
+                     title: str | None = None, subtitle: str | None = None) -> folium.Map:
+    """The events map of a province: the events as :func:`events_map` draws them, over the
+    grids (``codes``, of the plan ``plan``) drawn from the vector tiles the coverage map
+    draws (``tiles_url``: where ``/tiles`` is, relative to the page), with the roads, rivers
+    and village outlines of the tiles; ``bounds`` is ``x0, y0, x1, y1``."""
+    period = period or events.attrs.get("period")
+    if period is None:
+        raise ValueError("tiled_events_map needs the period (events.attrs['period'] or period=)")
+    basemap = basemap or get_basemap()
+    m = new_map(basemap)
+    query = f"?plan={plan}" if plan else ""
+    elements.TiledGrids(
+        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", codes, np.zeros(len(codes), dtype=int), [GRID_STYLE],
+        ["网格"], tooltip=TILE_TOOLTIP, class_title="图层", ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt",
+        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix, name="网格").add_to(m)
+    spec = _add_events(m, events, period, basemap)
+    x0, y0, x1, y1 = bounds
+    return finish(m, [], [[y0, x0], [y1, x1]], title=title or "事件分布", subtitle=subtitle or spec["period"])
 
 
 def events_from_store(
@@ -143,18 +176,28 @@ def events_from_store(
     basemap: Basemap | None = None,
     scope: dict | None = None,
     households: bool = True,
+    tiles_url: str | None = None,
 ) -> folium.Map:
     """The events map over ``period`` (default: the twelve months up to the latest
     event), for one platform or all, over the grids of the plan in force or ``plan``.
 
     ``scope`` (:func:`gridgeo.auth.event_filters` of the caller) keeps the events the
-    caller sees; a grid worker's map shows their own grids only.
+    caller sees; a grid worker's map shows their own grids only. With ``tiles_url`` (where
+    the API serves ``/tiles``) and more grids than ``GRIDGEO_MAP_TILED_GRIDS``, the grids
+    are drawn from the vector tiles the coverage map draws (:func:`tiled_events_map`).
     """
     from gridgeo.auth import in_scope
 
     prefix = village_prefix(store, village)
-    grids = store.read("grids", at=at, plan=plan)
-    events = read_events(store, period, grids=grids, platform=platform, village=prefix)
+    basemap = basemap or get_basemap()
+    tiled = False
+    if may_draw_tiled(basemap, tiles_url) and not (scope and "grid" in scope):  # a worker's grids: inline
+        grids = store.read("grids", at=at, plan=plan, geometry=False)  # their geometry is in the tiles
+        n = int(grids["code"].str.startswith(prefix).sum()) if prefix else len(grids)
+        tiled = draws_tiled(n, basemap, tiles_url)
+    if not tiled:
+        grids = store.read("grids", at=at, plan=plan)
+    events = read_events(store, period, platform=platform, village=prefix)
     p = events.attrs["period"]
     if scope:
         events = events[in_scope(scope, events)].reset_index(drop=True)
@@ -163,6 +206,12 @@ def events_from_store(
     if prefix:
         grids = grids[grids["code"].str.startswith(prefix)]
     label = f" · {PLATFORMS[platform]}" if platform else ""
+    if tiled:
+        from gridgeo.tiles import grid_bounds
+
+        return tiled_events_map(events, grids["code"], grid_bounds(store, grids.attrs["plan_id"], prefix),
+                                tiles_url=tiles_url, prefix=prefix, plan=grids.attrs.get("plan_version"),
+                                period=p, basemap=basemap, subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d}{label}")
     ground = read_ground(store, grids.total_bounds if len(grids) else None, households=households)
     return events_map(events, grids, store.read("divisions"), period=p, basemap=basemap, ground=ground,
                       subtitle=f"{p.start:%Y-%m-%d} 至 {p.end:%Y-%m-%d}{label}")

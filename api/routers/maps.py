@@ -136,7 +136,7 @@ async def events(store: StoreDep,
     return await _page(events_from_store, inline, 0, store=store, period=period, platform=platform,
                        village=village, at=at, plan=plan, basemap=_basemap(basemap, 0),
                        scope=event_filters(principal, "the events map"),
-                       households=_reads_households(principal))
+                       households=_reads_households(principal), tiles_url="../tiles/")
 
 
 #: Who sees the patrol map: those who see every event (every grid, every track), and grid

@@ -897,6 +897,15 @@ def test_a_province_workload_map_draws_the_same_tiles(client, open_map, sample_d
     assert o.errors == [] and o.off_machine() == []
     assert {u.split("/tiles/")[1].split("/")[0] for u in o.requests if "/tiles/" in u} == {"grids", "roads", "villages"}
     assert "人均事件数" in o.js("document.querySelector('.gg-legend').innerText")
+    # the events map too: its events over the same tiles; a grid worker's few grids stay inline
+    r = client.get("/maps/events?period=2026-03&village=331124002")
+    assert "GG.tiledGrids(" in r.text and "GG.events(" in r.text and "GG.polygons(" not in r.text
+    spec = json.loads(re.search(r"GG\.tiledGrids\((\{.*?\})\);", r.text, re.S).group(1))
+    assert spec["prefix"] == "331124002" and spec["cls"] == {} and len(spec["styles"]) == 1
+    from helpers.authn import headers_for
+
+    worker = headers_for(sample_db, "grid_worker", grids=["331124002001001"])
+    assert "GG.polygons(" in client.get("/maps/events?period=2026-03", headers=worker).text
 
 
 @pytest.mark.parametrize("url, status, words", [
