@@ -822,6 +822,7 @@ def test_a_province_map_draws_its_grids_from_vector_tiles(client, open_map, samp
     asked = [u for u in o.requests if "/tiles/" in u]
     assert {u.split("/tiles/")[1].split("/")[0] for u in asked} == {"grids", "roads", "villages"}
     assert all(u.startswith("http://testserver/tiles/") for u in asked)
+    assert not any("/tiles/grids/0/" in u for u in asked)  # not Leaflet's opening view, before the fit
     # the fills on the canvas are the classes' colours
     seen = o.js("""(colours) => {
         const hex = colours.map(h => [1, 3, 5].map(i => parseInt(h.slice(i, i + 2), 16)));

@@ -698,6 +698,27 @@
     var layer = P.leafletLayer({ sources: sources, paintRules: gridRules.concat(rules), labelRules: [],
                                  attribution: spec.attribution || 'gridgeo' });
     layer.gg = { spec: spec, clsOf: clsOf };
+    // drawn once the page's script has fitted the map to its grids: added at once, the layer
+    // would first ask the tiles of Leaflet's opening view (zoom 0, a province in one tile)
+    // (its view events too: Leaflet binds them when the layer is added, before the tiles exist)
+    var onAdd = layer.onAdd, onRemove = layer.onRemove, getEvents = layer.getEvents;
+    layer.getEvents = function () { return this._ggAdded ? getEvents.call(this) : {}; };
+    layer.onAdd = function (map) {
+      var self = this;
+      setTimeout(function () {
+        if (self._map !== map || self._ggAdded) return;
+        self._ggAdded = true;
+        onAdd.call(self, map);
+        map.on(getEvents.call(self), self);
+      }, 0);
+      return this;
+    };
+    layer.onRemove = function (map) {
+      if (!this._ggAdded) return this;
+      map.off(getEvents.call(this), this);
+      this._ggAdded = false;
+      return onRemove.call(this, map);
+    };
     layer.on('add', function () {
       var map = layer._map;
       layer._ggClick = function (e) {
