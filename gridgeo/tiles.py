@@ -384,12 +384,17 @@ def _build_overview(store: Store, plan_id: int, level: int):
         geoms[gone] = fine[gone]
         return geoms, shapely.STRtree(geoms), ids
     else:
-        rows = store.tuples("SELECT code, geometry FROM grids WHERE plan_id = :plan ORDER BY code", {"plan": plan_id})
-        full = shapely.from_wkb([r[1] for r in rows]) if rows else np.array([], dtype=object)
-        geoms = shapely.simplify(full, deg, preserve_topology=False)
-        gone = shapely.is_empty(geoms) | shapely.is_missing(geoms)
-        geoms[gone] = full[gone]  # a grid smaller than the tolerance keeps its outline (drawn as a square)
-        codes = [r[0] for r in rows]
+        # read and simplified 10,000 grids at a time: the full geometry is never all in memory
+        parts, codes = [np.array([], dtype=object)], []
+        for rows in store.batches("SELECT code, geometry FROM grids WHERE plan_id = :plan ORDER BY code",
+                                  {"plan": plan_id}, size=10_000):
+            full = shapely.from_wkb([r[1] for r in rows])
+            simple = shapely.simplify(full, deg, preserve_topology=False)
+            gone = shapely.is_empty(simple) | shapely.is_missing(simple)
+            simple[gone] = full[gone]  # a grid smaller than the tolerance keeps its outline (a square)
+            parts.append(simple)
+            codes += [r[0] for r in rows]
+        geoms = np.concatenate(parts)
     geoms = shapely.transform(geoms, _mercator) if len(geoms) else geoms
     ids = pd.to_numeric(pd.Series(codes, dtype=object), errors="coerce").fillna(0).astype(np.int64).to_numpy()
     return geoms, shapely.STRtree(geoms), ids

@@ -233,6 +233,11 @@ class Store:
         the driver's own cursor: for reads of a province's 100,000 rows, where SQLAlchemy's
         rows and result processing cost seconds. Geometry comes as stored (WKB on SQLite;
         select ``ST_AsBinary(geometry)`` on PostgreSQL)."""
+        return [row for batch in self.batches(sql, params) for row in batch]
+
+    def batches(self, sql: str, params: dict | None = None, size: int = 1_000_000):
+        """The rows of ``sql``, as :meth:`tuples` gives them, in lists of at most ``size``
+        (a reader of large geometries then holds one batch of them at a time)."""
         params = dict(params or {})
         if self.dialect == "postgresql":
             for k in sorted(params, key=len, reverse=True):
@@ -241,7 +246,8 @@ class Store:
             cur = conn.connection.cursor()
             try:
                 cur.execute(sql, params)
-                return cur.fetchall()
+                while rows := cur.fetchmany(size):
+                    yield rows
             finally:
                 cur.close()
 
