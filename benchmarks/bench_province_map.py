@@ -106,7 +106,8 @@ def measure(url: str, copies: int, peer: bool) -> None:
     print(f"{store.dialect}: {n:,} grids, {n_staff:,} staff written in {time.perf_counter() - t:.1f} s")
     if store.dialect == "postgresql":  # what autovacuum does a while after a bulk load: the
         # visibility map set, so that the page's query reads its covering indexes alone
-        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with store.engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.exec_driver_sql("VACUUM ANALYZE grids")
             conn.exec_driver_sql("VACUUM ANALYZE staff")
     from gridgeo.store import schema
