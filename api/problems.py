@@ -33,6 +33,8 @@ def install(app: FastAPI) -> None:
             return problem(500, "internal error", "an internal error occurred; it has been logged",
                            "/problems/internal-error")
         extra = {}
+        if getattr(exc, "zh", None):  # the same in Chinese, for people (the phone app shows it)
+            extra["detail_zh"] = exc.zh
         if isinstance(exc, ImportFailed):
             extra["problems"] = [p.__dict__ for p in exc.report.problems]
         if isinstance(exc, RoleNotAllowed):

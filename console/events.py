@@ -26,7 +26,7 @@ from gridgeo.events import catalogue, queries
 from gridgeo.events.routing import ESCALATION_TARGETS
 from gridgeo.events.service import MAX_EXTENSION_HOURS, NOTE_REQUIRED, take_action
 from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, REJECT_REASONS, STATES,
-                                     waiting_for)
+                                     WORKFLOW_ACTORS, waiting_for)
 from gridgeo.layers import PLATFORMS, SOURCES
 from gridgeo.store import schema
 
@@ -36,10 +36,13 @@ router = APIRouter(include_in_schema=False)
 QUEUE_LABELS = {
     "to_accept": "待受理", "unlocated": "无法定位", "to_dispatch": "待分派", "to_close": "待结案",
     "due_soon": "临期", "overdue": "超期", "duplicates": "疑似重复", "to_review": "待研判",
-    "outside": "辖区外",
+    "outside": "辖区外", "extension_requests": "延期申请",
 }
 #: Actions the queue pages take on several events at once.
 BULK = {"to_accept": "accept", "to_dispatch": "dispatch"}
+#: Actions taken on several events at once, and the page each comes back to (督办: the board).
+BULK_ACTIONS = {"accept": "/command?queue=to_accept", "dispatch": "/command?queue=to_dispatch",
+                "supervise": "/supervision"}
 PAGE = 50
 LOCATED_BY = {"coordinates": "坐标", "snapped": "坐标（吸附）", "address": "地址匹配",
               "reporter_grid": "上报人网格", "outside": "辖区外", "unlocated": "未定位", "manual": "人工定位"}
@@ -79,7 +82,7 @@ def _section(request: Request, who, came: str | None) -> str:
     return path if path in mine else home(role)
 
 
-def _grid_names(store, *lists) -> dict[str, str]:
+def grid_names(store, *lists) -> dict[str, str]:
     """code -> name of the grids of the events listed (one read; people read names)."""
     codes = sorted({e["grid_code"] for items in lists for e in items if e.get("grid_code")})
     if not codes:
@@ -114,7 +117,7 @@ def command(request: Request, store: StoreDep, who: Current, result: dict | None
         "queues": QUEUE_LABELS, "queue": queue, "counts": counts, "items": items,
         "total": listing["total"], "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
         "bulk": BULK.get(queue) if who.principal.role == "command_room" else None,
-        "targets": _targets(store, who), "result": result, "names": _grid_names(store, items)})
+        "targets": _targets(store, who), "result": result, "names": grid_names(store, items)})
 
 
 def _targets(store, who) -> dict[str, list[str]]:
@@ -129,30 +132,45 @@ def _targets(store, who) -> dict[str, list[str]]:
 
 @router.post("/events/bulk")
 def bulk(request: Request, store: StoreDep, who: Checked):
-    """Accept or dispatch the ticked events, each at the version the page showed."""
+    """Accept, dispatch or supervise (督办) the ticked events, each at the version the page
+    showed; the page they were ticked on again, with what was done and what was not."""
     require_role(who, {"command_room"})
     form = request.state.form
     action = form.get("action")
-    if action not in BULK.values():
-        raise Refused(400, "批量操作只能是受理或分派")
+    if action not in BULK_ACTIONS:
+        raise Refused(400, "批量操作只能是受理、分派或督办")
     data = _dispatch_data(form.get("target")) if action == "dispatch" else {}
+    note = form.get("note") if action == "supervise" else None
+    note = note[:4000] if isinstance(note, str) else None
     done, failed = [], []
     for item in form.getlist("item")[:200]:
-        code, _, version = str(item).partition(":")
+        code, _, version = str(item)[:64].partition(":")
         try:
+            if action == "dispatch" and not data:
+                _not_back_to_the_returner(store, code)
             take_action(store, code, action, role=who.principal.role, actor=who.principal.actor,
-                        version=int(version), note=None, data=dict(data),
+                        version=int(version), note=note, data=dict(data),
                         allow=lambda row: auth.sees_event(who.principal, row))
             done.append(code)
         except (GridgeoError, ValueError) as exc:
             failed.append((code, _why(exc)))
-    queue = "to_accept" if action == "accept" else "to_dispatch"
-    # The queue's page, as if asked for (its address, so the navigation marks 指挥室).
-    scope = dict(request.scope, path="/command", query_string=f"queue={queue}".encode())
+    path, _, query = BULK_ACTIONS[action].partition("?")
+    # The list's page, as if asked for (its address, so the navigation marks its section).
+    scope = dict(request.scope, path=path, query_string=query.encode())
     result = {"action": ACTIONS[action].label, "done": done, "failed": failed}
-    response = command(Request(scope), store, who, result=result)
-    response.headers["HX-Push-Url"] = f"/command?queue={queue}"
+    page = supervision if action == "supervise" else command
+    response = page(Request(scope), store, who, result=result)
+    response.headers["HX-Push-Url"] = BULK_ACTIONS[action]
     return response
+
+
+def _not_back_to_the_returner(store, code: str) -> None:
+    """A returned event is not sent back to the department that returned it by default: in a
+    bulk dispatch "to each event's department" it is left for a choice of its own."""
+    event = queries.get_event(store, code[:32], history=False)
+    if event["state"] == "returned":
+        raise InvalidEvent("a returned event needs a department chosen",
+                           zh=f"已被{event.get('department') or '责任部门'}退回，请打开事件另选分派部门")
 
 
 @router.get("/events/bulk")
@@ -168,20 +186,27 @@ def _dispatch_data(target) -> dict:
 
 
 def _why(exc: Exception) -> str:
-    if isinstance(exc, StaleVersion):
-        return "该事件已被他人修改"
-    if isinstance(exc, IllegalTransition):
-        return "当前状态下不能执行该操作"
-    if isinstance(exc, RoleNotAllowed):
-        return "您的角色不能执行该操作"
+    """Why one event of a bulk action was not done: the core's Chinese message."""
     if isinstance(exc, NotFound):
         return "未找到该事件"
+    if isinstance(exc, ValueError) and not isinstance(exc, GridgeoError):
+        return "事件版本号有误，请刷新页面后重试"
     return _zh(exc)
+
+
+#: What the console says when the core gave no Chinese message for a kind of refusal.
+FALLBACK_ZH = {StaleVersion: "该事件已被他人修改，您的操作未执行：请重新载入后再操作",
+               IllegalTransition: "当前状态下不能执行该操作", RoleNotAllowed: "您的角色不能执行该操作",
+               NotFound: "未找到该事件"}
 
 
 def _zh(exc: Exception) -> str:
     """The core's Chinese message for a refused action (never its English one)."""
-    return getattr(exc, "zh", None) or "填写的内容无法使用，请检查后重试"
+    said = getattr(exc, "zh", None)
+    if said:
+        return said
+    return next((text for kind, text in FALLBACK_ZH.items() if isinstance(exc, kind)),
+                "填写的内容无法使用，请检查后重试")
 
 
 # -- search ---------------------------------------------------------------------------------
@@ -210,7 +235,7 @@ def search(request: Request, store: StoreDep, who: Current):
         "pages": max(1, -(-listing["total"] // PAGE)), "states": STATES, "sources": SOURCES,
         "q": {"state": state, "platform": platform, "source": source, "overdue": q.get("overdue") == "1",
               "text": q.get("text", "")[:100], "grid": (grid or "")[:15]},
-        "query": str(request.url.query), "names": _grid_names(store, items)})
+        "query": str(request.url.query), "names": grid_names(store, items)})
 
 
 # -- one event ------------------------------------------------------------------------------
@@ -222,19 +247,41 @@ def _actions_for(event: dict, who) -> list[str]:
     return [a for a, roles in event.get("allowed_actions", {}).items() if actor in roles and a != "rate"]
 
 
-def _grid_of(store, grid_code: str | None) -> tuple[str | None, str | None]:
-    """The event's grid as GeoJSON (for the map) and its name (people read names, not codes)."""
+def _grid_of(store, grid_code: str | None) -> tuple[str | None, str | None, tuple | None]:
+    """The event's grid as GeoJSON (for the map), its name (people read names, not codes)
+    and its bounds."""
     if not grid_code:
-        return None, None
+        return None, None, None
     frame = store.read("grids", where=schema.grids.c.code == grid_code)
     if not len(frame):
-        return None, None
-    return frame[["code", "name", "geometry"]].to_json(drop_id=True), frame["name"].iloc[0] or None
+        return None, None, None
+    return (frame[["code", "name", "geometry"]].to_json(drop_id=True), frame["name"].iloc[0] or None,
+            tuple(frame.total_bounds))
+
+
+def _ground_bbox(event: dict, grid_bounds) -> str | None:
+    """The box whose ground (roads, rivers: ``/maps/ground``) the event's map draws: its grid's,
+    with the point; None for an event placed nowhere."""
+    boxes = [grid_bounds] if grid_bounds is not None else []
+    if event.get("position"):
+        p = event["position"]
+        boxes.append((p["lon"], p["lat"], p["lon"], p["lat"]))
+    if not boxes:
+        return None
+    x0, y0 = min(b[0] for b in boxes), min(b[1] for b in boxes)
+    x1, y1 = max(b[2] for b in boxes), max(b[3] for b in boxes)
+    if x1 - x0 > 0.2 or y1 - y0 > 0.2:  # a grid is a neighbourhood; anything wider: around the point
+        if not event.get("position"):
+            return None
+        x0 = x1 = event["position"]["lon"]
+        y0 = y1 = event["position"]["lat"]
+    return ",".join(f"{v:.6f}" for v in (x0, y0, x1, y1))
 
 
 def _show(request: Request, store, who, code: str, *, message: str | None = None, error: str | None = None,
-          status: int = 200, came: str | None = None):
-    response = _show_page(request, store, who, code, message=message, error=error, status=status, came=came)
+          status: int = 200, came: str | None = None, stale: bool = False):
+    response = _show_page(request, store, who, code, message=message, error=error, status=status, came=came,
+                          stale=stale)
     # A refused action answers with the event's page: its address is the event's, not the
     # action's (htmx puts it in the history; a reload then shows the event again).
     response.headers["HX-Push-Url"] = f"/events/{quote(code[:32], safe='')}" + (f"?from={came}" if came in CAME_FROM else "")
@@ -242,16 +289,24 @@ def _show(request: Request, store, who, code: str, *, message: str | None = None
 
 
 def _show_page(request: Request, store, who, code: str, *, message: str | None = None,
-               error: str | None = None, status: int = 200, came: str | None = None):
+               error: str | None = None, status: int = 200, came: str | None = None, stale: bool = False):
     try:
         event = _event_page(store, who, code)
     except NotFound:
         raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
     actions = _actions_for(event, who)
     candidates = [c["code"] if isinstance(c, dict) else str(c) for c in event.get("duplicate_candidates") or []]
-    grid_json, grid_name = _grid_of(store, event.get("grid_code"))
+    grid_json, grid_name, grid_bounds = _grid_of(store, event.get("grid_code"))
     section = _section(request, who, came)
+    history = event.get("history") or []
+    returned = next((h for h in reversed(history) if h["action"] == "return"), None) \
+        if event["state"] == "returned" else None
+    asked = next((h for h in reversed(history) if h["action"] == "ask_extension"), None) \
+        if event.get("extension_requested_hours") is not None else None
     return render(request, "event.html", {
+        "returned": returned, "asked": asked, "stale": stale,
+        "approvers": "或".join(WORKFLOW_ACTORS[r] for r in ACTIONS["grant_extension"].roles),
+        "ground_bbox": _ground_bbox(event, grid_bounds),
         "e": event, "actions": actions, "ACTIONS": ACTIONS, "message": message, "error": error,
         "targets": _targets(store, who) if "dispatch" in actions else {},
         "reject_reasons": REJECT_REASONS, "escalation": ESCALATION_TARGETS, "candidates": candidates,
@@ -281,7 +336,7 @@ def _action_data(action: str, form) -> tuple[dict, str | None]:
         data["reason"] = form.get("reason") or "other"
     elif action == "merge":
         data["into"] = (form.get("into") or "").strip()[:32]
-    elif action == "extend":
+    elif action in ("extend", "ask_extension"):
         hours = (form.get("hours") or "").strip()[:10]
         if hours:
             data["hours"] = hours
@@ -317,16 +372,19 @@ def act(code: str, request: Request, store: StoreDep, who: Checked):
     came = form.get("from") if form.get("from") in CAME_FROM else None
     principal = who.principal
     try:
+        if action == "dispatch" and not data:  # no department chosen: never back to the one that returned it
+            _not_back_to_the_returner(store, code)
         take_action(store, code[:32], action, role=principal.role, actor=principal.actor, version=version,
                     note=note, data=data, allow=lambda row: auth.sees_event(principal, row))
-    except StaleVersion:
+    except StaleVersion as exc:  # someone else acted first: said so, the fresh state shown, a reload offered
+        return _show(request, store, who, code, came=came, status=409, stale=True,
+                     error=f"“{ACTIONS[action].label}”未执行：{_zh(exc)}。以下是最新状态。")
+    except IllegalTransition as exc:
         return _show(request, store, who, code, came=came, status=409,
-                     error="该事件已被他人修改，以下是最新状态，请确认后再操作。")
-    except IllegalTransition:
-        return _show(request, store, who, code, came=came, status=409,
-                     error=f"当前状态下不能“{ACTIONS[action].label}”，以下是最新状态。")
-    except RoleNotAllowed:
-        return _show(request, store, who, code, came=came, status=403, error="您的角色不能执行该操作。")
+                     error=f"“{ACTIONS[action].label}”未执行：{_zh(exc)}。以下是最新状态。")
+    except RoleNotAllowed as exc:
+        return _show(request, store, who, code, came=came, status=403,
+                     error=f"“{ACTIONS[action].label}”未执行：{_zh(exc)}。")
     except NotFound:
         raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
     except InvalidEvent as exc:
@@ -339,7 +397,7 @@ def act(code: str, request: Request, store: StoreDep, who: Checked):
 
 
 @router.get("/supervision")
-def supervision(request: Request, store: StoreDep, who: Current):
+def supervision(request: Request, store: StoreDep, who: Current, result: dict | None = None):
     _readable(who)
     page = _page_number(request)
     scope = auth.scoped(who.principal, "supervision", grid=None, platform=None, department=None)
@@ -348,9 +406,10 @@ def supervision(request: Request, store: StoreDep, who: Current):
     overdue = mask(board["overdue"]["items"])
     return render(request, "supervision.html", {
         "overdue": overdue, "total": board["overdue"]["total"],
-        "names": _grid_names(store, overdue, board["escalated"]["items"], board["suspended"]["items"]),
+        "names": grid_names(store, overdue, board["escalated"]["items"], board["suspended"]["items"]),
         "by_platform": board["overdue"]["by_platform"], "escalated": board["escalated"],
-        "suspended": board["suspended"], "page": page,
+        "suspended": board["suspended"], "page": page, "result": result,
+        "bulk": "supervise" if who.principal.role in ACTIONS["supervise"].roles else None,
         "pages": max(1, -(-board["overdue"]["total"] // PAGE))})
 
 
@@ -366,7 +425,12 @@ def tasks(request: Request, store: StoreDep, who: Current):
     counts = queries.queue_counts(store, state=states, **scope)
     due_soon, overdue = counts["due_soon"], counts["overdue"]
     items = [auth.mask_event(e, who.principal) for e in listing["items"]]
+    asked = []  # extension requests waiting for this role's answer (申请延期), the oldest deadline first
+    if ACTOR_OF_ACCOUNT.get(who.principal.role) in ACTIONS["grant_extension"].roles:
+        asked = [auth.mask_event(e, who.principal) for e in queries.list_events(
+            store, order="deadline_at", limit=PAGE, **queries.QUEUES["extension_requests"], **scope)["items"]]
     return render(request, "tasks.html", {
+        "asked": asked,
         "items": items, "total": listing["total"], "due_soon": due_soon, "overdue": overdue,
         "page": page, "pages": max(1, -(-listing["total"] // PAGE)),
-        "states": [STATES[s] for s in states], "names": _grid_names(store, items)})
+        "states": [STATES[s] for s in states], "names": grid_names(store, items, asked)})

@@ -19,6 +19,7 @@ from sqlalchemy import select
 from gridgeo import auth
 from gridgeo.api.resources import get_lookup
 from gridgeo.console.base import Current, StoreDep, render, require_role
+from gridgeo.console.events import grid_names
 from gridgeo.events import queries
 from gridgeo.events.workflow import OPEN_STATES, waiting_for
 from gridgeo.households import households_in
@@ -52,7 +53,10 @@ def grid_page(request: Request, store: StoreDep, who: Current, lookup: Annotated
             select(st.c.code, st.c.name, st.c.phone, st.c.role, st.c.grid_code)
             .where(st.c.grid_code.in_(grids)).order_by(st.c.grid_code, st.c.role, st.c.code)).mappings()]
     mask = lambda items: [auth.mask_event(e, principal) for e in items]  # noqa: E731
+    names = {c: n for c, n in zip(frame["code"], frame["name"]) if n} if frame is not None else {}
+    names |= grid_names(store, [e for e in to_check["items"] + open_events["items"] if e.get("grid_code") not in names])
     return render(request, "grid.html", {
+        "names": names,
         "grids": frame.drop(columns="geometry").to_dict("records") if frame is not None else [],
         "grid_json": grid_json, "events_json": json.dumps(points),
         "to_check": mask(to_check["items"]), "open": mask(open_events["items"]),

@@ -11,6 +11,9 @@ class GridgeoError(Exception):
     status = 400
     #: A short machine-readable slug, used as the problem type.
     code = "gridgeo-error"
+    #: The same message in Chinese, for the console's users (one per rule, where the rule
+    #: raises it); None where the error is for programs only.
+    zh: str | None = None
 
 
 class InvalidInput(GridgeoError, ValueError):
@@ -81,6 +84,10 @@ class NotFound(GridgeoError, LookupError):
     status = 404
     code = "not-found"
 
+    def __init__(self, message: str = "", *, zh: str | None = None):
+        super().__init__(message)
+        self.zh = zh
+
 
 class IllegalTransition(GridgeoError):
     """An action not allowed in the current state.
@@ -92,8 +99,10 @@ class IllegalTransition(GridgeoError):
     status = 409
     code = "illegal-transition"
 
-    def __init__(self, message: str = "", *, state: str | None = None, allowed: dict | None = None):
+    def __init__(self, message: str = "", *, state: str | None = None, allowed: dict | None = None,
+                 zh: str | None = None):
         super().__init__(message)
+        self.zh = zh
         self.state = state
         self.allowed = allowed or {}
 
@@ -142,8 +151,9 @@ class RoleNotAllowed(GridgeoError):
     status = 403
     code = "role-not-allowed"
 
-    def __init__(self, message: str = "", *, roles: list | None = None):
+    def __init__(self, message: str = "", *, roles: list | None = None, zh: str | None = None):
         super().__init__(message)
+        self.zh = zh
         self.roles = roles or []
 
 
@@ -153,8 +163,9 @@ class StaleVersion(GridgeoError):
     status = 409
     code = "stale-version"
 
-    def __init__(self, message: str = "", *, current: int | None = None):
+    def __init__(self, message: str = "", *, current: int | None = None, zh: str | None = None):
         super().__init__(message)
+        self.zh = zh
         self.current = current
 
 

@@ -50,13 +50,16 @@ router = APIRouter(tags=["events"])
 def _refusal(exc: Exception):
     """409/403 problems that also list what is allowed (the handler in gridgeo.api.problems gives
     the same type, title and detail; this adds the machine-readable lists)."""
+    zh = {"detail_zh": exc.zh} if getattr(exc, "zh", None) else {}
     if isinstance(exc, IllegalTransition):
         return problem(409, "illegal transition", str(exc), "/problems/illegal-transition",
-                       state=exc.state, allowed_actions=exc.allowed)
+                       state=exc.state, allowed_actions=exc.allowed, **zh)
     if isinstance(exc, RoleNotAllowed):
-        return problem(403, "role not allowed", str(exc), "/problems/role-not-allowed", allowed_roles=exc.roles)
+        return problem(403, "role not allowed", str(exc), "/problems/role-not-allowed", allowed_roles=exc.roles,
+                       **zh)
     if isinstance(exc, StaleVersion):
-        return problem(409, "stale version", str(exc), "/problems/stale-version", current_version=exc.current)
+        return problem(409, "stale version", str(exc), "/problems/stale-version", current_version=exc.current,
+                       **zh)
     raise exc
 
 

@@ -29,7 +29,8 @@ from gridgeo.api.deps import HOUSEHOLD_READERS, AtQuery, PlanQuery, PrincipalDep
 from gridgeo.api.middleware import run_heavy
 from gridgeo.auth import ACCOUNT_ROLES, ALL_EVENTS, EVENT_READERS, Principal, authenticate, event_filters, issue_map_ticket
 from gridgeo.config import get_settings
-from gridgeo.errors import NotFound, Unauthenticated
+from gridgeo.crs import lonlat_ok
+from gridgeo.errors import InvalidInput, NotFound, Unauthenticated
 from gridgeo.layers import PLATFORMS
 from gridgeo.maps import archive, offline
 from gridgeo.maps.base import BASEMAPS, get_basemap
@@ -176,6 +177,42 @@ async def plan(
     """Two maps side by side, kept on the same view: the plan in force and plan ``id``."""
     return await _page(plan_from_store, inline, 1, store=store, plan=id, against=against, at=at,
                        village=village, basemap=_basemap(basemap, 1))
+
+
+#: The largest box (degrees each way) the ground is read for: a neighbourhood, not a county.
+GROUND_SPAN = 0.2
+
+
+@router.get("/ground", summary="Roads and rivers around a place, for a small map (gridgeo-maps.js GG.lines)",
+            responses={200: {"content": {"application/json": {}}}})
+async def ground(store: StoreDep,
+                 principal: Annotated[Principal, roles(*ACCOUNT_ROLES, what="the ground")],
+                 bbox: Annotated[str, Query(max_length=200, description="lon/lat x0,y0,x1,y1 (WGS84), at most "
+                                                                        f"{GROUND_SPAN} degrees each way.")]):
+    """The store's roads and rivers within ``bbox`` (and about a kilometre around it), as the
+    maps draw them (gridgeo.maps.ground: the same classes, colours and encoding):
+    ``{"roads": spec, "rivers": spec}``, each for ``GG.lines`` of gridgeo-maps.js. The
+    console's event page draws them under the event's grid."""
+    try:
+        x0, y0, x1, y1 = (float(v) for v in bbox.split(","))
+    except ValueError:
+        raise InvalidInput(f"bbox must be four numbers x0,y0,x1,y1, not {bbox[:60]!r}") from None
+    if not (lonlat_ok(x0, y0) and lonlat_ok(x1, y1)) or not (0 <= x1 - x0 <= GROUND_SPAN and 0 <= y1 - y0 <= GROUND_SPAN):
+        raise InvalidInput(f"bbox must be lon/lat x0,y0,x1,y1 with x0<=x1, y0<=y1, at most {GROUND_SPAN} degrees "
+                           "each way")
+
+    def build() -> str:
+        import folium
+
+        from gridgeo.maps.base import Basemap
+        from gridgeo.maps.ground import add_ground, read_ground
+
+        layers = add_ground(folium.Map(tiles=None), read_ground(store, (x0, y0, x1, y1), households=False),
+                            Basemap())
+        return '{"roads":%s,"rivers":%s}' % (layers[0].payload, layers[1].payload)
+
+    return Response(await run_heavy(build), media_type="application/json",
+                    headers={"Cache-Control": "private, max-age=300"})
 
 
 @router.get("/basemap/{z}/{x}/{y}", summary="A tile of the base map archive (GRIDGEO_MAP_TILES)",

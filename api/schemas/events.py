@@ -66,6 +66,8 @@ class Event(Schema):
     deadline_kind: str | None = Field(None, description="workdays (工作日) or hours (小时).")
     deadline_workdays: int | None = Field(None, description="The deadline in working days, when it is in working days.")
     extended_days: int | None = Field(None, description="Extensions in working days.")
+    extension_requested_hours: int | None = Field(
+        None, description="Hours of the department's extension request (申请延期) awaiting an answer; null: none.")
     warning: str | None = Field(None, description="Early warning (临期预警): green, yellow (near its deadline) or red (overdue).")
     warning_label: str | None = None
     duplicate_flag: bool | None = None
@@ -114,6 +116,7 @@ class CommandRoom(Schema):
     to_review: Queue
     to_dispatch: Queue
     to_close: Queue
+    extension_requests: Queue | None = Field(None, description="Extension requests (申请延期) awaiting an answer.")
     overdue: Queue
     feedback: Schema
     warnings: dict[str, int] | None = Field(None, description="Open events by early warning (临期预警): green, yellow, red.")

@@ -1,6 +1,8 @@
-// The console's maps: an event's point inside its grid, a grid worker's grids and events.
-// Leaflet is the copy the maps vendor (served at /maps/assets/leaflet/); no base map is
-// loaded, so nothing is requested off the machine. Runs on load and after every htmx swap.
+// The console's maps: an event's point inside its grid on its ground (the store's roads and
+// rivers, from /maps/ground, drawn by the maps' own GG.lines of gridgeo-maps.js), a grid
+// worker's grids and events. Leaflet is the copy the maps vendor (served at
+// /maps/assets/leaflet/); no base map is loaded, so nothing is requested off the machine.
+// Runs on load and after every htmx swap.
 (function () {
   "use strict";
   function draw(el) {
@@ -23,7 +25,7 @@
     if (point) {
       var ll = [point.lat, point.lon];
       layers.push(L.circleMarker(ll, {radius: 8, color: "#b42318", weight: 3, fillColor: "#f04438",
-                                      fillOpacity: 0.9}).bindTooltip("事件位置"));
+                                      fillOpacity: 0.9, pane: "markerPane"}).bindTooltip("事件位置"));
       bounds = bounds ? bounds.extend(ll) : L.latLngBounds([ll, ll]);
     }
     var events = JSON.parse(el.dataset.events || "null");
@@ -40,6 +42,19 @@
     if (bounds && bounds.isValid()) map.fitBounds(bounds.pad(0.15), {maxZoom: 17});
     else map.setView([28.45, 119.48], 12);
     layers.forEach(function (l) { l.addTo(map); });
+    if (el.dataset.ground && window.GG && GG.lines) ground(map, el);
+  }
+  // Roads and rivers under the grid, as the maps draw them; a layer control switches them.
+  function ground(map, el) {
+    fetch("/maps/ground?bbox=" + encodeURIComponent(el.dataset.ground), {credentials: "same-origin"})
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (g) {
+        if (!g) return;
+        var roads = GG.lines(g.roads).addTo(map), rivers = GG.lines(g.rivers).addTo(map);
+        L.control.layers(null, {"道路": roads, "河流": rivers}, {collapsed: true}).addTo(map);
+        el.setAttribute("data-ground-lines", String(g.roads.parts.length + g.rivers.parts.length));
+      })
+      .catch(function () { /* the map without its ground */ });
   }
   function all() { document.querySelectorAll("div.map[data-grid]").forEach(draw); }
   document.addEventListener("DOMContentLoaded", all);

@@ -160,6 +160,11 @@ class Prepared:
     data: dict = field(default_factory=dict)
 
 
+#: What people call the intake's text fields (the Chinese messages).
+INTAKE_FIELDS_ZH = {"category_code": "事项编码", "description": "描述", "address": "地址", "reporter_name": "反映人姓名",
+                    "reporter_phone": "反映人电话", "reporter_staff_code": "人员编号", "beyond_level": "超出本级事权的说明"}
+
+
 def _clean(value: str | None) -> str | None:
     if value is None:
         return None
@@ -169,15 +174,17 @@ def _clean(value: str | None) -> str | None:
 
 def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
     if ev.source not in SOURCES:
-        raise InvalidEvent(f"source {ev.source!r} is not one of {', '.join(SOURCES)}")
+        raise InvalidEvent(f"source {ev.source!r} is not one of {', '.join(SOURCES)}",
+                           zh=f"来源须为：{'、'.join(SOURCES.values())}")
     when = ev.reported_at or now
     if when.tzinfo is None:
-        raise InvalidEvent("reported_at has no time zone offset (write e.g. 2026-03-01T09:30:00+08:00)")
+        raise InvalidEvent("reported_at has no time zone offset (write e.g. 2026-03-01T09:30:00+08:00)",
+                           zh="上报时间须带时区（如 2026-03-01T09:30:00+08:00）")
     if not in_time_range(when):
         raise InvalidEvent(f"reported_at {when.isoformat()} is not a date gridgeo takes "
-                           f"({FIRST_DAY} to {LAST_DAY})")
+                           f"({FIRST_DAY} to {LAST_DAY})", zh=f"上报时间须在 {FIRST_DAY} 至 {LAST_DAY} 之间")
     if when > now + MAX_CLOCK_SKEW:
-        raise InvalidEvent(f"reported_at {when.isoformat()} is in the future")
+        raise InvalidEvent(f"reported_at {when.isoformat()} is in the future", zh="上报时间不能晚于现在")
     crs = None
     if ev.lon is not None or ev.lat is not None:
         if ev.lon is None or ev.lat is None:
@@ -186,7 +193,7 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         crs = _crs.normalize_name(ev.crs or "wgs84")
     bad = [p for p in ev.photos if not isinstance(p, str) or not _URL.match(p)]
     if bad:
-        raise InvalidEvent(f"photos must be http(s) URLs: {bad[0]!r}")
+        raise InvalidEvent(f"photos must be http(s) URLs: {bad[0]!r}", zh="照片须为 http(s) 地址")
     out = EventIn(
         source=ev.source, category_code=_clean(ev.category_code) or "", reported_at=when,
         description=_clean(ev.description), lon=ev.lon, lat=ev.lat, crs=crs,
@@ -198,7 +205,8 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         position_from=ev.position_from, notify_reporter=ev.notify_reporter,
     )
     if not isinstance(out.notify_reporter, bool):
-        raise InvalidEvent(f"notify_reporter must be true or false, not {out.notify_reporter!r:.40}")
+        raise InvalidEvent(f"notify_reporter must be true or false, not {out.notify_reporter!r:.40}",
+                           zh="是否接收办理结果须为“是”或“否”")
     if out.notify_reporter:
         mobile_number(out.reporter_phone)  # the outcome goes by SMS: a number it can reach
     # The limits of the events layer, whichever door the event comes in by (API, Open311).
@@ -207,9 +215,11 @@ def _validate(ev: EventIn, now: dt.datetime) -> EventIn:
         value = getattr(out, name) or ""
         limit = MAX_LENGTHS["events"].get(name)
         if limit is not None and len(value) > limit:
-            raise InvalidEvent(f"{name} has more than {limit} characters")
+            raise InvalidEvent(f"{name} has more than {limit} characters",
+                               zh=f"{INTAKE_FIELDS_ZH.get(name, name)}不能超过 {limit} 个字符（填写了 {len(value)} 个）")
         if CONTROL_CHARACTERS.search(value):
-            raise InvalidEvent(f"{name} holds a control character (only tab and line breaks are text)")
+            raise InvalidEvent(f"{name} holds a control character (only tab and line breaks are text)",
+                               zh=f"{INTAKE_FIELDS_ZH.get(name, name)}含有控制字符（只能是文字、制表符和换行）")
     return out
 
 
@@ -257,7 +267,8 @@ def prepare_intake(store: Store, ev: EventIn, *, idempotency_key: str | None = N
     cats = get_geolocator(store).categories(codes)
     missing = [c for c in codes if c not in cats]
     if missing:
-        raise InvalidEvent(f"unknown category {', '.join(map(repr, missing))}: see GET /v1/categories")
+        raise InvalidEvent(f"unknown category {', '.join(map(repr, missing))}: see GET /v1/categories",
+                           zh=f"事项清单中没有事项“{'、'.join(missing)}”")
     who = actor or ev.reporter_name or ev.reporter_staff_code or SOURCES[ev.source]
     return Prepared(ev, idempotency_key, fingerprint, cats, who, now)
 

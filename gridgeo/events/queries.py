@@ -67,7 +67,8 @@ def _due_soon_clause(now: dt.datetime):
 
 def _filters(*, state=None, grid=None, village=None, platform=None, department=None,
              category=None, source=None, located_by=None, overdue=None, duplicate=None,
-             since=None, until=None, now=None, due_soon=None, text=None, bbox=None) -> list:
+             since=None, until=None, now=None, due_soon=None, text=None, bbox=None,
+             extension_requested=None) -> list:
     ev = schema.events
     conds = []
 
@@ -110,6 +111,9 @@ def _filters(*, state=None, grid=None, village=None, platform=None, department=N
                          contains(ev.c.address, words)))
     if duplicate is not None:
         conds.append(ev.c.duplicate_flag.is_(bool(duplicate)))
+    if extension_requested is not None:  # an extension request (申请延期) waits for its answer
+        col = ev.c.extension_requested_hours
+        conds.append(col.is_not(None) if extension_requested else col.is_(None))
     if since is not None:
         conds.append(ev.c.reported_at >= since)
     if until is not None:
@@ -211,6 +215,7 @@ QUEUES: dict[str, dict] = {
     "unlocated": {"located_by": "unlocated", "state": sorted(QUEUE_STATES["unlocated"])},
     "outside": {"located_by": "outside", "state": sorted(QUEUE_STATES["outside"])},
     "duplicates": {"duplicate": True, "state": sorted(QUEUE_STATES["duplicates"])},
+    "extension_requests": {"extension_requested": True, "state": sorted(QUEUE_STATES["extension_requests"])},
     "overdue": {"overdue": True},
     "due_soon": {"due_soon": True},
 }

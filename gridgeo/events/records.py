@@ -22,7 +22,7 @@ _PLAIN = (
     "related_categories", "located_by", "plan_version", "locate_distance_m", "address_confidence",
     "address_match", "platform", "department", "route", "route_target", "route_reason",
     "extended_hours", "extended_days", "deadline_workdays", "escalated_to", "reject_reason", "duplicate_flag", "duplicate_candidates",
-    "duplicate_of", "result", "satisfaction", "position_from", "notify_reporter",
+    "duplicate_of", "result", "satisfaction", "position_from", "notify_reporter", "extension_requested_hours",
 )
 _TIMES = ("reported_at", "deadline_at", "created_at", "updated_at", "resolved_at", "closed_at")
 
@@ -77,19 +77,22 @@ def event_record(row: Mapping, *, now: dt.datetime | None = None, category_name:
     out["notify_reporter"] = bool(row.get("notify_reporter"))
     if with_actions:
         out["allowed_actions"] = _allowed(row["state"], row.get("route") == "leadership",
-                                          row.get("satisfaction") is not None)
+                                          row.get("satisfaction") is not None,
+                                          row.get("extension_requested_hours") is not None)
     return out
 
 
 @lru_cache(maxsize=None)
-def _allowed_cached(state: str, major: bool, rated: bool) -> tuple:
+def _allowed_cached(state: str, major: bool, rated: bool, pending: bool) -> tuple:
     done = {"rate"} if rated else set()
-    return tuple((a, tuple(ACTIONS[a].roles)) for a in allowed_actions(state, major=major, done=done))
+    return tuple((a, tuple(ACTIONS[a].roles))
+                 for a in allowed_actions(state, major=major, done=done, pending=pending))
 
 
-def _allowed(state: str, major: bool, rated: bool) -> dict:
-    """Action -> roles allowed now (a fresh dict: callers may change it)."""
-    return {a: list(r) for a, r in _allowed_cached(state, major, rated)}
+def _allowed(state: str, major: bool, rated: bool, pending: bool = False) -> dict:
+    """Action -> roles allowed now (a fresh dict: callers may change it); ``pending``: an
+    extension request waits for its answer."""
+    return {a: list(r) for a, r in _allowed_cached(state, major, rated, pending)}
 
 
 #: History lines that are no workflow action: the intake, a merge seen from the event kept,

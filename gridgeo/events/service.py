@@ -26,8 +26,8 @@ from gridgeo.events.intake import _lock_keys, hash_token
 from gridgeo.events.records import now_utc
 from gridgeo.events.deadlines import deadline, extend
 from gridgeo.events.routing import ESCALATION_TARGETS, route_event
-from gridgeo.events.workflow import (ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, STATES, actor_for,
-                                     transition)
+from gridgeo.events.workflow import (ACTIONS, OPEN_STATES, REJECT_REASONS, ROUTABLE_STATES, STATES,
+                                     WORKFLOW_ACTORS, actor_for, transition)
 from gridgeo.layers import PLATFORMS
 from gridgeo.notify import outbox
 from gridgeo.store import Store, schema
@@ -35,7 +35,7 @@ from gridgeo.store import Store, schema
 __all__ = ["take_action"]
 
 #: Actions whose note (the reason) may not be empty.
-NOTE_REQUIRED = frozenset({"return", "rework", "suspend"})
+NOTE_REQUIRED = frozenset({"return", "rework", "suspend", "ask_extension", "refuse_extension"})
 MAX_EXTENSION_HOURS = 24 * 30
 MAX_EXTENSION_DAYS = 60
 
@@ -50,7 +50,7 @@ def _event_row(conn, code: str) -> dict:
     ev = schema.events
     row = conn.execute(select(ev).where(ev.c.code == code)).mappings().first()
     if row is None:
-        raise NotFound(f"no event {code!r}")
+        raise NotFound(f"no event {code!r}", zh=f"未找到事件 {code}")
     return dict(row)
 
 
@@ -122,7 +122,10 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
         - ``merge``: ``into`` (the code of the open event this one duplicates)
         - ``dispatch``: optional ``department``, ``platform``, ``category_code`` (re-routes)
         - ``escalate``: optional ``to`` (``county_center``, ``12345`` or a name), ``reason``
-        - ``extend``: ``hours`` (> 0)
+        - ``extend``: ``hours`` (> 0) or ``days`` (working days)
+        - ``ask_extension``: ``hours`` (> 0), with the reason as ``note`` (the
+          department asks; ``grant_extension`` moves the deadline by them,
+          ``refuse_extension`` with a reason as ``note`` does not)
         - ``rate``: ``satisfaction`` (1-5), optional ``comment``
         - ``locate``: ``grid_code``, or ``lon``/``lat``/``crs``, or ``address``
         - ``county_update``, ``county_close``: ``status`` and ``message_id`` of the
@@ -164,7 +167,7 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
     with write_txn(store) as conn:
         row = _event_row(conn, code)
         if allow is not None and not allow(row):
-            raise NotFound(f"no event {code!r}")
+            raise NotFound(f"no event {code!r}", zh=f"未找到事件 {code}（不存在，或不在您的管辖范围内）")
         # A retry of a request already done (its key recorded): the event as it is now.
         if idempotency_key is None or not _replayed(conn, idempotency_key, fingerprint):
             _act(conn, store, row, code, action, role, actor, version, note, data, token, at, within)
@@ -175,6 +178,12 @@ def take_action(store: Store, code: str, action: str, *, role: str, actor: str,
     from gridgeo.events.queries import get_event
 
     return get_event(store, code)
+
+
+def stale_zh(code: str, current, seen) -> str:
+    """The stale version (someone else acted first), in Chinese."""
+    return (f"该事件已被他人修改（{code} 现为第 {current} 版，您看到的是第 {seen} 版）：有人先办理了，"
+            "请重新载入后再操作")
 
 
 def _action_fingerprint(code, action, role, actor, version, note, data) -> str:
@@ -201,22 +210,28 @@ def _replayed(conn, key: str, fingerprint: str) -> bool:
 def _act(conn, store, row, code, action, role, actor, version, note, data, token, at, within) -> None:
     """The action's checks and writes, in the caller's transaction."""
     if role == "reporter" and (token is None or row["reporter_token_hash"] != hash_token(token)):
-        raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"])
+        raise RoleNotAllowed("the reporter role needs the event's reporter token", roles=["reporter"],
+                             zh="反映人须凭该事件的查询码办理")
     if role == "county" and within is None:
         raise RoleNotAllowed("the county platform acts only through its signed callback "
-                             "(POST /v1/escalations/callback)", roles=["county"])
+                             "(POST /v1/escalations/callback)", roles=["county"],
+                             zh="上级平台只能通过签名回调办理")
     if within is not None:
         within(conn, row)
     if action in ACTIONS and role not in ACTIONS[action].roles:  # a role that never may: 403 before 409
-        raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(ACTIONS[action].roles)}",
-                             roles=list(ACTIONS[action].roles))
+        spec = ACTIONS[action]
+        raise RoleNotAllowed(f"role {role!r} may not {action!r}; roles allowed: {', '.join(spec.roles)}",
+                             roles=list(spec.roles),
+                             zh=f"{WORKFLOW_ACTORS.get(role, role)}不能“{spec.label}”，此操作由"
+                                f"{'、'.join(WORKFLOW_ACTORS.get(r, r) for r in spec.roles)}办理")
     if version is not None and int(version) != row["version"]:
         raise StaleVersion(
             f"event {code} is at version {row['version']}, not {version}: "
-            "someone changed it meanwhile; reload it and try again", current=row["version"])
+            "someone changed it meanwhile; reload it and try again", current=row["version"],
+            zh=stale_zh(code, row["version"], version))
     done = {"rate"} if row["satisfaction"] is not None else set()
     target = transition(row["state"], action, role, major=row["route"] == "leadership",
-                        done=done, event=code)
+                        done=done, event=code, pending=row.get("extension_requested_hours") is not None)
     spec = ACTIONS[action]
     if action in NOTE_REQUIRED and note is None:
         raise InvalidEvent(f"{action!r} needs a note saying why", zh=f"“{ACTIONS[action].label}”须填写原因")
@@ -238,7 +253,7 @@ def _act(conn, store, row, code, action, role, actor, version, note, data, token
     if res.rowcount != 1:  # another writer won between our read and this update
         current = conn.execute(select(ev.c.version).where(ev.c.id == row["id"])).scalar()
         raise StaleVersion(f"event {code} was changed meanwhile (now version {current}); "
-                           "reload it and try again", current=current)
+                           "reload it and try again", current=current, zh=stale_zh(code, current, row["version"]))
     conn.execute(schema.event_actions.insert().values(
         event_id=row["id"], seq=row["version"] + 1, at=at, action=action, actor=actor, role=role,
         from_state=row["state"], to_state=target, note=note, data=record_data or None))
@@ -314,8 +329,21 @@ def _dispatch(conn, row: dict, role: str, data: dict, changes: dict) -> None:
     if role == "platform_office" and platform != row["platform"]:
         raise RoleNotAllowed(f"a platform office dispatches inside its platform ({row['platform']!r}) only, "
                              f"not to {platform!r}: across platforms the command room dispatches",
-                             roles=["command_room"])
+                             roles=["command_room"], zh="平台协调办公室只能在本平台内分派；跨平台分派由综合指挥室办理")
     changes.update(department=department, platform=platform)
+
+
+def _extend(conn, row: dict, hours: int, days: int, changes: dict, record_data: dict) -> None:
+    """Move the deadline by ``hours`` (calendar) and ``days`` (working days): an extension,
+    granted directly (``extend``) or on a department's request (``grant_extension``)."""
+    base = row["deadline_at"]
+    if base is None:
+        base = _deadline(row, _category(conn, row["category_code"]) or {"deadline_hours": 0})
+    new = extend(base, hours=hours, days=days)
+    changes.update(deadline_at=new, extended_hours=row["extended_hours"] + hours, warning=None,
+                   extended_days=(row.get("extended_days") or 0) + days)
+    record_data.update(deadline_from=base.isoformat(), deadline_to=new.isoformat())
+    record_data.update({k: v for k, v in (("hours", hours), ("days", days)) if v})
 
 
 def _effects(conn, store, row, action, note, data, at, changes, record_data, extra, actor, role) -> None:
@@ -382,14 +410,21 @@ def _effects(conn, store, row, action, note, data, at, changes, record_data, ext
         if not hours and not days:
             raise InvalidEvent("extend needs data.hours (hours) or data.days (working days)",
                                zh="延期须填写小时数或工作日数")
-        base = row["deadline_at"]
-        if base is None:
-            base = _deadline(row, _category(conn, row["category_code"]) or {"deadline_hours": 0})
-        new = extend(base, hours=hours, days=days)
-        changes.update(deadline_at=new, extended_hours=row["extended_hours"] + hours, warning=None,
-                       extended_days=(row.get("extended_days") or 0) + days)
-        record_data.update(deadline_from=base.isoformat(), deadline_to=new.isoformat())
-        record_data.update({k: v for k, v in (("hours", hours), ("days", days)) if v})
+        _extend(conn, row, hours, days, changes, record_data)
+    elif action == "ask_extension":  # the department asks; the deadline moves on approval
+        hours = _int(data, "hours", 1, MAX_EXTENSION_HOURS)
+        changes["extension_requested_hours"] = hours
+        record_data["hours"] = hours
+    elif action == "grant_extension":  # the hours asked for
+        hours = row["extension_requested_hours"]
+        _extend(conn, row, hours, 0, changes, record_data)
+        changes["extension_requested_hours"] = None
+    elif action == "refuse_extension":
+        changes["extension_requested_hours"] = None
+        record_data["hours"] = row["extension_requested_hours"]
+    elif action == "return" and row.get("extension_requested_hours") is not None:
+        # the department gives the event back: its request goes with it
+        changes["extension_requested_hours"] = None
     elif action == "supervise":
         if row["deadline_at"] is not None and at > row["deadline_at"]:
             record_data["late_hours"] = round((at - row["deadline_at"]).total_seconds() / 3600.0, 1)

@@ -22,6 +22,10 @@ and the planner take no action on events.
                                                                        (rework: resolved ─▶ in_progress)
 
 Actions that keep the state: ``extend`` (moves the deadline), ``supervise`` (督办, a chase),
+``ask_extension`` (申请延期: the department asks for hours, with a reason) answered by
+``grant_extension`` (批准延期: the deadline moves by the hours asked) or ``refuse_extension``
+(驳回延期申请, with a reason), both by whoever may ``extend``; one request waits at a time
+(:attr:`Action.pending`),
 ``locate`` (the command room places an unlocated event), ``rate`` (the reporter's
 satisfaction, once, on a closed event), ``county_update`` (the county platform / 12345
 reports on an escalated event). ``county_close``: the county closes an escalated event
@@ -132,6 +136,9 @@ class Action:
         Fields the action's ``data`` must carry.
     once
         The action may be taken once per event (the rating).
+    pending
+        True: allowed only while an extension request waits for its answer (approve,
+        refuse); False: only while none waits (a new request); None: either way.
     """
 
     name: str
@@ -141,6 +148,7 @@ class Action:
     major_moves: Mapping[str, str] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     once: bool = False
+    pending: bool | None = None
 
     def target(self, state: str, *, major: bool = False) -> str | None:
         if major and state in self.major_moves:
@@ -153,6 +161,10 @@ def _stay(*states: str) -> dict[str, str]:
 
 
 _OPEN = tuple(s for s in STATES if s not in FINAL_STATES)
+
+#: The extension (延期): who grants one and in which states; a request is answered by the same.
+_EXTEND = Action("extend", "延期", _stay("dispatched", "in_progress", "escalated", "suspended", "resolved"),
+                 ("platform_office", "command_room"))  # data.hours or data.days (service)
 
 ACTIONS: dict[str, Action] = {
     a.name: a
@@ -177,8 +189,12 @@ ACTIONS: dict[str, Action] = {
         Action("rework", "返工", {"resolved": "in_progress"}, ("grid_worker", "command_room")),
         Action("verify", "核查", {"resolved": "verified"}, ("grid_worker",)),
         Action("close", "结案", {"verified": "closed"}, ("command_room",)),
-        Action("extend", "延期", _stay("dispatched", "in_progress", "escalated", "suspended", "resolved"),
-               ("platform_office", "command_room")),  # data.hours or data.days (service)
+        _EXTEND,
+        # a department asks (hours and a reason) while it holds the event; the approver answers
+        Action("ask_extension", "申请延期", _stay("dispatched", "in_progress"), ("department",),
+               needs=("hours",), pending=False),
+        Action("grant_extension", "批准延期", _EXTEND.moves, _EXTEND.roles, pending=True),
+        Action("refuse_extension", "驳回延期申请", _EXTEND.moves, _EXTEND.roles, pending=True),
         Action("supervise", "督办", _stay(*_OPEN), ("command_room",)),
         Action("locate", "定位", _stay(*_OPEN), ("command_room", "grid_worker")),
         Action("rate", "满意度评价", _stay("closed"), ("reporter",), needs=("satisfaction",), once=True),
@@ -220,13 +236,20 @@ class Machine:
         self.next = nxt
         self.role_ok = role_ok
         self.once = np.array([a.once for a in ACTIONS.values()], dtype=bool)
+        self.needs_pending = np.array([a.pending is True for a in ACTIONS.values()], dtype=bool)
+        self.bars_pending = np.array([a.pending is False for a in ACTIONS.values()], dtype=bool)
+
+    def _pending_refused(self, action: np.ndarray, pending: np.ndarray) -> np.ndarray:
+        """True where the action's :attr:`Action.pending` condition does not hold."""
+        return (self.needs_pending[action] & ~pending) | (self.bars_pending[action] & pending)
 
     def codes(self, values, index: Mapping[str, int]) -> np.ndarray:
         """Integer codes of ``values`` (-1 for unknown names)."""
         return np.array([index.get(v, -1) for v in values], dtype=np.int16)
 
     def step(self, state: np.ndarray, action: np.ndarray, role: np.ndarray, major: np.ndarray,
-             done_once: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+             done_once: np.ndarray, pending: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Apply one action to each of many events.
 
         Parameters
@@ -236,6 +259,8 @@ class Machine:
         major : bool array
         done_once : bool array
             The once-only action was taken already on this event.
+        pending : bool array, optional
+            An extension request waits for its answer on this event (default: none).
 
         Returns
         -------
@@ -250,19 +275,25 @@ class Machine:
         s = np.where(known, state, 0)
         target = self.next[major.astype(np.intp), s, a]
         illegal = ~known | (target < 0) | (self.once[a] & done_once)
+        if pending is None:
+            pending = np.zeros(len(a), dtype=bool)
+        illegal |= known & self._pending_refused(a, np.asarray(pending, dtype=bool))
         r = np.where(role >= 0, role, 0)
         forbidden = ~illegal & ((role < 0) | ~self.role_ok[a, r])
         new = np.where(illegal | forbidden, state, target).astype(np.int16)
         return new, illegal, forbidden
 
-    def allowed(self, state: str, *, major: bool = False, done: frozenset[str] | set[str] = frozenset()
-                ) -> np.ndarray:
-        """Bool per action (in :attr:`actions` order): allowed in ``state`` for someone."""
+    def allowed(self, state: str, *, major: bool = False, done: frozenset[str] | set[str] = frozenset(),
+                pending: bool = False) -> np.ndarray:
+        """Bool per action (in :attr:`actions` order): allowed in ``state`` for someone
+        (``pending``: an extension request waits for its answer)."""
         si = self.state_ix.get(state, -1)
         if si < 0:
             return np.zeros(len(self.actions), dtype=bool)
         taken = np.array([a in done for a in self.actions], dtype=bool)
-        return (self.next[int(major), si] >= 0) & ~(self.once & taken)
+        every = np.arange(len(self.actions))
+        return ((self.next[int(major), si] >= 0) & ~(self.once & taken)
+                & ~self._pending_refused(every, np.full(len(every), bool(pending))))
 
 
 #: The machine, built once from :data:`ACTIONS`.
@@ -292,19 +323,22 @@ def actor_for(role: str | None) -> str:
     if role in ACTOR_OF_ACCOUNT:
         raise RoleNotAllowed(
             f"the account role {role!r} ({ACCOUNT_ROLES[role]}) takes no action on events; "
-            f"actions are taken by {', '.join(actors)}", roles=actors)
+            f"actions are taken by {', '.join(actors)}", roles=actors,
+            zh=f"“{ACCOUNT_ROLES[role]}”角色不办理事件")
     raise RoleNotAllowed(f"unknown role {role!r}: use one of {', '.join(actors)} "
-                         f"(account roles: {', '.join(ACCOUNT_ROLES)})", roles=actors)
+                         f"(account roles: {', '.join(ACCOUNT_ROLES)})", roles=actors,
+                         zh="未知的角色，不能办理事件")
 
 
 def allowed_actions(state: str, role: str | None = None, *, major: bool = False,
-                    done: frozenset[str] | set[str] = frozenset()) -> list[str]:
+                    done: frozenset[str] | set[str] = frozenset(), pending: bool = False) -> list[str]:
     """Actions that may be taken in ``state`` (by ``role``, when given: a workflow actor
     or an account role; one that takes no action on events gets none).
 
-    ``done`` holds the actions already taken on the event, for once-only actions.
+    ``done`` holds the actions already taken on the event, for once-only actions;
+    ``pending`` says an extension request waits for its answer.
     """
-    ok = MACHINE.allowed(state, major=major, done=done)
+    ok = MACHINE.allowed(state, major=major, done=done, pending=pending)
     if role is not None:
         actor = role if role in WORKFLOW_ACTORS else ACTOR_OF_ACCOUNT.get(role)
         if actor is None:
@@ -313,19 +347,26 @@ def allowed_actions(state: str, role: str | None = None, *, major: bool = False,
     return MACHINE.actions[ok].tolist()
 
 
-def transition(state: str, action: str, role: str, *, major: bool = False,
-               done: frozenset[str] | set[str] = frozenset(), event: str | None = None) -> str:
-    """The state ``action`` by ``role`` leads to from ``state``: :meth:`Machine.step` for
-    one event, with errors that say what is allowed.
+def _labels(roles) -> str:
+    return "、".join(WORKFLOW_ACTORS.get(r, r) for r in roles)
 
-    ``role`` is a workflow actor or an account role (:func:`actor_for`).
+
+def transition(state: str, action: str, role: str, *, major: bool = False,
+               done: frozenset[str] | set[str] = frozenset(), event: str | None = None,
+               pending: bool = False) -> str:
+    """The state ``action`` by ``role`` leads to from ``state``: :meth:`Machine.step` for
+    one event, with errors that say what is allowed (in English, and in Chinese as ``zh``).
+
+    ``role`` is a workflow actor or an account role (:func:`actor_for`); ``pending``: an
+    extension request waits for its answer on the event.
 
     Raises
     ------
     IllegalTransition
-        The action does not exist, is not allowed in ``state``, or was taken already
-        (once-only). ``exc.allowed`` maps each allowed action to the actors that may
-        take it; ``exc.state`` is the current state.
+        The action does not exist, is not allowed in ``state``, was taken already
+        (once-only), or needs (or forbids) a waiting extension request. ``exc.allowed``
+        maps each allowed action to the actors that may take it; ``exc.state`` is the
+        current state.
     RoleNotAllowed
         The action is allowed in ``state`` but not for ``role``, or ``role`` takes no
         action on events.
@@ -334,21 +375,31 @@ def transition(state: str, action: str, role: str, *, major: bool = False,
     m = MACHINE
     new, illegal, forbidden = m.step(
         np.array([m.state_ix.get(state, -1)]), np.array([m.action_ix.get(action, -1)]),
-        np.array([m.role_ix[actor]]), np.array([bool(major)]), np.array([action in done]))
+        np.array([m.role_ix[actor]]), np.array([bool(major)]), np.array([action in done]),
+        np.array([bool(pending)]))
     spec = ACTIONS.get(action)
     if illegal[0]:
-        allowed = {a: list(ACTIONS[a].roles) for a in allowed_actions(state, major=major, done=done)}
+        allowed = {a: list(ACTIONS[a].roles)
+                   for a in allowed_actions(state, major=major, done=done, pending=pending)}
         what = f"event {event}" if event else "an event"
         why = "unknown action" if spec is None else f"not allowed on {what} in state {state!r}"
+        zh = "未知的操作" if spec is None else f"事件{STATES.get(state, state)}，当前不能“{spec.label}”"
         if spec is not None and spec.once and action in done:
             why = f"already taken on {what} (once only)"
+            zh = f"“{spec.label}”只能进行一次，已经做过"
+        elif spec is not None and m.next[int(bool(major)), m.state_ix.get(state, 0), m.action_ix[action]] >= 0 \
+                and spec.pending is not None:
+            why = (f"no extension request waits for an answer on {what}" if spec.pending
+                   else f"an extension request waits for its answer on {what} already")
+            zh = "没有待审批的延期申请" if spec.pending else "已有一项延期申请待审批，请等候批复"
         listing = ", ".join(f"{a} ({'/'.join(r)})" for a, r in allowed.items()) or "none"
         raise IllegalTransition(f"{action!r}: {why}; allowed now: {listing}",
-                                state=state, allowed=allowed)
+                                state=state, allowed=allowed, zh=zh)
     if forbidden[0]:
         raise RoleNotAllowed(
             f"role {role!r} may not {action!r}; roles allowed: {', '.join(spec.roles)}",
-            roles=list(spec.roles))
+            roles=list(spec.roles),
+            zh=f"{WORKFLOW_ACTORS.get(actor, actor)}不能“{spec.label}”，此操作由{_labels(spec.roles)}办理")
     return str(m.states[new[0]])
 
 
@@ -374,6 +425,8 @@ QUEUE_STATES: dict[str, frozenset[str]] = {
     "to_review": frozenset(ACTIONS["review"].moves),
     "to_dispatch": frozenset(ACTIONS["dispatch"].moves),
     "to_close": frozenset(ACTIONS["close"].moves),
+    # extension requests waiting for an answer (the events' ``extension_requested_hours``)
+    "extension_requests": frozenset(ACTIONS["grant_extension"].moves),
 }
 
 

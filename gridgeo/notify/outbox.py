@@ -21,12 +21,14 @@ EVENT_TYPES = {
     "event.rejected": "不予受理",
     "event.resolved": "办结",
     "event.extended": "延期",
+    "event.extension_asked": "申请延期",
     "event.county_update": "上级平台反馈",
 }
 _OF_ACTION = {"report": "event.reported", "dispatch": "event.dispatched", "warn": "event.warning",
               "overdue": "event.overdue", "escalate": "event.escalated", "close": "event.closed",
               "accept": "event.accepted", "reject": "event.rejected", "resolve": "event.resolved",
-              "extend": "event.extended", "county_update": "event.county_update",
+              "extend": "event.extended", "grant_extension": "event.extended",
+              "ask_extension": "event.extension_asked", "county_update": "event.county_update",
               "county": "event.county_update"}  # "county": history lines written before the machine had the county's actions
 #: Actions told as several event types: the county closing an escalated event is its
 #: report (event.county_update) and the closure here (event.closed), so both sides are told.

@@ -28,7 +28,7 @@ from gridgeo.timezone import today
 __all__ = ["Store", "schema", "metadata", "today"]
 
 #: Bumped with every new migration; ``Store.check`` compares it with the database.
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 
 def _sqlite_pragmas(dbapi_conn, _record):

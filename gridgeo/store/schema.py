@@ -234,6 +234,9 @@ events = Table(
     # The reporter agreed to be told the outcome (双反馈: closure, rejection) at the phone
     # they left (gridgeo.notify.reporter). Migration 0007.
     Column("notify_reporter", Boolean, nullable=False, server_default="0"),
+    # Hours of the department's extension request (申请延期) waiting for its answer; NULL:
+    # none waits (gridgeo.events.workflow: ask_extension, grant/refuse_extension). 0009.
+    Column("extension_requested_hours", Integer),
     CheckConstraint(f"state IN ({_in(EVENT_STATES)})", name="state"),
     CheckConstraint(f"located_by IN ({_in(LOCATED_BY)})", name="located_by"),
     CheckConstraint("satisfaction BETWEEN 1 AND 5", name="satisfaction"),

@@ -125,6 +125,7 @@ RULES: dict[tuple[str, str], tuple[set, object]] = {
     ("GET", "/maps/events"): (READERS, _get("/maps/events")),  # scoped to the reader
     ("GET", "/maps/patrols"): ({"grid_worker"} | EVERYTHING, _get("/maps/patrols")),  # a worker: their grids
     ("GET", "/maps/plans/{id}"): (PLAN_READERS, _get("/maps/plans/v1")),
+    ("GET", "/maps/ground"): (STAFF, _get("/maps/ground?bbox=119.4,28.4,119.41,28.41")),  # any account
     ("GET", "/maps/assets/{path:path}"): (ALL, _get("/maps/assets/leaflet/leaflet.js")),
     ("GET", "/maps/basemap/{z}/{x}/{y}"): (ALL, _get("/maps/basemap/0/0/0")),  # 404 with no archive, for all
     ("GET", "/v1/stats/assessment"): (STAFF, _get("/v1/stats/assessment?period=2026")),

@@ -285,3 +285,76 @@ def test_an_events_actions_are_in_view_at_1366x768_without_scrolling(site, open_
     assert page.evaluate("window.scrollY") == 0
     # and the map is still on the page, below
     assert page.locator("#map").bounding_box()["y"] > summaries.first.bounding_box()["y"]
+
+
+def test_extension_asked_and_granted_a_return_redispatched_bulk_supervision_and_the_ground(site, open_as):
+    """The walks' follow-ups in one journey: a department asks for an extension (hours and a
+    reason) and the platform office grants it from its task list, the history saying both in
+    Chinese; the event's map draws the roads and rivers under its grid; the department returns
+    the event and the command room's dispatch form names who returned it and why, preselecting
+    no department; the command room supervises two overdue events at once from the board."""
+    import shapely
+    from playwright.sync_api import expect
+
+    from gridgeo.events.service import take_action
+    from helpers.events_world import G11, INSIDE
+
+    lon, lat = INSIDE[G11]
+    with site.store.engine.begin() as conn:  # the ground: a county road and a river across the grid
+        conn.execute(schema.roads.insert(), [
+            {"code": "R-journey", "name": "东环路", "kind": "road", "rank": "县道",
+             "geometry": shapely.LineString([(lon - 0.01, lat), (lon + 0.01, lat)])},
+            {"code": "W-journey", "name": "东溪", "kind": "river", "rank": "河",
+             "geometry": shapely.LineString([(lon, lat - 0.01), (lon, lat + 0.01)])}])
+    codes = []
+    for n in range(3):
+        r = httpx.post(f"{site.base}/v1/events", json={"source": "app", "category_code": CATEGORY,
+                                                       "description": f"延期旅程 {n}", "lon": lon, "lat": lat})
+        assert r.status_code == 201, r.text
+        codes.append(r.json()["code"])
+        take_action(site.store, codes[-1], "accept", role="command_room", actor="command")
+        take_action(site.store, codes[-1], "dispatch", role="command_room", actor="command")
+    code = codes[0]
+
+    dept = open_as("dept", fresh=True)
+    dept.goto(f"{site.base}/events/{code}?from=tasks")
+    expect(dept.locator("#map")).to_have_attribute("data-ground-lines", "2")  # the road and the river
+    act(dept, "ask_extension", hours="24", note="等待鉴定结果")
+    expect(dept.locator("[role=status]")).to_have_text("已申请延期")
+    expect(dept.locator("#extension-asked")).to_contain_text("延期申请待审批：1天")
+    expect_state(dept, "已分流交办")
+
+    office = open_as("office", fresh=True)
+    asked = office.locator("section:has(#h-asked)")
+    expect(asked).to_contain_text(code)
+    asked.get_by_role("link", name=code).click()
+    expect(office.locator("#extension-asked")).to_contain_text("等待鉴定结果")
+    act(office, "grant_extension")
+    expect(office.locator("[role=status]")).to_have_text("已批准延期")
+    history = office.locator("ol.timeline")
+    expect(history).to_contain_text("申请延期 1天")
+    expect(history).to_contain_text("批准延期")
+    expect(office.locator(".facts")).to_contain_text("已延期 1天")
+
+    dept.reload()
+    act(dept, "return", note="应由司法所办理")
+    expect_state(dept, "已退回")
+    command = open_as("command", fresh=True)
+    command.goto(f"{site.base}/events/{code}")
+    act_panel = command.locator("details:has(form[data-action='dispatch'])")
+    act_panel.locator("summary").click()
+    expect(command.locator("#returned-by")).to_contain_text("应由司法所办理")
+    assert command.locator("form[data-action='dispatch'] select[name=target]").input_value() == ""
+
+    with site.store.engine.begin() as conn:  # the other two: overdue, on the board
+        conn.execute(update(schema.events).where(schema.events.c.code.in_(codes[1:]))
+                     .values(deadline_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)))
+    command.goto(f"{site.base}/supervision")
+    for c in codes[1:]:
+        command.get_by_label(f"选择 {c}").check()
+    command.get_by_label("督办意见（可不填）").fill("请今日办结")
+    command.get_by_role("button", name="批量督办所选事件").click()
+    expect(command.locator("[role=status]")).to_contain_text("批量督办：成功 2 件")
+    assert command.url.endswith("/supervision")
+    assert not [u for u in site.requests if not u.startswith(site.base + "/")]
+    assert not site.errors

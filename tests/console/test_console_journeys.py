@@ -35,7 +35,12 @@ def world(tmp_path_factory):
     store = Store(f"sqlite:///{folder / 'journeys.db'}")
     store.migrate()
     load_world(store, make_tiny(folder))
-    for username, role, scope in (("cmd", "command_room", {}), ("root", "admin", {}), ("boss", "leadership", {})):
+    from helpers.events_world import G12
+
+    for username, role, scope in (("cmd", "command_room", {}), ("root", "admin", {}), ("boss", "leadership", {}),
+                                  ("dept", "department", {"department": "综治办"}),
+                                  ("office", "platform_office", {"platform": "stability"}),
+                                  ("gw", "grid_worker", {"grids": [G12]})):
         create_user(store, username, role=role, name=username, actor="test", **scope)
         sessions.set_password(store, username, PASSWORD, actor="test")
     yield store
@@ -358,3 +363,226 @@ def test_the_core_says_each_event_rule_in_chinese_for_the_api_too(world, client)
             take_action(world, code, action, role="command_room", actor="cmd", data=data)
         assert refused.value.zh and not re.search(r"[A-Za-z]{3,}", refused.value.zh), refused.value.zh
         assert re.search(r"[A-Za-z]{3,}", str(refused.value))  # the English detail stays for programs
+
+
+# -- the follow-ups of the two walks: extensions asked for, bulk 督办, after a return, refusals
+#    in Chinese, grid names (each new form's hostile input too)
+
+def _csrf(page: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def _version(page: str) -> str:
+    return re.search(r'data-version="(\d+)"', page).group(1)
+
+
+def _alert(r) -> str:
+    return re.search(r'<p class="error" role="alert">(.*?)</p>', r.text, re.S).group(1)
+
+
+def _dispatched(world, client, category="ZZ001") -> str:
+    """An event reported in G12 and dispatched (re-routed to ``category``'s department)."""
+    code = _report(client)
+    take_action(world, code, "accept", role="command_room", actor="cmd")
+    take_action(world, code, "dispatch", role="command_room", actor="cmd",
+                data={} if category == "ZZ001" else {"category_code": category})
+    return code
+
+
+def test_a_department_asks_for_an_extension_and_the_platform_office_answers(world, client):
+    from gridgeo.events.queries import get_event
+
+    code = _dispatched(world, client)
+    other = _dispatched(world, client, "SC001")  # 市场监管所's: not this department's
+    csrf = _log_in(client, "dept")
+    page = client.get(f"/events/{code}").text
+    assert 'data-action="ask_extension"' in page and "由平台协调办公室或综合指挥室审批" in page
+    v = _version(page)
+    url = f"/events/{code}/actions"
+    ask = {"csrf": csrf, "action": "ask_extension", "version": v, "hours": "30", "note": "需等待鉴定结果"}
+    # hostile: no CSRF token, another department's event, no reason, huge or wrong hours
+    r = client.post(url, data={k: x for k, x in ask.items() if k != "csrf"})
+    assert r.status_code == 403 and "安全校验码" in r.text
+    r = client.post(f"/events/{other}/actions", data=ask)
+    assert r.status_code == 404 and "未找到事件" in r.text
+    for fields, said in (({"note": ""}, "“申请延期”须填写原因"), ({"hours": ""}, "“申请延期”须填写延期小时数"),
+                         ({"hours": "9" * 5000}, "延期小时数须在 1 至 720 之间"), ({"hours": "1.5"}, "延期小时数须为整数")):
+        r = client.post(url, data={**ask, **fields})
+        assert r.status_code == 422 and said in _alert(r), (fields, r.status_code)
+    r = client.post(url, data={**ask, "note": "长" * 70_000})  # a reason past the form's part limit
+    assert r.status_code in (400, 422)
+    assert get_event(world, code)["extension_requested_hours"] is None  # nothing was asked yet
+    r = client.post(url, data=ask, follow_redirects=False)
+    assert r.status_code == 303
+    # replayed: the same form again is someone else's change now, said in Chinese with a reload offered
+    r = client.post(url, data=ask)
+    assert r.status_code == 409 and "该事件已被他人修改" in _alert(r) and "重新载入" in _alert(r)
+    page = client.get(f"/events/{code}").text
+    assert "延期申请待审批：1天6小时" in page and "需等待鉴定结果" in page
+    assert 'data-action="ask_extension"' not in page  # one request at a time
+    r = client.post(url, data={**ask, "version": _version(page)})
+    assert r.status_code == 409 and "已有一项延期申请待审批" in _alert(r)
+    # the department may not answer its own request (wrong role)
+    r = client.post(url, data={"csrf": csrf, "action": "grant_extension", "version": _version(page)})
+    assert r.status_code == 403 and "责任部门不能“批准延期”，此操作由平台协调办公室、综合指挥室办理" in _alert(r)
+
+    # in the approvers' queues: the platform office's tasks, the command room's 延期申请
+    csrf = _log_in(client, "office")
+    tasks = client.get("/tasks").text
+    assert "延期申请待审批" in tasks and f"/events/{code}?from=tasks" in tasks.split('id="h-asked"')[1]
+    _log_in(client, "cmd")
+    queue = client.get("/command?queue=extension_requests").text
+    assert "延期申请" in queue and f"/events/{code}" in queue and f"/events/{other}" not in queue
+    before = get_event(world, code)["deadline_at"]
+    csrf = _log_in(client, "office")
+    page = client.get(f"/events/{code}").text
+    r = client.post(url, data={"csrf": csrf, "action": "grant_extension", "version": _version(page)},
+                    follow_redirects=False)
+    assert r.status_code == 303
+    event = get_event(world, code)
+    assert event["extension_requested_hours"] is None and event["extended_hours"] == 30
+    assert dt.datetime.fromisoformat(event["deadline_at"]) - dt.datetime.fromisoformat(before) == dt.timedelta(hours=30)
+    page = client.get(f"/events/{code}").text
+    timeline = _timeline(page)
+    assert "申请延期" in timeline and "申请延期 1天6小时" in timeline and "需等待鉴定结果" in timeline
+    assert "批准延期" in timeline and re.search(r"批准延期.*?期限 \d{4}-\d\d-\d\d \d\d:\d\d → ", timeline, re.S)
+    assert "ask_extension" not in timeline and "grant_extension" not in timeline
+    # answered: nothing left to answer (a wrong state for the answer, in Chinese)
+    r = client.post(url, data={"csrf": csrf, "action": "refuse_extension", "version": _version(page), "note": "不"})
+    assert r.status_code == 409 and "没有待审批的延期申请" in _alert(r)
+    # asked again and refused, with a reason: the deadline stays
+    take_action(world, code, "ask_extension", role="department", actor="dept", data={"hours": 48}, note="再等两天")
+    take_action(world, code, "refuse_extension", role="platform_office", actor="office", note="已延期一次")
+    event = get_event(world, code)
+    assert event["extension_requested_hours"] is None and event["extended_hours"] == 30
+    assert [h["action_label"] for h in event["history"][-2:]] == ["申请延期", "驳回延期申请"]
+
+
+def test_bulk_supervision_from_the_board(world, client):
+    from sqlalchemy import update
+
+    from gridgeo.events.queries import get_event
+
+    codes = [_dispatched(world, client) for _ in range(2)]
+    with world.engine.begin() as conn:  # past their deadline: on the board
+        conn.execute(update(schema.events).where(schema.events.c.code.in_(codes))
+                     .values(deadline_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=1)))
+    csrf = _log_in(client, "cmd")
+    board = client.get("/supervision").text
+    assert 'id="bulk-supervise"' in board
+    items = [re.search(rf'value="({c}:\d+)"', board).group(1) for c in codes]
+    form = {"csrf": csrf, "action": "supervise", "note": "请今日办结", "item": items}
+    r = client.post("/events/bulk", data={k: v for k, v in form.items() if k != "csrf"})
+    assert r.status_code == 403  # no CSRF token
+    r = client.post("/events/bulk", data={**form, "item": [*items, "E0:1", "x" * 10_000]})
+    assert r.status_code == 200 and "批量督办：成功 2 件" in r.text and "未完成 2 件" in r.text
+    assert "未找到该事件" in r.text and r.headers["hx-push-url"] == "/supervision"
+    assert re.search(r'<a href="/supervision" aria-current="page">', r.text)
+    for c in codes:
+        last = get_event(world, c)["history"][-1]
+        assert (last["action"], last["note"], last["actor"]) == ("supervise", "请今日办结", "cmd")
+        assert last["data"]["late_hours"] >= 23
+    r = client.post("/events/bulk", data=form)  # replayed: the versions are old now
+    assert "成功 0 件" in r.text and r.text.count("该事件已被他人修改") == 2
+    r = client.post("/events/bulk", data={**form, "note": "督" * 5000, "item": [f"{codes[0]}:{get_event(world, codes[0])['version']}"]})
+    assert "成功 1 件" in r.text and len(get_event(world, codes[0])["history"][-1]["note"]) == 4000
+    csrf = _log_in(client, "dept")  # the department sees the board but may not 督办
+    assert 'id="bulk-supervise"' not in client.get("/supervision").text
+    r = client.post("/events/bulk", data={**form, "csrf": csrf})
+    assert r.status_code == 403
+
+
+def test_after_a_return_the_dispatch_form_names_who_returned_it_and_preselects_nothing(world, client):
+    from gridgeo.events.queries import get_event
+
+    code = _dispatched(world, client)
+    take_action(world, code, "return", role="department", actor="李科长", note="不属本部门职责，应由司法所办理")
+    csrf = _log_in(client, "cmd")
+    page = client.get(f"/events/{code}").text
+    said = re.search(r'<p class="returned" id="returned-by">(.*?)</p>', page).group(1)
+    assert "李科长（综治办）" in said and "不属本部门职责，应由司法所办理" in said
+    select = page[page.index('name="target"'):page.index("</select>", page.index('name="target"'))]
+    assert '<option value="" selected>请选择部门</option>' in select
+    assert select.count(" selected") == 1 and "综治办（退回的部门）" in select
+    # no department chosen (a hand-made form): refused in Chinese, not sent back to the returner
+    r = client.post(f"/events/{code}/actions", data={"csrf": csrf, "action": "dispatch", "version": _version(page),
+                                                     "target": ""})
+    assert r.status_code == 422 and "已被综治办退回" in _alert(r)
+    r = client.post("/events/bulk", data={"csrf": csrf, "action": "dispatch", "target": "",
+                                          "item": f"{code}:{_version(page)}"})
+    assert "成功 0 件" in r.text and "已被综治办退回" in r.text
+    assert get_event(world, code)["state"] == "returned"
+    r = client.post(f"/events/{code}/actions", data={"csrf": csrf, "action": "dispatch", "version": _version(page),
+                                                     "target": "stability|司法所"}, follow_redirects=False)
+    assert r.status_code == 303 and get_event(world, code)["department"] == "司法所"
+
+
+def test_refusals_are_in_chinese_wrong_state_wrong_role_stale_intake(world, client):
+    code = _dispatched(world, client)
+    csrf = _log_in(client, "cmd")
+    page = client.get(f"/events/{code}").text
+    url = f"/events/{code}/actions"
+    r = client.post(url, data={"csrf": csrf, "action": "accept", "version": _version(page)})
+    assert r.status_code == 409 and "事件已分流交办，当前不能“受理”" in _alert(r)
+    r = client.post(url, data={"csrf": csrf, "action": "start", "version": _version(page)})
+    assert r.status_code == 403 and "综合指挥室不能“处置”，此操作由责任部门办理" in _alert(r)
+    r = client.post(url, data={"csrf": csrf, "action": "supervise", "version": "1"})
+    assert r.status_code == 409 and "该事件已被他人修改" in _alert(r)
+    assert f'href="/events/{code}" class="reload">重新载入</a>' in r.text
+    for r in (client.post(url, data={"csrf": csrf, "action": "accept", "version": _version(page)}),
+              client.post(url, data={"csrf": csrf, "action": "start", "version": _version(page)})):
+        assert not re.search(r"[A-Za-z]{3,}", _alert(r).replace(code, "")), _alert(r)
+    # intake and the API: the same rules carry their Chinese for people (detail_zh)
+    from helpers.events_world import G12, INSIDE
+
+    for body, said in (({"category_code": "NOPE"}, "事项清单中没有事项“NOPE”"),
+                       ({"category_code": "ZZ001", "description": "a\x07b"}, "描述含有控制字符"),
+                       ({"category_code": "ZZ001", "reported_at": "2999-01-01T00:00:00+08:00"}, "上报时间")):
+        r = client.post("/v1/events", json={"source": "app", "lon": INSIDE[G12][0], "lat": INSIDE[G12][1], **body})
+        assert r.status_code == 422 and said in r.json().get("detail_zh", ""), (body, r.json())
+    from gridgeo.errors import InvalidEvent
+    from gridgeo.events.intake import prepare_intake
+    from helpers.events_world import event as an_event
+
+    with pytest.raises(InvalidEvent) as refused:  # past the layer's limit (the API's schema stops it before)
+        prepare_intake(world, an_event(description="长" * 5000))
+    assert refused.value.zh.startswith("描述不能超过") and "5000" in refused.value.zh
+
+
+def test_grid_names_on_my_grid_and_my_tasks(world, client):
+    code, name = _grid_name(world)
+    event = _dispatched(world, client)
+    take_action(world, event, "start", role="department", actor="dept")
+    take_action(world, event, "resolve", role="department", actor="dept", note="已办结")
+    _log_in(client, "gw")
+    page = client.get("/grid").text
+    for section in ("h-check", "h-open", "h-staff"):
+        part = page[page.index(f'id="{section}"'):]
+        part = part[:part.index("</section>")]
+        assert f'<span title="网格编码 {code}">{name}</span>' in part, section
+    assert f'href="/events/{event}?from=grid"' in page
+    staff = page[page.index('id="h-staff"'):page.index('id="h-hh"')]
+    assert not re.search(rf"<td>{code}</td>", staff)
+    other = _dispatched(world, client)
+    _log_in(client, "dept")
+    tasks = client.get("/tasks").text
+    assert f'<span title="网格编码 {code}">{name}</span>' in tasks and f"/events/{other}?from=tasks" in tasks
+
+
+def test_the_event_map_asks_for_its_ground_and_the_ground_refuses_what_is_not_a_place(world, client):
+    from helpers.events_world import G12
+
+    event = _report(client)
+    _log_in(client, "gw")
+    page = client.get(f"/events/{event}").text
+    bbox = re.search(r'data-ground="([^"]+)"', page).group(1)
+    x0, y0, x1, y1 = map(float, bbox.split(","))
+    grid = world.read("grids", where=schema.grids.c.code == G12).total_bounds
+    assert (x0, y0) <= (grid[0] + 1e-6, grid[1] + 1e-6) and (x1, y1) >= (grid[2] - 1e-6, grid[3] - 1e-6)
+    r = client.get("/maps/ground", params={"bbox": bbox})
+    assert r.status_code == 200 and set(r.json()) == {"roads", "rivers"}  # the tiny township has none
+    assert r.json()["roads"]["styles"][0]["label"] == "干线道路"  # the maps' own classes
+    for bad in ("abc", "1,2,3", "0,0,5,5", "200,0,201,1", "nan,0,0,0", "x" * 5000, "10,10,9,9"):
+        assert client.get("/maps/ground", params={"bbox": bad}).status_code == 422, bad[:20]
+    client.cookies.clear()
+    assert client.get("/maps/ground", params={"bbox": bbox}).status_code == 401

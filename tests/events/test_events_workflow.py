@@ -25,12 +25,13 @@ def test_the_table_is_the_design():
 @pytest.mark.parametrize("state,action", sorted(ALLOWED), ids=lambda v: v)
 def test_allowed_transition(state, action):
     target, roles = ALLOWED[(state, action)]
+    pending = ACTIONS[action].pending is True  # an answer to an extension request needs one waiting
     for role in WORKFLOW_ACTORS:
         if role in roles:
-            assert transition(state, action, role) == target
+            assert transition(state, action, role, pending=pending) == target
         else:
             with pytest.raises(RoleNotAllowed) as exc:
-                transition(state, action, role)
+                transition(state, action, role, pending=pending)
             assert set(exc.value.roles) == roles and exc.value.status == 403
 
 
@@ -43,7 +44,7 @@ def test_refused_transition_says_what_is_allowed(state, action):
         transition(state, action, "command_room", event="E1")
     err = exc.value
     assert err.status == 409 and err.state == state
-    expected = {a: roles for (s, a), (_, roles) in ALLOWED.items() if s == state}
+    expected = {a: roles for (s, a), (_, roles) in ALLOWED.items() if s == state and not ACTIONS[a].pending}
     assert {a: set(r) for a, r in err.allowed.items()} == expected
     for a in expected:
         assert a in str(err)
@@ -72,23 +73,38 @@ def test_unknown_action_and_role():
 
 
 def test_allowed_actions_by_role():
-    assert allowed_actions("dispatched", "department") == ["return", "start"]
-    assert set(allowed_actions("dispatched")) == {"return", "escalate", "start", "extend", "supervise", "locate"}
+    assert allowed_actions("dispatched", "department") == ["return", "start", "ask_extension"]
+    assert set(allowed_actions("dispatched")) == {"return", "escalate", "start", "extend", "ask_extension",
+                                                  "supervise", "locate"}
+    # one extension request waits at a time; only then may it be answered
+    assert allowed_actions("in_progress", "department", pending=True) == ["resolve"]
+    assert {"grant_extension", "refuse_extension"} <= set(allowed_actions("in_progress", "platform_office",
+                                                                            pending=True))
+    with pytest.raises(IllegalTransition) as exc:
+        transition("in_progress", "grant_extension", "command_room")
+    assert exc.value.zh == "没有待审批的延期申请"
+    with pytest.raises(IllegalTransition) as exc:
+        transition("in_progress", "ask_extension", "department", pending=True)
+    assert "待审批" in exc.value.zh
+    with pytest.raises(RoleNotAllowed) as exc:
+        transition("in_progress", "ask_extension", "grid_worker")
+    assert exc.value.zh == "网格员不能“申请延期”，此操作由责任部门办理"
     assert allowed_actions("rejected") == []
 
 
 def test_machine_step_agrees_with_transition_everywhere():
     m = Machine()
-    combos = list(itertools.product(STATES, ACTIONS, WORKFLOW_ACTORS, (False, True), (False, True)))
+    combos = list(itertools.product(STATES, ACTIONS, WORKFLOW_ACTORS, (False, True), (False, True), (False, True)))
     s = np.array([m.state_ix[c[0]] for c in combos], dtype=np.int16)
     a = np.array([m.action_ix[c[1]] for c in combos], dtype=np.int16)
     r = np.array([m.role_ix[c[2]] for c in combos], dtype=np.int16)
     major = np.array([c[3] for c in combos])
     done = np.array([c[4] for c in combos])
-    new, illegal, forbidden = m.step(s, a, r, major, done)
-    for k, (state, action, role, maj, dn) in enumerate(combos):
+    pending = np.array([c[5] for c in combos])
+    new, illegal, forbidden = m.step(s, a, r, major, done, pending)
+    for k, (state, action, role, maj, dn, pend) in enumerate(combos):
         try:
-            target = transition(state, action, role, major=maj, done={"rate"} if dn else set())
+            target = transition(state, action, role, major=maj, done={"rate"} if dn else set(), pending=pend)
         except IllegalTransition:
             assert illegal[k] and new[k] == s[k], combos[k]
         except RoleNotAllowed:
@@ -128,18 +144,20 @@ def test_transition_and_allowed_actions_are_the_machine():
     transition accepts are exactly allowed_actions, and both agree with Machine.step."""
     from gridgeo.events.workflow import MACHINE
 
-    for state, role, major, rated in itertools.product(STATES, WORKFLOW_ACTORS, (False, True), (False, True)):
+    for state, role, major, rated, pending in itertools.product(STATES, WORKFLOW_ACTORS, (False, True),
+                                                                (False, True), (False, True)):
         done = {"rate"} if rated else set()
         accepted = []
         for action in ACTIONS:
             try:
-                transition(state, action, role, major=major, done=done)
+                transition(state, action, role, major=major, done=done, pending=pending)
             except (IllegalTransition, RoleNotAllowed):
                 continue
             accepted.append(action)
-        assert accepted == allowed_actions(state, role, major=major, done=done)
+        assert accepted == allowed_actions(state, role, major=major, done=done, pending=pending)
         s = np.full(len(ACTIONS), MACHINE.state_ix[state], dtype=np.int16)
         _, illegal, forbidden = MACHINE.step(s, np.arange(len(ACTIONS), dtype=np.int16),
                                              np.full(len(ACTIONS), MACHINE.role_ix[role], dtype=np.int16),
-                                             np.full(len(ACTIONS), major), MACHINE.once & rated)
+                                             np.full(len(ACTIONS), major), MACHINE.once & rated,
+                                             np.full(len(ACTIONS), pending))
         assert MACHINE.actions[~illegal & ~forbidden].tolist() == accepted

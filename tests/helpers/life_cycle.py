@@ -34,6 +34,12 @@ EXPECTED = [
     ("verified", "close", "closed", {"command_room"}),
     *[(s, "extend", s, {"platform_office", "command_room"})
       for s in ("dispatched", "in_progress", "escalated", "suspended", "resolved")],
+    # a department asks for an extension while it holds the event; whoever extends answers
+    # (approve, refuse: only while a request waits, tests/events/test_events_workflow.py)
+    *[(s, "ask_extension", s, {"department"}) for s in ("dispatched", "in_progress")],
+    *[(s, answer, s, {"platform_office", "command_room"})
+      for s in ("dispatched", "in_progress", "escalated", "suspended", "resolved")
+      for answer in ("grant_extension", "refuse_extension")],
     *[(s, "supervise", s, {"command_room"}) for s in OPEN],
     *[(s, "locate", s, {"command_room", "grid_worker"}) for s in OPEN],
     ("closed", "rate", "closed", {"reporter"}),

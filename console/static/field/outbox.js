@@ -87,7 +87,7 @@ self.GGOutbox = (function () {
   async function reason(res) {
     try {
       const j = await res.json();
-      return j.detail || j.title || `错误 ${res.status}`;
+      return j.detail_zh || j.detail || j.title || `错误 ${res.status}`;
     } catch (err) {
       return res.status === 403 ? "无权操作或安全校验码已失效" : `错误 ${res.status}`;
     }
