@@ -9,8 +9,9 @@ Who gets what:
 - a channel for a **role** that sees every event (command room, leadership, administrator)
   gets every event of its types;
 - left out, the types are the role's defaults (:data:`DEFAULT_TYPES`): the department on
-  dispatch, the grid worker on a new event in its grids, the command room on red and on
-  escalation.
+  dispatch and when its deadline is extended, the platform office on dispatch and on a
+  department's request for an extension (申请延期), the grid worker on a new event in its grids,
+  the command room on red and on escalation.
 
 A message due in quiet hours waits for their end (not counted as an attempt).
 """
@@ -37,8 +38,8 @@ __all__ = ["DEFAULT_TYPES", "create_channel", "delete_channel", "in_quiet_hours"
            "message", "recipients", "send"]
 
 DEFAULT_TYPES = {
-    "department": ["event.dispatched"],
-    "platform_office": ["event.dispatched"],
+    "department": ["event.dispatched", "event.extended"],
+    "platform_office": ["event.dispatched", "event.extension_asked"],
     "grid_worker": ["event.reported"],
     "command_room": ["event.overdue", "event.escalated"],
     "leadership": ["event.overdue", "event.escalated"],

@@ -215,6 +215,19 @@ def test_people_channels_by_scope_role_and_quiet_hours(world, fast):
         msgs = {h[":path"]: json.loads(b) for h, b in rx.requests}
         assert msgs["/gw_in"]["title"].startswith("【新事件】") and code2 in msgs["/gw_in"]["title"]
         assert "办理时限" in msgs["/dept1"]["message"]
+        # a department's request for an extension tells its platform office, the answer the department
+        platform = get_event(world, code)["platform"]
+        create_user(world, "po1", role="platform_office", name="平台办", platform=platform, actor="t")
+        create_channel(world, "平台办", f"{base}/po1", username="po1", actor="admin")
+        act(world, code, "ask_extension", "department", note="材料未齐", data={"hours": 24})
+        act(world, code, "grant_extension", "platform_office")
+        for _ in range(2):
+            fan_out(world)
+            deliver_due(world)
+        later = [(h[":path"], json.loads(b)["title"]) for h, b in rx.requests[len(paths):]]
+        assert sorted(p for p, _ in later) == ["/dept1", "/po1"], later
+        assert all(code in t for _, t in later)
+        assert dict(later)["/po1"].startswith("【申请延期】") and dict(later)["/dept1"].startswith("【延期】")
         # the command room's escalation waits for the end of its quiet hours, unattempted
         pending = list_deliveries(world, state="pending")["items"]
         assert [(d["channel"], d["event_type"], d["attempts"]) for d in pending] == [("person", "event.escalated", 0)]
