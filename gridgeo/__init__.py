@@ -15,7 +15,6 @@ from gridgeo.errors import (
     StoreError,
     UnknownCRS,
 )
-from gridgeo.locate import LocateResult, Locator, locate_frame
 
 __version__ = "0.1.0"
 
@@ -34,3 +33,15 @@ __all__ = [
     "__version__",
     "locate_frame",
 ]
+
+#: Exported from :mod:`gridgeo.locate` when first asked for, not on ``import gridgeo``: that
+#: module brings geopandas, and ``gridgeo locate`` of a CSV (gridgeo.cli) must not pay for it.
+_LOCATE = frozenset({"LocateResult", "Locator", "locate_frame"})
+
+
+def __getattr__(name: str):
+    if name in _LOCATE:
+        from gridgeo import locate
+
+        return getattr(locate, name)
+    raise AttributeError(f"module 'gridgeo' has no attribute {name!r}")

@@ -202,7 +202,10 @@ class Settings(BaseSettings):
     @classmethod
     def _band(cls, value):
         # GRIDGEO_GRID_BAND=300:500, read as the planner's --band. Imported here: the
-        # planner package imports these settings.
+        # planner package imports these settings. The default is a band as written, and not
+        # parsed: the planner package brings scipy, which a lookup or `gridgeo locate` never needs.
+        if value == cls.model_fields["grid_band"].default:
+            return value
         from gridgeo.plan.bands import parse_band
 
         return parse_band(value)

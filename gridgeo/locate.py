@@ -69,11 +69,9 @@ import json
 import math
 import os
 from fractions import Fraction
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import geopandas as gpd
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import CRS
 
@@ -85,6 +83,11 @@ from gridgeo.errors import (
     OutsideJurisdiction,
     UnknownCRS,
 )
+
+if TYPE_CHECKING:  # pandas and geopandas are imported where used: a locator loaded from its
+    # file locates arrays without them (``gridgeo locate`` of a CSV starts without pandas)
+    import geopandas as gpd
+    import pandas as pd
 
 __all__ = ["LocateResult", "Locator", "locate_frame", "metric_crs"]
 
@@ -830,6 +833,8 @@ class Locator:
 
             ``attrs["plan"]`` holds the plan label.
         """
+        import pandas as pd
+
         index = lon.index if isinstance(lon, pd.Series) else None
         found = self.locate_index(lon, lat, crs)
         g = found.pop("index")
@@ -1134,6 +1139,8 @@ def _check_layer(geoms: np.ndarray, codes: np.ndarray) -> None:
         shown = ", ".join(repr(codes[i]) for i in idx[:5])
         return shown + (f" (and {len(idx) - 5} more)" if len(idx) > 5 else "")
 
+    import pandas as pd
+
     if not len(geoms):
         raise InvalidGeometry("the grid layer is empty")
     null_code = np.flatnonzero(pd.isna(codes))
@@ -1186,6 +1193,9 @@ def locate_frame(
     InvalidGeometry
         If a GeoDataFrame holds non-point geometries.
     """
+    import geopandas as gpd
+    import pandas as pd
+
     if isinstance(frame, gpd.GeoDataFrame) and frame._geometry_column_name in frame.columns:
         geom = frame.geometry
         if geom.crs is not None and not geom.crs.is_geographic:

@@ -15,17 +15,22 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import func, select
 
 from gridgeo.config import get_settings
 from gridgeo.errors import GridgeoError, OutsideJurisdiction
+from gridgeo.io.arrays import EMPTY, NULL_INT32, from_numpy, strings
 from gridgeo.locate import Locator
 from gridgeo.store import Store, schema, today
+
+if TYPE_CHECKING:  # the batch path (Lookup.batch, Batch.table) is Arrow and numpy only: pandas
+    # is imported where a frame is asked for, so `gridgeo locate` of a CSV starts without it
+    import pandas as pd
 
 __all__ = ["BATCH_COLUMNS", "Batch", "DIRECTORY_COLUMNS", "Lookup", "MANY_COLUMNS", "MAX_BATCH"]
 
@@ -64,7 +69,8 @@ class Lookup:
             Path(cache_dir) if cache_dir else None)
         self.directory_ttl = directory_ttl
         self._locators: dict[tuple, Locator] = {}
-        self._directories: dict[int, tuple[float, pd.DataFrame]] = {}
+        self._directories: dict[int, tuple[float, tuple[pa.Table, pa.Table]]] = {}
+        self._frames: dict[int, tuple[tuple[pa.Table, pa.Table], pd.DataFrame]] = {}
         self._plans: dict[dt.date, tuple[float, dict]] = {}
         self._checked: dict[int, tuple[float, Locator]] = {}
         self._answers: dict[int, tuple[float, dict[str, dict]]] = {}
@@ -135,21 +141,54 @@ class Lookup:
             self._checked[plan["id"]] = (now, loc)
             return loc
 
-    def directory(self, plan: dict[str, Any]) -> pd.DataFrame:
-        """What a lookup says about each grid of ``plan``, indexed by grid code."""
+    def _rows(self, plan: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
+        """What the directory is made of, read once per refresh (TTL-cached): a row per grid
+        of ``plan`` in code order (code, name, village_code, kind, households, population,
+        and village_name, township_code, township_name from the divisions), and the staff of
+        those grids in staff-code order (code, name, phone, role, grid_code).
+
+        Read as Arrow tables straight from the rows (no frames, no geometry): the batch path
+        needs neither pandas nor geopandas."""
         now = time.monotonic()
         hit = self._directories.get(plan["id"])
         if hit is not None and now - hit[0] < self.directory_ttl:
             return hit[1]
-        grids = pd.DataFrame(self.store.read("grids", plan=plan["id"]).drop(columns="geometry"))
-        div = pd.DataFrame(self.store.read("divisions").drop(columns="geometry"))
-        names = div.set_index("code")["name"]
-        parents = div.set_index("code")["parent_code"]
-        d = grids[["code", "name", "village_code", "kind", "households", "population"]].copy()
-        d["village_name"] = d["village_code"].map(names)
-        d["township_code"] = d["village_code"].map(parents)
-        d["township_name"] = d["township_code"].map(names)
-        staff = self.store.read("staff", where=schema.staff.c.grid_code.in_(list(d["code"])))
+        g, d, s = schema.grids, schema.divisions, schema.staff
+        with self.store.engine.connect() as conn:
+            grids = conn.execute(
+                select(g.c.code, g.c.name, g.c.village_code, g.c.kind, g.c.households, g.c.population)
+                .where(g.c.plan_id == plan["id"]).order_by(g.c.code)).all()
+            divisions = conn.execute(select(d.c.code, d.c.name, d.c.parent_code)).all()
+            staff = conn.execute(
+                select(s.c.code, s.c.name, s.c.phone, s.c.role, s.c.grid_code)
+                .where(s.c.grid_code.in_(select(g.c.code).where(g.c.plan_id == plan["id"])))
+                .order_by(s.c.code)).all()
+        grid_types = {"households": np.int64, "population": np.int64}
+        table = _table(grids, ("code", "name", "village_code", "kind", "households", "population"), grid_types)
+        div = _table(divisions, ("code", "name", "parent_code"))
+
+        def division(codes: pa.Array, column: str) -> pa.Array:
+            return div.column(column).take(pc.index_in(codes, value_set=div.column("code")))
+
+        table = table.append_column("village_name", division(table.column("village_code"), "name"))
+        table = table.append_column("township_code", division(table.column("village_code"), "parent_code"))
+        table = table.append_column("township_name", division(table.column("township_code"), "name"))
+        rows = (table, _table(staff, ("code", "name", "phone", "role", "grid_code")))
+        self._directories[plan["id"]] = (now, rows)
+        return rows
+
+    def directory(self, plan: dict[str, Any]) -> pd.DataFrame:
+        """What a lookup says about each grid of ``plan``, indexed by grid code: the
+        columns of :meth:`_rows`, and the staff as dicts (code, name, phone, role):
+        ``grid_head`` and ``instructor`` (the first by staff code, or None) and ``workers``
+        (a list)."""
+        rows = self._rows(plan)
+        hit = self._frames.get(plan["id"])
+        if hit is not None and hit[0] is rows:
+            return hit[1]
+        grids, staff = rows
+        d = grids.to_pandas()
+        staff = staff.to_pandas()
         people = staff.assign(person=[{"code": c, "name": n, "phone": p, "role": r}
                                       for c, n, p, r in zip(staff["code"], staff["name"],
                                                             staff["phone"], staff["role"])])
@@ -161,7 +200,7 @@ class Lookup:
         d["grid_head"] = [v[0] if v else None for v in d["grid_head"]]
         d["instructor"] = [v[0] if v else None for v in d["instructor"]]
         d = d.set_index("code", drop=False)
-        self._directories[plan["id"]] = (now, d)
+        self._frames[plan["id"]] = (rows, d)
         return d
 
     # -- lookups -------------------------------------------------------------------
@@ -238,19 +277,26 @@ class Lookup:
         hit = self._tables.get(plan["id"])
         if hit is not None and now - hit[0] < self.directory_ttl and hit[1] is locator:
             return hit[2]
-        d = self.directory(plan).reindex(locator.codes)
-        heads = d["grid_head"].to_numpy(dtype=object)
+        grids, staff = self._rows(plan)
+        # the grid head of each grid: the first by staff code (staff come in code order, and
+        # index_in gives a value's first place in the value set)
+        heads = staff.filter(pc.is_in(staff.column("role"), value_set=strings(
+            [r for r, c in _ROLE_COLUMNS.items() if c == "grid_head"])))
+        codes = strings([str(c) for c in locator.codes])
+        row = pc.index_in(codes, value_set=grids.column("code"))
+        head = pc.index_in(codes, value_set=heads.column("grid_code"))
         columns = {
-            "grid_code": np.asarray(locator.codes, dtype=object),
-            "grid_name": d["name"].to_numpy(dtype=object),
-            "village_code": d["village_code"].to_numpy(dtype=object),
-            "village_name": d["village_name"].to_numpy(dtype=object),
-            "township_code": d["township_code"].to_numpy(dtype=object),
-            "township_name": d["township_name"].to_numpy(dtype=object),
-            "grid_head_name": np.array([h["name"] if isinstance(h, dict) else None for h in heads], dtype=object),
-            "grid_head_phone": np.array([h["phone"] if isinstance(h, dict) else None for h in heads], dtype=object),
+            "grid_code": codes,
+            "grid_name": grids.column("name").take(row),
+            "village_code": grids.column("village_code").take(row),
+            "village_name": grids.column("village_name").take(row),
+            "township_code": grids.column("township_code").take(row),
+            "township_name": grids.column("township_name").take(row),
+            "grid_head_name": heads.column("name").take(head),
+            "grid_head_phone": heads.column("phone").take(head),
         }
-        table = pa.table({k: pa.array(np.append(v, None), type=pa.string(), from_pandas=True)
+        # a last row of nulls: points in no grid
+        table = pa.table({k: pa.concat_arrays([_flat(v).cast(pa.string()), pa.nulls(1, pa.string())])
                           for k, v in columns.items()})
         self._tables[plan["id"]] = (now, locator, table)
         return table
@@ -317,24 +363,26 @@ class Batch:
         """The points as an Arrow table of ``columns``: directory columns dictionary-encoded
         over the directory (no copy per point), distance NaN as null."""
         grids = self.directory.num_rows - 1
-        index = self.index.astype(np.int32)
+        index = from_numpy(self.index.astype(np.int32))
         out = {}
         for name in columns:
             if name in DIRECTORY_COLUMNS:  # dictionary-encoded: the directory is the dictionary
                 values = self.directory.column(name).combine_chunks()
-                null = values.is_null().to_numpy(zero_copy_only=False)  # the last row's too
+                null = values.is_null().take(index)  # the last row's too
                 out[name] = pa.DictionaryArray.from_arrays(  # no nulls in a dictionary (Parquet)
-                    pa.array(index, mask=null[self.index]), values.slice(0, grids).fill_null(""))
+                    pc.if_else(null, NULL_INT32, index), values.slice(0, grids).fill_null(EMPTY))
             elif name == "distance_m":
                 dist = self.distance()
-                out[name] = pa.array(dist, mask=np.isnan(dist))
+                out[name] = from_numpy(dist, mask=np.isnan(dist))
             else:
-                out[name] = pa.array(getattr(self, name))
+                out[name] = from_numpy(getattr(self, name))
         return pa.table(out)
 
     def frame(self, columns: tuple[str, ...] = BATCH_COLUMNS) -> pd.DataFrame:
         """The points as a DataFrame (text as object columns with None where no grid);
         ``attrs["plan_version"]``. Distances as located (NaN where no grid)."""
+        import pandas as pd
+
         out = {}
         for name in columns:
             if name in DIRECTORY_COLUMNS:
@@ -345,6 +393,18 @@ class Batch:
         frame = pd.DataFrame(out)
         frame.attrs["plan_version"] = self.plan_version
         return frame
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _table(rows, names: tuple[str, ...], types: dict[str, type] | None = None) -> pa.Table:
+    """Result rows as an Arrow table of ``names`` (text unless ``types`` says otherwise)."""
+    columns = list(zip(*rows)) if rows else [()] * len(names)
+    types = types or {}
+    return pa.table({n: from_numpy(np.array(c, dtype=types[n])) if n in types else strings(c)
+                     for n, c in zip(names, columns)})
 
 
 def _answer(row: pd.Series, version: str, snapped: bool, distance: float) -> dict[str, Any]:

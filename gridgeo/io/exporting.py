@@ -24,18 +24,11 @@ import shapely
 
 from gridgeo.errors import InvalidInput
 from gridgeo.io.reading import _format
+from gridgeo.io.text import _PLAIN_NUMBER, FORMULA_STARTS, neutralise_array
 from gridgeo.store import Store
 from gridgeo.timezone import CHINA
 
 __all__ = ["FORMULA_STARTS", "export_layer", "neutralise_array", "neutralise_formulas", "write_frame"]
-
-#: First characters that make a spreadsheet read a text cell as a formula (OWASP, "CSV
-#: injection"): such a cell is written with a leading single quote.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-#: A plain number written as text (``-12.5``, ``+8613800000000``, ``-1e3``): a spreadsheet
-#: reads it as that number, never as a formula, so it is written as it is.
-_PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 
 #: Columns never exported, whatever the layer: hashes and other secrets.
 _SECRET = re.compile(r"(_hash|token|secret|password)$")
@@ -61,22 +54,6 @@ def _neutralise_text(values: pd.Series | pd.Index) -> pd.Series | pd.Index:
     if isinstance(values, pd.Index):
         return pd.Index(arr, name=values.name)
     return pd.Series(arr, index=values.index, name=values.name)
-
-
-def neutralise_array(values):
-    """:func:`neutralise_formulas` for one Arrow text column (vectorised in Arrow): the
-    same rule, for the writers that stream Arrow tables (``gridgeo locate``, the batch
-    lookup's CSV)."""
-    if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
-    if pa.types.is_dictionary(values.type):  # the dictionary's values, once each
-        return pa.DictionaryArray.from_arrays(values.indices, neutralise_array(values.dictionary))
-    first = pc.utf8_slice_codeunits(values, 0, 1)
-    hit = pc.is_in(first, value_set=pa.array(FORMULA_STARTS)).fill_null(False)
-    if not pc.any(hit).as_py():  # the common case: one pass over the first characters
-        return values
-    hit = pc.and_(hit, pc.invert(pc.match_substring_regex(values, f"^{_PLAIN_NUMBER}$").fill_null(False)))
-    return pc.if_else(hit, pc.binary_join_element_wise("'", values, ""), values)
 
 
 def _textual(values: pd.Series | pd.Index) -> bool:

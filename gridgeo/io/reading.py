@@ -32,6 +32,8 @@ import shapely
 
 from gridgeo import crs as _crs
 from gridgeo.errors import InvalidInput, UnknownCRS, UnreadableFile
+from gridgeo.io.streaming import is_geoparquet
+from gridgeo.io.text import SAMPLE_BYTES, decode_failure, detect_encoding
 from gridgeo.layers import LAYERS
 from gridgeo.validate import Report
 
@@ -53,15 +55,6 @@ FORMATS = {
 #: Suffixes of the tables :func:`read_table` reads (Parquet: when it holds no geometry).
 TABLE_SUFFIXES = (".csv", ".xlsx", ".parquet", ".geoparquet")
 
-#: How much of a text file :func:`detect_encoding` looks at.
-SAMPLE_BYTES = 1 << 20
-
-#: What charset-normalizer may name, as the codec read with: the GB family is read as
-#: GB18030 (a superset of GB2312 and GBK); anything else is no office's CSV.
-_KNOWN_ENCODINGS = {"utf_8": "utf-8", "ascii": "utf-8", "gb18030": "gb18030", "gbk": "gb18030",
-                    "gb2312": "gb18030", "hz": None, "big5": "big5", "big5hkscs": "big5hkscs"}
-
-
 @dataclass
 class TextTable:
     """A table read by :func:`read_table`: every value as text (``""`` where empty), and
@@ -69,58 +62,6 @@ class TextTable:
 
     frame: pd.DataFrame
     encoding: str | None = None
-
-
-def detect_encoding(sample: bytes, path: str | Path = "", *, hint: str | None = None) -> str:
-    """The encoding of a CSV from its first bytes: a BOM says it; else strict UTF-8; else
-    strict GB18030 (which GBK and GB2312 are part of); else what charset-normalizer finds
-    among the encodings offices use (Big5).
-
-    Raises
-    ------
-    UnreadableFile
-        Neither: the message names the file and the row where UTF-8 decoding failed.
-    """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
-    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16"
-    try:
-        sample.decode("utf-8")
-        return "utf-8"
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 3 and len(sample) >= SAMPLE_BYTES:
-            return "utf-8"  # the sample cut a character in two
-        utf8_failure = exc
-    try:  # what Excel and WPS save on a mainland desktop (GBK is a subset)
-        sample.decode("gb18030")
-        return "gb18030"
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(sample) - 4 and len(sample) >= SAMPLE_BYTES:
-            return "gb18030"
-    from charset_normalizer import from_bytes
-
-    # Else charset-normalizer, among the encodings offices use only: on a short file it
-    # would otherwise pick a single-byte Cyrillic or Thai page that decodes anything.
-    best = from_bytes(sample, cp_isolation=["utf_8", "gb18030", "big5", "big5hkscs"]).best()
-    found = _KNOWN_ENCODINGS.get(best.encoding) if best is not None else None
-    if found is None:
-        raise decode_failure(path, "utf-8", sample, utf8_failure,
-                             hint=hint or "it is neither UTF-8 nor GB18030/GBK: save it as UTF-8 or pass --encoding")
-    return found
-
-
-def decode_failure(path, encoding: str, data: bytes, exc: UnicodeDecodeError, *, hint: str | None = None,
-                   offset: int = 0, lines_before: int = 0) -> UnreadableFile:
-    """The error for text that is not ``encoding``: the file, the row (the header is
-    line 1, the first data row is row 1) and the byte where decoding failed. ``data``
-    starts at byte ``offset`` of the file, after ``lines_before`` line breaks."""
-    line = lines_before + data[:exc.start].count(b"\n") + 1
-    row = line - 1
-    where = f"row {row} (line {line}, byte {offset + exc.start:,})" if row >= 1 else \
-        f"the header (byte {offset + exc.start:,})"
-    return UnreadableFile(f"{path}: not {encoding} text at {where}: "
-                          f"{hint or 'pass --encoding (utf-8, gb18030, ...)'}", row=row if row >= 1 else None)
 
 
 def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
@@ -140,21 +81,6 @@ def _read_text(path: Path, encoding: str | None) -> tuple[str, str]:
     except UnicodeDecodeError as exc:
         raise decode_failure(path, encoding, data, exc) from None
     return text.lstrip("\ufeff"), encoding
-
-
-def is_geoparquet(path: str | Path) -> bool:
-    """Whether a Parquet file carries GeoParquet metadata (else it is a plain table).
-
-    Raises
-    ------
-    UnreadableFile
-        Not a Parquet file.
-    """
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UnreadableFile(f"{path}: not a Parquet file ({exc})") from None
-    return b"geo" in meta
 
 
 def _as_text(frame: pd.DataFrame) -> pd.DataFrame:

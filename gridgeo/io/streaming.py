@@ -18,29 +18,73 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from gridgeo.errors import InvalidInput, UnreadableFile
-from gridgeo.io.exporting import neutralise_array
-from gridgeo.io.reading import SAMPLE_BYTES, decode_failure, detect_encoding, is_geoparquet
+from gridgeo.io.arrays import FALSE, floats, strings
+from gridgeo.io.text import SAMPLE_BYTES, decode_failure, detect_encoding, neutralise_array
 
-__all__ = ["BLOCK_BYTES", "LAT_NAMES", "LOCATE_COLUMNS", "LON_NAMES", "LocateSummary", "find_column", "locate_stream",
-           "read_batches", "streams"]
+__all__ = ["BLOCK_BYTES", "LAT_NAMES", "LOCATE_COLUMNS", "LON_NAMES", "LocateSummary", "batches_in", "find_column", "is_geoparquet",
+           "locate_stream", "read_batches", "streams"]
 
-#: Bytes of CSV read at a time (a batch of roughly 200,000 short rows).
-BLOCK_BYTES = 16 << 20
-#: Rows of Parquet read at a time.
-PARQUET_ROWS = 250_000
+#: Bytes of CSV read at a time (a batch of about 14,000 short rows). The block, the batch
+#: made of it, located and written, are what a streamed locate holds beyond its start-up
+#: (about 15 MB at 1 MB); larger blocks are no faster.
+BLOCK_BYTES = 1 << 20
+#: Rows of Parquet read at a time, at most: fewer where rows are long, so that a batch is
+#: about BLOCK_BYTES of data. Parquet is read a page at a time (not a column chunk, nor a
+#: row group ahead), so a file of one huge row group streams as well as one of many.
+PARQUET_ROWS = 16_384
+PARQUET_BUFFER = 1 << 20
+#: Rows (or bytes) of Parquet output gathered before a row group is written.
+ROW_GROUP_ROWS = 131_072
+ROW_GROUP_BYTES = 4 << 20
 #: The columns ``gridgeo locate`` adds to each row, in order.
 LOCATE_COLUMNS = ("grid_code", "grid_name", "village_code", "village_name", "snapped", "distance_m",
                   "outside", "invalid", "swapped")
+#: A number as a cell holds it (blanks around it trimmed); any other cell is no number.
+_NUMBER = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
+NULL_STRING = pa.nulls(1, pa.string())[0]
 #: Column names tried for longitude and latitude when the default ``lon``/``lat`` are absent.
 LON_NAMES = ("lon", "lng", "longitude", "经度", "x")
 LAT_NAMES = ("lat", "latitude", "纬度", "y")
+
+
+def is_geoparquet(path: str | Path) -> bool:
+    """Whether a Parquet file carries GeoParquet metadata (else it is a plain table).
+
+    Raises
+    ------
+    UnreadableFile
+        Not a Parquet file.
+    """
+    try:
+        meta = pq.read_schema(path).metadata or {}
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise UnreadableFile(f"{path}: not a Parquet file ({exc})") from None
+    return b"geo" in meta
+
+
+def _parquet_rows(meta: pq.FileMetaData) -> int:
+    """Rows of a Parquet file per batch: :data:`PARQUET_ROWS`, or fewer so that a batch
+    holds about :data:`BLOCK_BYTES` of data (from the row groups' uncompressed sizes)."""
+    size = sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+    per_row = size / meta.num_rows if meta.num_rows else 1.0
+    return int(min(PARQUET_ROWS, max(256, BLOCK_BYTES // max(per_row, 1.0))))
+
+
+def batches_in(src: Path) -> int:
+    """About how many batches :func:`read_batches` makes of ``src`` (for a progress bar)."""
+    if src.suffix.lower() == ".parquet":
+        try:
+            meta = pq.read_metadata(src)
+        except (pa.ArrowInvalid, OSError):
+            return 1
+        return max(1, -(-meta.num_rows // _parquet_rows(meta)))
+    return max(1, -(-src.stat().st_size // BLOCK_BYTES))
 
 
 def streams(src: Path, dst: Path) -> bool:
@@ -99,10 +143,11 @@ def read_batches(path: Path, *, encoding: str | None = None,
         raise UnreadableFile(f"{path}: no such file")
     if path.suffix.lower() == ".parquet":
         try:
-            parquet = pq.ParquetFile(path)
+            parquet = pq.ParquetFile(path, buffer_size=PARQUET_BUFFER, pre_buffer=False)
         except (pa.ArrowInvalid, OSError) as exc:
             raise UnreadableFile(f"{path}: not a Parquet file ({exc})") from None
-        return list(parquet.schema_arrow.names), None, parquet.iter_batches(batch_size=PARQUET_ROWS)
+        batches = parquet.iter_batches(batch_size=_parquet_rows(parquet.metadata), use_threads=False)
+        return list(parquet.schema_arrow.names), None, batches
     with open(path, "rb") as f:
         sample = f.read(SAMPLE_BYTES)
     if not sample.strip():
@@ -117,26 +162,56 @@ def read_batches(path: Path, *, encoding: str | None = None,
     names = _csv_header(path, encoding)
     if len(set(names)) != len(names):
         raise UnreadableFile(f"{path}: the header names a column twice")
-    arrow_encoding = "utf8" if codecs.lookup(encoding).name in ("utf-8", "utf-8-sig") else encoding
-    try:
-        reader = pacsv.open_csv(
-            path, read_options=pacsv.ReadOptions(encoding=arrow_encoding, block_size=block_bytes),
-            convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
-                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
-    except pa.ArrowInvalid as exc:
-        raise _csv_failure(path, encoding, exc) from None
-    return names, encoding, _guarded(reader, path, encoding)
+    return names, encoding, _csv_batches(path, names, encoding, block_bytes)
 
 
-def _guarded(reader, path: Path, encoding: str) -> Iterator[pa.RecordBatch]:
-    while True:
-        try:
-            batch = reader.read_next_batch()
-        except StopIteration:
-            return
-        except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _csv_failure(path, encoding, exc) from None
-        yield batch
+def _csv_batches(path: Path, names: list[str], encoding: str, block_bytes: int) -> Iterator[pa.RecordBatch]:
+    """The rows of a CSV, ``block_bytes`` of the file at a time, each block cut after its
+    last line break (the rest goes with the next) and parsed by Arrow as UTF-8.
+
+    Not Arrow's streaming reader: that one reads up to 32 blocks ahead of the batch in
+    hand, so its memory grew with the file up to 32 blocks. Here one block (and the batch
+    made of it) is all that is held. Text in another encoding is decoded a block at a
+    time (an incremental decoder: a character cut by the block's end is kept for the
+    next). As with Arrow's reader by default, a quoted value holds no line break.
+    """
+    utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
+    decoder = None if utf8 else codecs.getincrementaldecoder(encoding)()
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    carry, first = b"", True
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(block_bytes)
+            end = not raw
+            if decoder is not None:
+                try:
+                    raw = decoder.decode(raw, final=end).encode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise _csv_failure(path, encoding, exc) from None
+            data = carry + raw if carry else raw
+            if end:
+                carry = b""
+            else:
+                cut = data.rfind(b"\n") + 1
+                if not cut:  # a line longer than a block: read on
+                    carry = data
+                    continue
+                data, carry = data[:cut], data[cut:]
+            if first:
+                data = data.removeprefix(codecs.BOM_UTF8)
+            if data.strip():
+                options = pacsv.ReadOptions(column_names=names, skip_rows=1 if first else 0,
+                                            block_size=len(data) + 1, use_threads=False)
+                try:
+                    table = pacsv.read_csv(pa.py_buffer(data), read_options=options, convert_options=convert)
+                except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                    raise _csv_failure(path, encoding, exc) from None
+                del data
+                yield from table.combine_chunks().to_batches()
+            first = False
+            if end:
+                return
 
 
 def _csv_failure(path: Path, encoding: str, exc: Exception) -> UnreadableFile:
@@ -175,15 +250,23 @@ def _pick(names: list[str], given: str, candidates: tuple[str, ...], what: str, 
     raise InvalidInput(f"{path}: no {what} column {given!r} (it has {', '.join(names[:12])}); use --{candidates[0]}")
 
 
-def _numbers(values: pa.Array) -> np.ndarray:
+def _numbers(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Floats from a text (or number) column; NaN where a cell is not a number."""
     if pa.types.is_floating(values.type) or pa.types.is_integer(values.type):
-        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+        return floats(pc.cast(values, pa.float64()))
     try:
-        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False)
+        return floats(pc.cast(values, pa.float64()))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):  # blanks or words among the numbers
-        return pd.to_numeric(pd.Series(values.to_numpy(zero_copy_only=False)).str.strip(),
-                             errors="coerce").to_numpy(dtype=float)
+        values = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+        number = pc.match_substring_regex(values, _NUMBER).fill_null(FALSE)
+        return floats(pc.cast(pc.if_else(number, values, NULL_STRING), pa.float64()))
+
+
+def _row_bytes(table: pa.Table) -> int:
+    """The bytes of ``table``'s rows: a dictionary column's indices, not its dictionary
+    (the plan's directory, the same in every batch)."""
+    return sum(sum(chunk.indices.nbytes for chunk in column.chunks) if pa.types.is_dictionary(column.type)
+               else column.nbytes for column in table.columns)
 
 
 class _Writer:
@@ -194,6 +277,7 @@ class _Writer:
         self.csv = path.suffix.lower() == ".csv"
         self._out = None
         self._writer = None
+        self._pending: list[pa.Table] = []  # Parquet: rows gathered for the next row group
         path.parent.mkdir(parents=True, exist_ok=True)
         self._utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
 
@@ -203,7 +287,10 @@ class _Writer:
                 # Dictionary columns are written as Parquet's dictionary pages straight away;
                 # without the Arrow schema stored, readers see plain text columns.
                 self._writer = pq.ParquetWriter(self.path, table.schema, store_schema=False)
-            self._writer.write_table(table)
+            self._pending.append(table)
+            if (sum(t.num_rows for t in self._pending) >= ROW_GROUP_ROWS
+                    or sum(map(_row_bytes, self._pending)) >= ROW_GROUP_BYTES):
+                self._flush()
             return
         for i, f in enumerate(table.schema):
             if pa.types.is_string(f.type) or pa.types.is_dictionary(f.type):
@@ -225,8 +312,18 @@ class _Writer:
             raise InvalidInput(f"{self.path}: {exc.object[exc.start:exc.end]!r} cannot be written in "
                                f"{self.encoding}; write UTF-8 (the default) instead") from None
 
-    def close(self) -> None:
+    def _flush(self) -> None:
+        """The gathered rows as one row group (not one per block: readers of the file pay
+        for many small row groups)."""
+        if self._pending:
+            table = pa.concat_tables(self._pending).unify_dictionaries()
+            self._pending = []
+            self._writer.write_table(table, row_group_size=table.num_rows)
+
+    def close(self, *, complete: bool = True) -> None:
         if self._writer is not None:
+            if complete:
+                self._flush()
             self._writer.close()
         if self._out is not None:
             self._out.close()
@@ -294,11 +391,13 @@ def locate_stream(lookup, src: Path, dst: Path, *, crs: str | None, at=None, lon
             if progress is not None:
                 progress(f"located {summary.rows:,} rows")
         if summary.batches == 0:  # a header and no rows: the header and the columns
-            none = lookup.batch(np.array([]), np.array([]), crs=crs, at=at).table(LOCATE_COLUMNS)
-            writer.write(pa.table({**{n: pa.array([], pa.string()) for n in keep},
+            empty = lookup.batch(np.array([]), np.array([]), crs=crs, at=at)
+            summary.plan = empty.plan_version
+            none = empty.table(LOCATE_COLUMNS)
+            writer.write(pa.table({**{n: strings([]) for n in keep},
                                    **{n: none.column(n) for n in LOCATE_COLUMNS}}))
     except BaseException:
-        writer.close()
+        writer.close(complete=False)
         dst.unlink(missing_ok=True)
         raise
     writer.close()

@@ -10,12 +10,8 @@ from __future__ import annotations
 import datetime as dt
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import geopandas as gpd
-import numpy as np
-import pandas as pd
-import shapely
 from sqlalchemy import Connection, Engine, and_, create_engine, event, func, inspect, or_, select
 
 from gridgeo.config import get_settings
@@ -24,6 +20,11 @@ from gridgeo.layers import get_layer
 from gridgeo.store import schema
 from gridgeo.store.schema import LAYER_TABLES, audit_log, metadata, plans
 from gridgeo.timezone import today
+
+if TYPE_CHECKING:  # frames are built where asked for: opening a store, reading a plan or a
+    # count needs neither pandas nor geopandas (``gridgeo locate`` of a CSV starts without them)
+    import geopandas as gpd
+    import pandas as pd
 
 __all__ = ["Store", "schema", "metadata", "today"]
 
@@ -74,6 +75,8 @@ def _alembic_config(connection: Connection):
 
 def frame_from_rows(rows, columns: list[str], *, geometry: str | None = "geometry"):
     """Build a (Geo)DataFrame from result rows, decoding WKB in one vectorised call."""
+    import pandas as pd
+
     if len(rows) and not isinstance(rows[0], tuple):
         # SQLAlchemy rows as plain tuples: pandas probes each Row for a dtype, and a Row's
         # missing attribute costs an exception (11 s of 17 for 100,000 grids)
@@ -81,6 +84,10 @@ def frame_from_rows(rows, columns: list[str], *, geometry: str | None = "geometr
     df = pd.DataFrame(rows, columns=columns)
     if geometry is None or geometry not in df.columns:
         return df
+    import geopandas as gpd
+    import numpy as np
+    import shapely
+
     wkb = df.pop(geometry).to_numpy(dtype=object)
     geoms = shapely.from_wkb(wkb) if len(wkb) else np.array([], dtype=object)
     return gpd.GeoDataFrame(df, geometry=gpd.GeoSeries(geoms, index=df.index, crs=4326), crs=4326)
@@ -191,6 +198,8 @@ class Store:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
+        import pandas as pd
+
         return pd.DataFrame(
             rows, columns=["id", "version", "name", "status", "effective_from", "effective_to", "grids"]
         )
@@ -335,4 +344,6 @@ class Store:
             q = q.where(and_(*conds))
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
+        import pandas as pd
+
         return pd.DataFrame(rows, columns=list(audit_log.c.keys()))
