@@ -21,8 +21,9 @@ pyarrow in a process of its own). ``--big-rows 0`` skips it.
 
 Each run also prints its CPU seconds (user + system, from ``wait4``): on a loaded machine
 the wall time is mostly waiting for a core, and the CPU time is what the command costs.
-The command's start-up (importing pandas, SQLAlchemy, geopandas, the CLI) is measured
-alone (``gridgeo locate --help``) and printed, so that what the rows cost is seen apart.
+The command's start-up (importing SQLAlchemy, pyarrow, the CLI; no pandas nor geopandas
+since the streamed path needs neither) is measured alone (``gridgeo locate --help``) and
+printed, so that what the rows cost is seen apart.
 
     python benchmarks/bench_locate_files.py [--rows 1000000] [--big-rows 5000000] [--peer]
 """
@@ -185,7 +186,8 @@ def main() -> None:
               f"peak {peer[1]:.0f} MB: streamed is {peer[0] / best:.1f}x faster")
     print("  peak MB: the command's own peak resident set (wait4 in a small launcher); whole MB: the big "
           "file read whole by pyarrow (what a reader without blocks holds at least). The command holds "
-          "one 16 MB block of rows at a time, so its peak does not grow with the file")
+          "one 1 MB block of CSV (or about 1 MB of Parquet rows) at a time, so its peak does not grow "
+          "with the file")
     if big:
         small = max(r[6] for r in rows if r[0] in ("CSV UTF-8", "Parquet"))
         largest = max(b[6] for b in big)
