@@ -13,7 +13,9 @@ The trail's names are the machine's. Two things are mapped:
   so a ``review`` by the leadership group is recorded (``data.implied``) just before the
   trail's first dispatch of such an event;
 - notes carry data: a dispatch's note is the department, ``延期48小时`` the hours of an
-  extension, a rejection's note its reason, an escalation's note its target.
+  extension or of a department's request for one (``ask_extension``, answered by
+  ``grant_extension`` or ``refuse_extension``: a request waits as it does in the service),
+  a rejection's note its reason, an escalation's note its target.
 
 A trail the machine refuses stops at the refused action; the event keeps the state it
 had, and the refusal is reported (event, seq, action, state, reason).
@@ -147,6 +149,8 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
     seq = np.ones(n, dtype=int)  # the report line is 1
     department = ev["department"].to_numpy(dtype=object).copy()
     extended = np.zeros(n, dtype=int)
+    asked = np.zeros(n, dtype=int)  # the hours of an extension request waiting for its answer
+    waiting = np.zeros(n, dtype=bool)
     escalated_to = np.full(n, None, dtype=object)
     reject_reason = np.full(n, None, dtype=object)
     result = np.full(n, None, dtype=object)
@@ -183,7 +187,7 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
                 "data": [{"implied": True}] * len(k)}))
             seq[k] += 1
             implied += int(need.sum())
-        new, illegal, forbidden = m.step(state[e], a, r, major[e], rated[e])
+        new, illegal, forbidden = m.step(state[e], a, r, major[e], rated[e], waiting[e])
         bad = illegal | forbidden
         if bad.any():
             refused_parts.append(pd.DataFrame({
@@ -209,6 +213,18 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
             hours = int(mh.group(1)) if mh else 0
             extended[e_ok[i]] += hours
             data[i] = {"hours": hours}
+        for i in np.flatnonzero(names == "ask_extension"):  # the hours in the note, as for extend
+            mh = _HOURS.search(notes_ok[i] or "")
+            asked[e_ok[i]] = int(mh.group(1)) if mh else 0
+            waiting[e_ok[i]] = True
+            data[i] = {"hours": int(asked[e_ok[i]])}
+        for i in np.flatnonzero(np.isin(names, ["grant_extension", "refuse_extension"])):
+            data[i] = {"hours": int(asked[e_ok[i]])}
+            if names[i] == "grant_extension":
+                extended[e_ok[i]] += asked[e_ok[i]]
+        answered = e_ok[np.isin(names, ["grant_extension", "refuse_extension", "return"])]
+        waiting[answered] = False  # answered, or the department gave the event back
+        asked[answered] = 0
         for i in np.flatnonzero(names == "escalate"):
             to = _escalation_target(notes_ok[i] or "")
             escalated_to[e_ok[i]] = ESCALATION_TARGETS[to]
@@ -242,6 +258,7 @@ def apply_trails(prepared: pd.DataFrame, trails: pd.DataFrame) -> tuple[pd.DataF
     ev["version"] = seq
     ev["department"] = department
     ev["extended_hours"] = extended
+    ev["extension_requested_hours"] = pd.array(np.where(waiting, asked, np.nan)).astype("Int64")
     ev["deadline_at"] = ev["deadline_at"] + pd.to_timedelta(extended, unit="h")
     ev["escalated_to"] = escalated_to
     ev["reject_reason"] = reject_reason
@@ -295,7 +312,9 @@ def replay(store: Store, events_path: str | Path, actions_path: str | Path, *, a
     if not report.ok:
         raise ImportFailed(report)
     ends = trails[trails["action"].isin(["close", "reject"])].groupby("event_code")["at"].min()
-    open_until = frame["code"].map(ends)
+    # (mapping through an empty series of times fails in pandas: no trail closes any event)
+    open_until = frame["code"].map(ends) if len(ends) else pd.Series(pd.NaT, index=frame.index,
+                                                                      dtype="datetime64[ns, UTC]")
     say(f"locating, routing and checking {len(frame):,} events for duplicates")
     prepared = prepare_events(store, frame, open_until=pd.Series(open_until.to_numpy(), index=frame.index))
     _report_swapped(prepared, frame, report)

@@ -117,6 +117,41 @@ def test_replay_reports_trails_the_machine_refuses(township, tmp_path):
     assert r.final_states.get("closed", 0) + len(refused) >= 2
 
 
+def test_replay_plays_extension_requests(township, tmp_path):
+    """A department's request for an extension waits for its answer in a replay as in the
+    service: granted, the deadline moves by the hours asked; refused, nothing moves; a grant
+    with nothing asked is refused; a request still waiting is kept on the event."""
+    acts = pd.read_csv(SAMPLE / "event_actions.csv", dtype=str, keep_default_na=False)
+    ev = pd.read_csv(SAMPLE / "events.csv", dtype=str, keep_default_na=False)
+    started = acts[acts["action"] == "start"].drop_duplicates("event_code").head(4)
+    codes = list(started["event_code"])
+    ev = ev[ev["code"].isin(codes)]
+    rows = []
+    answers = {codes[0]: [("ask_extension", "department", "材料未齐，申请延期36小时"),
+                          ("grant_extension", "platform_office", "")],
+               codes[1]: [("ask_extension", "department", "申请延期24小时"),
+                          ("refuse_extension", "command_room", "时限充足")],
+               codes[2]: [("grant_extension", "platform_office", "")],
+               codes[3]: [("ask_extension", "department", "申请延期12小时")]}
+    for _, s in started.iterrows():  # each trail up to its start, then the extension steps
+        trail = acts[(acts["event_code"] == s["event_code"]) & (acts["seq"].astype(int) <= int(s["seq"]))]
+        rows.append(trail)
+        at = pd.Timestamp(s["at"])
+        for k, (action, role, note) in enumerate(answers[s["event_code"]], start=1):
+            rows.append(pd.DataFrame([{"event_code": s["event_code"], "seq": str(int(s["seq"]) + k),
+                                       "at": (at + pd.Timedelta(minutes=10 * k)).isoformat(), "action": action,
+                                       "actor_role": role, "note": note, "rating": ""}]))
+    ev.to_csv(tmp_path / "events.csv", index=False)
+    pd.concat(rows).to_csv(tmp_path / "event_actions.csv", index=False)
+    r = replay(township, tmp_path / "events.csv", tmp_path / "event_actions.csv")
+    assert list(r.refused["code"]) == [codes[2]] and r.refused["reason"].iloc[0] == "not allowed in this state"
+    granted, refused, waiting = (get_event(township, c) for c in (codes[0], codes[1], codes[3]))
+    assert granted["extended_hours"] == 36 and granted["extension_requested_hours"] is None
+    assert [h["data"] for h in granted["history"][-2:]] == [{"hours": 36}, {"hours": 36}]
+    assert refused["extended_hours"] == 0 and refused["extension_requested_hours"] is None
+    assert waiting["extension_requested_hours"] == 12 and waiting["state"] == "in_progress"
+
+
 def test_replay_takes_over_a_plain_import(store, tmp_path):
     ev = pd.read_csv(SAMPLE / "events.csv", dtype=str, keep_default_na=False).head(50)
     acts = pd.read_csv(SAMPLE / "event_actions.csv", dtype=str, keep_default_na=False)
