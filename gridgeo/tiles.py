@@ -307,11 +307,17 @@ def _frame(store: Store, layer: str, plan_id):
         held = _FRAMES.get(key)
     if held is not None:
         return held
-    with _BUILDING:  # the first tiles of a map come together: one reads the layer, the others wait
+    return _build_once(key, lambda: _build_frame(store, layer, plan_id))
+
+
+def _build_once(key, build):
+    """``build()`` kept under ``key``, built by one thread: the first tiles of a map come
+    together, so one reads the layer while the others wait, then finds it built."""
+    with _BUILDING:
         with _FRAMES_LOCK:
             held = _FRAMES.get(key)
         if held is None:
-            held = _build_frame(store, layer, plan_id)
+            held = build()
             with _FRAMES_LOCK:
                 _FRAMES[key] = held
     return held
@@ -354,14 +360,7 @@ def _overview(store: Store, plan_id: int, level: int = OVERVIEW_ZOOM - 1):
         return held
     if level < DETAIL_ZOOM - 1 and store.dialect != "postgresql":
         _overview(store, plan_id, DETAIL_ZOOM - 1)  # the coarse one is made from the fine one
-    with _BUILDING:
-        with _FRAMES_LOCK:
-            held = _FRAMES.get(key)
-        if held is None:
-            held = _build_overview(store, plan_id, level)
-            with _FRAMES_LOCK:
-                _FRAMES[key] = held
-    return held
+    return _build_once(key, lambda: _build_overview(store, plan_id, level))
 
 
 def _tolerance(level: int) -> float:
