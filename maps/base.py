@@ -41,7 +41,8 @@ from gridgeo.errors import GridgeoError
 from gridgeo.maps import elements, encoding, offline
 
 __all__ = ["BASEMAPS", "Basemap", "MapError", "get_basemap", "new_map", "GridSet", "grid_set",
-           "encode_together", "add_grids", "finish", "tiled_threshold", "draws_tiled", "may_draw_tiled"]
+           "encode_together", "add_grids", "finish", "tiled_threshold", "draws_tiled", "may_draw_tiled",
+           "add_tiled_grids"]
 
 #: Base map choices, code -> label.
 BASEMAPS = {"none": "无底图", "tianditu": "天地图", "amap": "高德地图", "xyz": "内网瓦片服务",
@@ -177,6 +178,22 @@ def draws_tiled(n_grids: int, basemap: Basemap, tiles_url: str | None) -> bool:
     """Whether a map of ``n_grids`` draws them from vector tiles: :func:`may_draw_tiled` and
     more than :func:`tiled_threshold`."""
     return may_draw_tiled(basemap, tiles_url) and n_grids > tiled_threshold()
+
+
+#: What a click on a grid drawn from the tiles shows (the tiles carry these attributes).
+TILE_TOOLTIP = [("code", "网格编码"), ("households", "户数"), ("population", "人口")]
+
+
+def add_tiled_grids(m: folium.Map, tiles_url: str, codes, cls, styles: list[dict], labels: list[str], *,
+                    class_title: str, name: str, plan: str | None = None, prefix: str | None = None):
+    """The grids of ``plan`` (``codes``, each of class ``cls`` drawn in ``styles[cls]``) from
+    the vector tiles under ``tiles_url`` (where the API serves ``/tiles``, relative to the
+    page), with the roads, rivers and village outlines of the tiles, added to ``m``."""
+    query = f"?plan={plan}" if plan else ""
+    return elements.TiledGrids(
+        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", codes, cls, styles, labels, tooltip=TILE_TOOLTIP,
+        class_title=class_title, ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt",
+        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix, name=name).add_to(m)
 
 
 def new_map(basemap: Basemap, **kwargs) -> folium.Map:

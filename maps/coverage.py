@@ -19,7 +19,9 @@ from gridgeo.coverage import missing_by_grid, missing_roles, staffing
 from gridgeo.store import Store, schema
 from gridgeo.tiles import grid_bounds
 from gridgeo.maps import elements
-from gridgeo.maps.base import Basemap, add_grids, draws_tiled, finish, get_basemap, grid_set, may_draw_tiled, new_map
+from gridgeo.maps.base import (
+    Basemap, add_grids, add_tiled_grids, draws_tiled, finish, get_basemap, grid_set,
+    may_draw_tiled, new_map)
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["coverage_map", "coverage_from_store", "CLASSES"]
@@ -127,13 +129,8 @@ def tiled_coverage_map(grids: pd.DataFrame, staff: pd.DataFrame | Store, bounds,
     cls = np.minimum(missing, 2)  # as staffing_classes, without the names
     m = new_map(basemap)
     plan = grids.attrs.get("plan_version")
-    query = f"?plan={plan}" if plan else ""
-    layer = elements.TiledGrids(
-        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", grids["code"], cls, STYLES, [c for c, _ in CLASSES],
-        tooltip=[("code", "网格编码"), ("households", "户数"), ("population", "人口")], class_title="人员配备",
-        ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt", villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt",
-        prefix=prefix, name="网格（按人员配备）")
-    layer.add_to(m)
+    add_tiled_grids(m, tiles_url, grids["code"], cls, STYLES, [c for c, _ in CLASSES], class_title="人员配备",
+                    name="网格（按人员配备）", plan=plan, prefix=prefix)
     _legend(m, cls, len(grids), grids["village_code"].nunique())
     x0, y0, x1, y1 = bounds
     subtitle = f"网格划分方案 {plan}" if plan else None

@@ -23,8 +23,9 @@ from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
 from gridgeo.workload import STATUSES, Period, read_events, village_prefix
 from gridgeo.maps import elements, encoding
-from gridgeo.maps.base import (Basemap, add_grids, display_points, draws_tiled, finish, get_basemap, grid_set,
-                               may_draw_tiled, new_map)
+from gridgeo.maps.base import (
+    Basemap, add_grids, add_tiled_grids, display_points, draws_tiled, finish, get_basemap,
+    grid_set, may_draw_tiled, new_map)
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["events_map", "tiled_events_map", "events_from_store", "PLATFORM_COLOURS", "STATUS_COLOURS"]
@@ -35,8 +36,6 @@ PLATFORM_COLOURS = {
 STATUS_COLOURS = {"open": "#ffffff", "overdue": "#e31a1c", "closed": "#7f7f7f", "rejected": "#000000"}
 
 TOOLTIP = [("code", "网格编码"), ("village", "所属村社"), ("households", "户数")]
-#: What a click on a grid drawn from the tiles shows (the tiles carry no village name).
-TILE_TOOLTIP = [("code", "网格编码"), ("households", "户数"), ("population", "人口")]
 
 
 def _step_label(step: Period) -> str:
@@ -155,11 +154,8 @@ def tiled_events_map(events: gpd.GeoDataFrame, codes, bounds, *, tiles_url: str,
         raise ValueError("tiled_events_map needs the period (events.attrs['period'] or period=)")
     basemap = basemap or get_basemap()
     m = new_map(basemap)
-    query = f"?plan={plan}" if plan else ""
-    elements.TiledGrids(
-        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", codes, np.zeros(len(codes), dtype=int), [GRID_STYLE],
-        ["网格"], tooltip=TILE_TOOLTIP, class_title="图层", ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt",
-        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix, name="网格").add_to(m)
+    add_tiled_grids(m, tiles_url, codes, np.zeros(len(codes), dtype=int), [GRID_STYLE], ["网格"],
+                    class_title="图层", name="网格", plan=plan, prefix=prefix)
     spec = _add_events(m, events, period, basemap)
     x0, y0, x1, y1 = bounds
     return finish(m, [], [[y0, x0], [y1, x1]], title=title or "事件分布", subtitle=subtitle or spec["period"])

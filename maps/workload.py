@@ -19,8 +19,9 @@ from gridgeo.layers import PLATFORMS
 from gridgeo.store import Store
 from gridgeo.workload import MEASURES, parse_period, per_grid, village_prefix
 from gridgeo.maps import elements
-from gridgeo.maps.base import (Basemap, MapError, add_grids, draws_tiled, finish, get_basemap, grid_set,
-                               may_draw_tiled, new_map)
+from gridgeo.maps.base import (
+    Basemap, MapError, add_grids, add_tiled_grids, draws_tiled, finish, get_basemap, grid_set,
+    may_draw_tiled, new_map)
 from gridgeo.maps.ground import Ground, add_ground, read_ground
 
 __all__ = ["workload_map", "tiled_workload_map", "workload_from_store", "breaks"]
@@ -151,13 +152,8 @@ def tiled_workload_map(table: pd.DataFrame, bounds, *, measure: str = "per_worke
     for i, (colour, text) in enumerate(items):
         labels[len(COLOURS) if colour == NO_VALUE else i] = text
     m = new_map(basemap)
-    query = f"?plan={plan}" if plan else ""
-    elements.TiledGrids(
-        f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", table.index, cls, styles, labels,
-        tooltip=[("code", "网格编码"), ("households", "户数"), ("population", "人口")],
-        class_title=f"{label}（{unit}）", ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt",
-        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix,
-        name=f"网格（{label}）").add_to(m)
+    add_tiled_grids(m, tiles_url, table.index, cls, styles, labels, class_title=f"{label}（{unit}）",
+                    name=f"网格（{label}）", plan=plan, prefix=prefix)
     elements.Legend(f"{label}（{unit}）", items,
                     note=(note + "；" if note else "") + f"共 {len(table):,} 个网格").add_to(m)
     x0, y0, x1, y1 = bounds
