@@ -25,8 +25,10 @@ second). Both give the same features and attributes (the tests compare them with
 :func:`warm` fills the cache with a province map's opening tiles (``gridgeo serve`` runs it
 in a background thread at start, ``GRIDGEO_TILES_WARM``).
 Tiles are cached in the process (:class:`TileCache`, 64 MB, by store, layer, plan, z, x,
-y): a new plan is a new key, but a change to the roads or villages, or to a draft's grids,
-shows in the tiles only after :func:`clear_cache` or a restart.
+y and the layer's :func:`revision`): an import of roads, villages or grids, or an edit of a
+plan, is a line of the audit log, and a tile asked for after it is made anew from the data
+(in every process of the service: each asks the database, one indexed query a tile); the
+layers held in memory for an older revision are dropped.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from gridgeo.errors import InvalidInput, NotFound
 from gridgeo.store import Store
 
 __all__ = ["LAYERS", "LIGHT_ATTRS", "OVERVIEW_ZOOM", "MAX_ZOOM", "DETAIL_ZOOM", "encode_polygons", "grid_bounds", "warm", "EXTENT", "BUFFER", "InvalidTile", "render_tile", "tile_bounds", "clear_cache",
-           "CACHE"]
+           "CACHE", "revision"]
 
 #: The deepest zoom served (a tile some 10 m across at 22).
 MAX_ZOOM = 22
@@ -167,7 +169,7 @@ def grid_bounds(store: Store, plan_id: int, prefix: str | None = None) -> tuple[
         with store.engine.connect() as conn:
             row = conn.execute(sql, {"p": plan_id, "like": (prefix or "") + "%"}).one()
         return None if row[0] is None else tuple(float(v) for v in row)
-    geoms, _, ids = _overview(store, plan_id)
+    geoms, _, ids = _overview(store, revision(store, "grids", plan_id))
     if prefix:
         rest = 15 - len(prefix)
         lo, hi = int(prefix + "0" * rest), int(prefix + "9" * rest)
@@ -195,7 +197,7 @@ def warm(store: Store, *, min_grids: int, max_tiles: int = 64, stop: threading.E
     if bounds is None:
         return 0
     (x0, x1), (y0, y1) = _mercator(np.array([[bounds[0], bounds[1]], [bounds[2], bounds[3]]])).T
-    made = 0
+    made, at = 0, revision(store, "grids", int(plan["id"]))
     for z in range(DETAIL_ZOOM):
         size = 2 * HALF / 2**z
         tx = range(int((x0 + HALF) // size), int((x1 + HALF) // size) + 1)
@@ -206,7 +208,7 @@ def warm(store: Store, *, min_grids: int, max_tiles: int = 64, stop: threading.E
             for y in ty:
                 if stop is not None and stop.is_set():
                     return made
-                render_tile(store, "grids", z, x, y)
+                render_tile(store, "grids", z, x, y, at=at)
                 made += 1
     return made
 
@@ -220,22 +222,46 @@ def _plan_id(store: Store, layer: str, plan) -> int | None:
     return int(p["id"])
 
 
-def render_tile(store: Store, layer: str, z: int, x: int, y: int, *, plan=None) -> bytes:
-    """The MVT tile ``z/x/y`` of ``layer`` (see the module notes), from the cache if there."""
+#: The audit lines that change a layer's tiles: an import of the layer's table (a line with
+#: no entity id; a check-in is a ``grids`` line with the grid's code) and, for grids, every
+#: line of the plan (draft, edit, undo, publish).
+_REVISION_SQL = {
+    "grids": ("SELECT max(id) FROM audit_log WHERE (entity = 'plans' AND entity_id = :plan) "
+              "OR (entity = 'grids' AND entity_id IS NULL)"),
+    "roads": "SELECT max(id) FROM audit_log WHERE entity = 'roads' AND entity_id IS NULL",
+    "villages": "SELECT max(id) FROM audit_log WHERE entity = 'divisions' AND entity_id IS NULL",
+}
+
+
+def revision(store: Store, layer: str, plan=None) -> tuple[int | None, int]:
+    """``(plan id, revision)`` of ``layer``'s tiles (the plan: grids only; the plan in force
+    or ``plan``): the revision is the last audit line that changed the layer, so it grows
+    with every import of it and every edit of the plan, and tiles made before are not
+    served again (nor, through the answer's ETag, kept by a browser)."""
     if layer not in LAYERS:
         raise InvalidTile(f"no tile layer {layer[:40]!r}: use one of {', '.join(LAYERS)}")
-    bounds = tile_bounds(z, x, y)
     plan_id = _plan_id(store, layer, plan)
-    key = (store.url, layer, plan_id, z, x, y)
+    with store.engine.connect() as conn:
+        rev = conn.execute(text(_REVISION_SQL[layer]), {"plan": str(plan_id)}).scalar()
+    return plan_id, int(rev or 0)
+
+
+def render_tile(store: Store, layer: str, z: int, x: int, y: int, *, plan=None,
+                at: tuple[int | None, int] | None = None) -> bytes:
+    """The MVT tile ``z/x/y`` of ``layer`` (see the module notes), from the cache if there.
+    ``at``: the layer's :func:`revision`, if the caller has it already."""
+    bounds = tile_bounds(z, x, y)
+    plan_id, rev = at if at is not None else revision(store, layer, plan)
+    key = (store.url, layer, plan_id, rev, z, x, y)
     cached = CACHE.get(key)
     if cached is not None:
         return cached
     if layer == "grids" and (z < OVERVIEW_ZOOM or (z < DETAIL_ZOOM and store.dialect != "postgresql")):
-        data = _encode_overview(store, plan_id, z, bounds)
+        data = _encode_overview(store, (plan_id, rev), z, bounds)
     elif store.dialect == "postgresql":
         data = _postgis(store, layer, plan_id, z, x, y)
     else:
-        data = _encode(store, layer, plan_id, z, bounds)
+        data = _encode(store, layer, (plan_id, rev), z, bounds)
     CACHE.put(key, data)
     return data
 
@@ -300,14 +326,15 @@ def _postgis(store: Store, layer: str, plan_id, z: int, x: int, y: int) -> bytes
 
 # -- SQLite: in memory, mapbox-vector-tile encodes ----------------------------------------
 
-def _frame(store: Store, layer: str, plan_id):
-    """The layer in Web Mercator with an STRtree, held per store, layer and plan."""
-    key = (store.url, layer, plan_id)
+def _frame(store: Store, layer: str, at: tuple):
+    """The layer in Web Mercator with an STRtree, held per store, layer, plan and revision
+    (``at``: the plan id and the :func:`revision`)."""
+    key = (store.url, layer, *at)
     with _FRAMES_LOCK:
         held = _FRAMES.get(key)
     if held is not None:
         return held
-    return _build_once(key, lambda: _build_frame(store, layer, plan_id))
+    return _build_once(key, lambda: _build_frame(store, layer, at[0]))
 
 
 def _build_once(key, build):
@@ -319,6 +346,9 @@ def _build_once(key, build):
         if held is None:
             held = build()
             with _FRAMES_LOCK:
+                # what was held for another revision of the same layer and plan is stale
+                for old in [k for k in _FRAMES if k[:3] == key[:3] and k[3] != key[3]]:
+                    del _FRAMES[old]
                 _FRAMES[key] = held
     return held
 
@@ -350,17 +380,18 @@ def _level(store: Store, z: int) -> int:
     return OVERVIEW_ZOOM - 1 if z < OVERVIEW_ZOOM else DETAIL_ZOOM - 1
 
 
-def _overview(store: Store, plan_id: int, level: int = OVERVIEW_ZOOM - 1):
+def _overview(store: Store, at: tuple, level: int = OVERVIEW_ZOOM - 1):
     """The plan's grids simplified once for the light tiles up to zoom ``level`` (in Web
-    Mercator, with an STRtree and the codes as integers), held per store, plan and level."""
-    key = (store.url, "overview", plan_id, level)
+    Mercator, with an STRtree and the codes as integers), held per store, plan, revision
+    (``at``) and level."""
+    key = (store.url, "overview", *at, level)
     with _FRAMES_LOCK:
         held = _FRAMES.get(key)
     if held is not None:
         return held
     if level < DETAIL_ZOOM - 1 and store.dialect != "postgresql":
-        _overview(store, plan_id, DETAIL_ZOOM - 1)  # the coarse one is made from the fine one
-    return _build_once(key, lambda: _build_overview(store, plan_id, level))
+        _overview(store, at, DETAIL_ZOOM - 1)  # the coarse one is made from the fine one
+    return _build_once(key, lambda: _build_overview(store, at, level))
 
 
 def _tolerance(level: int) -> float:
@@ -369,7 +400,8 @@ def _tolerance(level: int) -> float:
     return LIGHT_UNITS * 2 * HALF / 2**level / EXTENT / 2
 
 
-def _build_overview(store: Store, plan_id: int, level: int):
+def _build_overview(store: Store, at: tuple, level: int):
+    plan_id = at[0]
     deg = _tolerance(level) / 111_320  # in degrees: a degree is 111 km of Web Mercator or more
     if store.dialect == "postgresql":  # simplified by PostGIS, next to the data
         rows = store.tuples("SELECT code, ST_AsBinary(ST_Simplify(geometry, :deg, true)) FROM grids "
@@ -377,7 +409,7 @@ def _build_overview(store: Store, plan_id: int, level: int):
         geoms = shapely.from_wkb([bytes(r[1]) for r in rows]) if rows else np.array([], dtype=object)
         codes = [r[0] for r in rows]
     elif level < DETAIL_ZOOM - 1:  # SQLite: from the finer overview, already in memory
-        fine, _, ids = _FRAMES[(store.url, "overview", plan_id, DETAIL_ZOOM - 1)]
+        fine, _, ids = _FRAMES[(store.url, "overview", *at, DETAIL_ZOOM - 1)]
         geoms = shapely.simplify(fine, _tolerance(level), preserve_topology=False)
         gone = shapely.is_empty(geoms) | shapely.is_missing(geoms)
         geoms[gone] = fine[gone]
@@ -399,14 +431,14 @@ def _build_overview(store: Store, plan_id: int, level: int):
     return geoms, shapely.STRtree(geoms), ids
 
 
-def _overview_at(store: Store, plan_id: int, z: int, hits: np.ndarray) -> np.ndarray:
+def _overview_at(store: Store, at: tuple, z: int, hits: np.ndarray) -> np.ndarray:
     """The grids ``hits`` of the overview as light tiles of zoom ``z`` draw them. Below
     OVERVIEW_ZOOM all of them are made at once (every tile holds thousands; at zoom 5 and
     less, often all) and held per zoom."""
-    geoms = _overview(store, plan_id, _level(store, z))[0]
+    geoms = _overview(store, at, _level(store, z))[0]
     if z >= OVERVIEW_ZOOM:
         return _light(geoms[hits], z)
-    key = (store.url, "overview", plan_id, "z", z)
+    key = (store.url, "overview", *at, "z", z)
     with _FRAMES_LOCK:
         held = _FRAMES.get(key)
     if held is None:
@@ -416,15 +448,15 @@ def _overview_at(store: Store, plan_id: int, z: int, hits: np.ndarray) -> np.nda
     return held[hits]
 
 
-def _encode_overview(store: Store, plan_id: int, z: int, bounds) -> bytes:
-    """A light grid tile cut from the plan's overview."""
-    _, tree, ids = _overview(store, plan_id, _level(store, z))
+def _encode_overview(store: Store, at: tuple, z: int, bounds) -> bytes:
+    """A light grid tile cut from the plan's overview (``at``: plan id and revision)."""
+    _, tree, ids = _overview(store, at, _level(store, z))
     x0, y0, x1, y1 = bounds
     pad = (x1 - x0) * BUFFER / EXTENT
     hits = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), predicate="intersects"))
     if len(hits) == 0:
         return b""
-    clipped = shapely.clip_by_rect(_overview_at(store, plan_id, z, hits), x0 - pad, y0 - pad, x1 + pad, y1 + pad)
+    clipped = shapely.clip_by_rect(_overview_at(store, at, z, hits), x0 - pad, y0 - pad, x1 + pad, y1 + pad)
     return encode_polygons("grids", clipped, ids[hits], bounds)
 
 
@@ -443,10 +475,10 @@ def _light(geoms: np.ndarray, z: int) -> np.ndarray:
     return simple
 
 
-def _encode(store: Store, layer: str, plan_id, z: int, bounds) -> bytes:
+def _encode(store: Store, layer: str, at: tuple, z: int, bounds) -> bytes:
     import mapbox_vector_tile
 
-    geoms, tree, props, ids = _frame(store, layer, plan_id)
+    geoms, tree, props, ids = _frame(store, layer, at)
     x0, y0, x1, y1 = bounds
     pad = (x1 - x0) * BUFFER / EXTENT
     hits = np.sort(tree.query(shapely.box(x0 - pad, y0 - pad, x1 + pad, y1 + pad), predicate="intersects"))

@@ -3,8 +3,10 @@ holds are those that meet it, with their attributes; cached; hostile addresses r
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 
+import geopandas as gpd
 import mapbox_vector_tile
 import numpy as np
 import pytest
@@ -12,7 +14,9 @@ import shapely
 import shapely.geometry
 from fastapi.testclient import TestClient
 
+from gridgeo.io import import_files
 from helpers.apps import app_for
+from helpers.tiny import D, X0, Y0
 
 
 def _tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
@@ -214,3 +218,34 @@ def test_more_hostile_tile_addresses(client, url, status):
 def test_an_empty_light_tile_is_an_empty_answer(client):
     r = client.get("/tiles/grids/6/0/0.mvt")
     assert r.status_code == 200 and r.content == b"" and mapbox_vector_tile.decode(r.content) == {}
+
+
+def test_a_tile_follows_an_import_and_a_browser_revalidates_it(world, monkeypatch, tmp_path):
+    """Tiles are cached (in the process and, by ETag, in the browser), but an import of the
+    layer is seen at once: the next tile is made from the data, with a new ETag."""
+    z = 14
+    x, y = _tile_of(X0 + D, Y0 + D / 2, z)
+    with TestClient(app_for(world, monkeypatch)) as c:
+        url = f"/tiles/roads/{z}/{x}/{y}.mvt"
+        first = c.get(url)
+        assert first.status_code == 200 and first.content == b""  # the township has no roads yet
+        etag = first.headers["etag"]
+        assert "no-cache" in first.headers["cache-control"]
+        again = c.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+        grid_url = f"/tiles/grids/{z}/{x}/{y}.mvt"
+        grid_etag = c.get(grid_url).headers["etag"]
+
+        road = gpd.GeoDataFrame({"code": ["R1"], "name": ["松阳大道"], "kind": ["road"], "rank": ["县道"]},
+                                geometry=[shapely.LineString([(X0, Y0 + D / 2), (X0 + 2 * D, Y0 + D / 2)])],
+                                crs=4326)
+        path = tmp_path / "roads.gpkg"
+        road.to_file(path, layer="roads")
+        import_files(world, [path], effective_from=dt.date(2024, 1, 1))
+
+        after = c.get(url, headers={"If-None-Match": etag})
+        assert after.status_code == 200 and after.headers["etag"] != etag
+        names = [f["properties"]["name"] for f in mapbox_vector_tile.decode(after.content)["roads"]["features"]]
+        assert names == ["松阳大道"]
+        # the grids did not change: their tile is still the browser's
+        assert c.get(grid_url, headers={"If-None-Match": grid_etag}).status_code == 304

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 
 import geopandas as gpd
+import mapbox_vector_tile
 import numpy as np
 import pytest
 import shapely
@@ -23,6 +25,7 @@ from gridgeo.io import import_files
 from gridgeo.locate import Locator
 from gridgeo.plan import lifecycle
 from gridgeo.plan.blocks import Metric
+from gridgeo.tiles import render_tile
 
 X0, Y0 = 119.40, 28.40
 V1, V2 = "331124201201", "331124201202"
@@ -203,6 +206,9 @@ def test_move_blocks_between_grids(loaded):
     ok, blocks = _border_block(loaded, row, a, b)
     block = ok[0]
     moved = float(blocks.set_index("block").loc[block, "households"])
+    c = plan.grids.set_index("code").geometry[b].centroid  # the draft's tile, before the edit
+    tile = (14, int((c.x + 180) / 360 * 2**14), int((1 - math.asinh(math.tan(math.radians(c.y))) / math.pi) / 2 * 2**14))
+    seen = _tile_households(loaded, row["id"], tile)
     res = lifecycle.move_blocks(loaded, row["id"], [block], b, actor="tester")
     grids = loaded.read("grids", plan=row["id"]).set_index("code")
     before = plan.grids.set_index("code")["households"]
@@ -217,6 +223,13 @@ def test_move_blocks_between_grids(loaded):
     report = loaded.plan(row["id"])["report"]
     assert report["edits"][-1]["blocks"] == [block]
     assert dict(zip(report["blocks"]["block"], report["blocks"]["grid_code"]))[block] == b
+    # the draft's vector tile (the map editor's and the maps' source) shows the edit at once
+    assert seen[b] == before[b] and _tile_households(loaded, row["id"], tile)[b] == before[b] + moved
+
+
+def _tile_households(store, plan_id, tile) -> dict:
+    layer = mapbox_vector_tile.decode(render_tile(store, "grids", *tile, plan=plan_id))["grids"]
+    return {f["properties"]["code"]: f["properties"]["households"] for f in layer["features"]}
 
 
 def test_invalid_edits_are_refused_and_nothing_is_written(loaded):
