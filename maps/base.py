@@ -188,12 +188,15 @@ def add_tiled_grids(m: folium.Map, tiles_url: str, codes, cls, styles: list[dict
                     class_title: str, name: str, plan: str | None = None, prefix: str | None = None):
     """The grids of ``plan`` (``codes``, each of class ``cls`` drawn in ``styles[cls]``) from
     the vector tiles under ``tiles_url`` (where the API serves ``/tiles``, relative to the
-    page), with the roads, rivers and village outlines of the tiles, added to ``m``."""
+    page), with the roads, rivers and village outlines of the tiles, added to ``m``. A click
+    on a grid shows what its tile carries, then its village and staff from the API's lookup
+    (``/v1/lookup``, beside ``/tiles``)."""
     query = f"?plan={plan}" if plan else ""
     return elements.TiledGrids(
         f"{tiles_url}grids/{{z}}/{{x}}/{{y}}.mvt{query}", codes, cls, styles, labels, tooltip=TILE_TOOLTIP,
         class_title=class_title, ground_url=f"{tiles_url}roads/{{z}}/{{x}}/{{y}}.mvt",
-        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix, name=name).add_to(m)
+        villages_url=f"{tiles_url}villages/{{z}}/{{x}}/{{y}}.mvt", prefix=prefix, name=name,
+        lookup_url=f"{tiles_url}../v1/lookup").add_to(m)
 
 
 def new_map(basemap: Basemap, **kwargs) -> folium.Map:

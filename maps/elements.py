@@ -275,7 +275,8 @@ class TiledGrids(JSCSSMixin, Layer):
     ``styles`` are the classes' path options, ``labels`` their names (shown on click with
     the tile's attributes in ``tooltip``); ``ground_url`` adds the roads and rivers from
     the roads tiles, ``villages_url`` the village outlines; grids whose code does not start
-    with ``prefix`` are not drawn."""
+    with ``prefix`` are not drawn; with ``lookup_url`` (the API's ``/v1/lookup``) a click
+    adds the grid's village and staff as the lookup answers them."""
 
     _template = Template(
         """
@@ -288,7 +289,7 @@ class TiledGrids(JSCSSMixin, Layer):
     def __init__(self, url: str, codes, classes, styles: list[dict], labels: Sequence[str], *,
                  tooltip: Sequence[tuple[str, str]] = (), class_title: str = "分类",
                  ground_url: str | None = None, villages_url: str | None = None, prefix: str | None = None,
-                 name: str = "网格"):
+                 name: str = "网格", lookup_url: str | None = None):
         super().__init__(name=name, overlay=True, control=True, show=True)
         self._name = "TiledGrids"
         offline.use_assets(self, offline.PROTOMAPS, offline.GRIDGEO)
@@ -298,7 +299,7 @@ class TiledGrids(JSCSSMixin, Layer):
         self.payload = to_js({
             "url": url, "base": base, "cls": dict(zip(others.index.tolist(), others.to_numpy().tolist())),
             "styles": styles, "labels": list(labels), "tooltip": [list(t) for t in tooltip],
-            "classTitle": class_title, "prefix": prefix or "", "villages": villages_url,
+            "classTitle": class_title, "prefix": prefix or "", "villages": villages_url, "lookup": lookup_url,
             "ground": {"url": ground_url, **_ground_classes()} if ground_url else None,
         })
 

@@ -852,6 +852,14 @@ def test_a_province_map_draws_its_grids_from_vector_tiles(client, open_map, samp
     o.page.wait_for_selector(".leaflet-popup-content")
     text = o.js("document.querySelector('.leaflet-popup-content').innerText")
     assert code in text and CLASSES[1][0] in text and f"{int(row['households']):,}" in text
+    # then the grid's village and staff, from the lookup API beside /tiles
+    o.page.wait_for_function("document.querySelector('.leaflet-popup-content').innerText.includes('网格指导员')")
+    text = o.js("document.querySelector('.leaflet-popup-content').innerText")
+    staff = sample_db.read("staff")
+    names = staff.loc[staff["grid_code"] == code, "name"].tolist()
+    village = sample_db.read("divisions").set_index("code").loc[row["village_code"], "name"]
+    assert names and all(n in text for n in names) and village in text and code in text
+    assert any(u.startswith("http://testserver/v1/lookup?lon=") for u in o.requests)
     # zoomed out the tiles are light (the code only, as the feature id): the popup still names
     # the grid by its code, and its class, and says what zooming in shows
     o.js(f"{m}.closePopup(); {m}.setView([{pt.y}, {pt.x}], 10, {{animate: false}})")

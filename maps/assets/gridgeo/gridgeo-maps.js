@@ -730,9 +730,27 @@
         var rows = (spec.tooltip || []).filter(function (t) { return !light || t[0] === 'code'; })
           .map(function (t) { return [t[1], fmt(p[t[0]])]; });
         rows.push([spec.classTitle || '分类', esc(spec.labels[clsOf(grid.feature)])]);
-        L.popup({ className: 'gg-tooltip' }).setLatLng(e.latlng)
-          .setContent('<div class="gg-tooltip-title">' + esc(p.name || p.code) + '</div>' + table(rows)
-                      + (light ? '<div class="gg-note">放大后显示网格名称、户数和人口</div>' : '')).openOn(map);
+        var title = '<div class="gg-tooltip-title">' + esc(p.name || p.code) + '</div>';
+        var note = light ? '<div class="gg-note">放大后显示网格名称、户数和人口</div>' : '';
+        var popup = L.popup({ className: 'gg-tooltip' }).setLatLng(e.latlng)
+          .setContent(title + table(rows) + note).openOn(map);
+        if (!spec.lookup) return;
+        // the grid's village and staff, as the lookup API answers them for the point clicked
+        // (only if it answers this grid: a map of another plan than the one in force is not)
+        fetch(spec.lookup + '?lon=' + e.latlng.lng.toFixed(7) + '&lat=' + e.latlng.lat.toFixed(7),
+              { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+          .then(function (r) { return r.ok ? r.json() : null; })
+          .then(function (a) {
+            if (!a || !a.grid || String(a.grid.code) !== String(p.code) || !popup.isOpen()) return;
+            var s = a.staff || {}, name = function (x) { return x && x.name ? esc(x.name) : '—'; };
+            var more = [['所属村社', a.village ? esc(a.village.name || a.village.code) : '—'],
+                        ['网格长', name(s.grid_head)],
+                        ['网格员', (s.workers || []).length ? s.workers.map(name).join('、') : '—'],
+                        ['网格指导员', name(s.instructor)]];
+            popup.setContent('<div class="gg-tooltip-title">' + esc(a.grid.name || p.code) + '</div>'
+                             + table(rows.concat(more)) + note);
+          })
+          .catch(function () { /* the popup keeps what the tile said */ });
       };
       map.on('click', layer._ggClick);
     });
