@@ -173,13 +173,15 @@ def _csv_batches(path: Path, names: list[str], encoding: str, block_bytes: int) 
     hand, so its memory grew with the file up to 32 blocks. Here one block (and the batch
     made of it) is all that is held. Text in another encoding is decoded a block at a
     time (an incremental decoder: a character cut by the block's end is kept for the
-    next). As with Arrow's reader by default, a quoted value holds no line break.
+    next). A quoted value may hold line breaks (a cell with Alt+Enter in Excel): a block
+    is cut only at a line break after an even number of quotes (:func:`_record_end`).
     """
     utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
     decoder = None if utf8 else codecs.getincrementaldecoder(encoding)()
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                    strings_can_be_null=False, quoted_strings_can_be_null=False)
-    carry, first = b"", True
+    carry, first, lines = b"", True, 0
+    parse = pacsv.ParseOptions(newlines_in_values=True)
     with open(path, "rb") as f:
         while True:
             raw = f.read(block_bytes)
@@ -193,18 +195,24 @@ def _csv_batches(path: Path, names: list[str], encoding: str, block_bytes: int) 
             if end:
                 carry = b""
             else:
-                cut = data.rfind(b"\n") + 1
-                if not cut:  # a line longer than a block: read on
+                cut = _record_end(data)
+                if not cut:  # a record longer than a block: read on
+                    if len(data) > MAX_RECORD_BYTES:
+                        raise UnreadableFile(
+                            f"{path}: line {lines + 1}: a record of over {MAX_RECORD_BYTES >> 20} MB; "
+                            "a quote (\") opened there is probably never closed")
                     carry = data
                     continue
                 data, carry = data[:cut], data[cut:]
+                lines += data.count(b"\n")
             if first:
                 data = data.removeprefix(codecs.BOM_UTF8)
             if data.strip():
                 options = pacsv.ReadOptions(column_names=names, skip_rows=1 if first else 0,
                                             block_size=len(data) + 1, use_threads=False)
                 try:
-                    table = pacsv.read_csv(pa.py_buffer(data), read_options=options, convert_options=convert)
+                    table = pacsv.read_csv(pa.py_buffer(data), read_options=options, parse_options=parse,
+                                           convert_options=convert)
                 except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
                     raise _csv_failure(path, encoding, exc) from None
                 del data
@@ -212,6 +220,26 @@ def _csv_batches(path: Path, names: list[str], encoding: str, block_bytes: int) 
             first = False
             if end:
                 return
+
+
+#: A CSV record (a row, with the line breaks of its quoted values) longer than this is taken
+#: for a quote never closed: the file is refused rather than read into memory whole.
+MAX_RECORD_BYTES = 16 << 20
+
+
+def _record_end(data: bytes) -> int:
+    """Where the last whole record of ``data`` (which starts at a record) ends: after its
+    last line break outside quotes, i.e. preceded by an even number of ``"`` (an escaped
+    quote, ``""``, counts two); 0 if there is none. Counted with numpy, and only when
+    the block holds a quote at all."""
+    cut = data.rfind(b"\n") + 1
+    if not cut or b'"' not in data:
+        return cut
+    raw = np.frombuffer(data, dtype=np.uint8)
+    breaks = np.flatnonzero(raw == 10)
+    before = np.searchsorted(np.flatnonzero(raw == 34), breaks)  # quotes before each break
+    outside = breaks[before % 2 == 0]
+    return int(outside[-1]) + 1 if len(outside) else 0
 
 
 def _csv_failure(path: Path, encoding: str, exc: Exception) -> UnreadableFile:

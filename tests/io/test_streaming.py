@@ -107,3 +107,36 @@ def test_locate_streams_files_larger_than_its_memory(tiny, tmp_path):
         codes = [c or None for c in located.column("grid_code").to_pylist()]
         assert codes == expected, out
         assert located.column("outside").to_pylist() == [c is None for c in expected]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "gb18030"])
+def test_quoted_line_breaks_survive_any_cut_between_blocks(tmp_path, encoding):
+    """A cell with line breaks (Alt+Enter in Excel, saved as CSV) and escaped quotes, read a
+    few bytes at a time: every cut between blocks lands between records, never inside a
+    quoted value; a quote never closed is a clear error naming its line, not a file read
+    into memory whole."""
+    from gridgeo.errors import UnreadableFile
+    from gridgeo.io import streaming
+
+    rows = [("1", "松阳县\n西屏街道\r\n南直街 1 号", "119.48"), ("2", '"引号"与逗号,\n在内', "119.49"),
+            ("3", "无换行", "119.50"), ("4", "\n", "119.51")]
+    text = "编号,地址,lon\r\n" + "".join(
+        f'{a},"{b.replace(chr(34), chr(34) * 2)}",{c}\r\n' for a, b, c in rows)
+    path = tmp_path / "quoted.csv"
+    path.write_bytes(text.encode(encoding))
+    for block in (7, 16, 33, 1 << 20):
+        names, _, batches = streaming.read_batches(path, block_bytes=block)
+        table = pa.Table.from_batches(list(batches))
+        assert names == ["编号", "地址", "lon"]
+        assert table.column("地址").to_pylist() == [b for _, b, _ in rows], block
+        assert table.column("lon").to_pylist() == [c for _, _, c in rows]
+    broken = tmp_path / "broken.csv"
+    broken.write_bytes(("编号,地址,lon\n1,ok,119.4\n2,\"从这里开始没有收尾,119.5\n" + "3,x,119.6\n" * 40)
+                       .encode("utf-8"))
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(streaming, "MAX_RECORD_BYTES", 200)
+    try:
+        with pytest.raises(UnreadableFile, match=r"broken\.csv: line 3: .*quote"):
+            list(streaming.read_batches(broken, block_bytes=64)[2])
+    finally:
+        monkey.undo()
