@@ -192,6 +192,9 @@ def test_heavy_work_runs_off_the_event_loop(client, monkeypatch):
     assert workers and os.getpid() not in workers
 
 
+# The process pool is the API process's, whatever the database: on SQLite only (each pool
+# started costs seconds).
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
 def test_a_dead_worker_process_costs_one_request(client):
     """A killed worker process breaks the pool: that request gets 503, the next a new pool."""
     from gridgeo.api import middleware
@@ -401,15 +404,20 @@ def test_reporter_status_is_rate_limited(world, monkeypatch):
 # -- 2 and 4 on a live server: its whole output, and slow clients ------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def live(request, tmp_path):
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def live(request, tmp_path_factory):
     """``gridgeo serve`` as an operator runs it (request log on, defaults), short
-    timeouts; yields (base URL, log file, database URL)."""
+    timeouts (1 s, so that the slow clients are cut in seconds); yields (base URL, log
+    file, database URL, port). One server per database for the module: starting one (the
+    sample township imported, the server up) took most of these tests' time."""
+    tmp_path = tmp_path_factory.mktemp(f"live-{request.param}")
     with fresh_database(request.param, tmp_path, "gridgeo_test_hardening") as url:
         port, log = free_port(), tmp_path / "server.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRIDGEO_")}
         env.update(GRIDGEO_DATABASE_URL=url, GRIDGEO_CACHE_DIR=str(tmp_path / "cache"),
-                   GRIDGEO_BODY_TIMEOUT="2", GRIDGEO_HEADER_TIMEOUT="2", GRIDGEO_LOOKUP_RATE="0")
+                   GRIDGEO_BODY_TIMEOUT="1", GRIDGEO_HEADER_TIMEOUT="1",
+                   GRIDGEO_KEEP_ALIVE_TIMEOUT="1", GRIDGEO_LOOKUP_RATE="0")
         with open(log, "wb") as out:
             proc = subprocess.Popen([sys.executable, "-m", "gridgeo", "serve", "--database", url,
                                      "--host", "127.0.0.1", "--port", str(port)],
