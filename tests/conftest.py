@@ -37,15 +37,18 @@ os.environ.setdefault("GRIDGEO_OUTBOX_WORKER", "false")
 # The suite's receivers listen on 127.0.0.1: webhooks and channels may point there.
 os.environ.setdefault("GRIDGEO_NOTIFY_ALLOW_LOOPBACK", "true")
 
-#: The longest test files (a minute or so each on 2 cores), run first: `make test` hands whole
-#: files to its worker processes in collection order, so a long file left for the end would
-#: keep one worker busy while the other has nothing left to do. (Not the files that use
-#: ``sample_store``: pytest runs the tests of each of its databases together, which moving
-#: one of those files would split, with other tests emptying the PostgreSQL one between.)
+#: The longest test files (a minute or so each on 2 cores), run first, longest first: `make
+#: test` hands whole files to its worker processes in collection order, so a long file left
+#: for the end would keep one worker busy while the other has nothing left to do. (Not the
+#: files that use ``sample_store``: pytest runs the tests of each of its databases together,
+#: which moving one of those files would split, with other tests emptying the PostgreSQL one
+#: between.)
 LONG_FILES = (
-    "project/test_notebooks.py", "serve/test_scaleout.py", "serve/test_durability.py",
-    "console/test_console_browser.py", "distributed/test_distributed.py",
-    "notify/test_notify_live.py", "api/test_ogc.py", "assess/test_assess.py", "api/test_fuzz.py",
+    "api/test_fuzz.py", "project/test_notebooks.py", "api/test_hardening_http.py",
+    "api/test_authz.py", "serve/test_durability.py", "events/test_events_replay.py",
+    "distributed/test_distributed.py", "serve/test_scaleout.py", "io/test_import.py",
+    "console/test_console_browser.py", "assess/test_assess.py", "notify/test_notify_live.py",
+    "api/test_ogc.py",
 )
 
 
