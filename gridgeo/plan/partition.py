@@ -10,7 +10,10 @@
    of neighbouring parts are merged and cut again (:func:`recombine`), and boundary
    blocks moved (:func:`polish`), where that raises mean Polsby-Popper plus
    ``road_weight`` times the share of grid boundary on roads and rivers, keeping every
-   part inside its workload interval and above the Polsby-Popper floor.
+   part inside its workload interval and above the Polsby-Popper floor. A short seeded
+   annealing of the same boundary moves (``Objective.anneal_rounds``; a move that lowers
+   that quality is sometimes taken, less often as it cools) leaves the local optimum the
+   greedy polish stops in; the best partition it sees is polished again.
 
 The refinement of step 3: a move takes a block on the edge of a part to a
 neighbouring part. Moves are scored for every boundary block at once (numpy over the
@@ -75,6 +78,14 @@ class Objective:
     #: it (per unit of workload over the target), so that few households change grid.
     anchor: np.ndarray | None = None
     anchor_weight: float = 0.0
+    #: Annealing after the polish (road-aware stage only, ``k >= anneal_min_parts``):
+    #: ``anneal_rounds`` rounds of boundary moves where a move that lowers the measured
+    #: quality by d (in summed Polsby-Popper units) is still taken with probability
+    #: exp(-d / T), T cooling from ``anneal_t0`` to 0; the best partition seen is kept
+    #: and polished again. Seeded: same seed, same result. 0 rounds: off.
+    anneal_rounds: int = 250
+    anneal_t0: float = 0.05
+    anneal_min_parts: int = 4
 
 
 @dataclass
@@ -497,7 +508,8 @@ def quality(g: BlockGraph, labels: np.ndarray, k: int) -> dict:
             "road_share": float(road / cut) if cut > 0 else 1.0}
 
 
-def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rounds: int = 3000) -> Result:
+def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rounds: int = 3000,
+           temps: np.ndarray | None = None, seed: int = 0) -> Result:
     """Moves of boundary blocks that raise the measured quality: mean Polsby-Popper plus
     ``obj.road_weight`` times the share of the cut on roads (rivers count as roads).
 
@@ -508,6 +520,11 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
     matrices); each round applies the best move out of each part whose two parts are
     untouched by another move of the round. A move is taken only when it raises the
     quality, so the polish ends; ``max_rounds`` bounds it all the same.
+
+    ``temps``: anneal instead, one round per temperature T (in summed Polsby-Popper
+    units): a move of gain d is taken with probability min(1, exp(d k / T)), the best of
+    each part by gain plus Gumbel noise of scale T / k (random draws seeded by ``seed``);
+    returns the best partition seen.
     """
     n = g.n
     labels = labels.copy()
@@ -528,6 +545,10 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
     def outside(W):
         return np.maximum(0.0, np.maximum(obj.low - W, W - obj.high))
 
+    if temps is not None:
+        rng = np.random.default_rng(seed)
+        best_value, best_labels = -np.inf, labels.copy()
+        max_rounds = len(temps) + 1
     for rnd in range(max_rounds):
         key = eu * k + labels[ev]
         S = np.bincount(key, weights=elen, minlength=n * k).reshape(n, k)
@@ -539,6 +560,11 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
         size = np.bincount(labels, minlength=k)
         cutlen = (S.sum() - own.sum()) / 2.0
         cutroad = (R.sum() - R[rows, labels].sum()) / 2.0
+        if temps is not None:
+            value = (4 * np.pi * A / np.maximum(P, 1e-9) ** 2).mean() + road_weight * (
+                cutroad / cutlen if cutlen > 0 else 1.0)
+            if value > best_value + 1e-12:
+                best_value, best_labels = value, labels.copy()
         i, b = _candidates(S, labels, size, tabu, rnd)
         if not len(i):
             break
@@ -556,14 +582,25 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
         share_now = cutroad / cutlen if cutlen > 0 else 1.0
         share = np.where(new_len > 0, new_road / np.maximum(new_len, 1e-9), 1.0)
         gain = (pp_a + pp_b - pp_now[a] - pp_now[b]) / k + road_weight * (share - share_now)
-        sel = ok & (gain > 1e-6)
+        if temps is not None:
+            if rnd >= len(temps):
+                break
+            # Metropolis: a worse move is taken with probability exp(gain / T)
+            T = temps[rnd] / k
+            sel = ok & (gain > T * np.log(rng.random(len(gain)) + 1e-300))
+            prio = gain + T * rng.gumbel(size=len(gain))
+        else:
+            sel = ok & (gain > 1e-6)
+            prio = gain
         if not sel.any():
-            break
-        i, a, b, gain = i[sel], a[sel], b[sel], gain[sel]
-        moved = _apply_moves(labels, check, tabu, rnd, k, i, a, b, np.argsort(-gain, kind="stable"))
+            if temps is None:
+                break
+            continue
+        i, a, b, prio = i[sel], a[sel], b[sel], prio[sel]
+        moved = _apply_moves(labels, check, tabu, rnd, k, i, a, b, np.argsort(-prio, kind="stable"))
         res.rounds = rnd + 1
         res.moves += moved
-    res.labels = labels
+    res.labels = labels if temps is None else best_labels
     return res
 
 def _subgraph(g: BlockGraph, nodes: np.ndarray) -> BlockGraph:
@@ -775,6 +812,14 @@ def partition(g: BlockGraph, k: int, obj: Objective, *, seed: int = 0, starts: i
         best.labels = pol.labels
         best.rounds += pol.rounds
         best.moves += pol.moves
+        if obj.anneal_rounds and k >= obj.anneal_min_parts:
+            # cooling quadratically from anneal_t0 to 0; the best partition seen is kept
+            temps = obj.anneal_t0 * np.linspace(1.0, 0.0, obj.anneal_rounds) ** 2
+            an = polish(g, best.labels, k, obj, temps=temps, seed=best.seed)
+            pol = polish(g, an.labels, k, obj)
+            best.labels = pol.labels
+            best.rounds += an.rounds + pol.rounds
+            best.moves += an.moves + pol.moves
     best.excess, best.shape = score(g, best.labels, k, obj)
     return best
 

@@ -119,6 +119,31 @@ def test_partition_never_leaves_the_band_nor_breaks_the_rules(seed):
     assert (W >= obj.low - 1e-9).all() and (W <= obj.high + 1e-9).all()
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_annealing_keeps_the_rules_never_ends_worse_and_repeats_itself(seed):
+    """The annealing after the polish takes worse moves on the way, but returns the best
+    partition it saw: never below its (polished) start, every part in its interval, one
+    piece without holes; the same seed gives the same partition."""
+    rng = np.random.default_rng(100 + seed)
+    rows, cols, k = 14, 18, 6
+    w = rng.integers(1, 9, size=rows * cols).astype(float)
+    g = lattice(rows, cols, weight=w, road_rows=tuple(rng.choice(np.arange(1, rows), 4, replace=False)),
+                road_cols=tuple(rng.choice(np.arange(1, cols), 5, replace=False)))
+    obj = objective(g, k, tolerance=0.05)
+    start = polish(g, partition(g, k, Objective(**{**obj.__dict__, "road_weight": None}), seed=seed).labels,
+                   k, obj).labels
+    temps = obj.anneal_t0 * np.linspace(1.0, 0.0, 60) ** 2
+    runs = [polish(g, start, k, obj, temps=temps, seed=seed) for _ in range(2)]
+    assert runs[0].moves > 0  # it did walk, taking worse moves too
+    assert runs[0].labels.tolist() == runs[1].labels.tolist()
+    q0, q1 = quality(g, start, k), quality(g, runs[0].labels, k)
+    assert (q1["pp_mean"] + obj.road_weight * q1["road_share"]
+            >= q0["pp_mean"] + obj.road_weight * q0["road_share"] - 1e-9)
+    assert_rules(g, runs[0].labels, k)
+    W = np.bincount(runs[0].labels, weights=g.weight, minlength=k)
+    assert (W >= obj.low - 1e-9).all() and (W <= obj.high + 1e-9).all()
+
+
 def test_repair_restores_a_missing_part_without_enclosing_it():
     """A part split to restore a missing one is split so that both halves reach its rim:
     a half in the middle of the other (a bisection can give one) would be a grid inside
