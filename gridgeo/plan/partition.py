@@ -535,12 +535,12 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
     pp_floor = obj.pp_floor
     check = _Checker(g, labels)
     tabu = np.zeros((n, k), dtype=np.int64)
-    rows = np.arange(n)
     w, area, perim = g.weight, g.area, g.perimeter
     eu = np.concatenate([g.edge_u, g.edge_v])
     ev = np.concatenate([g.edge_v, g.edge_u])
     elen = np.concatenate([g.edge_len, g.edge_len])
     eroad = np.concatenate([g.edge_road, g.edge_road])
+    elen_sum, eroad_sum = float(elen.sum()), float(eroad.sum())
 
     def outside(W):
         return np.maximum(0.0, np.maximum(obj.low - W, W - obj.high))
@@ -550,35 +550,44 @@ def polish(g: BlockGraph, labels: np.ndarray, k: int, obj: Objective, *, max_rou
         best_value, best_labels = -np.inf, labels.copy()
         max_rounds = len(temps) + 1
     for rnd in range(max_rounds):
-        key = eu * k + labels[ev]
-        S = np.bincount(key, weights=elen, minlength=n * k).reshape(n, k)
-        R = np.bincount(key, weights=eroad, minlength=n * k).reshape(n, k)
-        own = S[rows, labels]
+        # Only the boundary matters: the edge length (and road) each block shares with its
+        # own part, and with each other part it touches (pairs from the cut edges alone,
+        # in block-then-part order), not the dense block x part matrices of refine.
+        lu, lv = labels[eu], labels[ev]
+        same = lu == lv
+        own = np.bincount(eu[same], weights=elen[same], minlength=n)
+        own_road = np.bincount(eu[same], weights=eroad[same], minlength=n)
         W = np.bincount(labels, weights=w, minlength=k)
         A = np.bincount(labels, weights=area, minlength=k)
         P = np.bincount(labels, weights=perim - own, minlength=k)
         size = np.bincount(labels, minlength=k)
-        cutlen = (S.sum() - own.sum()) / 2.0
-        cutroad = (R.sum() - R[rows, labels].sum()) / 2.0
+        cutlen = (elen_sum - own.sum()) / 2.0
+        cutroad = (eroad_sum - own_road.sum()) / 2.0
         if temps is not None:
             value = (4 * np.pi * A / np.maximum(P, 1e-9) ** 2).mean() + road_weight * (
                 cutroad / cutlen if cutlen > 0 else 1.0)
             if value > best_value + 1e-12:
                 best_value, best_labels = value, labels.copy()
-        i, b = _candidates(S, labels, size, tabu, rnd)
+        cut = ~same & (elen > 0)
+        pair, inv = np.unique(eu[cut] * k + lv[cut], return_inverse=True)
+        s_ib = np.bincount(inv, weights=elen[cut], minlength=len(pair))
+        r_ib = np.bincount(inv, weights=eroad[cut], minlength=len(pair))
+        i, b = pair // k, pair % k
+        keep = (size[labels[i]] > 1) & (tabu[i, b] <= rnd)
+        i, b, s_ib, r_ib = i[keep], b[keep], s_ib[keep], r_ib[keep]
         if not len(i):
             break
         a = labels[i]
         wi = w[i]
         Wa, Wb = W[a] - wi, W[b] + wi
         ok = (outside(Wa) <= outside(W[a]) + 1e-9) & (outside(Wb) <= outside(W[b]) + 1e-9)
-        pa, pb = P[a] - perim[i] + 2 * S[i, a], P[b] + perim[i] - 2 * S[i, b]
+        pa, pb = P[a] - perim[i] + 2 * own[i], P[b] + perim[i] - 2 * s_ib
         pp_a = 4 * np.pi * (A[a] - area[i]) / np.maximum(pa, 1e-9) ** 2
         pp_b = 4 * np.pi * (A[b] + area[i]) / np.maximum(pb, 1e-9) ** 2
         pp_now = 4 * np.pi * A / np.maximum(P, 1e-9) ** 2
         ok &= (pp_a >= np.minimum(pp_floor, pp_now[a])) & (pp_b >= np.minimum(pp_floor, pp_now[b]))
-        new_len = cutlen + S[i, a] - S[i, b]
-        new_road = cutroad + R[i, a] - R[i, b]
+        new_len = cutlen + own[i] - s_ib
+        new_road = cutroad + own_road[i] - r_ib
         share_now = cutroad / cutlen if cutlen > 0 else 1.0
         share = np.where(new_len > 0, new_road / np.maximum(new_len, 1e-9), 1.0)
         gain = (pp_a + pp_b - pp_now[a] - pp_now[b]) / k + road_weight * (share - share_now)
