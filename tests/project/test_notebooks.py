@@ -2,13 +2,21 @@
 
 The notebooks are executed with nbclient in the python3 kernel of this interpreter
 (ipykernel, from the ``notebooks`` / ``test`` extras). They are stored without outputs.
+
+02 and 03 start alike: the sample loaded into a new SQLite file and its year replayed
+(38 s of 02's 48). 02 runs those lines as written; 03 runs with them replaced by a store on
+a copy of the session's replayed sample (the ``replayed`` fixture, built the same way and
+shared with tests/assess, tests/distributed and tests/events), the lines checked to be
+there word for word, so that a change to them fails here rather than going untested.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,8 +33,18 @@ ALL = sorted(NOTEBOOKS.glob("*.ipynb"))
 pytestmark = pytest.mark.slow
 
 
-def execute(path: Path):
+#: The first lines of 03 that build the replayed sample, as 02 builds it too.
+REPLAY_SETUP = ('store = Store(f"sqlite:///{tempfile.mkdtemp()}/gridgeo.db")\nstore.migrate()\n'
+                "load_sample(store)\nreplay_sample(store)\n")
+
+
+def execute(path: Path, replace: tuple[str, str] | None = None):
     nb = nbformat.read(path, as_version=4)
+    if replace is not None:
+        lines, instead = replace
+        cells = [c for c in nb.cells if c.cell_type == "code" and lines in c.source]
+        assert len(cells) == 1, f"{path.name}: no cell (or several) with {lines!r}"
+        cells[0].source = cells[0].source.replace(lines, instead)
     env = {"MPLBACKEND": "Agg"}
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -44,15 +62,29 @@ def execute(path: Path):
 
 
 @pytest.fixture(scope="module")
-def executed():
+def executed(request, tmp_path_factory):
     cache: dict[str, object] = {}
 
     def run(name: str):
         if name not in cache:
-            cache[name] = execute(NOTEBOOKS / name)
+            replace = None
+            if name == "03_assessment.ipynb":
+                url = _copy_of_replayed(request, tmp_path_factory)
+                replace = (REPLAY_SETUP, f"store = Store({url!r})\n")
+            cache[name] = execute(NOTEBOOKS / name, replace)
         return cache[name]
 
     return run
+
+
+def _copy_of_replayed(request, tmp_path_factory) -> str:
+    """The URL of a private copy of the session's replayed sample (SQLite's online backup)."""
+    replayed = request.getfixturevalue("replayed")
+    copy = tmp_path_factory.mktemp("notebook") / "replayed.db"
+    with closing(sqlite3.connect(replayed.engine.url.database)) as a, \
+            closing(sqlite3.connect(copy)) as b:
+        a.backup(b)
+    return f"sqlite:///{copy}"
 
 
 def text_of(nb) -> str:
