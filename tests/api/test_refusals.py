@@ -11,12 +11,9 @@ from __future__ import annotations
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
-
-from gridgeo.store import metadata
 from helpers.apps import app_for
 from helpers.authn import headers_for
-from helpers.databases import empty_store
+from helpers.databases import empty_store, row_counts
 from helpers.events_world import G11, INSIDE, load_world
 from helpers.tiny import make_tiny
 
@@ -31,12 +28,6 @@ def event(**kw):
     return b
 
 
-def _rows(store) -> dict[str, int]:
-    with store.engine.connect() as conn:
-        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
-                for t in metadata.sorted_tables}
-
-
 @pytest.fixture(scope="module", params=DATABASES)
 def refusing(request, tmp_path_factory):
     """(a client of the events township's app, an Open311 key of the command room), one per
@@ -47,10 +38,10 @@ def refusing(request, tmp_path_factory):
     key = headers_for(store, "command_room")["Authorization"].removeprefix("Bearer ")
     with pytest.MonkeyPatch.context() as mp:
         app = app_for(store, mp, lookup_rate="0", public_intake_rate="0")
-    before = _rows(store)
+    before = row_counts(store)
     with TestClient(app) as client:
         yield client, key
-    after = _rows(store)
+    after = row_counts(store)
     store.close()
     assert after == before, {t: (before[t], after[t]) for t in before if before[t] != after[t]}
 

@@ -9,7 +9,7 @@ import gc
 import os
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import OperationalError
 
 from gridgeo.store import Store, metadata
@@ -84,3 +84,11 @@ def empty_store(kind: str, folder: Path, pg_url: str | None = None) -> Store:
     store = Store(pg_url)
     truncate(store)
     return store
+
+
+def row_counts(store: Store) -> dict[str, int]:
+    """Rows in every table of ``store``: taken before and after tests that must write
+    nothing (refusals, lookups) sharing one store."""
+    with store.engine.connect() as conn:
+        return {t.name: conn.execute(select(func.count()).select_from(t)).scalar_one()
+                for t in metadata.sorted_tables}

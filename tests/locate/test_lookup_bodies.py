@@ -1,6 +1,11 @@
 """POST /v1/lookup with bulk bodies (issue 20): CSV (UTF-8 or GB18030), Parquet and Arrow
 IPC, by their Content-Type, answered as a JSON body is; and what a hostile or broken
-body gets."""
+body gets.
+
+Every test here only looks points up, so they share one store, app and client per
+database (a new township per case was most of the module's time); when a database's cases
+are done, every table must hold as many rows as before the first. The lookup rate limit
+is off on that app: with one client for all the cases it would answer 429."""
 
 from __future__ import annotations
 
@@ -16,10 +21,11 @@ from fastapi.testclient import TestClient
 from gridgeo.api.deps import get_store
 from gridgeo.api.main import create_app
 from gridgeo.api.resources import _lookup_for
-from gridgeo.config import Settings
+from gridgeo.config import Settings, get_settings
 from gridgeo.io import import_files
 from gridgeo.lookup import MAX_BATCH
-from helpers.tiny import V1, V2, X0, Y0
+from helpers.databases import empty_store, row_counts
+from helpers.tiny import V1, V2, X0, Y0, make_tiny
 
 PARQUET = "application/vnd.apache.parquet"
 STREAM = "application/vnd.apache.arrow.stream"
@@ -31,15 +37,31 @@ CODES = [V1 + "001", V2 + "002", V1 + "001", None, None]
 IDS = ["户1", "商铺2", "A3", "=1+1", "五"]
 
 
-@pytest.fixture
-def client(store, tiny):
+@pytest.fixture(scope="module",
+                params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def client(request, tmp_path_factory):
+    """A client of the tiny township's app, one per database; nothing written through it."""
+    tmp = tmp_path_factory.mktemp("bodies")
+    pg = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+    store = empty_store(request.param, tmp, pg)
+    tiny = make_tiny(tmp)
     import_files(store, [tiny["gpkg"], tiny["staff"], tiny["categories"]],
                  plan_version="v1", effective_from=dt.date(2024, 1, 1))
-    _lookup_for.cache_clear()
-    app = create_app()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GRIDGEO_LOOKUP_RATE", "0")
+        get_settings.cache_clear()
+        _lookup_for.cache_clear()
+        try:
+            app = create_app()
+        finally:
+            get_settings.cache_clear()
     app.dependency_overrides[get_store] = lambda: store
+    before = row_counts(store)
     with TestClient(app) as c:
         yield c
+    after = row_counts(store)
+    store.close()
+    assert after == before, {t: (before[t], after[t]) for t in before if before[t] != after[t]}
 
 
 def _csv(rows=BATCH, header=("id", "lon", "lat"), ids=IDS, encoding="utf-8", bom=False) -> bytes:
