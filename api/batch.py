@@ -24,7 +24,8 @@ form                  media type                              shape
 
 JSON is written by Arrow's string kernels: the JSON of each grid's directory row is made
 once per plan, each point's text is that fragment taken by index and joined with its
-flags, and the answer is the joined strings' data buffer.
+flags, and the answer is the joined strings' data buffer, written as it is (no joining
+copy) into the file the route sends from (:func:`encode`'s ``sink``).
 """
 
 from __future__ import annotations
@@ -554,29 +555,32 @@ def _check_size(n: int) -> None:
 # -- answers ------------------------------------------------------------------------------------
 
 
-def encode(batch: Batch, points: Points, form: str) -> bytes:
-    """The answer to a batch in ``form`` (see :data:`FORMS`)."""
-    if form == "json":
-        return _records(batch, points)
-    if form == "columns":
-        return _columns(batch, points)
-    if form == "geojson":
-        return _geojson(batch, points)
+def encode(batch: Batch, points: Points, form: str, sink=None) -> bytes | int:
+    """The answer to a batch in ``form`` (see :data:`FORMS`); written into ``sink`` (a
+    writable file, e.g. an Arrow ``NativeFile``) when one is given, then its size."""
+    if form in ("json", "columns", "geojson"):
+        parts = {"json": _records, "columns": _columns, "geojson": _geojson}[form](batch, points)
+        if sink is None:
+            return b"".join(parts)
+        for part in parts:
+            sink.write(part)
+        return sum(len(part) for part in parts)
+    if form not in FORMS:  # the route validates form
+        raise MalformedBody(f"unknown format {form!r}; use one of {', '.join(FORMS)}")
     table = _table(batch, points, spreadsheet=form == "csv")
-    sink = io.BytesIO()
+    out = io.BytesIO() if sink is None else sink
+    start = out.tell()
     if form == "csv":
-        sink.write("\ufeff".encode())  # so that Excel reads it as UTF-8
-        pacsv.write_csv(table, sink)
+        out.write("\ufeff".encode())  # so that Excel reads it as UTF-8
+        pacsv.write_csv(table, out)
     elif form == "parquet":
         table = table.replace_schema_metadata({"plan_version": batch.plan_version})
-        pq.write_table(table, sink)
-    elif form == "arrow":
+        pq.write_table(table, out)
+    else:  # arrow
         table = table.replace_schema_metadata({"plan_version": batch.plan_version})
-        with pa.ipc.new_stream(sink, table.schema) as writer:
+        with pa.ipc.new_stream(out, table.schema) as writer:
             writer.write_table(table)
-    else:  # the route validates form
-        raise MalformedBody(f"unknown format {form!r}; use one of {', '.join(FORMS)}")
-    return sink.getvalue()
+    return out.getvalue() if sink is None else out.tell() - start
 
 
 def _head(batch: Batch) -> bytes:
@@ -640,10 +644,10 @@ def _directory_json(batch: Batch, columns: tuple[str, ...]) -> dict[str, pa.Arra
     return {c: _json_texts(batch.directory.column(c).combine_chunks()) for c in columns}
 
 
-def _records(batch: Batch, points: Points) -> bytes:
+def _records(batch: Batch, points: Points) -> list:
     """``{plan_version, count, located, results: [{...}, ...]}``, a record per point with
     the columns of :data:`~gridgeo.lookup.MANY_COLUMNS` (and the feature's ``id``)."""
-    return b"".join([_head(batch), b',"results":[', _joined(*_record_pieces(batch, points)), b"]}"])
+    return [_head(batch), b',"results":[', _joined(*_record_pieces(batch, points)), b"]}"]
 
 
 def _record_pieces(batch: Batch, points: Points, columns=MANY_COLUMNS) -> list:
@@ -670,7 +674,7 @@ def _record_pieces(batch: Batch, points: Points, columns=MANY_COLUMNS) -> list:
     return pieces
 
 
-def _columns(batch: Batch, points: Points) -> bytes:
+def _columns(batch: Batch, points: Points) -> list:
     """``{plan_version, count, located, columns: {name: [...]}}``: every column of
     :data:`~gridgeo.lookup.BATCH_COLUMNS` as one array, in input order."""
     index = pa.array(batch.index)
@@ -690,10 +694,10 @@ def _columns(batch: Batch, points: Points) -> bytes:
     if ids is not None:
         out += [b',"id":[', _joined(ids), b"]"]
     out.append(b"}}")
-    return b"".join(out)
+    return out
 
 
-def _geojson(batch: Batch, points: Points) -> bytes:
+def _geojson(batch: Batch, points: Points) -> list:
     """A FeatureCollection: each point as given, the record of the point as properties."""
     ids = _id_texts(points)
     parts = ['{"type":"Feature",']
@@ -704,7 +708,7 @@ def _geojson(batch: Batch, points: Points) -> bytes:
               *_record_pieces(batch, Points(points.lon, points.lat), BATCH_COLUMNS), "}"]
     head = orjson.dumps({"type": "FeatureCollection", "plan_version": batch.plan_version,
                          "count": len(batch), "located": batch.located})[:-1]
-    return b"".join([head, b',"features":[', _joined(*parts), b"]}"])
+    return [head, b',"features":[', _joined(*parts), b"]}"]
 
 
 def _table(batch: Batch, points: Points, *, spreadsheet: bool) -> pa.Table:

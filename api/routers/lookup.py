@@ -12,7 +12,8 @@ from fastapi.responses import Response
 
 from gridgeo.api.batch import FORMS, encode, negotiate, read_body
 from gridgeo.api.deps import AtQuery, LookupDep
-from gridgeo.api.middleware import run_heavy, run_in_process
+from gridgeo.api.middleware import (SharedFile, SharingFailed, read_shared, run_heavy, run_in_process, sharing,
+                                    stop_sharing, write_shared)
 from gridgeo.api.schemas.lookup import BatchAnswer, LookupAnswer
 from gridgeo.config import get_settings
 from gridgeo.lookup import Lookup
@@ -110,18 +111,32 @@ async def lookup_many(
     # The body is read here (the body guard bounds its size and time) and scanned, parsed,
     # located and serialised in the process pool, in one trip: parsing and writing
     # megabytes hold the GIL, so even in a thread they would stall the event loop (and
-    # /health) for the whole batch.
-    raw = await request.body()
+    # /health) for the whole batch. Body and answer cross in shared files (no pickling of
+    # megabytes through the pool's pipe), the answer sent from its mapping.
     kind = request.headers.get("content-type")
     depth = get_settings().max_json_depth
     url = lookup.store.url
     if url.startswith("sqlite") and (":memory:" in url or url.rstrip("/") == "sqlite:"):
+        raw = await request.body()
         body = await run_heavy(_lookup_batch, lookup, raw, crs, at, form, kind, depth)
+        return Response(body, media_type=FORMS[form])
+    # The worker process keeps one Lookup per Lookup of this process (a new one here,
+    # e.g. after the cache is cleared, gets a new one there), so both see the same data.
+    key = lookup.__dict__.setdefault("_process_key", uuid.uuid4().hex)
+    if sharing():
+        with SharedFile() as body_file, SharedFile() as answer_file:
+            async for chunk in request.stream():
+                body_file.write(chunk)
+            try:
+                size = await run_in_process(_lookup_batch_at, url, key, body_file.name, crs, at, form, kind,
+                                            depth, answer_file.name)
+                return Response(answer_file.view(size), media_type=FORMS[form])
+            except SharingFailed as exc:  # no /proc to reach it by: pickled, from now on
+                stop_sharing(exc)
+                raw = body_file.view(body_file.size).tobytes()
     else:
-        # The worker process keeps one Lookup per Lookup of this process (a new one here,
-        # e.g. after the cache is cleared, gets a new one there), so both see the same data.
-        key = lookup.__dict__.setdefault("_process_key", uuid.uuid4().hex)
-        body = await run_in_process(_lookup_batch_at, url, key, raw, crs, at, form, kind, depth)
+        raw = await request.body()
+    body = await run_in_process(_lookup_batch_at, url, key, raw, crs, at, form, kind, depth)
     return Response(body, media_type=FORMS[form])
 
 
@@ -131,16 +146,27 @@ def _worker_lookup(url: str, key: str) -> Lookup:
     return Lookup(Store(url))
 
 
-def _lookup_batch_at(url: str, key: str, raw: bytes, crs: str | None, at: dt.date | None,
-                     form: str = "json", content_type: str | None = None, max_depth: int = 0) -> bytes:
-    return _lookup_batch(_worker_lookup(url, key), raw, crs, at, form, content_type, max_depth)
+def _lookup_batch_at(url: str, key: str, raw: bytes | str, crs: str | None, at: dt.date | None,
+                     form: str = "json", content_type: str | None = None, max_depth: int = 0,
+                     answer: str | None = None) -> bytes | int:
+    """:func:`_lookup_batch` in a process of the pool; ``raw`` and ``answer`` may name
+    shared files (:class:`~gridgeo.api.middleware.SharedFile`): the body is read from the
+    one, the answer written into the other, and its size returned."""
+    lookup = _worker_lookup(url, key)
+    if answer is None:
+        return _lookup_batch(lookup, raw, crs, at, form, content_type, max_depth)
+    raw = read_shared(raw)
+    sink = write_shared(answer)
+    with sink:
+        return _lookup_batch(lookup, raw, crs, at, form, content_type, max_depth, sink)
 
 
 def _lookup_batch(lookup: Lookup, raw: bytes, crs: str | None, at: dt.date | None,
-                  form: str = "json", content_type: str | None = None, max_depth: int = 0) -> bytes:
+                  form: str = "json", content_type: str | None = None, max_depth: int = 0,
+                  sink=None) -> bytes | int:
     """The answer to a batch lookup body of ``content_type`` (JSON, CSV, Parquet, Arrow;
     a JSON body scanned for depth and NUL escapes first), in ``form``
-    (:mod:`gridgeo.api.batch`)."""
+    (:mod:`gridgeo.api.batch`); written into ``sink`` when given, then its size."""
     points = read_body(raw, content_type, max_depth)
     batch = lookup.batch(points.lon, points.lat, crs=points.crs or crs or "wgs84", at=at)
-    return encode(batch, points, form)
+    return encode(batch, points, form, sink)

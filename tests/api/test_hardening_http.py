@@ -209,6 +209,35 @@ def test_a_dead_worker_process_costs_one_request(client):
     assert client.post("/v1/lookup", json=body).status_code == 200
 
 
+def test_batch_bodies_and_answers_cross_to_the_pool_in_shared_files(client, monkeypatch):
+    """Body and answer cross to the process pool in shared files; a worker that cannot
+    open one (no /proc) makes the route pickle them instead, from then on, and the
+    answer is the same."""
+    from gridgeo.api import middleware
+    from gridgeo.api.routers import lookup
+
+    if not middleware.sharing():
+        pytest.skip("no memfd on this system: bodies are pickled")
+    body = {"points": [list(PT)] * 3}
+    for form in ("json", "csv", "parquet"):
+        shared = client.post(f"/v1/lookup?format={form}", json=body)
+        assert shared.status_code == 200, shared.text
+        if form == "json":
+            assert [x["grid_code"] for x in shared.json()["results"]] == [G11] * 3
+
+    class Unreachable(middleware.SharedFile):
+        def __init__(self) -> None:
+            super().__init__()
+            self.name = f"/proc/{os.getpid()}/fd/no-such-file"
+
+    monkeypatch.setattr(lookup, "SharedFile", Unreachable)
+    monkeypatch.setattr(middleware, "_SHARING", True)
+    pickled = client.post("/v1/lookup?format=parquet", json=body)
+    assert pickled.status_code == 200 and pickled.content == shared.content
+    assert not middleware.sharing()
+    assert client.post("/v1/lookup?format=parquet", json=body).content == shared.content
+
+
 def test_malformed_batch_json_is_a_clear_422(client):
     r = client.post("/v1/lookup", content=b'{"points": [[1, 2]', headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["type"] == "/problems/malformed-body"
