@@ -662,7 +662,8 @@ def stop_sharing(reason: BaseException) -> None:
     :class:`SharedFile`)."""
     global _SHARING
     if _SHARING:
-        log.warning("process pool: shared files unavailable (%s); pickling bodies and answers", reason)
+        log.warning("process pool: shared files unavailable (%s); pickling bodies and answers",
+                    reason)
     _SHARING = False
 
 

@@ -12,8 +12,8 @@ from fastapi.responses import Response
 
 from gridgeo.api.batch import FORMS, encode, negotiate, read_body
 from gridgeo.api.deps import AtQuery, LookupDep
-from gridgeo.api.middleware import (SharedFile, SharingFailed, read_shared, run_heavy, run_in_process, sharing,
-                                    stop_sharing, write_shared)
+from gridgeo.api.middleware import (SharedFile, SharingFailed, read_shared, run_heavy,
+                                    run_in_process, sharing, stop_sharing, write_shared)
 from gridgeo.api.schemas.lookup import BatchAnswer, LookupAnswer
 from gridgeo.config import get_settings
 from gridgeo.lookup import Lookup
@@ -128,8 +128,8 @@ async def lookup_many(
             async for chunk in request.stream():
                 body_file.write(chunk)
             try:
-                size = await run_in_process(_lookup_batch_at, url, key, body_file.name, crs, at, form, kind,
-                                            depth, answer_file.name)
+                size = await run_in_process(_lookup_batch_at, url, key, body_file.name, crs, at,
+                                            form, kind, depth, answer_file.name)
                 return Response(answer_file.view(size), media_type=FORMS[form])
             except SharingFailed as exc:  # no /proc to reach it by: pickled, from now on
                 stop_sharing(exc)
