@@ -423,3 +423,24 @@ def test_locate_command_geoparquet(loaded, tmp_path):
     assert r.exit_code == 0, r.output
     got = gpd.read_file(out)
     assert list(got["grid_code"]) == [V1 + "001", V2 + "002"] and got.crs.to_epsg() == 4326
+
+
+def test_a_lookup_makes_the_answer_of_its_grid_only(sample_store):
+    """A point's answer is made for its grid when first asked (a province's 100,000 answers
+    made at once took longer than the directory's TTL, so every lookup paid for all of
+    them), and it names that grid's staff as the roster has them, in staff-code order."""
+    lk = Lookup(sample_store, cache_dir=None)
+    grids = sample_store.read("grids")
+    staff = sample_store.read("staff").sort_values("code")
+    picked = grids.iloc[[3, 40]]
+    for geom, code in zip(picked.geometry, picked["code"]):
+        p = geom.representative_point()
+        answer = lk.one(p.x, p.y)
+        assert answer["grid"]["code"] == code
+        mine = staff[staff["grid_code"] == code]
+        workers = mine[mine["role"].isin(["full_time_worker", "part_time_worker"])]["name"].tolist()
+        assert [w["name"] for w in answer["staff"]["workers"]] == workers
+        heads = mine[mine["role"] == "grid_head"]["name"].tolist()
+        assert (answer["staff"]["grid_head"] or {}).get("name") == (heads[0] if heads else None)
+    plan = lk.plan_at()
+    assert sorted(lk._answers[plan["id"]][1]) == sorted(picked["code"])
