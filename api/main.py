@@ -45,11 +45,13 @@ async def _lifespan(app: FastAPI):
 
 def _warm_tiles(app: FastAPI):
     """Fill the tile cache in a background thread (gridgeo.tiles.warm: a province map's
-    opening tiles, only above GRIDGEO_MAP_TILED_GRIDS grids); the event that stops it."""
+    opening tiles, only above GRIDGEO_MAP_TILED_GRIDS grids), then, if it did, prepare the
+    lookup of the plan in force (a click on a tiled grid asks it; at 100,000 grids its
+    first build took some 10 s, which the map's tiles waited for); the event that stops it."""
     import logging
     import threading
 
-    from gridgeo.api.resources import _open_store, get_store
+    from gridgeo.api.resources import _lookup_for, _open_store, get_store
     from gridgeo.maps.base import tiled_threshold
     from gridgeo.tiles import warm
 
@@ -58,7 +60,9 @@ def _warm_tiles(app: FastAPI):
     def run():
         try:
             override = app.dependency_overrides.get(get_store)
-            warm(override() if override else _open_store(), min_grids=tiled_threshold(), stop=stop)
+            store = override() if override else _open_store()
+            if warm(store, min_grids=tiled_threshold(), stop=stop) and not stop.is_set():
+                _lookup_for(store).prepare()
         except Exception:  # a cold cache is slower, not wrong: say so and carry on
             logging.getLogger("gridgeo.tiles").exception("warming the tile cache failed")
 

@@ -93,6 +93,7 @@ def measure(url: str, copies: int, peer: bool) -> None:
 
     from gridgeo.api.deps import get_store
     from gridgeo.api.main import create_app
+    from gridgeo.api.resources import _lookup_for
     from gridgeo.store import Store
     from gridgeo.tiles import CACHE, clear_cache, warm
     from helpers.browser import chromium
@@ -134,7 +135,8 @@ def measure(url: str, copies: int, peer: bool) -> None:
                 clear_cache()
                 t = time.perf_counter()
                 made = warm(store, min_grids=20_000)
-                print(f"  warm-up (gridgeo.tiles.warm, in a background thread at start): {made} tiles, "
+                _lookup_for(store).prepare()  # as gridgeo serve's warm-up does after the tiles
+                print(f"  warm-up (gridgeo.tiles.warm, then Lookup.prepare, in a background thread at start): {made} tiles, "
                       f"{time.perf_counter() - t:.1f} s, {CACHE.size / 1e6:.1f} MB")
             t_open, p, off = open_map(browser, base + "/maps/coverage")
             assert not off, off

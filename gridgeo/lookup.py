@@ -141,6 +141,15 @@ class Lookup:
             self._checked[plan["id"]] = (now, loc)
             return loc
 
+    def prepare(self, at: dt.date | None = None) -> None:
+        """Build what the first lookup of the plan in force on ``at`` would: its locator
+        (from the cache folder, else built) and its directory (a province's: some 10 s), so
+        that no request waits for them (``gridgeo serve`` runs it at start, in the thread
+        that warms the tiles)."""
+        plan = self.plan_at(at)
+        self.locator(plan)
+        self._rows(plan)
+
     def _rows(self, plan: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
         """What the directory is made of, read once per refresh (TTL-cached): a row per grid
         of ``plan`` in code order (code, name, village_code, kind, households, population,

@@ -249,3 +249,22 @@ def test_a_tile_follows_an_import_and_a_browser_revalidates_it(world, monkeypatc
         assert names == ["松阳大道"]
         # the grids did not change: their tile is still the browser's
         assert c.get(grid_url, headers={"If-None-Match": grid_etag}).status_code == 304
+
+
+def test_the_start_up_warm_up_prepares_the_lookup_a_click_asks(sample_store, monkeypatch):
+    """Above the tiled threshold the server's start-up warms the opening tiles, then the
+    lookup of the plan in force (its locator and directory), which a click on a tiled grid
+    asks: the first click does not make the map's tiles wait for their build."""
+    import time
+
+    from gridgeo.api.resources import _lookup_for
+
+    app = app_for(sample_store, monkeypatch, map_tiled_grids=10, tiles_warm="true")
+    lookup = _lookup_for(sample_store)
+    plan = lookup.plan_at()
+    assert plan["id"] not in lookup._directories
+    with TestClient(app):
+        deadline = time.monotonic() + 120
+        while plan["id"] not in lookup._directories and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert plan["id"] in lookup._directories and plan["id"] in lookup._checked
