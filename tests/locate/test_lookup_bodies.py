@@ -18,12 +18,10 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
-from gridgeo.api.deps import get_store
-from gridgeo.api.main import create_app
-from gridgeo.api.resources import _lookup_for
-from gridgeo.config import Settings, get_settings
+from gridgeo.config import Settings
 from gridgeo.io import import_files
 from gridgeo.lookup import MAX_BATCH
+from helpers.apps import app_for
 from helpers.databases import empty_store, row_counts
 from helpers.tiny import V1, V2, X0, Y0, make_tiny
 
@@ -48,14 +46,7 @@ def client(request, tmp_path_factory):
     import_files(store, [tiny["gpkg"], tiny["staff"], tiny["categories"]],
                  plan_version="v1", effective_from=dt.date(2024, 1, 1))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("GRIDGEO_LOOKUP_RATE", "0")
-        get_settings.cache_clear()
-        _lookup_for.cache_clear()
-        try:
-            app = create_app()
-        finally:
-            get_settings.cache_clear()
-    app.dependency_overrides[get_store] = lambda: store
+        app = app_for(store, mp, lookup_rate="0")
     before = row_counts(store)
     with TestClient(app) as c:
         yield c
