@@ -70,7 +70,6 @@ class Lookup:
         self.directory_ttl = directory_ttl
         self._locators: dict[tuple, Locator] = {}
         self._directories: dict[int, tuple[float, tuple[pa.Table, pa.Table]]] = {}
-        self._frames: dict[int, tuple[tuple[pa.Table, pa.Table], pd.DataFrame]] = {}
         self._plans: dict[dt.date, tuple[float, dict]] = {}
         self._checked: dict[int, tuple[float, Locator]] = {}
         self._answers: dict[int, tuple] = {}
@@ -189,30 +188,9 @@ class Lookup:
         return rows
 
     def directory(self, plan: dict[str, Any]) -> pd.DataFrame:
-        """What a lookup says about each grid of ``plan``, indexed by grid code: the
-        columns of :meth:`_rows`, and the staff as dicts (code, name, phone, role):
-        ``grid_head`` and ``instructor`` (the first by staff code, or None) and ``workers``
-        (a list)."""
-        rows = self._rows(plan)
-        hit = self._frames.get(plan["id"])
-        if hit is not None and hit[0] is rows:
-            return hit[1]
-        grids, staff = rows
-        d = grids.to_pandas()
-        staff = staff.to_pandas()
-        people = staff.assign(person=[{"code": c, "name": n, "phone": p, "role": r}
-                                      for c, n, p, r in zip(staff["code"], staff["name"],
-                                                            staff["phone"], staff["role"])])
-        for column in ("grid_head", "workers", "instructor"):
-            roles = [r for r, c in _ROLE_COLUMNS.items() if c == column]
-            sel = people[people["role"].isin(roles)].groupby("grid_code")["person"].agg(list)
-            d[column] = d["code"].map(sel)
-            d[column] = [v if isinstance(v, list) else [] for v in d[column]]
-        d["grid_head"] = [v[0] if v else None for v in d["grid_head"]]
-        d["instructor"] = [v[0] if v else None for v in d["instructor"]]
-        d = d.set_index("code", drop=False)
-        self._frames[plan["id"]] = (rows, d)
-        return d
+        """The grids of ``plan`` as a lookup names them, indexed by grid code: the grid
+        columns of :meth:`_rows` (a grid's staff are in its answer, :meth:`one`)."""
+        return self._rows(plan)[0].to_pandas().set_index("code", drop=False)
 
     # -- lookups -------------------------------------------------------------------
 
@@ -434,7 +412,7 @@ def _table(rows, names: tuple[str, ...], types: dict[str, type] | None = None) -
                      for n, c in zip(names, columns)})
 
 
-def _answer(row: pd.Series, version: str, snapped: bool, distance: float) -> dict[str, Any]:
+def _answer(row: dict, version: str, snapped: bool, distance: float) -> dict[str, Any]:
     return {
         "grid": {
             "code": row["code"],
