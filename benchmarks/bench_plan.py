@@ -7,6 +7,7 @@ extra)::
     python benchmarks/bench_plan.py --skip-county      # the block-level comparisons only
     python benchmarks/bench_plan.py --data town        # one data set (town, voronoi, river)
     python benchmarks/bench_plan.py --skater-cap 60    # Skater's time cap in seconds
+    python benchmarks/bench_plan.py --frontier         # also what the targets cost each other
 
 Data (synthetic, deterministic for ``--seed``), one table each, all in one run:
 
@@ -72,7 +73,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gridgeo.plan import divide, evaluate  # noqa: E402
 from gridgeo.plan.blocks import Metric, block_graph  # noqa: E402
-from gridgeo.plan.partition import metis  # noqa: E402
+from gridgeo.plan.partition import Objective, metis, partition, quality  # noqa: E402
 
 X0, Y0 = 119.42, 28.40
 #: Block settings giving about 2,000 blocks on the town (the issue's size); the peers
@@ -428,6 +429,10 @@ def bench_data(name: str, args) -> pd.DataFrame:
     weighted = metis(g, k, args.seed, 0.3)
     t_w = time.perf_counter() - t
     rows.append(_row("metis (road-weighted)", t_w, measure(grids_from_labels(blocks, weighted, code))))
+    if args.frontier:
+        print(f"   frontier (gridgeo's partition of the same {g.n:,} blocks into {k} grids; "
+              f"load average {_load()}):")
+        print("\n".join("   " + line for line in frontier(g, k, band, args.seed).to_string(index=False).split("\n")))
 
     # GerryChain: ReCom with a road surcharge, optimising the road-weighted cut.
     res, secs = run_capped(lambda: gerrychain_labels(g, blocks, vil.geometry[0], near, k, band, args), args.gerry_cap)
@@ -483,6 +488,38 @@ def bench_data(name: str, args) -> pd.DataFrame:
                          "note": f"no result within the {args.skater_cap:.0f} s cap"})
         else:
             rows.append(_row("spopt skater", secs, measure(grids_from_labels(blocks, labels, code))))
+    return pd.DataFrame(rows)
+
+
+#: The trade-offs the frontier explores: (road weight, balance tolerance). The planner's
+#: default is (0.5, 0.05); road weight 0 divides for compactness alone.
+FRONTIER = [(2.0, 0.05), (1.0, 0.05), (0.5, 0.05), (0.2, 0.05), (0.0, 0.05), (0.5, 0.10), (0.0, 0.10),
+            (0.0, 0.50)]
+
+
+def frontier(g, k: int, band, seed: int) -> pd.DataFrame:
+    """What the targets cost each other on one data set: gridgeo's partition of the same
+    block graph with the road share weighted more or less (``road_weight``) and the
+    workload held within 5 %, 10 % or 50 % of the mean. Measured on the graph
+    (:func:`gridgeo.plan.partition.quality`), which agrees with :func:`evaluate` to about
+    0.003 in Polsby-Popper."""
+    rows = []
+    t_mean = g.weight.sum() / k
+    for road_weight, tol in FRONTIER:
+        low, high = t_mean * (1 - tol), t_mean * (1 + tol)
+        if tol <= 0.05 and band[0] <= t_mean <= band[1]:
+            low, high = max(low, band[0]), min(high, band[1])
+        obj = Objective(target=t_mean, low=low, high=high, road_factor=0.4, tolerance=tol,
+                        road_weight=road_weight)
+        c = time.process_time()
+        labels = partition(g, k, obj, seed=seed * 7919).labels
+        q = quality(g, labels, k)
+        w = np.bincount(labels, weights=g.weight, minlength=k)
+        rows.append({"road_weight": road_weight, "tolerance": f"{tol:.0%}",
+                     "dev_max": round(float(np.abs(w / t_mean - 1).max()), 4),
+                     "pp_mean": round(q["pp_mean"], 3), "pp_min": round(q["pp_min"], 3),
+                     "road_share": round(q["road_share"], 3), "cpu_s": round(time.process_time() - c, 2),
+                     "note": "the planner's default" if (road_weight, tol) == (0.5, 0.05) else ""})
     return pd.DataFrame(rows)
 
 
@@ -578,6 +615,8 @@ def main(argv=None) -> None:
     ap.add_argument("--gerry-steps", type=int, default=200, help="GerryChain ReCom steps")
     ap.add_argument("--gerry-eps", type=float, default=None, help="GerryChain's population tolerance (default 0.05)")
     ap.add_argument("--skip-spopt", action="store_true")
+    ap.add_argument("--frontier", action="store_true",
+                    help="also print what the targets cost each other on each data set (road weight x balance)")
     ap.add_argument("--skip-county", action="store_true")
     ap.add_argument("--skip-town", action="store_true", help="skip the block-level comparisons")
     ap.add_argument("--data", default="town,voronoi,river",
