@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ __all__ = ["BATCH_COLUMNS", "Batch", "DIRECTORY_COLUMNS", "Lookup", "MANY_COLUMN
 #: The most points one batch lookup takes (the API refuses more).
 MAX_BATCH = 100_000
 
+log = logging.getLogger(__name__)
+
 _ROLE_COLUMNS = {
     "grid_head": "grid_head",
     "full_time_worker": "workers",
@@ -60,6 +63,12 @@ class Lookup:
         Seconds a grid directory (names, staff) is reused before it is read again.
     """
 
+    #: A directory whose last read took longer than this (a province's: 3-4 s) is read
+    #: again in a background thread when it expires, and lookups answer from the rows they
+    #: have meanwhile (at most ``directory_ttl`` plus one read old), instead of the request
+    #: that finds it expired waiting for the read. Quicker reads are made in the request.
+    background_after_s: float = 1.0
+
     def __init__(self, store: Store, *, cache_dir: str | Path | None = "default",
                  tolerance: float | None = None, directory_ttl: float = 10.0):
         settings = get_settings()
@@ -73,8 +82,10 @@ class Lookup:
         self._plans: dict[dt.date, tuple[float, dict]] = {}
         self._checked: dict[int, tuple[float, Locator]] = {}
         self._answers: dict[int, tuple] = {}
-        self._tables: dict[int, tuple[float, Locator, pa.Table]] = {}
+        self._tables: dict[int, tuple[tuple, Locator, pa.Table]] = {}
         self._lock = threading.Lock()
+        self._refreshing: dict[int, threading.Thread] = {}
+        self._refresh_lock = threading.Lock()
 
     # -- plans and indexes ---------------------------------------------------------
 
@@ -155,14 +166,44 @@ class Lookup:
         and village_name, township_code, township_name from the divisions), and the staff of
         those grids in staff-code order (code, name, phone, role, grid_code).
 
-        Read as Arrow tables straight from the rows (no frames, no geometry): the batch path
-        needs neither pandas nor geopandas."""
-        now = time.monotonic()
+        Reused for ``directory_ttl``, or ten times what reading it took, whichever is longer
+        (a province's, 100,000 grids and 450,000 staff, is not read every 10 s); then read
+        again, in the background if the read is slow (:attr:`background_after_s`)."""
         hit = self._directories.get(plan["id"])
-        # reused for directory_ttl, or ten times what reading it took, whichever is longer:
-        # a province's (100,000 grids, 450,000 staff: some 3 s) is not read every 10 s
-        if hit is not None and now - hit[0] < max(self.directory_ttl, 10 * hit[2]):
-            return hit[1]
+        if hit is not None:
+            if time.monotonic() - hit[0] < max(self.directory_ttl, 10 * hit[2]):
+                return hit[1]
+            if hit[2] >= self.background_after_s:
+                self._refresh_later(plan)
+                return hit[1]
+        return self._read_rows(plan)
+
+    def _refresh_later(self, plan: dict[str, Any]) -> None:
+        """Read ``plan``'s directory again in a thread of its own (one at a time per plan),
+        and make its answer index, so that the requests that follow find both ready."""
+        with self._refresh_lock:
+            running = self._refreshing.get(plan["id"])
+            if running is not None and running.is_alive():
+                return
+
+            def refresh() -> None:
+                try:
+                    self._answer_index(plan, self._read_rows(plan))
+                except Exception:  # the next expired lookup tries again; the old rows serve
+                    log.exception("reading the lookup directory of plan %s failed", plan["version"])
+
+            thread = threading.Thread(target=refresh, name=f"gridgeo-directory-{plan['id']}", daemon=True)
+            self._refreshing[plan["id"]] = thread
+            thread.start()
+
+    def wait_refreshed(self, timeout: float | None = None) -> None:
+        """Wait for the background directory reads under way (tests, and a clean stop)."""
+        for thread in list(self._refreshing.values()):
+            thread.join(timeout)
+
+    def _read_rows(self, plan: dict[str, Any]) -> tuple[pa.Table, pa.Table]:
+        """Read the directory's rows of ``plan`` (see :meth:`_rows`) and keep them."""
+        now = time.monotonic()
         g, d, s = schema.grids, schema.divisions, schema.staff
         with self.store.engine.connect() as conn:
             grids = conn.execute(
@@ -233,14 +274,7 @@ class Lookup:
         again: the staff sorted by grid once (Arrow), a grid's found by binary search. (All
         grids' answers made at once took 30-45 s at 100,000 grids, longer than the TTL.)"""
         rows = self._rows(plan)
-        held = self._answers.get(plan["id"])
-        if held is None or held[0] is not rows:
-            grids, staff = rows
-            staff = staff.take(pc.sort_indices(staff, [("grid_code", "ascending"), ("code", "ascending")]))
-            held = (rows, {}, np.asarray(grids.column("code").to_pylist(), dtype=str),
-                    np.asarray(staff.column("grid_code").to_pylist(), dtype=str), staff)
-            self._answers[plan["id"]] = held
-        _, made, codes, staff_grids, staff = held
+        _, made, codes, staff_grids, staff = self._answer_index(plan, rows)
         got = made.get(code)
         if got is None:
             i = int(np.searchsorted(codes, code))
@@ -257,6 +291,19 @@ class Lookup:
             del answer["snapped"], answer["distance_m"]
             got = made[code] = (answer, json.dumps(answer, ensure_ascii=False)[:-1])
         return got
+
+    def _answer_index(self, plan: dict[str, Any], rows: tuple[pa.Table, pa.Table]) -> tuple:
+        """The answers made so far from ``rows`` and what finds a grid's: (rows, answers by
+        grid code, grid codes in order, the staff's grid codes in order, the staff sorted
+        by grid then code). Made again when the rows are read again."""
+        held = self._answers.get(plan["id"])
+        if held is None or held[0] is not rows:
+            grids, staff = rows
+            staff = staff.take(pc.sort_indices(staff, [("grid_code", "ascending"), ("code", "ascending")]))
+            held = (rows, {}, np.asarray(grids.column("code").to_pylist(), dtype=str),
+                    np.asarray(staff.column("grid_code").to_pylist(), dtype=str), staff)
+            self._answers[plan["id"]] = held
+        return held
 
     def batch(self, lon, lat, *, crs: str = "wgs84", at: dt.date | None = None) -> Batch:
         """Look up many points as arrays: the grid of each point as a row of the plan's
@@ -278,11 +325,11 @@ class Lookup:
         """What a batch answers about each grid of ``plan`` (:data:`DIRECTORY_COLUMNS`),
         one row per grid in the order of ``locator.codes``, and a last row of nulls for
         points in no grid. Built once per plan and directory refresh."""
-        now = time.monotonic()
+        rows = self._rows(plan)
         hit = self._tables.get(plan["id"])
-        if hit is not None and now - hit[0] < self.directory_ttl and hit[1] is locator:
+        if hit is not None and hit[0] is rows and hit[1] is locator:
             return hit[2]
-        grids, staff = self._rows(plan)
+        grids, staff = rows
         # the grid head of each grid: the first by staff code (staff come in code order, and
         # index_in gives a value's first place in the value set)
         heads = staff.filter(pc.is_in(staff.column("role"), value_set=strings(
@@ -303,7 +350,7 @@ class Lookup:
         # a last row of nulls: points in no grid
         table = pa.table({k: pa.concat_arrays([_flat(v).cast(pa.string()), pa.nulls(1, pa.string())])
                           for k, v in columns.items()})
-        self._tables[plan["id"]] = (now, locator, table)
+        self._tables[plan["id"]] = (rows, locator, table)
         return table
 
     def many(self, lon, lat, *, crs: str = "wgs84", at: dt.date | None = None) -> pd.DataFrame:

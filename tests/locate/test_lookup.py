@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import time
 
 import geopandas as gpd
 import numpy as np
@@ -444,3 +445,45 @@ def test_a_lookup_makes_the_answer_of_its_grid_only(sample_store):
         assert (answer["staff"]["grid_head"] or {}).get("name") == (heads[0] if heads else None)
     plan = lk.plan_at()
     assert sorted(lk._answers[plan["id"]][1]) == sorted(picked["code"])
+
+
+def test_a_slow_directory_is_read_again_in_the_background(loaded):
+    """When a directory that was slow to read expires, the lookup that finds it answers at
+    once from the rows it has and a thread reads them again (a province's read took the
+    request 3-4 s); the lookups after that read see the roster's change. A quick read is
+    still made in the request, so a small county sees a change at the first lookup."""
+    from sqlalchemy import update
+
+    from gridgeo.store import schema
+
+    lk = Lookup(loaded, cache_dir=None, directory_ttl=0.0)
+    point = (X0 + 0.002, Y0 + 0.005)
+    plan = lk.plan_at()
+
+    def head() -> str:
+        return lk.one(*point)["staff"]["grid_head"]["name"]
+
+    def rename(old: str, new: str) -> None:
+        with loaded.engine.begin() as conn:
+            conn.execute(update(schema.staff).where(schema.staff.c.name == old).values(name=new))
+
+    def expire() -> None:  # past the TTL and ten times the last read's time
+        read_at, _, took = lk._directories[plan["id"]]
+        while time.monotonic() - read_at <= 10 * took:
+            time.sleep(0.01)
+
+    assert head() == "张三"
+    rename("张三", "张三丰")
+    expire()
+    assert head() == "张三丰"  # a quick read: made in the request
+    assert not lk._refreshing
+
+    lk.background_after_s = 0.0  # every read counts as slow
+    rename("张三丰", "张三")
+    expire()
+    assert head() == "张三丰"  # answered from the rows it had
+    assert plan["id"] in lk._refreshing
+    lk.wait_refreshed(10)
+    assert head() == "张三"
+    batch = lk.batch([point[0]], [point[1]])
+    assert batch.table()["grid_head_name"][0].as_py() == "张三"
