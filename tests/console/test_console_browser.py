@@ -268,6 +268,8 @@ def test_stale_version_csrf_and_expired_session(site, open_as):
 
 def test_an_events_actions_are_in_view_at_1366x768_without_scrolling(site, open_as):
     """The actions sat below the map: at 1366x768 they needed scrolling. Now beside the facts."""
+    from playwright.sync_api import expect
+
     from helpers.events_world import G11, INSIDE
 
     lon, lat = INSIDE[G11]
@@ -285,6 +287,20 @@ def test_an_events_actions_are_in_view_at_1366x768_without_scrolling(site, open_
     assert page.evaluate("window.scrollY") == 0
     # and the map is still on the page, below
     assert page.locator("#map").bounding_box()["y"] > summaries.first.bounding_box()["y"]
+
+    # found by its address (overdue now), the list says the address; each time on one line
+    with site.store.engine.begin() as conn:
+        conn.execute(update(schema.events).where(schema.events.c.code == r.json()["code"])
+                     .values(deadline_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=3)))
+    page.goto(f"{site.base}/events")
+    page.get_by_label("编号 / 描述 / 地址").fill("东村 12")
+    page.get_by_role("button", name="查询").click()
+    row = page.locator("table.events tbody tr", has_text=r.json()["code"])
+    expect(row.locator(".addr")).to_have_text("地址：东村 12 号")
+    lines = row.locator("td.when").evaluate_all(
+        "tds => tds.map(td => { const r = document.createRange(); r.selectNodeContents(td);"
+        " return new Set(Array.from(r.getClientRects(), b => Math.round(b.top))).size; })")
+    assert lines == [1, 1], lines
 
 
 def test_extension_asked_and_granted_a_return_redispatched_bulk_supervision_and_the_ground(site, open_as):

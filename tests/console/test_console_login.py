@@ -128,6 +128,8 @@ def _login_form(client) -> str:
     r = client.get("/login")
     assert r.status_code == 200 and "登录" in r.text
     assert "gg_login" in r.cookies
+    # who to ask for an account or a new password, in words: no command line for the users
+    assert "联系系统管理员" in r.text and "--role" not in r.text
     return re.search(r'name="csrf" value="([^"]+)"', r.text).group(1)
 
 
