@@ -1,6 +1,7 @@
-"""The planner's page (``/plans``): the plans with their status and dates; one plan with its
-report, the households that change grid against the plan in force, the map of the draft
-beside the plan in force (the maps' ``/maps/plans/{ref}``, opened with the console's
+"""The planner's page (``/plans``): the plans with their status and dates, and a new draft
+planned from the plan in force (or from scratch) for all villages or one township; one plan
+with its report, the households that change grid against the plan in force, the map of the
+draft beside the plan in force (the maps' ``/maps/plans/{ref}``, opened with the console's
 session), and publication with an effective date. Every rule is
 :mod:`gridgeo.plan.lifecycle`'s (the planner's ``gridgeo plan`` and ``/v1/plans`` call it too).
 """
@@ -8,14 +9,16 @@ session), and publication with an effective date. Every rule is
 from __future__ import annotations
 
 import datetime as dt
+import re
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 
 from gridgeo.auth import PLAN_READERS, PLAN_WRITERS
 from gridgeo.console.base import Checked, Current, Refused, StoreDep, redirect, render, require_role
-from gridgeo.errors import GridgeoError, NotFound, StaffStranded
+from gridgeo.errors import GridgeoError, InfeasibleBand, InvalidInput, NotFound, StaffStranded
 from gridgeo.plan import lifecycle
+from gridgeo.plan.bands import DEFAULT_BAND, parse_band
 from gridgeo.plan.transition import ROLE_LABELS
 from gridgeo.timezone import today
 
@@ -55,12 +58,61 @@ def _before_publish(store, row) -> dict:
             "unstaffed": t["unstaffed"], "moves": t["moves"]}
 
 
+def _plans_page(request, store, who, *, error: str | None = None, form: dict | None = None, status: int = 200):
+    frame = store.plans()
+    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    divisions = store.read("divisions", geometry=False)
+    towns = divisions[divisions["level"].isin(["township", "street"])].sort_values("code")
+    return render(request, "plans.html", {
+        "plans": rows, "status": STATUS, "in_force": store.plan_in_force(), "error": error,
+        "can_plan": who.principal.role in PLAN_WRITERS, "townships": towns[["code", "name"]].to_dict("records"),
+        "form": {"low": f"{DEFAULT_BAND[0]:g}", "high": f"{DEFAULT_BAND[1]:g}", **(form or {})}}, status=status)
+
+
 @router.get("/plans")
 def plans(request: Request, store: StoreDep, who: Current):
     require_role(who, PLAN_READERS)
-    frame = store.plans()
-    rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    return render(request, "plans.html", {"plans": rows, "status": STATUS, "in_force": store.plan_in_force()})
+    return _plans_page(request, store, who)
+
+
+def _infeasible(store, exc: InfeasibleBand, band: tuple[float, float]) -> str:
+    """The villages a band cannot be met in, by name, in Chinese (the core's reasons are
+    English lines that start with the village's code)."""
+    codes = list(dict.fromkeys(c for r in exc.reasons for c in re.findall(r"village (\d+)", r)))
+    names = store.read("divisions", geometry=False).set_index("code")["name"].to_dict()
+    shown = "、".join(f"{names.get(c, c)}（{c}）" for c in codes[:10]) + (f" 等 {len(codes)} 个" if len(codes) > 10 else "")
+    return (f"工作量区间 {band[0]:g}–{band[1]:g} 户在这些村（社区）无法满足：{shown or '见报告'}。"
+            "可调整区间，或勾选“仍然生成”，把它们列为报告中的问题。")
+
+
+@router.post("/plans")
+def new_draft(request: Request, store: StoreDep, who: Checked):
+    """Plan a draft: from the plan in force (villages whose grids are valid and in the band
+    keep them; :func:`gridgeo.plan.lifecycle.plan_from_store`) or from scratch, for every
+    village or one township's, and save it; then its page."""
+    require_role(who, PLAN_WRITERS)
+    form = request.state.form
+    kept = {k: str(form.get(k) or "")[:200] for k in ("low", "high", "within", "mode", "name", "note", "anyway")}
+    try:
+        band = parse_band(f"{kept['low'].strip()}:{kept['high'].strip()}")
+    except InvalidInput:
+        return _plans_page(request, store, who, form=kept, status=422,
+                           error="工作量区间应为两个数：下限不小于 0，上限大于 0 且不小于下限")
+    within = kept["within"] or None
+    if within is not None and not re.fullmatch(r"\d{6,12}", within):
+        return _plans_page(request, store, who, form=kept, status=422, error="请选择一个乡镇（街道）")
+    try:
+        plan = lifecycle.plan_from_store(store, within=within, band=band, from_scratch=kept["mode"] == "scratch",
+                                         strict=kept["anyway"] != "1")
+        row = lifecycle.save_draft(store, plan, name=kept["name"] or None, note=kept["note"] or None,
+                                   actor=who.principal.actor)
+    except InfeasibleBand as exc:
+        return _plans_page(request, store, who, form=kept, status=422, error=_infeasible(store, exc, band))
+    except NotFound:
+        return _plans_page(request, store, who, form=kept, status=422, error="所选范围内没有村（社区）可划分")
+    except GridgeoError as exc:
+        return _plans_page(request, store, who, form=kept, status=422, error=f"未能生成草案：{exc}")
+    return redirect(f"/plans/{quote(str(row['version']), safe='')}?done=draft")
 
 
 def _plan_page(request, store, who, ref: str, *, error: str | None = None, message: str | None = None,
@@ -95,7 +147,8 @@ def _plan_page(request, store, who, ref: str, *, error: str | None = None, messa
 @router.get("/plans/{ref}")
 def plan(ref: str, request: Request, store: StoreDep, who: Current):
     require_role(who, PLAN_READERS)
-    message = "方案已发布" if request.query_params.get("done") == "publish" else None
+    message = {"publish": "方案已发布", "draft": "草案已生成：可在地图上编辑，核对人员去向后发布"}.get(
+        request.query_params.get("done") or "")
     return _plan_page(request, store, who, ref[:64], message=message)
 
 

@@ -190,8 +190,20 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         page.get_by_label("允许部分人员暂无网格").check()
         page.get_by_role("button", name="发布方案").click()
         expect(page.locator("[role=status]")).to_have_text("方案已发布")
+
+        # A new draft from the plan now in force, with the planner's form on /plans.
+        page.goto(base + "/plans")
+        expect(page.locator("form.new-draft")).to_contain_text("从现行方案 edit 出发")
+        page.get_by_label("下限").fill("1")
+        page.get_by_label("上限").fill("10")
+        page.get_by_label("名称（可选）").fill("东村调整")
+        page.get_by_role("button", name="生成草案").click()
+        expect(page.locator("[role=status]")).to_contain_text("草案已生成")
+        expect(page.get_by_role("link", name="在地图上编辑草案")).to_be_visible()
         context.close()
     assert store.plan("edit")["status"] == "published" and store.plan_in_force()["version"] == "edit"
+    drafts = store.plans().query("status == 'draft'")
+    assert drafts["name"].tolist() == ["东村调整"]
     assert off_machine == [] and errors == []
 
 
@@ -212,6 +224,8 @@ def test_the_editor_refuses_hostile_requests(store, tmp_path, monkeypatch):
 
         h = as_user("command")
         assert c.get("/plans/edit/edit").status_code == 403  # readers see plans, only planners edit
+        assert c.post("/plans", data={"low": "1", "high": "10"}, headers=h).status_code == 403
+        assert "生成草案" not in c.get("/plans").text
         assert c.get("/plans/edit/layers").status_code == 200
         assert c.post("/plans/edit/edit/move", data={"blocks": str(edge), "to_grid": G2, "mode": "apply"},
                       headers=h).status_code == 403
@@ -228,6 +242,18 @@ def test_the_editor_refuses_hostile_requests(store, tmp_path, monkeypatch):
         r = c.post("/plans/edit/edit/merge", data={"grid": G1, "other": "331124201202001", "mode": "apply"}, headers=h)
         assert r.status_code == 422 and "不能跨越村（社区）界" in r.text
         assert c.post("/plans/edit/edit/rotate", data={}, headers=h).status_code == 404
+        # a new draft: bad bands, a township that is not one, a band no village can meet
+        plans_before = len(store.plans())
+        for form, words in (({"low": "abc", "high": "10"}, "工作量区间应为两个数"),
+                            ({"low": "20", "high": "10"}, "工作量区间应为两个数"),
+                            ({"low": "1", "high": "1e999"}, "工作量区间应为两个数"),
+                            ({"low": "1", "high": "10", "within": "1 or 1=1"}, "请选择一个乡镇"),
+                            ({"low": "1", "high": "10", "within": "999999999"}, "没有村（社区）可划分"),
+                            ({"low": "0.1", "high": "0.5", "name": "x" * 5000}, "东村（" + V1 + "）")):
+            r = c.post("/plans", data=form, headers=h)
+            assert r.status_code == 422 and words in r.text, (form, r.status_code, r.text[-800:])
+        assert c.post("/plans", data={"low": "1", "high": "10"}).status_code == 403  # no CSRF
+        assert len(store.plans()) == plans_before
         assert c.get("/plans/nothing/edit").status_code == 404
         assert c.get("/plans/v1/edit").status_code == 409  # published: no editing
         r = c.post("/plans/edit/edit/undo", data={}, headers=h)
