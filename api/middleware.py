@@ -367,7 +367,7 @@ PROCESS_SCAN_BYTES = 2_000_000
 
 #: Room for a multipart body's boundaries, headers and small fields around its files.
 MULTIPART_OVERHEAD = 256 * 1024
-_PHOTO_PATH = re.compile(r"/v1/events/[^/]+/photos")
+_PHOTO_PATH = re.compile(r"(/v1)?/events/[^/]+/photos")  # the API's, and the console's event page
 
 
 _FIELD_ACTION_PATH = re.compile(r"/field/events/[^/]+/actions")
@@ -375,7 +375,8 @@ _FIELD_ACTION_PATH = re.compile(r"/field/events/[^/]+/actions")
 
 def upload_limit(scope) -> tuple[int, str] | None:
     """The body limit of the upload routes (None for the others): one photo for
-    ``POST /v1/events/{code}/photos``; a report's photos for a multipart
+    ``POST /v1/events/{code}/photos`` and the console's ``POST /events/{code}/photos``;
+    a report's photos for a multipart
     ``POST /v1/events`` and for the phone app's ``POST /field/events`` and
     ``POST /field/events/{code}/actions`` (gridgeo.console.field); a track for ``POST /v1/patrols``
     and ``POST /field/patrols``. Decided from the path and the

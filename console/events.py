@@ -10,24 +10,31 @@ asking only for what that action needs.
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any
 from urllib.parse import quote
 
+import anyio.to_thread
 from fastapi import APIRouter, Request
+from starlette.datastructures import UploadFile
 
 from gridgeo import auth
 from gridgeo.auth import ALL_EVENTS
 from gridgeo.console.photos import photos_of
-from gridgeo.console.base import Checked, Current, Refused, StoreDep, redirect, render, require_role
-from gridgeo.errors import (GridgeoError, IllegalTransition, InvalidEvent, NotFound, RoleNotAllowed,
-                            StaleVersion)
+from gridgeo.api.uploads import read_upload
+from gridgeo.config import get_settings
+from gridgeo.console.base import (Checked, Current, Refused, StoreDep, redirect, render,
+                                  require_role, same_origin)
+from gridgeo.errors import (GridgeoError, IllegalTransition, InvalidEvent, MalformedBody, NotFound,
+                            PhotoTooLarge, RoleNotAllowed, StaleVersion, UnsupportedPhoto)
 from gridgeo.events import catalogue, queries
 from gridgeo.events.routing import ESCALATION_TARGETS
 from gridgeo.events.service import MAX_EXTENSION_HOURS, NOTE_REQUIRED, take_action
 from gridgeo.events.workflow import (ACTIONS, ACTOR_OF_ACCOUNT, FINAL_STATES, REJECT_REASONS, STATES,
                                      WORKFLOW_ACTORS, waiting_for)
 from gridgeo.layers import PLATFORMS, SOURCES
+from gridgeo.photos import PHOTO_WRITERS, STAGE_STATES, STAGES, add_photos, ingest
 from gridgeo.store import schema
 
 router = APIRouter(include_in_schema=False)
@@ -313,8 +320,16 @@ def _show_page(request: Request, store, who, code: str, *, message: str | None =
         "note_required": NOTE_REQUIRED, "max_hours": MAX_EXTENSION_HOURS, "final": event["state"] in FINAL_STATES,
         "grid_json": grid_json, "grid_name": grid_name, "located_by": LOCATED_BY,
         "sources": SOURCES, "states": STATES, "position_json": json.dumps(event.get("position")),
-        "attached": photos_of(store, who, event["code"]),
+        "attached": photos_of(store, who, event["code"]), "photo_stages": _photo_stages(event, who),
+        "max_photo_mb": get_settings().max_photo_bytes // 1_000_000,
         "section": section, "came": came if CAME_FROM.get(came or "") == section else None}, status=status)
+
+
+def _photo_stages(event: dict, who) -> dict[str, str]:
+    """The photo stages (处置前 / 处置后) this user may add to the event now."""
+    if who.principal.role not in PHOTO_WRITERS:
+        return {}
+    return {s: label for s, label in STAGES.items() if event["state"] in STAGE_STATES[s]}
 
 
 @router.get("/events/{code}")
@@ -322,6 +337,8 @@ def event_page(code: str, request: Request, store: StoreDep, who: Current):
     _readable(who)
     done = request.query_params.get("done")
     message = f"已{ACTIONS[done].label}" if done in ACTIONS else None
+    if request.query_params.get("photo") in STAGES:
+        message = f"已上传{STAGES[request.query_params['photo']]}照片"
     return _show(request, store, who, code[:32], message=message, came=request.query_params.get("from"))
 
 
@@ -391,6 +408,66 @@ def act(code: str, request: Request, store: StoreDep, who: Checked):
         return _show(request, store, who, code, came=came, status=422,
                      error=f"“{ACTIONS[action].label}”未完成：{_zh(exc)}")
     return redirect(f"/events/{quote(code[:32], safe='')}?done={action}" + (f"&from={came}" if came else ""))
+
+
+@router.get("/events/{code}/photos")
+def add_photo_again(code: str, who: Current):
+    """A reload of a refused upload's page: the event."""
+    return redirect(f"/events/{quote(code[:32], safe='')}")
+
+
+@router.post("/events/{code}/photos")
+async def add_photo(code: str, request: Request, store: StoreDep, who: Current):
+    """A photo of the scene (处置前) or of the result (处置后) from the event's page: the
+    core's rules (decoding, size, the stages each state takes, the scope); the page again,
+    with what happened. The body is bounded by the API's BodyGuard (one photo)."""
+    code = code[:32]
+    try:
+        form = await request.form(max_files=1, max_fields=8, max_part_size=64 * 1024)
+    except Exception:  # noqa: BLE001 - no form, or more than one file: refused, never a 500
+        raise Refused(400, "请求格式不正确（每次上传一张照片）") from None
+    try:
+        sent = form.get("csrf")
+        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), who.csrf.encode()) \
+                or not same_origin(request):
+            raise Refused(403, "请求已失效（缺少或错误的安全校验码），请刷新页面后重试")
+        _readable(who)
+        require_role(who, PHOTO_WRITERS)
+        stage = form.get("stage")
+        came = form.get("from") if form.get("from") in CAME_FROM else None
+        if stage not in STAGES:
+            raise Refused(400, "请选择照片类型（处置前或处置后）")
+        part = form.get("photo")
+        if not isinstance(part, UploadFile) or not part.filename:
+            return _show(request, store, who, code, came=came, status=422, error="未上传：请选择一张照片。")
+        principal = who.principal
+        try:
+            data = await read_upload(part)
+            photo = await anyio.to_thread.run_sync(ingest, data)
+            await anyio.to_thread.run_sync(lambda: add_photos(
+                store, code, [photo], stage=stage, actor=principal.actor, role=principal.role,
+                allow=lambda row: auth.sees_event(principal, row)))
+        except NotFound:
+            raise Refused(404, f"未找到事件 {code}（不存在，或不在您的管辖范围内）") from None
+        except (PhotoTooLarge, MalformedBody):
+            limit = get_settings().max_photo_bytes // 1_000_000
+            return _show(request, store, who, code, came=came, status=413,
+                         error=f"未上传：照片过大（每张不超过 {limit} MB，像素数也有上限），请压缩后重试。")
+        except UnsupportedPhoto:
+            return _show(request, store, who, code, came=came, status=415,
+                         error="未上传：不是可识别的图片（请上传 JPEG、PNG、WebP 或 HEIC 照片）。")
+        except IllegalTransition:
+            return _show(request, store, who, code, came=came, status=409,
+                         error=f"未上传：该事件{STATES.get(_state(store, code), '')}，"
+                               f"此时不能上传{STAGES[stage]}照片。以下是最新状态。")
+    finally:
+        await form.close()
+    back = f"/events/{quote(code, safe='')}?photo={stage}"
+    return redirect(back + (f"&from={came}" if came else ""))
+
+
+def _state(store, code: str) -> str:
+    return queries.get_event(store, code, history=False)["state"]
 
 
 # -- supervision and task lists --------------------------------------------------------------

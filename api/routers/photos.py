@@ -20,12 +20,11 @@ from gridgeo.api.uploads import read_upload
 from gridgeo import auth
 from gridgeo.auth import Principal, hash_token
 from gridgeo.errors import InvalidEvent, Unauthenticated
-from gridgeo.photos import STAGES, add_photos, delete_photo, ingest, list_photos, read_photo
+from gridgeo.photos import (PHOTO_WRITERS, STAGES, add_photos, delete_photo, ingest, list_photos,
+                            read_photo)
 
 router = APIRouter(tags=["photos"])
 
-#: Roles that add photos to the events of their scope: those that act on events.
-PHOTO_WRITERS = ("command_room", "grid_worker", "department", "platform_office")
 #: Roles that take photos off an event (audit-logged).
 PHOTO_DELETERS = ("command_room",)
 

@@ -22,7 +22,8 @@ from gridgeo.photos.images import Decoded, decode_photo
 from gridgeo.photos.storage import get_storage
 from gridgeo.store import Store, schema
 
-__all__ = ["STAGES", "add_photos", "delete_photo", "ingest", "list_photos", "read_photo"]
+__all__ = ["PHOTO_WRITERS", "STAGES", "STAGE_STATES", "add_photos", "delete_photo", "ingest",
+           "list_photos", "read_photo"]
 
 #: Stages of a photo, code -> label.
 STAGES = {"before": "处置前", "after": "处置后"}
@@ -33,6 +34,9 @@ STAGE_STATES = {
                          "suspended", "escalated"}),
     "after": frozenset({"in_progress", "resolved", "verified"}),
 }
+#: Account roles that add photos to the events of their scope: those that act on events
+#: (the API and the console's event page ask it).
+PHOTO_WRITERS = ("command_room", "grid_worker", "department", "platform_office")
 
 
 def ingest(data: bytes) -> Decoded:

@@ -194,6 +194,7 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
     ("GET", "/plans/{ref}/edit"): "/plans/v1/edit", ("GET", "/plans/{ref}/edit/state"): "/plans/v1/edit/state",
     ("GET", "/plans/{ref}/layers"): "/plans/v1/layers", ("POST", "/plans/{ref}/edit/{action}"): "/plans/v1/edit/move",
+    ("GET", "/events/{code}/photos"): "/events/{e0}/photos", ("POST", "/events/{code}/photos"): "/events/{e0}/photos",
     ("GET", "/events/{code}/photos/{photo_id}"): "/events/{e0}/photos/1",
     ("GET", "/events/{code}/photos/{photo_id}/thumbnail"): "/events/{e0}/photos/1/thumbnail",
     ("GET", "/field"): "/field", ("GET", "/field/data"): "/field/data",

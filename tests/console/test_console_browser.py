@@ -121,6 +121,16 @@ def open_as(site, browser):
         c.close()
 
 
+def _jpeg() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (400, 300), (20, 120, 60)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
 def log_in(page, site, user, password=PASSWORD):
     page.goto(site.base + "/")
     page.get_by_label("用户名").fill(user)
@@ -179,6 +189,12 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     expect(dept.locator(".facts")).to_contain_text("黄* 199****7827")  # masked for a department
     act(dept, "start")
     expect_state(dept, "处置中")
+    dept.get_by_label("照片类型").select_option("after")  # the result, shown with the feedback
+    dept.get_by_label("照片（JPEG、PNG、WebP 或 HEIC", exact=False).set_input_files(
+        {"name": "result.jpg", "mimeType": "image/jpeg", "buffer": _jpeg()})
+    dept.get_by_role("button", name="上传照片").click()
+    expect(dept.locator("[role=status]")).to_have_text("已上传处置后照片")
+    expect(dept.locator("section:has(#h-photos) h3")).to_have_text("处置后")
     act(dept, "resolve", note="已上门调解，双方达成一致")
     expect_state(dept, "已办结")
 

@@ -72,3 +72,37 @@ def test_event_page_shows_the_photos_in_scope(photo_site):
     # Logged out: sent to the log-in page.
     client.cookies.clear()
     assert client.get(srcs[0], follow_redirects=False).status_code == 303
+
+
+def _upload(client, code, page, *, stage, data, csrf=True):
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1) if csrf else "wrong"
+    return client.post(f"/events/{code}/photos", data={"csrf": token, "stage": stage},
+                       files={"photo": ("scene.jpg", data, "image/jpeg")}, follow_redirects=False)
+
+
+def test_a_photo_is_added_on_the_event_page_and_refusals_are_said_in_chinese(photo_site):
+    """The console had no way to add a photo: a department could not show its result
+    (处置后) nor the command room the scene. The event page offers the stages the event's
+    state takes, for the roles that add photos, under the event's scope."""
+    store, client = photo_site
+    code = report_event(store, event()).event["code"]  # reported: the scene only
+    _log_in(client, "mine")
+    page = client.get(f"/events/{code}").text
+    stages = re.search(r'<select id="p-stage" name="stage">(.*?)</select>', page).group(1)
+    assert "处置前" in stages and "处置后" not in stages
+    r = _upload(client, code, page, stage="before", data=b"not a photo")
+    assert r.status_code == 415 and "不是可识别的图片" in r.text
+    r = _upload(client, code, page, stage="after", data=_jpeg((0, 200, 0)))
+    assert r.status_code == 409 and "此时不能上传处置后照片" in r.text
+    r = _upload(client, code, page, stage="before", data=_jpeg((0, 200, 0)), csrf=False)
+    assert r.status_code == 403 and "安全校验码" in r.text
+    assert "照片（0）" in client.get(f"/events/{code}").text  # nothing was added by the refusals
+    r = _upload(client, code, page, stage="before", data=_jpeg((0, 200, 0)))
+    assert r.status_code == 303 and r.headers["location"] == f"/events/{code}?photo=before"
+    page = client.get(r.headers["location"]).text
+    assert "已上传处置前照片" in page and "照片（1）" in page
+    again = client.get(f"/events/{code}/photos", follow_redirects=False)  # a reload of a refusal
+    assert again.headers["location"] == f"/events/{code}"
+    _log_in(client, "theirs")  # another grid's worker: no such event
+    r = _upload(client, code, client.get("/grid").text, stage="before", data=_jpeg((9, 9, 9)))
+    assert r.status_code == 404 and "未找到事件" in r.text
