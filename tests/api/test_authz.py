@@ -191,6 +191,7 @@ CONSOLE: dict[tuple[str, str], str] = {
     ("POST", "/events/{code}/actions"): "/events/{e0}/actions", ("GET", "/grid"): "/grid",
     ("GET", "/supervision"): "/supervision", ("GET", "/tasks"): "/tasks",
     ("GET", "/admin"): "/admin", ("POST", "/admin"): "/admin", ("GET", "/plans"): "/plans",
+    ("POST", "/plans"): "/plans",
     ("GET", "/plans/{ref}"): "/plans/v1", ("POST", "/plans/{ref}/publish"): "/plans/v1/publish",
     ("GET", "/plans/{ref}/edit"): "/plans/v1/edit", ("GET", "/plans/{ref}/edit/state"): "/plans/v1/edit/state",
     ("GET", "/plans/{ref}/layers"): "/plans/v1/layers", ("POST", "/plans/{ref}/edit/{action}"): "/plans/v1/edit/move",
