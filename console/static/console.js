@@ -8,7 +8,8 @@
   function draw(el) {
     if (el.dataset.drawn || typeof L === "undefined") return;
     el.dataset.drawn = "1";
-    var map = L.map(el, {attributionControl: false, zoomSnap: 0.25});
+    var map = L.map(el, {attributionControl: false, zoomSnap: 0.25, zoomControl: false});
+    L.control.zoom({zoomInTitle: "放大", zoomOutTitle: "缩小"}).addTo(map);  // Leaflet's titles are English
     var bounds = null, layers = [];
     var grid = JSON.parse(el.dataset.grid || "null");
     if (grid) {
@@ -51,7 +52,9 @@
       .then(function (g) {
         if (!g) return;
         var roads = GG.lines(g.roads).addTo(map), rivers = GG.lines(g.rivers).addTo(map);
-        L.control.layers(null, {"道路": roads, "河流": rivers}, {collapsed: true}).addTo(map);
+        var control = L.control.layers(null, {"道路": roads, "河流": rivers}, {collapsed: true}).addTo(map);
+        var toggle = control.getContainer().querySelector(".leaflet-control-layers-toggle");
+        if (toggle) toggle.title = "道路与河流图层";  // Leaflet's "Layers"
         el.setAttribute("data-ground-lines", String(g.roads.parts.length + g.rivers.parts.length));
       })
       .catch(function () { /* the map without its ground */ });

@@ -176,6 +176,7 @@ def test_an_event_from_report_to_closed_through_the_console_alone(site, open_as)
     expect_state(command, "已上报")
     expect(command.locator(".facts")).to_contain_text("黄敏 19944667827")  # the command room calls back
     expect(command.locator("#map path")).to_have_count(2)  # the grid and the event's point
+    expect(command.locator("#map .leaflet-control-zoom-in")).to_have_attribute("title", "放大")  # not "Zoom in"
     act(command, "accept")
     expect_state(command, "已受理")
     expect(command.locator("[role=status]")).to_have_text("已受理")
@@ -351,6 +352,7 @@ def test_extension_asked_and_granted_a_return_redispatched_bulk_supervision_and_
     dept = open_as("dept", fresh=True)
     dept.goto(f"{site.base}/events/{code}?from=tasks")
     expect(dept.locator("#map")).to_have_attribute("data-ground-lines", "2")  # the road and the river
+    expect(dept.locator("#map .leaflet-control-layers-toggle")).to_have_attribute("title", "道路与河流图层")
     act(dept, "ask_extension", hours="24", note="等待鉴定结果")
     expect(dept.locator("[role=status]")).to_have_text("已申请延期")
     expect(dept.locator("#extension-asked")).to_contain_text("延期申请待审批：1天")
