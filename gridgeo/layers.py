@@ -58,7 +58,7 @@ SOURCES = {
     "hotline": "12345热线",
     "petition": "信访",
     "app": "群众APP/小程序",
-    "inspection": "专项检查",
+    "inspection": "部门巡查",
     "department": "部门移交",
 }
 

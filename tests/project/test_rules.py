@@ -55,3 +55,18 @@ def test_connections_are_closed_where_they_are_opened():
                         and node.attr not in {"__enter__"}):
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_the_glossary_and_the_labels_people_read_agree():
+    """The console shows SOURCES and STATES; the glossary names them. They had drifted apart
+    (the console said 专项检查 where the glossary says 部门巡查)."""
+    from gridgeo.events.workflow import STATES
+    from gridgeo.layers import SOURCES
+
+    text = (ROOT / "docs" / "glossary.md").read_text("utf-8")
+    line = next(ln for ln in text.splitlines() if ln.startswith("| source |"))
+    assert dict(re.findall(r"`(\w+)` ([^,(|]+?)(?=,| \(|$)", line.split("|")[3].strip())) == SOURCES
+    states = dict(re.findall(r"^\| (\w+) \| ([^|]+?) \|$", text.split("## Event states")[1].split("##")[0],
+                             flags=re.M))
+    states.pop("state", None)  # the table's header
+    assert states == STATES
