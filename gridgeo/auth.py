@@ -78,6 +78,10 @@ PUBLIC_SOURCES = frozenset({"app"})
 #: Who needs the reporter's name and phone: the command room calls back (双反馈), the
 #: grid worker visits (only events of their own grids reach them).
 REPORTER_CONTACT_ROLES = frozenset({"command_room", "grid_worker"})
+#: Sources whose reporter is staff: a grid worker on patrol, a department's inspector or
+#: desk. Their names and work phones are in the roster (the lookup answers them), so they
+#: are not masked; citizens' (the hotline, petitions, the app) are.
+STAFF_SOURCES = frozenset({"patrol", "inspection", "department"})
 #: Who needs household contacts: the grid worker of the household's grid, the command room.
 HOUSEHOLD_CONTACT_ROLES = frozenset({"command_room", "grid_worker"})
 
@@ -226,7 +230,7 @@ def mask_phone(phone: str | None) -> str | None:
 
 def mask_event(event: dict, principal: Principal) -> dict:
     """The event as this principal may see it (a copy when anything is masked)."""
-    if principal.role in REPORTER_CONTACT_ROLES:
+    if principal.role in REPORTER_CONTACT_ROLES or event.get("source") in STAFF_SOURCES:
         return event
     out = dict(event)
     out["reporter_name"] = mask_name(event.get("reporter_name"))

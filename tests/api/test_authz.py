@@ -366,6 +366,20 @@ def test_scoped_lists_hold_exactly_the_scope(setup):
     assert {e["code"] for e in sup["overdue"]["items"]} == {ctx["e0"]}
 
 
+def test_staff_reporters_are_named_citizens_masked():
+    """A grid worker's patrol report names the worker, whose name and work phone the roster
+    publishes: masked like a citizen's, a department read 演******* for its colleague."""
+    department = auth.Principal(username="d", name="部门", role="department", department="D1")
+    worker = {"source": "patrol", "reporter_name": "演示网格员", "reporter_phone": "13800000001",
+              "history": [{"action": "report", "actor": "演示网格员"}]}
+    for source in ("patrol", "inspection", "department"):
+        assert auth.mask_event({**worker, "source": source}, department)["reporter_name"] == "演示网格员"
+    for source in ("hotline", "petition", "app"):
+        seen = auth.mask_event({**worker, "source": source}, department)
+        assert seen["reporter_name"] == "演****" and seen["reporter_phone"] == "138****0001", source
+        assert seen["history"][0]["actor"] == "演****"
+
+
 def test_masking(setup):
     client, who, ctx, events, _ = setup
     full = client.get(f"/v1/events/{ctx['e0']}", headers=who["command_room"]).json()
