@@ -30,6 +30,7 @@ import shapely
 from scipy.optimize import linear_sum_assignment
 
 from gridgeo import crs as _crs
+from gridgeo.config import get_settings
 from gridgeo.plan.blocks import Metric
 
 __all__ = ["Transition", "staff_transition", "overlap"]
@@ -88,7 +89,9 @@ def overlap(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: gpd.GeoDat
             tolerance: float = 50.0) -> np.ndarray:
     """``S[i, j]``: households of old grid ``i`` that lie in new grid ``j``, plus a
     billionth of their shared area in m² (so that grids without households still match
-    by land, and ties go to the larger share of land)."""
+    by land, and ties go to the larger share of land). Shared land under the area tolerance
+    (``GRIDGEO_AREA_TOLERANCE_M2``) is numerical noise where two grids meet, not a share:
+    counted, it sent a worker to a grid of another village that shares no household."""
     S = np.zeros((len(old), len(new)))
     if len(old) == 0 or len(new) == 0:
         return S
@@ -104,6 +107,7 @@ def overlap(old: gpd.GeoDataFrame, new: gpd.GeoDataFrame, households: gpd.GeoDat
     if len(oi):
         m = Metric(_crs.metric_epsg(float(np.mean(shapely.total_bounds(og)[[0, 2]]))))
         area = m.area(shapely.intersection(og[oi], ng[ni]))
+        area = np.where(area >= get_settings().area_tolerance_m2, area, 0.0)
         np.add.at(S, (oi, ni), area * 1e-9)
     return S
 

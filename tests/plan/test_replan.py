@@ -141,6 +141,25 @@ def test_staff_proposals_on_a_hand_built_case():
     assert pairs == {("A1", "A1"): 10, ("A2", "A2"): 20, ("A2", "A5"): 30, ("A3", "A3"): 5, ("A4", "A3"): 8}
 
 
+def test_a_sliver_where_grids_meet_sends_no_worker_to_another_village():
+    """Two villages' grids overlapping by a numerical sliver (a hundredth of a m², as where
+    the sample's villages meet): 东 is split, its new east half has no worker, and 西 has
+    two; no 西 worker is sent across the village boundary for the sliver, the half is
+    listed as missing a worker."""
+    old = gpd.GeoDataFrame({"code": ["E1", "W1"], "name": ["东", "西"]},
+                           geometry=[_box(0, 1), _box(1 - 1e-10, 2)], crs=4326)
+    new = gpd.GeoDataFrame({"code": ["E1", "E2", "W1"], "name": ["东", "东二", "西"]},
+                           geometry=[_box(0, 0.5), _box(0.5, 1), _box(1 - 1e-10, 2)], crs=4326)
+    hh = gpd.GeoDataFrame({"households": [10, 20]}, geometry=shapely.points(
+        [(X0 + 0.2 * D, Y0 + D / 2), (X0 + 1.5 * D, Y0 + D / 2)]), crs=4326)
+    staff = pd.DataFrame({"code": ["E", "W", "V"], "name": ["甲", "乙", "丙"],
+                          "role": ["full_time_worker", "full_time_worker", "part_time_worker"],
+                          "grid_code": ["E1", "W1", "W1"]})
+    t = staff_transition(old, new, hh, staff)
+    assert dict(zip(t.proposals["code"], t.proposals["to_grid"])) == {"E": "E1", "W": "W1", "V": "W1"}
+    assert "网格员" in t.unstaffed.set_index("grid").loc["E2", "missing"]
+
+
 @pytest.fixture
 def tiny_store(store, tmp_path):
     files = make_tiny(tmp_path)
