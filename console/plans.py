@@ -25,11 +25,42 @@ from gridgeo.timezone import today
 router = APIRouter(include_in_schema=False)
 
 STATUS = {"draft": "草案", "published": "已发布", "superseded": "已废止"}
-#: The planner's report figures shown, with their labels.
-METRICS = {"grids": "网格数", "workload_mean": "平均工作量（户）", "deviation_max": "最大工作量偏差",
-           "share_in_band": "工作量在区间内的网格比例", "polsby_popper_mean": "平均紧凑度（Polsby-Popper）",
-           "road_share": "沿道路河流的边界比例", "gap_area_m2": "空隙面积（平方米）",
-           "overlap_area_m2": "重叠面积（平方米）", "contiguous": "网格连片"}
+#: The planner's report figures shown, with their labels and how each is written for people.
+METRICS = {"grids": ("网格数", "int"), "workload_mean": ("平均工作量（户）", "num"),
+           "deviation_max": ("最大工作量偏差", "pct"), "share_in_band": ("工作量在区间内的网格比例", "pct"),
+           "polsby_popper_mean": ("平均紧凑度（Polsby-Popper）", "num2"),
+           "polsby_popper_min": ("最低紧凑度", "num2"), "road_share": ("沿道路河流的边界比例", "pct"),
+           "gap_area_m2": ("空隙面积（平方米）", "num"), "overlap_area_m2": ("重叠面积（平方米）", "num"),
+           "contiguous": ("网格连片", "bool")}
+#: Why re-planning divided a village again (``report["villages"][].why``, written in English
+#: by :func:`gridgeo.plan.replan.check_in_force`), in the planner's words: (pattern, Chinese).
+WHY = [
+    (r"no grid in force: .*", "现行方案中没有网格（新设的村（社区），或现行方案未覆盖）"),
+    (r"its grids in force do not tile it as it is now \(([\d,.]+) m² uncovered or outside, "
+     r"([\d,.]+) m² overlapping\): its boundary changed",
+     r"现行网格与现在的村界不符（\1 平方米未覆盖或超出村界，\2 平方米重叠）：村界已调整"),
+    (r"grid\(s\) (.+) in pieces or wrapped around other land", r"网格 \1 不连片或包围其他土地"),
+    (r"(\d+) grid\(s\) asked for, (\d+) in force", r"要求划为 \1 个网格，现行 \2 个"),
+]
+_HOLDS = re.compile(r"(\d{15}) holds ([\d,.]+), (above the ceiling|below the floor) ([\d,.]+)")
+
+
+def why_words(text: str | None) -> str:
+    """Why a village was divided again, in Chinese (the English text where no rule matches)."""
+    text = str(text or "").strip()
+    if not text:
+        return ""
+    if text.startswith("grid ") and _HOLDS.search(text):
+        parts = [f"网格 {c} 工作量 {x}，{'高于上限' if side.startswith('above') else '低于下限'} {limit}"
+                 for c, x, side, limit in _HOLDS.findall(text)]
+        more = re.search(r"\(and (\d+) more\)", text)
+        return "；".join(parts) + (f"（另有 {more.group(1)} 个网格）" if more else "")
+    for pattern, words in WHY:
+        if re.fullmatch(pattern, text):
+            return re.sub(pattern, words, text)
+    return text
+
+
 #: Why a staff post goes where the transition proposes (``reason`` of the proposals).
 STAFF_REASONS = {
     "kept": "网格保留",
@@ -40,6 +71,20 @@ STAFF_REASONS = {
     "no_post": "相关新网格均已有此岗位",
     "no_overlap": "没有新网格与原网格共有住户或土地",
 }
+
+
+def _villages(store, row: dict, changes) -> list[dict]:
+    """Per village of the draft that changes against the plan in force: its name, how many
+    addresses and households change grid of how many, and why (re-planning's reason, or the
+    planner's own edits)."""
+    names = {v.get("code"): v.get("name") for v in ((row.get("report") or {}).get("villages") or [])
+             if isinstance(v, dict)}
+    out = []
+    for v in changes.attrs.get("villages") or []:
+        why = why_words(v.get("why"))
+        out.append({**v, "name": names.get(v["village_code"]) or "",
+                    "why_text": why or ("草案中手工编辑" if v.get("addresses_changing") else "")})
+    return out
 
 
 def _staff_rows(rows: list[dict]) -> list[dict]:
@@ -53,8 +98,11 @@ def _before_publish(store, row) -> dict:
     (:func:`gridgeo.plan.lifecycle.transition`, the one publishing checks)."""
     renumber = lifecycle.renumber_preview(store, row["id"])
     t = lifecycle.transition(store, row["id"]).to_dict()
+    proposals = _staff_rows(t["proposals"])
     return {"renumber": renumber[renumber["changes"]].to_dict("records"), "renumber_total": len(renumber),
-            "proposals": _staff_rows(t["proposals"]), "stranded": _staff_rows(t["stranded"]),
+            "proposals": [p for p in proposals if p.get("reason") != "kept"],
+            "kept": [p for p in proposals if p.get("reason") == "kept"],
+            "stranded": _staff_rows(t["stranded"]),
             "unstaffed": t["unstaffed"], "moves": t["moves"]}
 
 
@@ -122,12 +170,16 @@ def _plan_page(request, store, who, ref: str, *, error: str | None = None, messa
     except NotFound:
         raise Refused(404, f"没有方案 {ref}") from None
     report = row.get("report") or {}
-    changed = None
+    changed = villages = None
     if row["status"] == "draft":
         try:
-            changed = len(lifecycle.diff(store, ref))
+            changes = lifecycle.diff(store, ref)
         except GridgeoError:
-            changed = None
+            changes = None
+        if changes is not None:
+            changed = {"addresses": len(changes),
+                       "households": int(changes["households"].fillna(0).sum())}
+            villages = _villages(store, row, changes)
     before = {}
     if row["status"] == "draft":
         try:
@@ -135,10 +187,12 @@ def _plan_page(request, store, who, ref: str, *, error: str | None = None, messa
         except GridgeoError:
             before = {}
     figures = report.get("metrics") if isinstance(report.get("metrics"), dict) else {}
-    metrics = {label: figures[key] for key, label in METRICS.items() if key in figures}
+    metrics = [(label, kind, figures[key])
+               for key, (label, kind) in METRICS.items() if key in figures]
     return render(request, "plan.html", {
         "plan": row, "grids": len(grids), "metrics": metrics, "problems": report.get("problems") or [],
-        "changed": changed, "status": STATUS, "can_publish": who.principal.role in PLAN_WRITERS and row["status"] == "draft",
+        "changed": changed, "villages": villages, "status": STATUS,
+        "can_publish": who.principal.role in PLAN_WRITERS and row["status"] == "draft",
         "today": today().isoformat(), "error": error, "message": message,
         "can_edit": who.principal.role in PLAN_WRITERS and row["status"] == "draft",
         "ref": quote(str(row["version"]), safe=""), **before}, status=status)

@@ -1,5 +1,6 @@
 // The planner's map editor (/plans/{ref}/edit): the draft's blocks coloured by grid, grid
-// outlines on top. Click selects a block, shift-click adds or removes one; the selection
+// outlines on top. Click selects a block, shift-click (or a click with "连选" ticked, on a
+// phone) adds or removes one; the selection
 // fills the forms' block fields (which can also be typed), the grid of the selection fills
 // the split and merge forms, the move form offers only the grids the selection shares an
 // edge with and previews itself (htmx) once it has blocks and a target. After an edit the server says "plan-changed" and the layers are read again.
@@ -69,6 +70,8 @@
         htmx.trigger(move, "gg-preview");
     }
     function pick(id, add) {
+      var multi = document.getElementById("multi-select");
+      add = add || (multi && multi.checked);
       var at = st.selected.indexOf(id);
       if (add) { if (at >= 0) st.selected.splice(at, 1); else st.selected.push(id); }
       else st.selected = at >= 0 && st.selected.length === 1 ? [] : [id];
@@ -108,10 +111,12 @@
     }
     function load(clear) {
       if (clear) st.selected = [];
+      el.setAttribute("aria-busy", "true");  // the map is read again: dimmed until drawn
       fetch(el.dataset.layers, {credentials: "same-origin", headers: {Accept: "application/json"}})
         .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
         .then(draw)
-        .catch(function () { el.setAttribute("data-error", "1"); });
+        .catch(function () { el.setAttribute("data-error", "1"); })
+        .then(function () { el.removeAttribute("aria-busy"); });
     }
     document.body.addEventListener("plan-changed", function () { if (document.body.contains(el)) load(true); });
     document.querySelectorAll("input[data-selection]").forEach(function (i) {
@@ -126,6 +131,8 @@
       st.selected.forEach(function (id) { var l = st.blocks[id]; if (l) b = b ? b.extend(l.getBounds()) : l.getBounds(); });
       if (b) map.fitBounds(b.pad(5), {maxZoom: 17});
     });
+    var clear = document.getElementById("clear-selection");
+    if (clear) clear.addEventListener("click", function () { st.selected = []; sync(false); });
     var target = document.getElementById("move-to");
     if (target) target.addEventListener("change", function () { sync(true); });
     map.setView([28.45, 119.48], 12);

@@ -2,10 +2,13 @@
 
 One journey in the system's Chromium against one live server over the tiny township (two
 villages, four grids, a draft re-planned from plan v1 and cut in blocks; staff P1-P4 on
-东村's grids): a move applied and shown on the map, the move list offering only the grids
-next to the selection, a refused move in words, split, the
-renumbering preview, merge, undo back to the start, the staff list before the publish
-button, publishing refused for stranded staff until the planner allows it. Hostile
+东村's grids): on a phone, blocks picked with "连选" (no shift key) and a preview that fits
+the screen; a move applied and shown on the map, the move list offering only the grids
+next to the selection, a refused move in words, split, the plan page with the households
+changing per village and the renumbering preview, merge, undo back to the start (the
+buttons off while the server works), the staff list before the publish button (changes
+first, the posts kept folded), publishing refused for stranded staff until the planner
+allows it. Hostile
 requests to the editor's routes go through a TestClient on both databases.
 """
 
@@ -19,6 +22,7 @@ from fastapi.testclient import TestClient
 
 from gridgeo import sessions
 from gridgeo.auth import create_user
+from gridgeo.console.plans import why_words
 from gridgeo.io import import_files
 from gridgeo.plan import lifecycle
 from gridgeo.store import Store
@@ -61,6 +65,14 @@ def _world(store: Store, folder) -> dict:
     return {"edge": edge, "west": west, "north": north, "near": near, "on_002": on_002[0]}
 
 
+def _log_in(page, base) -> None:
+    page.goto(base + "/")
+    page.get_by_label("用户名").fill("planner")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.wait_for_selector("header nav")
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plan-editor")
@@ -92,17 +104,39 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
                 r.abort()
 
         context.route("**/*", route)
+        block = lambda b: page.locator(f"#editor-map path[data-block='{b}']")  # noqa: E731
+        width = lambda: page.evaluate("document.documentElement.scrollWidth")  # noqa: E731
+
+        # On a phone: no shift key, "连选" adds and removes blocks; the preview fits the screen.
+        phone = browser.new_context(viewport={"width": 360, "height": 740}, locale="zh-CN",
+                                    has_touch=True)
+        phone.route("**/*", route)
+        page = phone.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.set_default_timeout(10_000)
+        _log_in(page, base)
+        page.goto(base + "/plans/edit/edit")
+        block(edge).click()
+        page.get_by_label("连选").check()
+        block(north[0]).click()
+        expect(page.locator("#selection")).to_contain_text(f"已选 2 个图斑（网格 {G1}）")
+        block(north[0]).click()
+        expect(page.locator("#selection")).to_contain_text(f"已选 1 个图斑（网格 {G1}）")
+        page.locator("#move-to").select_option(G2)
+        expect(page.locator("#edit-result")).to_contain_text("预览（尚未应用）")
+        assert width() <= 360
+        page.get_by_role("button", name="清除选取").click()
+        expect(page.locator("#selection")).to_have_text("未选取图斑")
+        page.goto(base + "/plans/edit")
+        assert width() <= 360
+        phone.close()
+
         page = context.new_page()
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.set_default_timeout(10_000)
-        page.goto(base + "/")
-        page.get_by_label("用户名").fill("planner")
-        page.get_by_label("密码").fill(PASSWORD)
-        page.get_by_role("button", name="登录").click()
-        page.wait_for_selector("header nav")
+        _log_in(page, base)
         page.goto(base + "/plans/edit")
         page.get_by_role("link", name="在地图上编辑草案").click()
-        block = lambda b: page.locator(f"#editor-map path[data-block='{b}']")  # noqa: E731
         expect(block(edge)).to_have_attribute("data-grid", G1)
         result = page.locator("#edit-result")
 
@@ -144,10 +178,16 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         page.get_by_role("button", name="应用拆分").click()
         expect(result).to_contain_text(f"成为新网格 {G3}")
         expect(block(north[0])).to_have_attribute("data-grid", G3)
-        # the renumbering preview before publishing: the new northern grid would be first
+        # the plan page: households and addresses changing grid (none: the blocks moved hold
+        # no address), the report's figures for people, and the renumbering preview: the
+        # new northern grid would be first
         page.goto(base + "/plans/edit")
+        assert len(lifecycle.diff(store, "edit")) == 0
+        expect(page.locator(".stat", has_text="户将调整网格")).to_contain_text("0户将调整网格（0 处地址")
+        expect(page.get_by_text("与现行方案相比，没有住户调整网格。")).to_be_visible()
+        expect(page.locator("tr", has_text="工作量在区间内的网格比例")).to_contain_text("%")
         expect(page.locator("table.renumber tr", has_text="测试乡东村第3网格")).to_have_text(
-            f"{G3}测试乡东村第3网格{G1}")
+            f"测试乡东村第3网格{G3}{G1}")
         page.go_back()
         expect(block(north[0])).to_have_attribute("data-grid", G3)
 
@@ -157,7 +197,20 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         page.get_by_role("button", name="应用合并").click()
         expect(result).to_contain_text(f"{G3} 并入 {G1}")
         expect(block(north[0])).to_have_attribute("data-grid", G1)
-        for undone in ("合并网格", "拆分网格", "移动图斑"):
+        # While the server works on an edit, the buttons are off: a second click on 撤销
+        # cannot undo two steps. (The request is held until the buttons are seen off.)
+        held = []
+        page.route("**/edit/undo", lambda r: held.append(r))
+        page.get_by_role("button", name="撤销上一步").click()
+        expect(page.get_by_role("button", name="撤销上一步")).to_be_disabled()
+        expect(page.get_by_role("button", name="应用移动")).to_be_disabled()
+        while not held:
+            page.wait_for_timeout(20)
+        held[0].continue_()
+        page.unroute("**/edit/undo")
+        expect(result).to_contain_text("已撤销：合并网格")
+        expect(page.get_by_role("button", name="撤销上一步")).to_be_enabled()
+        for undone in ("拆分网格", "移动图斑"):
             page.get_by_role("button", name="撤销上一步").click()
             expect(result).to_contain_text(f"已撤销：{undone}")
         page.get_by_role("button", name="撤销上一步").click()
@@ -167,9 +220,11 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         assert sorted(end.index) == sorted(site["start"].index)
         assert all(shapely.equals(end.geometry[k], site["start"].geometry[k]) for k in end.index)
 
-        # The staff before the publish button: everyone kept at the start.
+        # The staff before the publish button: everyone kept at the start, folded away.
         page.get_by_role("link", name="返回方案").click()
-        staff = page.locator("table.staff-moves")
+        expect(page.locator("table.staff-moves")).to_have_count(0)
+        page.get_by_text(f"其余 {len(store.read('staff'))} 个岗位留在原网格").click()
+        staff = page.locator("table.staff-kept")
         for name in ("张三", "李四", "王五", "赵六"):
             expect(staff).to_contain_text(name)
         expect(page.locator("ul.unstaffed")).to_contain_text("缺网格长")
@@ -271,3 +326,26 @@ def test_the_editor_refuses_hostile_requests(store, tmp_path, monkeypatch):
         plain = {"X-CSRF-Token": h["X-CSRF-Token"]}
         r = c.post("/plans/edit/edit/undo", data={}, headers=plain)
         assert r.status_code == 200 and "已撤销：移动图斑" in r.text and 'id="editor-map"' in r.text
+
+
+@pytest.mark.parametrize(("why", "words"), [
+    ("grid 331124201209001 holds 893, above the ceiling 500",
+     "网格 331124201209001 工作量 893，高于上限 500"),
+    ("grid 331124002002003 holds 1,047, above the ceiling 500; 331124002002004 holds 47, "
+     "below the floor 300 (and 2 more)",
+     "网格 331124002002003 工作量 1,047，高于上限 500；网格 331124002002004 工作量 47，"
+     "低于下限 300（另有 2 个网格）"),
+    ("no grid in force: a new village, or one the plan in force left out",
+     "现行方案中没有网格（新设的村（社区），或现行方案未覆盖）"),
+    ("its grids in force do not tile it as it is now (2,201 m² uncovered or outside, "
+     "0 m² overlapping): its boundary changed",
+     "现行网格与现在的村界不符（2,201 平方米未覆盖或超出村界，0 平方米重叠）：村界已调整"),
+    ("grid(s) 331124201209001, 331124201209002 in pieces or wrapped around other land",
+     "网格 331124201209001, 331124201209002 不连片或包围其他土地"),
+    ("3 grid(s) asked for, 2 in force", "要求划为 3 个网格，现行 2 个"),
+    ("a reason nobody wrote a rule for", "a reason nobody wrote a rule for"),
+    (None, ""),
+])
+def test_why_a_village_was_divided_again_in_the_planners_words(why, words):
+    """Re-planning's reasons (gridgeo.plan.replan.check_in_force, in English) on the plan page."""
+    assert why_words(why) == words
