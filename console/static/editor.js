@@ -13,7 +13,8 @@
   function init(el) {
     if (el.dataset.drawn || typeof L === "undefined") return;
     el.dataset.drawn = "1";
-    var map = L.map(el, {attributionControl: false, zoomSnap: 0.25});
+    var map = L.map(el, {attributionControl: false, zoomSnap: 0.25, zoomControl: false});
+    L.control.zoom({zoomInTitle: "放大", zoomOutTitle: "缩小"}).addTo(map);  // Leaflet's own say "Zoom in"
     var st = {selected: [], blocks: {}, grids: {}, colour: {}, blockLayer: null, gridLayer: null, fitted: false};
 
     function style(p) {
@@ -103,7 +104,13 @@
       st.gridLayer.addTo(map);
       st.blockLayer.eachLayer(function (l) {
         var e = l.getElement && l.getElement();
-        if (e) { e.setAttribute("data-block", l.feature.properties.block); e.setAttribute("data-grid", l.feature.properties.grid); }
+        if (e) {
+          e.setAttribute("data-block", l.feature.properties.block);
+          e.setAttribute("data-grid", l.feature.properties.grid);
+          // out of the tab order: thousands of blocks stood between the map and the forms
+          // (the keyboard types block ids in the forms instead)
+          e.setAttribute("tabindex", "-1");
+        }
       });
       st.selected = st.selected.filter(function (id) { return st.blocks[id]; });
       el.setAttribute("data-loaded", String(Date.now()));

@@ -4,12 +4,12 @@ One journey in the system's Chromium against one live server over the tiny towns
 villages, four grids, a draft re-planned from plan v1 and cut in blocks; staff P1-P4 on
 东村's grids): on a phone, blocks picked with "连选" (no shift key) and a preview that fits
 the screen; a move applied and shown on the map, the move list offering only the grids
-next to the selection, a refused move in words, split, the plan page with the households
-changing per village and the renumbering preview, merge, undo back to the start (the
-buttons off while the server works), the staff list before the publish button (changes
-first, the posts kept folded), publishing refused for stranded staff until the planner
-allows it. Hostile
-requests to the editor's routes go through a TestClient on both databases.
+next to the selection, the keyboard's way from the map to the forms, a refused move in
+words, split, the plan page with the households changing grid and the renumbering
+preview, merge, undo back to the start (the buttons off while the server works), the
+staff list before the publish button (changes first, the posts kept folded), publishing
+refused for stranded staff until the planner allows it. Hostile requests to the editor's
+routes go through a TestClient on both databases.
 """
 
 from __future__ import annotations
@@ -139,6 +139,13 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         page.get_by_role("link", name="在地图上编辑草案").click()
         expect(block(edge)).to_have_attribute("data-grid", G1)
         result = page.locator("#edit-result")
+        # The keyboard: from the map, its zoom buttons (said in Chinese), then the forms; the
+        # blocks are not in the tab order (the keyboard types their ids).
+        expect(page.locator("#editor-map .leaflet-control-zoom-in")).to_have_attribute("title", "放大")
+        page.locator("#editor-map").focus()
+        for _ in range(3):
+            page.keyboard.press("Tab")
+        expect(page.get_by_label("连选")).to_be_focused()
 
         # A move: select on the map, choose the target, the preview comes by itself, then apply.
         block(west).click()
