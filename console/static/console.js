@@ -59,6 +59,18 @@
       })
       .catch(function () { /* the map without its ground */ });
   }
+  // A form marked data-once (a long piece of work: make a draft, publish) turns its button off
+  // once sent, saying so, so that a second click does not do the work twice.
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.hasAttribute || !form.hasAttribute("data-once")) return;
+    setTimeout(function () {
+      form.querySelectorAll("button[type=submit]").forEach(function (b) {
+        b.disabled = true;
+        if (form.dataset.once) b.textContent = form.dataset.once;
+      });
+    }, 0);
+  });
   function all() { document.querySelectorAll("div.map[data-grid]").forEach(draw); }
   document.addEventListener("DOMContentLoaded", all);
   document.addEventListener("htmx:load", all);

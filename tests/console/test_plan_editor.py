@@ -8,8 +8,8 @@ next to the selection, the keyboard's way from the map to the forms, a refused m
 words, split, the plan page with the households changing grid and the renumbering
 preview, merge, undo back to the start (the buttons off while the server works), the
 staff list before the publish button (changes first, the posts kept folded), publishing
-refused for stranded staff until the planner allows it. Hostile requests to the editor's
-routes go through a TestClient on both databases.
+refused for stranded staff until the planner allows it, then a new draft made from the
+console. Hostile requests to the editor's routes go through a TestClient on both databases.
 """
 
 from __future__ import annotations
@@ -253,13 +253,21 @@ def test_editing_a_draft_on_the_map_then_publishing_with_its_staff(site):
         page.get_by_role("button", name="发布方案").click()
         expect(page.locator("[role=status]")).to_have_text("方案已发布")
 
-        # A new draft from the plan now in force, with the planner's form on /plans.
+        # A new draft from the plan now in force, with the planner's form on /plans; the
+        # button is off once sent (a draft takes seconds: a second click made a second one).
         page.goto(base + "/plans")
         expect(page.locator("form.new-draft")).to_contain_text("从现行方案 edit 出发")
         page.get_by_label("下限").fill("1")
         page.get_by_label("上限").fill("10")
         page.get_by_label("名称（可选）").fill("东村调整")
+        held = []
+        page.route("**/plans", lambda r: held.append(r))
         page.get_by_role("button", name="生成草案").click()
+        expect(page.get_by_role("button", name="正在生成草案…")).to_be_disabled()
+        while not held:
+            page.wait_for_timeout(20)
+        held[0].continue_()
+        page.unroute("**/plans")
         expect(page.locator("[role=status]")).to_contain_text("草案已生成")
         expect(page.get_by_role("link", name="在地图上编辑草案")).to_be_visible()
         context.close()
