@@ -47,6 +47,7 @@ from gridgeo.layers import MAX_LENGTHS, SOURCES
 from gridgeo.notify import outbox
 from gridgeo.notify.reporter import mobile_number
 from gridgeo.store import Store, schema
+from gridgeo.store.bulk import insert_frame, python_values
 from gridgeo.store.types import FIRST_DAY, LAST_DAY, in_time_range
 
 __all__ = [
@@ -612,27 +613,12 @@ def _open_events_near(store: Store, reported: pd.Series) -> pd.DataFrame | None:
         return stored_open_events(conn, reported.min().to_pydatetime() - span, reported.max().to_pydatetime() + span)
 
 
-def _py(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
-    """Rows as dicts of plain Python values (None for missing, aware datetimes)."""
-    out = {}
-    for c in columns:
-        s = frame[c]
-        if isinstance(s.dtype, pd.DatetimeTZDtype):
-            vals = np.array(s.dt.to_pydatetime(), dtype=object)
-            vals[s.isna().to_numpy()] = None
-        elif s.dtype == object:
-            vals = s.to_numpy(dtype=object).copy()
-            nested = np.array([isinstance(v, (list, dict)) for v in vals], dtype=bool)
-            vals[pd.isna(s).to_numpy() & ~nested] = None
-        else:
-            vals = s.astype(object).where(s.notna(), None).to_numpy(dtype=object)
-        out[c] = vals
-    return [dict(zip(columns, row)) for row in zip(*(out[c] for c in columns))]
-
-
 def insert_events(conn, events: pd.DataFrame, history: pd.DataFrame, *, actor: str,
                   now: dt.datetime | None = None, audit_each: bool = True) -> dict[str, int]:
     """Bulk-insert prepared events and their history lines, in the caller's transaction.
+
+    The rows go through :func:`gridgeo.store.bulk.insert_frame` (a column at a time, the
+    driver's executemany or COPY): what is stored is what ``table.insert()`` would store.
 
     Parameters
     ----------
@@ -652,32 +638,20 @@ def insert_events(conn, events: pd.DataFrame, history: pd.DataFrame, *, actor: s
     if "updated_at" not in events:
         events = events.assign(updated_at=now)
     cols = [c for c in ev.c.keys() if c in events.columns and c != "id"]
-    frame = events[cols].copy()
-    if "geometry" in frame:
-        g = frame["geometry"].to_numpy(dtype=object)
-        has = ~shapely.is_missing(g)
-        wkb = np.full(len(g), None, dtype=object)
-        if has.any():
-            wkb[has] = shapely.to_wkb(g[has])
-        frame["geometry"] = wkb
-    rows = _py(frame, cols)
-    for chunk in range(0, len(rows), 5000):
-        conn.execute(ev.insert(), rows[chunk:chunk + 5000])
+    insert_frame(conn, ev, events[cols])
     ids = _ids(conn, events["code"])
     bump_counters(conn, events["code"])
     hist = history.assign(event_id=history["code"].map(ids))
     hcols = ["event_id", "seq", "at", "action", "actor", "role", "from_state", "to_state", "note", "data"]
-    hrows = _py(hist, hcols)
-    for chunk in range(0, len(hrows), 10000):
-        conn.execute(schema.event_actions.insert(), hrows[chunk:chunk + 10000])
-    al = schema.audit_log
+    insert_frame(conn, schema.event_actions, hist[hcols])
     if audit_each:
-        arows = [{"at": now, "actor": r["actor"], "action": f"event.{r['action']}", "entity": "events",
-                  "entity_id": code, "detail": {"role": r["role"], "seq": r["seq"], "at": r["at"].isoformat(),
-                                                "note": r["note"], "by": actor}}
-                 for code, r in zip(hist["code"].to_numpy(), hrows)]
-        for chunk in range(0, len(arows), 10000):
-            conn.execute(al.insert(), arows[chunk:chunk + 10000])
+        role, seq, at, note = (python_values(hist[c]) for c in ("role", "seq", "at", "note"))
+        detail = [{"role": r, "seq": s, "at": a.isoformat(), "note": n, "by": actor}
+                  for r, s, a, n in zip(role, seq, at, note)]
+        insert_frame(conn, schema.audit_log, pd.DataFrame({
+            "at": pd.Series(now, index=hist.index), "actor": hist["actor"],
+            "action": "event." + hist["action"], "entity": "events", "entity_id": hist["code"],
+            "detail": pd.Series(detail, index=hist.index, dtype=object)}))
     else:
         Store.audit(conn, actor=actor, action="events.import", entity="events",
                     detail={"events": len(events), "history": len(hist)})

@@ -83,6 +83,8 @@ def _as_wkb_pg(element, compiler, **kw):
 class Geometry(TypeDecorator):
     """A lon/lat (EPSG:4326) geometry column; Python values are shapely geometries.
 
+    :mod:`gridgeo.store.bulk` writes whole columns of it the same way.
+
     Parameters
     ----------
     geometry_type : str
@@ -129,7 +131,8 @@ class UTCDateTime(TypeDecorator):
     """A timezone-aware timestamp, stored in UTC on every database.
 
     Naive values are refused: a timestamp without an offset is ambiguous between
-    Beijing time and UTC.
+    Beijing time and UTC. :mod:`gridgeo.store.bulk` applies the same rule to whole columns
+    (tests/store/test_bulk.py holds the two to the same stored bytes).
     """
 
     impl = DateTime(timezone=True)
