@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import html
 import json
 import logging
 import math
@@ -28,6 +29,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 from fastapi import HTTPException
+from fastapi.responses import HTMLResponse
 
 from gridgeo.api.metrics import Metrics
 from gridgeo.api.problems import problem
@@ -439,6 +441,26 @@ class BodyGuard:
     def _timed_out(self) -> str:
         return f"the request body did not arrive within {self.timeout:g} s (GRIDGEO_BODY_TIMEOUT)"
 
+    @staticmethod
+    def _too_large_zh(limit: tuple[int, str]) -> str:
+        return f"提交的内容过大：此处最多接受 {limit[0] / 1e6:.1f} MB。请压缩照片或减少内容后重试。"
+
+    def _timed_out_zh(self) -> str:
+        return f"提交超时：内容未能在 {self.timeout:g} 秒内送达。请检查网络后重试。"
+
+    @staticmethod
+    def _refusal(scope, status: int, title: str, detail: str, type_: str, zh: str):
+        """A problem answer with its Chinese detail (the phone app shows ``detail_zh``); to a
+        browser's form post outside the API, which shows the answer as a page, a page in
+        Chinese instead of raw JSON (the console's photo upload, say)."""
+        accept = dict(scope["headers"]).get(b"accept", b"").lower()
+        if b"text/html" in accept and not scope["path"].startswith(("/v1/", "/ogc", "/open311")):
+            page = (f'<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>未能提交</title>'
+                    f'<main><h1>未能提交</h1><p role="alert">{html.escape(zh)}</p>'
+                    f'<p>请用浏览器的“返回”回到上一页，或<a href="/">回到首页</a>。</p></main></html>')
+            return HTMLResponse(page, status_code=status)
+        return problem(status, title, detail, type_, detail_zh=zh)
+
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
@@ -455,8 +477,8 @@ class BodyGuard:
             except ValueError:
                 return await problem(400, "bad request", "Content-Length is not a number")(scope, receive, send)
             if declared > limit[0]:
-                return await problem(413, "body too large", self._too_large(f"{declared:,}", limit),
-                                     "/problems/body-too-large")(scope, receive, send)
+                return await self._refusal(scope, 413, "body too large", self._too_large(f"{declared:,}", limit),
+                                           "/problems/body-too-large", self._too_large_zh(limit))(scope, receive, send)
         deadline = time.monotonic() + self.timeout
         if (b"json" not in headers.get(b"content-type", b"").lower()
                 or scope["path"].rstrip("/") in self.self_checking):
@@ -475,8 +497,9 @@ class BodyGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit[0]:
-                return await problem(413, "body too large", self._too_large(f"more than {limit[0]:,}", limit),
-                                     "/problems/body-too-large")(scope, receive, send)
+                return await self._refusal(scope, 413, "body too large",
+                                           self._too_large(f"more than {limit[0]:,}", limit),
+                                           "/problems/body-too-large", self._too_large_zh(limit))(scope, receive, send)
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
@@ -502,7 +525,8 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
     async def _timeout_problem(self, scope, receive, send):
-        response = problem(408, "request timeout", self._timed_out(), "/problems/request-timeout")
+        response = self._refusal(scope, 408, "request timeout", self._timed_out(), "/problems/request-timeout",
+                                 self._timed_out_zh())
         response.headers["Connection"] = "close"
         await response(scope, receive, send)
 

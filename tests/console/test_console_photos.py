@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+from gridgeo.config import get_settings
 from gridgeo import sessions
 from gridgeo.auth import create_user
 from gridgeo.events.intake import report_event
@@ -96,6 +97,16 @@ def test_a_photo_is_added_on_the_event_page_and_refusals_are_said_in_chinese(pho
     assert r.status_code == 409 and "此时不能上传处置后照片" in r.text
     r = _upload(client, code, page, stage="before", data=_jpeg((0, 200, 0)), csrf=False)
     assert r.status_code == 403 and "安全校验码" in r.text
+    # too large for the upload limit: refused before the route, as a page in Chinese for the
+    # browser's form post (not the API's JSON), and as problem+json with detail_zh for a program
+    limit = get_settings().max_photo_bytes
+    huge = {"csrf": "x", "stage": "before"}, {"photo": ("big.jpg", b"\xff" * (limit + 400_000), "image/jpeg")}
+    r = client.post(f"/events/{code}/photos", data=huge[0], files=huge[1],
+                    headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert r.status_code == 413 and r.headers["content-type"].startswith("text/html"), r.text[:300]
+    assert "提交的内容过大" in r.text and f"{(limit + 256 * 1024) / 1e6:.1f} MB" in r.text
+    r = client.post(f"/events/{code}/photos", data=huge[0], files=huge[1], headers={"Accept": "application/json"})
+    assert r.status_code == 413 and "提交的内容过大" in r.json()["detail_zh"]
     assert "照片（0）" in client.get(f"/events/{code}").text  # nothing was added by the refusals
     r = _upload(client, code, page, stage="before", data=_jpeg((0, 200, 0)))
     assert r.status_code == 303 and r.headers["location"] == f"/events/{code}?photo=before"
