@@ -610,7 +610,8 @@ def _allocate(vil, parts: list[_Part], band, per_village, target, exclaves):
                 counts = split_count(int(want), [parts[j].workload for j in own])
             for j, k in zip(own, counts):
                 p = parts[j]
-                p.k, p.rule = k, "per_village"
+                # one grid for a part below the floor: exempt from the band, as when counted
+                p.k, p.rule = k, ("below floor" if k == 1 and p.workload < lo else "per_village")
                 mean = p.workload / k
                 if not (lo <= mean <= hi) and not (k == 1 and p.workload < lo):
                     where = f"{label}" + (f" part {own.index(j) + 1}" if len(own) > 1 else "")

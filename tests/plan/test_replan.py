@@ -72,6 +72,21 @@ def test_replanning_an_unchanged_valid_plan_changes_nothing(two_villages):
     assert again.blocks.groupby("grid_code").size().min() > 1
 
 
+def test_a_kept_village_below_the_floor_stays_exempt_from_the_band(two_villages):
+    """西村 (780 households) below a floor of 800 is one grid, exempt from the band; planning
+    again from that plan kept it but counted it out of band (the sample's four one-grid
+    villages pulled its share in band to 92.6 %)."""
+    vil, hh, roads, _ = two_villages
+    band = (800, 1000)
+    first = divide(vil, hh, roads, band=band, seed=1)
+    west = first.grids.loc[first.grids["village_code"] == V2, "code"].tolist()
+    assert len(west) == 1 and first.report["metrics"]["grids_exempt_below_floor"] == west
+    again = replan(vil, hh, roads, first.grids, band=band, seed=5)
+    assert again.report["replan"]["kept"] == [V1, V2]
+    m = again.report["metrics"]
+    assert m["grids_exempt_below_floor"] == west and m["grids_outside_band"] == [] and m["share_in_band"] == 1.0
+
+
 def test_growing_one_community_by_40_percent_changes_only_its_grids(two_villages):
     vil, hh, roads, first = two_villages
     grown = pd.concat([hh, _points(vil.geometry[1], 104, 3, "C", V2)], ignore_index=True)  # 780 -> 1,092
