@@ -693,9 +693,12 @@ def _broken_grids(blocks, labels, k, village, metric, tolerance_m2) -> bool:
 def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, anc=None):
     """The grid layer from the parts' labels; returns it and the grid code of each block.
 
-    A grid continuing an anchor grid (``_Part.fixed``) keeps its code and name, and a
-    kept one its geometry; the others are numbered after the codes kept in their village."""
-    rows = []  # (village row, geometry, block indices, exempt, anchor row or -1)
+    A grid continuing an anchor grid (``_Part.fixed``) keeps its code, and a kept one its
+    geometry and name; in a village divided again every grid is named by the pattern
+    (:func:`grid_name`: a continued grid by its code's number), so that an old name does
+    not stand beside new ones (a village's only grid, 青岚村网格, covering half of it). The
+    others are numbered after the codes kept in their village."""
+    rows = []  # (village row, geometry, block indices, exempt, anchor row or -1, kept)
     for j, p in enumerate(parts):
         if p.attach:
             continue
@@ -711,7 +714,8 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, a
                 geom = anc["geometry"][fixed[lab]]
             else:
                 geom = p.geom if len(idx) == 1 and p.k <= 1 else shapely.coverage_union_all(all_blocks[idx])
-            rows.append((p.village, geom, idx, p.k <= 1 and p.rule == "below floor", fixed.get(lab, -1)))
+            rows.append((p.village, geom, idx, p.k <= 1 and p.rule == "below floor", fixed.get(lab, -1),
+                         bool(p.kept)))
     # Parts attached to the nearest grid of their village.
     for j, p in enumerate(parts):
         if not p.attach:
@@ -719,8 +723,8 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, a
         cands = [r for r in range(len(rows)) if rows[r][0] == p.village]
         dist = shapely.distance(np.array([rows[r][1] for r in cands]), p.geom)
         r = cands[int(np.argmin(dist))]
-        v, geom, idx, ex, fx = rows[r]
-        rows[r] = (v, shapely.union(geom, p.geom), np.concatenate([idx, [offsets[j]]]), ex, fx)
+        v, geom, idx, ex, fx, kp = rows[r]
+        rows[r] = (v, shapely.union(geom, p.geom), np.concatenate([idx, [offsets[j]]]), ex, fx, kp)
     vrow = np.array([r[0] for r in rows], dtype=np.int64)
     geoms = np.array([r[1] for r in rows], dtype=object)
     cent = shapely.centroid(geoms)
@@ -738,8 +742,10 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, a
         for r in sel[fixed[sel] >= 0]:
             code = anc["code"][fixed[r]]
             if code.startswith(vcodes[vi]) and code[len(vcodes[vi]):].isdigit() and code not in codes[sel]:
-                codes[r], names[r] = code, anc["name"][fixed[r]]
-                taken.add(int(code[len(vcodes[vi]):]))
+                seq = int(code[len(vcodes[vi]):])
+                codes[r] = code
+                names[r] = anc["name"][fixed[r]] if rows[r][5] else grid_name(towns[vi], vnames[vi], seq, len(sel))
+                taken.add(seq)
         free = sel[pd.isna(codes[sel])]
         order = free[number_grids(cx[free], cy[free])]
         seqs = [n for n in range(1, len(sel) + len(taken) + 1) if n not in taken][:len(order)]
@@ -747,7 +753,7 @@ def _build_grids(vil, parts: list[_Part], offsets, all_blocks, bsum, problems, a
             codes[r] = f"{vcodes[vi]}{seq:03d}"
             names[r] = grid_name(towns[vi], vnames[vi], seq, len(sel))
     block_grid = np.empty(len(all_blocks), dtype=object)
-    for r, (_, _, idx, _, _) in enumerate(rows):
+    for r, (_, _, idx, _, _, _) in enumerate(rows):
         block_grid[idx] = codes[r]
     sums = {c: np.array([bsum[c][r[2]].sum() for r in rows]) for c in (*COUNT_COLUMNS, "workload")}
     grids = gpd.GeoDataFrame({

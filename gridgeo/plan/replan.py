@@ -12,7 +12,9 @@ and their grid worker. :func:`replan` starts from the grids in force:
   (:func:`gridgeo.plan.partition.partition_from`): the old grid count when the band still
   allows it, grids merged or halved only when the count must change, then the fewest
   households moved that brings every grid into the band. Grids continuing an old grid keep
-  its code and name; new grids take the next free numbers.
+  its code; new grids take the next free numbers; all of them are named by the pattern
+  (:func:`gridgeo.plan.divide.grid_name`), so that no old name (a village's only grid)
+  stands beside the new ones.
 
 The report says, per village, whether it was touched and why, and how many households and
 address points change grid (``report["villages"]``, ``report["replan"]``).
