@@ -10,7 +10,6 @@ asking only for what that action needs.
 
 from __future__ import annotations
 
-import hmac
 import json
 from typing import Any
 from urllib.parse import quote
@@ -25,7 +24,7 @@ from gridgeo.console.photos import photos_of
 from gridgeo.api.uploads import read_upload
 from gridgeo.config import get_settings
 from gridgeo.console.base import (Checked, Current, Refused, StoreDep, redirect, render,
-                                  require_role, same_origin)
+                                  require_csrf, require_role)
 from gridgeo.errors import (GridgeoError, IllegalTransition, InvalidEvent, MalformedBody, NotFound,
                             PhotoTooLarge, RoleNotAllowed, StaleVersion, UnsupportedPhoto)
 from gridgeo.events import catalogue, queries
@@ -427,10 +426,7 @@ async def add_photo(code: str, request: Request, store: StoreDep, who: Current):
     except Exception:  # noqa: BLE001 - no form, or more than one file: refused, never a 500
         raise Refused(400, "请求格式不正确（每次上传一张照片）") from None
     try:
-        sent = form.get("csrf")
-        if not isinstance(sent, str) or not hmac.compare_digest(sent.encode(), who.csrf.encode()) \
-                or not same_origin(request):
-            raise Refused(403, "请求已失效（缺少或错误的安全校验码），请刷新页面后重试")
+        require_csrf(request, who, form.get("csrf"))
         _readable(who)
         require_role(who, PHOTO_WRITERS)
         stage = form.get("stage")

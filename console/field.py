@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hmac
 from dataclasses import replace
 from typing import Annotated
 
@@ -41,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gridgeo import auth
 from gridgeo.api.uploads import read_upload
 from gridgeo.config import get_settings
-from gridgeo.console.base import STATIC_DIR, Current, Refused, StoreDep, render, require_role, same_origin, \
+from gridgeo.console.base import STATIC_DIR, Current, Refused, StoreDep, render, require_csrf, require_role, \
     secure_headers
 from gridgeo.errors import InvalidEvent, InvalidInput, MalformedBody, NotFound
 from gridgeo.events import catalogue, queries
@@ -66,9 +65,7 @@ _MAX = MAX_LENGTHS["events"]
 async def header_checked(request: Request, who: Current) -> Session:
     """A state-changing request of the phone app (multipart, read by the route): the CSRF
     token in the header ``X-CSRF-Token`` and this server's origin, else 403."""
-    sent = request.headers.get("x-csrf-token") or ""
-    if not hmac.compare_digest(sent.encode(), who.csrf.encode()) or not same_origin(request):
-        raise Refused(403, "请求已失效（缺少或错误的安全校验码），请刷新页面后重试")
+    require_csrf(request, who, request.headers.get("x-csrf-token") or "")
     require_role(who, ROLES)
     return who
 
